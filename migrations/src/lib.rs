@@ -1,0 +1,18 @@
+//! Database migrations for Casefile, portable across SQLite and PostgreSQL.
+//!
+//! One file per migration, applied in order by [`Migrator`]. Timestamps are stored as
+//! `BIGINT` milliseconds since the Unix epoch, so that aggregates (medians, buckets)
+//! are plain integer arithmetic on both databases; JSON documents are stored as `TEXT`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_foundation::Migration)]
+    }
+}

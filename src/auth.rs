@@ -1,0 +1,359 @@
+//! Principals and their credentials: JWTs for agents and visitors, password hashes.
+//!
+//! Each token kind has its own audience (`casefile:agent`, `casefile:visitor`), so a
+//! visitor token can never pass where an agent is required: the audience decides the
+//! [`Principal`] variant, and guards match on the variant. Only HS256 is accepted, so
+//! `alg: none` and algorithm-swapped tokens fail verification.
+
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
+use serde::{Deserialize, Serialize};
+
+use crate::db::Db;
+use crate::entity::{Role, setting};
+use crate::error::{AppError, AppResult};
+use crate::ids::random_secret;
+
+const AGENT_AUDIENCE: &str = "casefile:agent";
+const VISITOR_AUDIENCE: &str = "casefile:visitor";
+const SECRET_SETTING: &str = "jwt_secret";
+
+/// Who is making a request.
+#[derive(Clone, Debug)]
+pub enum Principal {
+    Agent(AgentPrincipal),
+    Visitor(VisitorPrincipal),
+}
+
+#[derive(Clone, Debug)]
+pub struct AgentPrincipal {
+    pub agent_id: String,
+    pub workspace_id: String,
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub expires_at: i64,
+}
+
+/// A website visitor, scoped to the one conversation its token was issued for.
+#[derive(Clone, Debug)]
+pub struct VisitorPrincipal {
+    pub visitor_id: String,
+    pub workspace_id: String,
+    pub conversation_id: String,
+    pub expires_at: i64,
+}
+
+impl Principal {
+    pub fn workspace_id(&self) -> &str {
+        match self {
+            Principal::Agent(agent) => &agent.workspace_id,
+            Principal::Visitor(visitor) => &visitor.workspace_id,
+        }
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        match self {
+            Principal::Agent(agent) => agent.expires_at,
+            Principal::Visitor(visitor) => visitor.expires_at,
+        }
+    }
+
+    /// The agent behind this request, or `FORBIDDEN` for any other principal.
+    pub fn agent(&self) -> AppResult<&AgentPrincipal> {
+        match self {
+            Principal::Agent(agent) => Ok(agent),
+            _ => Err(AppError::forbidden("this operation needs an agent token")),
+        }
+    }
+
+    /// An owner or admin, or `FORBIDDEN`.
+    pub fn admin(&self) -> AppResult<&AgentPrincipal> {
+        let agent = self.agent()?;
+        if agent.role.manages_workspace() {
+            Ok(agent)
+        } else {
+            Err(AppError::forbidden("only owners and admins can do this"))
+        }
+    }
+
+    /// Whether this principal may see internal notes.
+    pub fn sees_internal(&self) -> bool {
+        matches!(self, Principal::Agent(_))
+    }
+
+    /// `Ok` when this principal may read and write the conversation (already known
+    /// to be in the principal's workspace); a visitor's other conversations are
+    /// `NOT_FOUND`, as if they did not exist.
+    pub fn can_access_conversation(&self, conversation_id: &str) -> AppResult<()> {
+        match self {
+            Principal::Agent(_) => Ok(()),
+            Principal::Visitor(visitor) if visitor.conversation_id == conversation_id => Ok(()),
+            Principal::Visitor(_) => Err(AppError::NotFound("conversation")),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    wid: String,
+    aud: String,
+    exp: i64,
+    iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<String>,
+    /// The conversation a visitor token is scoped to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cid: Option<String>,
+}
+
+/// Signs and verifies tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    agent_ttl: Duration,
+    visitor_ttl: Duration,
+}
+
+/// A freshly issued token and when it expires.
+#[derive(Clone, Debug)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Tokens {
+    pub fn new(secret: &[u8], agent_ttl: Duration, visitor_ttl: Duration) -> Tokens {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AGENT_AUDIENCE, VISITOR_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 0;
+        Tokens {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            agent_ttl,
+            visitor_ttl,
+        }
+    }
+
+    /// The configured secret, else the one kept in the database, else a new random
+    /// one, stored so that every process sharing the database uses the same.
+    pub async fn load_secret(db: &Db, configured: Option<&str>) -> AppResult<Vec<u8>> {
+        if let Some(secret) = configured.filter(|s| !s.is_empty()) {
+            return Ok(secret.as_bytes().to_vec());
+        }
+        if let Some(row) = setting::Entity::find_by_id(SECRET_SETTING)
+            .one(&db.writer)
+            .await?
+        {
+            return Ok(row.value.into_bytes());
+        }
+        // Two processes may start at once: the first insert wins, both read it back.
+        let backend = db.writer.get_database_backend();
+        db.writer
+            .execute_raw(Statement::from_sql_and_values(
+                backend,
+                match backend {
+                    sea_orm::DbBackend::Postgres => {
+                        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    }
+                    _ => "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                },
+                [SECRET_SETTING.into(), random_secret(48).into()],
+            ))
+            .await?;
+        let row = setting::Entity::find_by_id(SECRET_SETTING)
+            .one(&db.writer)
+            .await?
+            .ok_or_else(|| AppError::internal("jwt secret missing after insert"))?;
+        Ok(row.value.into_bytes())
+    }
+
+    pub fn issue_agent(
+        &self,
+        agent_id: &str,
+        workspace_id: &str,
+        role: Role,
+    ) -> AppResult<IssuedToken> {
+        self.issue(
+            Claims {
+                sub: agent_id.to_owned(),
+                wid: workspace_id.to_owned(),
+                aud: AGENT_AUDIENCE.to_owned(),
+                role: Some(role.as_str().to_owned()),
+                cid: None,
+                iat: 0,
+                exp: 0,
+            },
+            self.agent_ttl,
+        )
+    }
+
+    pub fn issue_visitor(
+        &self,
+        visitor_id: &str,
+        workspace_id: &str,
+        conversation_id: &str,
+    ) -> AppResult<IssuedToken> {
+        self.issue(
+            Claims {
+                sub: visitor_id.to_owned(),
+                wid: workspace_id.to_owned(),
+                aud: VISITOR_AUDIENCE.to_owned(),
+                role: None,
+                cid: Some(conversation_id.to_owned()),
+                iat: 0,
+                exp: 0,
+            },
+            self.visitor_ttl,
+        )
+    }
+
+    fn issue(&self, mut claims: Claims, ttl: Duration) -> AppResult<IssuedToken> {
+        let now = chrono::Utc::now();
+        let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
+        claims.iat = now.timestamp();
+        claims.exp = expires_at.timestamp();
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|err| AppError::internal(format!("signing a token: {err}")))?;
+        Ok(IssuedToken { token, expires_at })
+    }
+
+    /// The principal a bearer token stands for; any defect is `UNAUTHENTICATED`.
+    pub fn verify(&self, token: &str) -> AppResult<Principal> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| {
+                AppError::Unauthenticated(match err.kind() {
+                    ErrorKind::ExpiredSignature => "token expired",
+                    ErrorKind::InvalidSignature => "token signature is invalid",
+                    ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
+                    ErrorKind::InvalidAudience => "token audience is not accepted",
+                    _ => "token is malformed",
+                })
+            })?;
+        let claims = data.claims;
+        match claims.aud.as_str() {
+            AGENT_AUDIENCE => {
+                let role = match claims.role.as_deref() {
+                    Some("OWNER") => Role::Owner,
+                    Some("ADMIN") => Role::Admin,
+                    Some("AGENT") => Role::Agent,
+                    _ => return Err(AppError::Unauthenticated("token role is not accepted")),
+                };
+                Ok(Principal::Agent(AgentPrincipal {
+                    agent_id: claims.sub,
+                    workspace_id: claims.wid,
+                    role,
+                    expires_at: claims.exp,
+                }))
+            }
+            VISITOR_AUDIENCE => Ok(Principal::Visitor(VisitorPrincipal {
+                visitor_id: claims.sub,
+                workspace_id: claims.wid,
+                conversation_id: claims.cid.ok_or(AppError::Unauthenticated(
+                    "visitor token without conversation",
+                ))?,
+                expires_at: claims.exp,
+            })),
+            _ => Err(AppError::Unauthenticated("token audience is not accepted")),
+        }
+    }
+
+    /// The principal of an `Authorization` header value (`Bearer …`), if any.
+    pub fn from_header(&self, value: Option<&str>) -> AppResult<Option<Principal>> {
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or(AppError::Unauthenticated(
+                "expected `Authorization: Bearer <token>`",
+            ))?;
+        self.verify(token.trim()).map(Some)
+    }
+}
+
+/// Hash a password with Argon2id (off the async runtime: it is deliberately slow).
+pub async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+            .map_err(|err| AppError::internal(format!("hashing a password: {err}")))
+    })
+    .await
+    .map_err(|err| AppError::internal(format!("hashing task: {err}")))?
+}
+
+/// Whether `password` matches the stored `hash`.
+pub async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(
+            b"test-secret",
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
+    }
+
+    #[test]
+    fn agent_tokens_round_trip() {
+        let issued = tokens()
+            .issue_agent("agt_1", "ws_1", Role::Admin)
+            .expect("issue");
+        let Principal::Agent(agent) = tokens().verify(&issued.token).expect("verify") else {
+            panic!("expected an agent principal");
+        };
+        assert_eq!(
+            (agent.agent_id.as_str(), agent.role),
+            ("agt_1", Role::Admin)
+        );
+    }
+
+    #[test]
+    fn visitor_tokens_are_not_agents() {
+        let issued = tokens()
+            .issue_visitor("v1", "ws_1", "conv_1")
+            .expect("issue");
+        let principal = tokens().verify(&issued.token).expect("verify");
+        assert!(principal.agent().is_err());
+    }
+
+    #[test]
+    fn tokens_signed_with_another_secret_are_rejected() {
+        let other = Tokens::new(b"other", Duration::from_secs(60), Duration::from_secs(60));
+        let issued = other
+            .issue_agent("agt_1", "ws_1", Role::Owner)
+            .expect("issue");
+        assert!(matches!(
+            tokens().verify(&issued.token),
+            Err(AppError::Unauthenticated(_))
+        ));
+    }
+}

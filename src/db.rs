@@ -1,0 +1,129 @@
+//! Storage: connecting to SQLite or PostgreSQL, migrating, and the statement counter.
+//!
+//! SQLite gets one writer connection (SQLite allows one writer at a time; queueing in
+//! the pool is cheaper than `SQLITE_BUSY` retries) and a pool of read-only connections,
+//! in WAL mode so readers never wait for the writer. `synchronous=FULL` makes a
+//! committed message survive power loss. PostgreSQL uses one pool for both roles.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::error::{AppError, AppResult};
+
+/// How long a SQLite connection waits for a lock held by another process (the CLI,
+/// a backup) before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database handles of one server.
+#[derive(Clone)]
+pub struct Db {
+    /// Where writes (and reads that must see them inside a transaction) go.
+    pub writer: DatabaseConnection,
+    /// Where plain reads go.
+    pub reader: DatabaseConnection,
+    /// The PostgreSQL pool, for LISTEN/NOTIFY; `None` on SQLite.
+    pub pg_pool: Option<sqlx::PgPool>,
+    statements: Arc<AtomicU64>,
+}
+
+impl Db {
+    /// Connect to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if
+    /// it does not exist, and run the migrations.
+    pub async fn connect(url: &str, pool_size: u32) -> AppResult<Db> {
+        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::connect_postgres(url, pool_size).await?
+        } else if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, pool_size).await?
+        } else {
+            return Err(AppError::bad_input(
+                "database-url",
+                "expected a sqlite:// or postgres:// URL",
+            ));
+        };
+        Migrator::up(&db.writer, None).await?;
+        Ok(db)
+    }
+
+    async fn connect_sqlite(url: &str, pool_size: u32) -> AppResult<Db> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        // Readers open after the writer has created the file and switched it to WAL.
+        let reader = SqlitePoolOptions::new()
+            .max_connections(pool_size.max(1))
+            .connect_with(options.read_only(true))
+            .await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        Ok(Db {
+            writer: counted(
+                SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+                &statements,
+            ),
+            reader: counted(
+                SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
+                &statements,
+            ),
+            pg_pool: None,
+            statements,
+        })
+    }
+
+    async fn connect_postgres(url: &str, pool_size: u32) -> AppResult<Db> {
+        let options = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size.max(2) * 2)
+            .connect_with(options)
+            .await?;
+        let statements = Arc::new(AtomicU64::new(0));
+        let conn = counted(
+            SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
+            &statements,
+        );
+        Ok(Db {
+            writer: conn.clone(),
+            reader: conn,
+            pg_pool: Some(pool),
+            statements,
+        })
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.writer.get_database_backend()
+    }
+
+    /// How many SQL statements this server has executed through sea-orm. Tests use
+    /// it to prove that a query is batched (no N+1).
+    pub fn statement_count(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// `Ok` when the database answers a trivial query.
+    pub async fn ping(&self) -> AppResult<()> {
+        self.reader.ping().await?;
+        Ok(())
+    }
+}
+
+fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseConnection {
+    let counter = Arc::clone(counter);
+    conn.set_metric_callback(move |info| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::trace!(target: "casefile::sql", elapsed = ?info.elapsed, sql = %info.statement.sql);
+    });
+    conn
+}

@@ -1,0 +1,321 @@
+//! Conversations: starting one from the widget, listing and filtering them for the
+//! inbox, assignment and resolution.
+
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
+use crate::entity::{ConversationStatus, conversation, conversation_tag, message, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::events::{Change, Event};
+use crate::ids::{Kind, new_id, random_secret};
+use crate::state::AppState;
+
+use super::leads::LeadInput;
+use super::messages::{NewMessage, append, body_text, publish_created};
+use super::{stmt, validate};
+
+/// Largest `context` document a widget may send, in bytes.
+const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// A conversation by id, if `principal` may see it; otherwise `NOT_FOUND`.
+pub async fn get(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> AppResult<conversation::Model> {
+    principal.can_access_conversation(id)?;
+    conversation::Entity::find_by_id(id)
+        .filter(conversation::Column::WorkspaceId.eq(principal.workspace_id()))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))
+}
+
+pub struct StartInput {
+    pub widget_key: String,
+    pub visitor_id: Option<String>,
+    pub lead: LeadInput,
+    pub context: Option<serde_json::Value>,
+    pub message: Option<String>,
+}
+
+pub struct Started {
+    pub conversation: conversation::Model,
+    pub visitor_token: IssuedToken,
+    /// The visitor the token stands for.
+    pub visitor: Principal,
+}
+
+/// Open a conversation from the widget: authorised by the workspace's public widget
+/// key, it links (or creates) the visitor's lead, stores the first message if any,
+/// and issues a visitor token scoped to this conversation.
+pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
+    let ws = super::workspaces::by_widget_key(state, &input.widget_key).await?;
+    let visitor_id = match input.visitor_id.as_deref() {
+        Some(id) => validate::text("visitorId", id, 128)?,
+        None => format!("vis_{}", random_secret(12)),
+    };
+    let context = validate::json_object("context", input.context, MAX_CONTEXT_BYTES)?;
+    let first = input.message.as_deref().map(body_text).transpose()?;
+    let now = now_ms();
+
+    let txn = state.db.writer.begin().await?;
+    let lead = super::leads::for_visitor(&txn, &ws.id, &visitor_id, &input.lead).await?;
+    let mut conversation = conversation::ActiveModel {
+        id: Set(new_id(Kind::Conversation)),
+        workspace_id: Set(ws.id.clone()),
+        lead_id: Set(lead.map(|l| l.id)),
+        visitor_id: Set(visitor_id.clone()),
+        status: Set(ConversationStatus::Ai),
+        assignee_id: Set(None),
+        team_id: Set(ws.default_team_id.clone()),
+        context: Set(serde_json::to_string(&context)?),
+        last_seq: Set(0),
+        ai_boundary_seq: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let first = match first {
+        Some(body) => {
+            let new = NewMessage {
+                author: crate::entity::Author::Visitor,
+                agent_id: None,
+                body,
+                internal: false,
+                confidence: None,
+                sources: "[]".to_owned(),
+                client_message_id: None,
+            };
+            let appended = append(&txn, &ws.id, &conversation.id, new).await?;
+            conversation.last_seq = appended.message.seq;
+            conversation.updated_at = appended.message.created_at;
+            Some(appended.message)
+        }
+        None => None,
+    };
+    txn.commit().await?;
+
+    let visitor_token = state
+        .tokens
+        .issue_visitor(&visitor_id, &ws.id, &conversation.id)?;
+    let visitor = Principal::Visitor(VisitorPrincipal {
+        visitor_id,
+        workspace_id: ws.id.clone(),
+        conversation_id: conversation.id.clone(),
+        expires_at: visitor_token.expires_at.timestamp(),
+    });
+    state.events.publish(Event::ConversationChanged {
+        workspace_id: ws.id.clone(),
+        conversation_id: conversation.id.clone(),
+        change: Change::Opened,
+    });
+    if let Some(message) = &first {
+        publish_created(state, message);
+    }
+    Ok(Started {
+        conversation,
+        visitor_token,
+        visitor,
+    })
+}
+
+/// How a conversation list is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first (by creation). Cursors are stable under any change.
+    #[default]
+    Newest,
+    /// Most recently active first. A conversation that changes while a client pages
+    /// moves to the top, as in an inbox.
+    RecentlyUpdated,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ConversationFilter {
+    pub statuses: Vec<ConversationStatus>,
+    pub assignee_id: Option<String>,
+    pub unassigned: bool,
+    pub team_id: Option<String>,
+    /// Conversations carrying any of these tags.
+    pub tag_ids: Vec<String>,
+    pub lead_id: Option<String>,
+    pub updated_after: Option<i64>,
+}
+
+impl ConversationFilter {
+    fn select(&self, workspace_id: &str) -> sea_orm::Select<conversation::Entity> {
+        use conversation::Column as C;
+        let mut select = conversation::Entity::find().filter(C::WorkspaceId.eq(workspace_id));
+        if !self.statuses.is_empty() {
+            select = select.filter(C::Status.is_in(self.statuses.iter().copied()));
+        }
+        if let Some(assignee) = &self.assignee_id {
+            select = select.filter(C::AssigneeId.eq(assignee.as_str()));
+        }
+        if self.unassigned {
+            select = select.filter(C::AssigneeId.is_null());
+        }
+        if let Some(team) = &self.team_id {
+            select = select.filter(C::TeamId.eq(team.as_str()));
+        }
+        if let Some(lead) = &self.lead_id {
+            select = select.filter(C::LeadId.eq(lead.as_str()));
+        }
+        if let Some(after) = self.updated_after {
+            select = select.filter(C::UpdatedAt.gt(after));
+        }
+        if !self.tag_ids.is_empty() {
+            let tagged = Query::select()
+                .column(conversation_tag::Column::ConversationId)
+                .from(conversation_tag::Entity)
+                .and_where(conversation_tag::Column::TagId.is_in(self.tag_ids.iter().cloned()))
+                .and_where(conversation_tag::Column::RemovedAt.is_null())
+                .to_owned();
+            select = select.filter(C::Id.in_subquery(tagged));
+        }
+        select
+    }
+}
+
+/// The position of a conversation in a list, as its cursor encodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub updated_at: i64,
+    pub id: String,
+}
+
+/// One page of conversations after `after`.
+pub async fn page(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+    order: Order,
+    after: Option<&Position>,
+    limit: u64,
+) -> AppResult<Vec<conversation::Model>> {
+    use conversation::Column as C;
+    let mut select = filter.select(workspace_id);
+    select = match order {
+        Order::Newest => {
+            if let Some(after) = after {
+                select = select.filter(C::Id.lt(after.id.as_str()));
+            }
+            select.order_by_desc(C::Id)
+        }
+        Order::RecentlyUpdated => {
+            if let Some(after) = after {
+                select = select.filter(
+                    Condition::any().add(C::UpdatedAt.lt(after.updated_at)).add(
+                        Condition::all()
+                            .add(C::UpdatedAt.eq(after.updated_at))
+                            .add(C::Id.lt(after.id.as_str())),
+                    ),
+                );
+            }
+            select.order_by_desc(C::UpdatedAt).order_by_desc(C::Id)
+        }
+    };
+    Ok(select.limit(limit).all(&state.db.reader).await?)
+}
+
+pub async fn count(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+) -> AppResult<u64> {
+    Ok(filter.select(workspace_id).count(&state.db.reader).await?)
+}
+
+/// Assign a conversation to an agent of the workspace (or to nobody), and optionally
+/// to a team.
+pub async fn assign(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+    assignee_id: Option<&str>,
+    team_id: Option<&str>,
+) -> AppResult<conversation::Model> {
+    let ws = &agent.workspace_id;
+    let principal = Principal::Agent(agent.clone());
+    let conv = get(state, &principal, conversation_id).await?;
+    if let Some(id) = assignee_id {
+        super::agents::get(state, ws, id).await?;
+    }
+    if let Some(id) = team_id {
+        super::teams::get(state, ws, id).await?;
+    }
+    let mut active: conversation::ActiveModel = conv.into();
+    active.assignee_id = Set(assignee_id.map(str::to_owned));
+    if let Some(team) = team_id {
+        active.team_id = Set(Some(team.to_owned()));
+    }
+    active.updated_at = Set(now_ms());
+    let conv = active.update(&state.db.writer).await?;
+    state.events.publish(Event::ConversationChanged {
+        workspace_id: ws.clone(),
+        conversation_id: conv.id.clone(),
+        change: Change::Assigned,
+    });
+    Ok(conv)
+}
+
+/// Close a conversation. The AI's context restarts after this point, so an old
+/// request for a human does not count when the visitor writes again. Resolving a
+/// resolved conversation changes nothing.
+pub async fn resolve(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+) -> AppResult<conversation::Model> {
+    let ws = &agent.workspace_id;
+    let principal = Principal::Agent(agent.clone());
+    get(state, &principal, conversation_id).await?;
+    let result = state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE conversations SET status = 'RESOLVED', ai_boundary_seq = last_seq, updated_at = ? \
+             WHERE id = ? AND workspace_id = ? AND status <> 'RESOLVED'",
+            vec![now_ms().into(), conversation_id.into(), ws.as_str().into()],
+        ))
+        .await?;
+    let conv = conversation::Entity::find_by_id(conversation_id)
+        .one(&state.db.writer)
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    if result.rows_affected() == 1 {
+        state.events.publish(Event::ConversationChanged {
+            workspace_id: ws.clone(),
+            conversation_id: conv.id.clone(),
+            change: Change::Status,
+        });
+    }
+    Ok(conv)
+}
+
+/// The newest message visible to a reader, for each of these conversations: one
+/// query, one index lookup per conversation.
+pub async fn last_messages(
+    state: &AppState,
+    conversation_ids: &[String],
+    include_internal: bool,
+) -> AppResult<Vec<message::Model>> {
+    let newest = if include_internal {
+        "messages.seq = (SELECT c.last_seq FROM conversations c WHERE c.id = messages.conversation_id)"
+    } else {
+        "messages.internal = false AND messages.seq = (SELECT MAX(m2.seq) FROM messages m2 \
+         WHERE m2.conversation_id = messages.conversation_id AND m2.internal = false)"
+    };
+    Ok(message::Entity::find()
+        .filter(message::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
+        .filter(Expr::cust(newest))
+        .all(&state.db.reader)
+        .await?)
+}

@@ -1,0 +1,388 @@
+//! Leads (the people chatting) and the workspace-defined lead fields that validate
+//! what is captured about them.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+use serde_json::{Map, Value};
+
+use crate::auth::{AgentPrincipal, Principal};
+use crate::entity::{LeadFieldType, conversation, lead, lead_field, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::events::{Change, Event};
+use crate::ids::{Kind, new_id};
+use crate::state::AppState;
+
+use super::validate;
+
+/// Longest TEXT lead field value, in characters.
+const MAX_FIELD_TEXT: usize = 1_000;
+
+pub struct LeadFieldDefinition<'a> {
+    pub key: &'a str,
+    pub label: &'a str,
+    pub kind: LeadFieldType,
+    pub options: &'a [String],
+    pub required: bool,
+}
+
+/// Define a lead field, or redefine the one with the same key.
+pub async fn define_field(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    def: LeadFieldDefinition<'_>,
+) -> AppResult<lead_field::Model> {
+    let key = validate::identifier("key", def.key)?;
+    let label = validate::short("label", def.label)?;
+    let options: Vec<String> = def
+        .options
+        .iter()
+        .map(|o| validate::short("options", o))
+        .collect::<AppResult<_>>()?;
+    if def.kind == LeadFieldType::Select && options.is_empty() {
+        return Err(AppError::bad_input(
+            "options",
+            "a SELECT field needs options",
+        ));
+    }
+    let options = serde_json::to_string(&options)?;
+    let existing = lead_field::Entity::find()
+        .filter(lead_field::Column::WorkspaceId.eq(&admin.workspace_id))
+        .filter(lead_field::Column::Key.eq(&key))
+        .one(&state.db.writer)
+        .await?;
+    let model = match existing {
+        Some(field) => {
+            let mut active: lead_field::ActiveModel = field.into();
+            active.label = Set(label);
+            active.kind = Set(def.kind);
+            active.options = Set(options);
+            active.required = Set(def.required);
+            active.update(&state.db.writer).await?
+        }
+        None => {
+            lead_field::ActiveModel {
+                id: Set(new_id(Kind::LeadField)),
+                workspace_id: Set(admin.workspace_id.clone()),
+                key: Set(key),
+                label: Set(label),
+                kind: Set(def.kind),
+                options: Set(options),
+                required: Set(def.required),
+                created_at: Set(now_ms()),
+            }
+            .insert(&state.db.writer)
+            .await?
+        }
+    };
+    Ok(model)
+}
+
+pub async fn fields<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+) -> AppResult<Vec<lead_field::Model>> {
+    Ok(lead_field::Entity::find()
+        .filter(lead_field::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(lead_field::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// What a client may say about a lead; absent values leave stored ones alone.
+#[derive(Clone, Debug, Default)]
+pub struct LeadInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    /// Custom field values by key; `null` clears a value.
+    pub fields: Option<Value>,
+}
+
+impl LeadInput {
+    pub fn is_empty(&self) -> bool {
+        self.name.is_none()
+            && self.email.is_none()
+            && self.company.is_none()
+            && self.fields.is_none()
+    }
+}
+
+/// Parse one custom field value against its definition.
+pub fn parse_field_value(def: &lead_field::Model, value: &Value) -> AppResult<Value> {
+    let field = format!("fields.{}", def.key);
+    let as_str = || value.as_str().map(str::trim);
+    let parsed = match def.kind {
+        LeadFieldType::Text => match value {
+            Value::String(s) => Value::String(validate::text(&field, s, MAX_FIELD_TEXT)?),
+            Value::Number(n) => Value::String(n.to_string()),
+            _ => return Err(AppError::bad_input(field, "expected text")),
+        },
+        LeadFieldType::Number => match value {
+            Value::Number(n) => Value::Number(n.clone()),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| AppError::bad_input(&field, "expected a number"))?,
+            _ => return Err(AppError::bad_input(field, "expected a number")),
+        },
+        LeadFieldType::Boolean => match (value, as_str()) {
+            (Value::Bool(b), _) => Value::Bool(*b),
+            (_, Some("true")) => Value::Bool(true),
+            (_, Some("false")) => Value::Bool(false),
+            _ => return Err(AppError::bad_input(field, "expected true or false")),
+        },
+        LeadFieldType::Url => match as_str() {
+            Some(s) => Value::String(validate::url(&field, s)?),
+            None => return Err(AppError::bad_input(field, "expected a URL")),
+        },
+        LeadFieldType::Email => match as_str() {
+            Some(s) => Value::String(validate::email(&field, s)?),
+            None => return Err(AppError::bad_input(field, "expected an email address")),
+        },
+        LeadFieldType::Select => {
+            let options: Vec<String> = serde_json::from_str(&def.options)?;
+            match as_str() {
+                Some(s) if options.iter().any(|o| o == s) => Value::String(s.to_owned()),
+                _ => {
+                    return Err(AppError::bad_input(
+                        field,
+                        format!("expected one of: {}", options.join(", ")),
+                    ));
+                }
+            }
+        }
+    };
+    Ok(parsed)
+}
+
+/// Merge `input` into `current` custom field values, validating each.
+fn merge_fields(
+    defs: &[lead_field::Model],
+    current: &str,
+    input: Option<&Value>,
+) -> AppResult<Map<String, Value>> {
+    let mut merged: Map<String, Value> = serde_json::from_str(current).unwrap_or_default();
+    let Some(input) = input else {
+        return Ok(merged);
+    };
+    let Value::Object(values) = input else {
+        return Err(AppError::bad_input("fields", "must be a JSON object"));
+    };
+    for (key, value) in values {
+        let def = defs
+            .iter()
+            .find(|d| &d.key == key)
+            .ok_or_else(|| AppError::bad_input(format!("fields.{key}"), "no such lead field"))?;
+        if value.is_null() {
+            merged.remove(key);
+        } else {
+            merged.insert(key.clone(), parse_field_value(def, value)?);
+        }
+    }
+    Ok(merged)
+}
+
+/// The lead after applying `input` to `current` (or to a new lead).
+fn apply(
+    defs: &[lead_field::Model],
+    current: Option<lead::Model>,
+    workspace_id: &str,
+    visitor_id: Option<&str>,
+    input: &LeadInput,
+    enforce_required: bool,
+) -> AppResult<lead::ActiveModel> {
+    let now = now_ms();
+    let fields = merge_fields(
+        defs,
+        current.as_ref().map_or("{}", |l| l.fields.as_str()),
+        input.fields.as_ref(),
+    )?;
+    let missing = defs
+        .iter()
+        .find(|d| d.required && !fields.contains_key(&d.key));
+    if let (true, Some(missing)) = (enforce_required, missing) {
+        return Err(AppError::bad_input(
+            format!("fields.{}", missing.key),
+            "is required",
+        ));
+    }
+    let mut active = match current {
+        Some(existing) => existing.into(),
+        None => lead::ActiveModel {
+            id: Set(new_id(Kind::Lead)),
+            workspace_id: Set(workspace_id.to_owned()),
+            visitor_id: Set(visitor_id.map(str::to_owned)),
+            name: Set(None),
+            email: Set(None),
+            company: Set(None),
+            fields: Set("{}".to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+        },
+    };
+    if let Some(name) = &input.name {
+        active.name = Set(validate::optional_short("name", Some(name))?);
+    }
+    if let Some(email) = input.email.as_deref().map(str::trim) {
+        active.email = Set(if email.is_empty() {
+            None
+        } else {
+            Some(validate::email("email", email)?)
+        });
+    }
+    if let Some(company) = &input.company {
+        active.company = Set(validate::optional_short("company", Some(company))?);
+    }
+    active.fields = Set(serde_json::to_string(&fields)?);
+    active.updated_at = Set(now);
+    Ok(active)
+}
+
+/// The lead of a returning visitor, updated with `input`; a new lead when there is
+/// none and `input` says something; else `None`. Types are checked, required fields
+/// are not: a chat may start before the lead form is filled in.
+pub async fn for_visitor<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    visitor_id: &str,
+    input: &LeadInput,
+) -> AppResult<Option<lead::Model>> {
+    let current = lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(workspace_id))
+        .filter(lead::Column::VisitorId.eq(visitor_id))
+        .order_by_desc(lead::Column::Id)
+        .one(conn)
+        .await?;
+    if input.is_empty() {
+        return Ok(current);
+    }
+    let defs = fields(conn, workspace_id).await?;
+    let is_new = current.is_none();
+    let active = apply(&defs, current, workspace_id, Some(visitor_id), input, false)?;
+    Ok(Some(if is_new {
+        active.insert(conn).await?
+    } else {
+        active.update(conn).await?
+    }))
+}
+
+/// Capture lead details in a conversation (the widget's lead form, or an agent):
+/// every value is validated against the lead fields, and required fields must be
+/// present once this capture is applied.
+pub async fn capture(
+    state: &AppState,
+    principal: &Principal,
+    conversation_id: &str,
+    input: &LeadInput,
+) -> AppResult<lead::Model> {
+    let ws = principal.workspace_id();
+    let conv = super::conversations::get(state, principal, conversation_id).await?;
+    let txn = state.db.writer.begin().await?;
+    let defs = fields(&txn, ws).await?;
+    let current = match &conv.lead_id {
+        Some(id) => lead::Entity::find_by_id(id.as_str()).one(&txn).await?,
+        None => None,
+    };
+    let is_new = current.is_none();
+    let active = apply(&defs, current, ws, Some(&conv.visitor_id), input, true)?;
+    let lead = if is_new {
+        active.insert(&txn).await?
+    } else {
+        active.update(&txn).await?
+    };
+    if is_new {
+        let mut active: conversation::ActiveModel = conv.into();
+        active.lead_id = Set(Some(lead.id.clone()));
+        active.updated_at = Set(now_ms());
+        active.update(&txn).await?;
+    }
+    txn.commit().await?;
+    state.events.publish(Event::ConversationChanged {
+        workspace_id: ws.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        change: Change::Lead,
+    });
+    Ok(lead)
+}
+
+/// A lead by id; a visitor may read only the lead of its own conversation.
+pub async fn get(state: &AppState, principal: &Principal, id: &str) -> AppResult<lead::Model> {
+    let lead = lead::Entity::find_by_id(id)
+        .filter(lead::Column::WorkspaceId.eq(principal.workspace_id()))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("lead"))?;
+    if let Principal::Visitor(visitor) = principal {
+        let conv = super::conversations::get(state, principal, &visitor.conversation_id).await?;
+        if conv.lead_id.as_deref() != Some(id) {
+            return Err(AppError::NotFound("lead"));
+        }
+    }
+    Ok(lead)
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LeadFilter {
+    pub email: Option<String>,
+    /// Case-insensitive substring of name, email or company.
+    pub query: Option<String>,
+    pub created_after: Option<i64>,
+}
+
+impl LeadFilter {
+    fn apply(&self, workspace_id: &str) -> sea_orm::Select<lead::Entity> {
+        let mut select = lead::Entity::find().filter(lead::Column::WorkspaceId.eq(workspace_id));
+        if let Some(email) = &self.email {
+            select = select.filter(lead::Column::Email.eq(email.trim().to_lowercase()));
+        }
+        if let Some(q) = self
+            .query
+            .as_deref()
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+        {
+            use sea_orm::sea_query::{Expr, ExprTrait, Func};
+            let pattern = format!("%{}%", q.to_lowercase());
+            let like =
+                |col: lead::Column| Expr::expr(Func::lower(Expr::col(col))).like(pattern.clone());
+            select = select.filter(
+                like(lead::Column::Name)
+                    .or(like(lead::Column::Email))
+                    .or(like(lead::Column::Company)),
+            );
+        }
+        if let Some(after) = self.created_after {
+            select = select.filter(lead::Column::CreatedAt.gt(after));
+        }
+        select
+    }
+}
+
+/// One page of leads, newest first, after the lead with id `after`.
+pub async fn page(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &LeadFilter,
+    after: Option<&str>,
+    limit: u64,
+) -> AppResult<Vec<lead::Model>> {
+    let mut select = filter.apply(workspace_id);
+    if let Some(after) = after {
+        select = select.filter(lead::Column::Id.lt(after));
+    }
+    Ok(select
+        .order_by_desc(lead::Column::Id)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
+}
+
+pub async fn count(state: &AppState, workspace_id: &str, filter: &LeadFilter) -> AppResult<u64> {
+    Ok(filter.apply(workspace_id).count(&state.db.reader).await?)
+}

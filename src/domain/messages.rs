@@ -1,0 +1,234 @@
+//! Messages: appending with a gap-free per-conversation `seq`, idempotent retries,
+//! and reading them back in order.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::Principal;
+use crate::config::limits::MAX_MESSAGE_CHARS;
+use crate::entity::{Author, ConversationStatus, message, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::events::{Change, Event};
+use crate::ids::{Kind, new_id};
+use crate::state::AppState;
+
+use super::{stmt, validate};
+
+/// A message about to be stored.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub author: Author,
+    pub agent_id: Option<String>,
+    pub body: String,
+    pub internal: bool,
+    pub confidence: Option<f64>,
+    /// JSON array of cited sources.
+    pub sources: String,
+    pub client_message_id: Option<String>,
+}
+
+impl NewMessage {
+    /// A message from `principal`, with its body and retry key validated.
+    pub fn from_principal(
+        principal: &Principal,
+        body: &str,
+        internal: bool,
+        client_message_id: Option<&str>,
+    ) -> AppResult<NewMessage> {
+        let (author, agent_id) = match principal {
+            Principal::Agent(agent) => (Author::Agent, Some(agent.agent_id.clone())),
+            Principal::Visitor(_) if internal => {
+                return Err(AppError::forbidden("visitors cannot write internal notes"));
+            }
+            Principal::Visitor(_) => (Author::Visitor, None),
+        };
+        Ok(NewMessage {
+            author,
+            agent_id,
+            body: body_text(body)?,
+            internal,
+            confidence: None,
+            sources: "[]".to_owned(),
+            client_message_id: client_message_id
+                .map(|id| validate::text("clientMessageId", id, 128))
+                .transpose()?,
+        })
+    }
+}
+
+/// A message body: not empty, at most [`MAX_MESSAGE_CHARS`], never truncated.
+pub fn body_text(body: &str) -> AppResult<String> {
+    validate::text("body", body, MAX_MESSAGE_CHARS)
+}
+
+/// The outcome of an append.
+pub struct Appended {
+    pub message: message::Model,
+    /// `false` when a message with the same `clientMessageId` already existed and
+    /// was returned instead.
+    pub created: bool,
+    /// The conversation's status after the append.
+    pub status: ConversationStatus,
+}
+
+/// Append a message inside `txn`: take the next `seq` by bumping the conversation's
+/// `last_seq` (which also serialises concurrent appends to one conversation), then
+/// insert. A visitor message reopens a resolved conversation to the AI.
+pub async fn append(
+    txn: &DatabaseTransaction,
+    workspace_id: &str,
+    conversation_id: &str,
+    new: NewMessage,
+) -> AppResult<Appended> {
+    let now = now_ms();
+    let reopen = new.author == Author::Visitor;
+    let row = txn
+        .query_one_raw(stmt(
+            txn.get_database_backend(),
+            "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?, \
+             status = CASE WHEN status = 'RESOLVED' AND ? THEN 'AI' ELSE status END \
+             WHERE id = ? AND workspace_id = ? RETURNING last_seq, status",
+            vec![
+                now.into(),
+                reopen.into(),
+                conversation_id.into(),
+                workspace_id.into(),
+            ],
+        ))
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    let seq: i64 = row.try_get("", "last_seq")?;
+    let status: String = row.try_get("", "status")?;
+    let status = match status.as_str() {
+        "AI" => ConversationStatus::Ai,
+        "QUEUED" => ConversationStatus::Queued,
+        "HUMAN" => ConversationStatus::Human,
+        _ => ConversationStatus::Resolved,
+    };
+    if let Some(client_id) = &new.client_message_id {
+        let existing = message::Entity::find()
+            .filter(message::Column::ConversationId.eq(conversation_id))
+            .filter(message::Column::ClientMessageId.eq(client_id))
+            .one(txn)
+            .await?;
+        if let Some(message) = existing {
+            return Ok(Appended {
+                message,
+                created: false,
+                status,
+            });
+        }
+    }
+    let message = message::ActiveModel {
+        id: Set(new_id(Kind::Message)),
+        workspace_id: Set(workspace_id.to_owned()),
+        conversation_id: Set(conversation_id.to_owned()),
+        seq: Set(seq),
+        author: Set(new.author),
+        agent_id: Set(new.agent_id),
+        body: Set(new.body),
+        internal: Set(new.internal),
+        confidence: Set(new.confidence),
+        sources: Set(new.sources),
+        client_message_id: Set(new.client_message_id),
+        created_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(Appended {
+        message,
+        created: true,
+        status,
+    })
+}
+
+/// Store a message from `principal` in a conversation it may access, and publish it.
+/// A retry with the same `clientMessageId` returns the first message and stores
+/// nothing.
+pub async fn send(
+    state: &AppState,
+    principal: &Principal,
+    conversation_id: &str,
+    new: NewMessage,
+) -> AppResult<message::Model> {
+    let before = super::conversations::get(state, principal, conversation_id).await?;
+    let ws = principal.workspace_id();
+    let txn = state.db.writer.begin().await?;
+    let appended = append(&txn, ws, conversation_id, new).await?;
+    if !appended.created {
+        // Undo the `last_seq` bump: nothing new was stored.
+        txn.rollback().await?;
+        return Ok(appended.message);
+    }
+    txn.commit().await?;
+    if before.status != appended.status {
+        state.events.publish(Event::ConversationChanged {
+            workspace_id: ws.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            change: Change::Status,
+        });
+    }
+    publish_created(state, &appended.message);
+    Ok(appended.message)
+}
+
+pub fn publish_created(state: &AppState, message: &message::Model) {
+    state.events.publish(Event::MessageCreated {
+        workspace_id: message.workspace_id.clone(),
+        conversation_id: message.conversation_id.clone(),
+        message_id: message.id.clone(),
+        seq: message.seq,
+        internal: message.internal,
+    });
+}
+
+fn visible(conversation_id: &str, include_internal: bool) -> sea_orm::Select<message::Entity> {
+    let mut select =
+        message::Entity::find().filter(message::Column::ConversationId.eq(conversation_id));
+    if !include_internal {
+        select = select.filter(message::Column::Internal.eq(false));
+    }
+    select
+}
+
+/// Up to `limit` messages with `seq > after_seq`, in order.
+pub async fn page(
+    state: &AppState,
+    conversation_id: &str,
+    include_internal: bool,
+    after_seq: i64,
+    limit: u64,
+) -> AppResult<Vec<message::Model>> {
+    Ok(visible(conversation_id, include_internal)
+        .filter(message::Column::Seq.gt(after_seq))
+        .order_by_asc(message::Column::Seq)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
+}
+
+pub async fn count(
+    state: &AppState,
+    conversation_id: &str,
+    include_internal: bool,
+) -> AppResult<u64> {
+    Ok(visible(conversation_id, include_internal)
+        .count(&state.db.reader)
+        .await?)
+}
+
+/// A message by id, if `principal` may see it.
+pub async fn get(state: &AppState, principal: &Principal, id: &str) -> AppResult<message::Model> {
+    let message = message::Entity::find_by_id(id)
+        .filter(message::Column::WorkspaceId.eq(principal.workspace_id()))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("message"))?;
+    principal.can_access_conversation(&message.conversation_id)?;
+    if message.internal && !principal.sees_internal() {
+        return Err(AppError::NotFound("message"));
+    }
+    Ok(message)
+}

@@ -1,0 +1,336 @@
+//! Insight tags: topics with matching rules, and the tags applied to conversations.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+
+use crate::auth::AgentPrincipal;
+use crate::entity::{conversation_tag, insight_tag, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::events::{Change, Event};
+use crate::ids::{Kind, new_id};
+use crate::state::AppState;
+
+use super::{is_unique_violation, stmt, validate};
+
+/// Most keywords a tag may have.
+const MAX_KEYWORDS: usize = 100;
+
+/// The fields of a tag; `None` leaves a stored value alone on update.
+#[derive(Clone, Debug, Default)]
+pub struct TagInput {
+    pub slug: Option<String>,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub keywords: Option<Vec<String>>,
+    /// `Some(None)` clears the team.
+    pub team_id: Option<Option<String>>,
+    pub escalate: Option<bool>,
+    pub priority: Option<i32>,
+}
+
+fn keywords(values: &[String]) -> AppResult<String> {
+    if values.len() > MAX_KEYWORDS {
+        return Err(AppError::bad_input(
+            "keywords",
+            format!("at most {MAX_KEYWORDS}"),
+        ));
+    }
+    let mut cleaned: Vec<String> = Vec::with_capacity(values.len());
+    for value in values {
+        let value = validate::short("keywords", value)?.to_lowercase();
+        if !cleaned.contains(&value) {
+            cleaned.push(value);
+        }
+    }
+    Ok(serde_json::to_string(&cleaned)?)
+}
+
+async fn apply(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    active: &mut insight_tag::ActiveModel,
+    input: &TagInput,
+) -> AppResult<()> {
+    if let Some(slug) = &input.slug {
+        active.slug = Set(validate::identifier("slug", slug)?.to_lowercase());
+    }
+    if let Some(label) = &input.label {
+        active.label = Set(validate::short("label", label)?);
+    }
+    if let Some(description) = &input.description {
+        let description = description.trim();
+        active.description = Set(if description.is_empty() {
+            String::new()
+        } else {
+            validate::text("description", description, 2_000)?
+        });
+    }
+    if let Some(values) = &input.keywords {
+        active.keywords = Set(keywords(values)?);
+    }
+    if let Some(team) = &input.team_id {
+        if let Some(id) = team {
+            super::teams::get(state, &admin.workspace_id, id)
+                .await
+                .map_err(|_| AppError::bad_input("teamId", format!("no team {id}")))?;
+        }
+        active.team_id = Set(team.clone());
+    }
+    if let Some(escalate) = input.escalate {
+        active.escalate = Set(escalate);
+    }
+    if let Some(priority) = input.priority {
+        active.priority = Set(priority);
+    }
+    active.updated_at = Set(now_ms());
+    Ok(())
+}
+
+fn duplicate_slug(err: sea_orm::DbErr) -> AppError {
+    if is_unique_violation(&err) {
+        AppError::conflict("a tag with this slug already exists")
+    } else {
+        err.into()
+    }
+}
+
+pub async fn create(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    input: &TagInput,
+) -> AppResult<insight_tag::Model> {
+    let label = input
+        .label
+        .as_deref()
+        .ok_or_else(|| AppError::bad_input("label", "is required"))?;
+    let now = now_ms();
+    let mut active = insight_tag::ActiveModel {
+        id: Set(new_id(Kind::Tag)),
+        workspace_id: Set(admin.workspace_id.clone()),
+        slug: Set(slugify(label)),
+        label: Set(String::new()),
+        description: Set(String::new()),
+        keywords: Set("[]".to_owned()),
+        patterns: Set("[]".to_owned()),
+        team_id: Set(None),
+        escalate: Set(false),
+        priority: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    apply(state, admin, &mut active, input).await?;
+    active
+        .insert(&state.db.writer)
+        .await
+        .map_err(duplicate_slug)
+}
+
+pub async fn update(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    id: &str,
+    input: &TagInput,
+) -> AppResult<insight_tag::Model> {
+    let tag = get(state, &admin.workspace_id, id).await?;
+    let mut active: insight_tag::ActiveModel = tag.into();
+    apply(state, admin, &mut active, input).await?;
+    active
+        .update(&state.db.writer)
+        .await
+        .map_err(duplicate_slug)
+}
+
+/// Delete a tag, and with it every application of it to a conversation.
+pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+    let tag = get(state, &admin.workspace_id, id).await?;
+    let txn = state.db.writer.begin().await?;
+    conversation_tag::Entity::delete_many()
+        .filter(conversation_tag::Column::TagId.eq(tag.id.as_str()))
+        .exec(&txn)
+        .await?;
+    insight_tag::Entity::delete_by_id(tag.id.as_str())
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<insight_tag::Model> {
+    insight_tag::Entity::find_by_id(id)
+        .filter(insight_tag::Column::WorkspaceId.eq(workspace_id))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("tag"))
+}
+
+pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<insight_tag::Model>> {
+    Ok(insight_tag::Entity::find()
+        .filter(insight_tag::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(insight_tag::Column::Id)
+        .all(&state.db.reader)
+        .await?)
+}
+
+/// An agent tags a conversation (`source: AGENT`); re-tagging after a removal
+/// restores the tag.
+pub async fn tag_conversation(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+    tag_id: &str,
+) -> AppResult<()> {
+    let ws = &agent.workspace_id;
+    let principal = crate::auth::Principal::Agent(agent.clone());
+    super::conversations::get(state, &principal, conversation_id).await?;
+    get(state, ws, tag_id).await?;
+    let now = now_ms();
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "INSERT INTO conversation_tags \
+             (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
+             VALUES (?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, NULL) \
+             ON CONFLICT (conversation_id, tag_id) DO UPDATE SET source = excluded.source, \
+             evidence = NULL, confidence = 1.0, message_id = NULL, applied_by = excluded.applied_by, \
+             applied_at = excluded.applied_at, removed_at = NULL",
+            vec![
+                conversation_id.into(),
+                tag_id.into(),
+                ws.as_str().into(),
+                "AGENT".into(),
+                agent.agent_id.as_str().into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    touch(
+        state,
+        ws,
+        conversation_id,
+        Change::Tagged {
+            tag_id: tag_id.to_owned(),
+        },
+    )
+    .await
+}
+
+/// An agent removes a tag. The removal is remembered (`removed_at`), so the
+/// auto-tagger does not apply the tag to this conversation again.
+pub async fn untag_conversation(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+    tag_id: &str,
+) -> AppResult<()> {
+    let ws = &agent.workspace_id;
+    let principal = crate::auth::Principal::Agent(agent.clone());
+    super::conversations::get(state, &principal, conversation_id).await?;
+    get(state, ws, tag_id).await?;
+    let now = now_ms();
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "INSERT INTO conversation_tags \
+             (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
+             VALUES (?, ?, ?, ?, NULL, 0.0, NULL, ?, ?, ?) \
+             ON CONFLICT (conversation_id, tag_id) DO UPDATE SET source = excluded.source, \
+             applied_by = excluded.applied_by, removed_at = excluded.removed_at",
+            vec![
+                conversation_id.into(),
+                tag_id.into(),
+                ws.as_str().into(),
+                "AGENT".into(),
+                agent.agent_id.as_str().into(),
+                now.into(),
+                now.into(),
+            ],
+        ))
+        .await?;
+    touch(
+        state,
+        ws,
+        conversation_id,
+        Change::Untagged {
+            tag_id: tag_id.to_owned(),
+        },
+    )
+    .await
+}
+
+async fn touch(
+    state: &AppState,
+    workspace_id: &str,
+    conversation_id: &str,
+    change: Change,
+) -> AppResult<()> {
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE conversations SET updated_at = ? WHERE id = ?",
+            vec![now_ms().into(), conversation_id.into()],
+        ))
+        .await?;
+    state.events.publish(Event::ConversationChanged {
+        workspace_id: workspace_id.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        change,
+    });
+    Ok(())
+}
+
+/// The tags currently on these conversations, with their tags, in the order they
+/// were applied: one query.
+pub async fn applied(
+    state: &AppState,
+    conversation_ids: &[String],
+) -> AppResult<Vec<(conversation_tag::Model, insight_tag::Model)>> {
+    let rows = conversation_tag::Entity::find()
+        .find_also_related(insight_tag::Entity)
+        .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
+        .filter(conversation_tag::Column::RemovedAt.is_null())
+        .order_by_asc(conversation_tag::Column::AppliedAt)
+        .all(&state.db.reader)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(applied, tag)| Some((applied, tag?)))
+        .collect())
+}
+
+/// A slug from a label: lower-case words joined by `-`.
+pub fn slugify(label: &str) -> String {
+    let mut slug = String::new();
+    for word in label
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !slug.is_empty() {
+            slug.push('-');
+        }
+        slug.push_str(&word.to_ascii_lowercase());
+    }
+    if slug.is_empty() || !slug.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        slug.insert_str(0, "tag-");
+    }
+    slug.truncate(64);
+    slug
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slugify;
+
+    #[test]
+    fn slugs_are_made_from_labels() {
+        assert_eq!(slugify("Media library uploads"), "media-library-uploads");
+        assert_eq!(slugify("2FA & login"), "tag-2fa-login");
+    }
+}

@@ -1,0 +1,101 @@
+//! Teams: groups of agents that handoffs are routed to.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+
+use crate::auth::AgentPrincipal;
+use crate::entity::{agent, now_ms, team, team_member};
+use crate::error::{AppError, AppResult};
+use crate::ids::{Kind, new_id};
+use crate::state::AppState;
+
+use super::{is_unique_violation, validate};
+
+/// Create a team with its first members.
+pub async fn create(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    name: &str,
+    member_ids: &[String],
+) -> AppResult<team::Model> {
+    let name = validate::short("name", name)?;
+    let ws = &admin.workspace_id;
+    let members = agent::Entity::find()
+        .filter(agent::Column::WorkspaceId.eq(ws))
+        .filter(agent::Column::Id.is_in(member_ids.iter().cloned()))
+        .all(&state.db.reader)
+        .await?;
+    if let Some(missing) = member_ids
+        .iter()
+        .find(|id| !members.iter().any(|m| &&m.id == id))
+    {
+        return Err(AppError::bad_input(
+            "memberIds",
+            format!("no agent {missing}"),
+        ));
+    }
+    let txn = state.db.writer.begin().await?;
+    let team = team::ActiveModel {
+        id: Set(new_id(Kind::Team)),
+        workspace_id: Set(ws.clone()),
+        name: Set(name),
+        created_at: Set(now_ms()),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            AppError::conflict("a team with this name already exists")
+        } else {
+            err.into()
+        }
+    })?;
+    for member in members {
+        team_member::ActiveModel {
+            team_id: Set(team.id.clone()),
+            agent_id: Set(member.id),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(team)
+}
+
+pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<team::Model>> {
+    Ok(team::Entity::find()
+        .filter(team::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(team::Column::Id)
+        .all(&state.db.reader)
+        .await?)
+}
+
+pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<team::Model> {
+    team::Entity::find_by_id(id)
+        .filter(team::Column::WorkspaceId.eq(workspace_id))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("team"))
+}
+
+/// The teams with these ids in the workspace; any unknown id is `BAD_USER_INPUT`.
+pub async fn existing(
+    state: &AppState,
+    workspace_id: &str,
+    ids: &[String],
+    field: &str,
+) -> AppResult<Vec<team::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let teams = team::Entity::find()
+        .filter(team::Column::WorkspaceId.eq(workspace_id))
+        .filter(team::Column::Id.is_in(ids.iter().cloned()))
+        .all(&state.db.reader)
+        .await?;
+    match ids.iter().find(|id| !teams.iter().any(|t| &&t.id == id)) {
+        Some(missing) => Err(AppError::bad_input(field, format!("no team {missing}"))),
+        None => Ok(teams),
+    }
+}

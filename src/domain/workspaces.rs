@@ -1,0 +1,87 @@
+//! Workspaces: the tenants. Created with their owner by the CLI (and the demo seed).
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde::Serialize;
+
+use crate::auth::hash_password;
+use crate::entity::{Role, agent, now_ms, workspace};
+use crate::error::{AppError, AppResult};
+use crate::ids::{Kind, new_id, random_secret};
+use crate::state::AppState;
+
+use super::validate;
+
+/// What `casefile workspace create` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedWorkspace {
+    pub workspace_id: String,
+    pub widget_key: String,
+    pub admin_id: String,
+    pub admin_token: String,
+}
+
+/// Create a workspace, its public widget key and its owner.
+pub async fn create(
+    state: &AppState,
+    name: &str,
+    owner_email: &str,
+    owner_password: &str,
+    owner_name: Option<&str>,
+) -> AppResult<CreatedWorkspace> {
+    let name = validate::short("name", name)?;
+    let email = validate::email("adminEmail", owner_email)?;
+    let password = super::agents::password("adminPassword", owner_password)?;
+    let owner_name = match owner_name {
+        Some(n) => validate::short("adminName", n)?,
+        None => email.split('@').next().unwrap_or("owner").to_owned(),
+    };
+    let password_hash = hash_password(password).await?;
+    let now = now_ms();
+    let ws = workspace::ActiveModel {
+        id: Set(new_id(Kind::Workspace)),
+        name: Set(name),
+        widget_key: Set(format!("wk_{}", random_secret(18))),
+        responder_enabled: Set(true),
+        default_team_id: Set(None),
+        created_at: Set(now),
+    };
+    let owner_id = new_id(Kind::Agent);
+    let txn = state.db.writer.begin().await?;
+    let ws = ws.insert(&txn).await?;
+    agent::ActiveModel {
+        id: Set(owner_id.clone()),
+        workspace_id: Set(ws.id.clone()),
+        email: Set(email),
+        name: Set(owner_name),
+        password_hash: Set(password_hash),
+        role: Set(Role::Owner),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    txn.commit().await?;
+    let token = state.tokens.issue_agent(&owner_id, &ws.id, Role::Owner)?;
+    Ok(CreatedWorkspace {
+        workspace_id: ws.id,
+        widget_key: ws.widget_key,
+        admin_id: owner_id,
+        admin_token: token.token,
+    })
+}
+
+pub async fn get(state: &AppState, workspace_id: &str) -> AppResult<workspace::Model> {
+    workspace::Entity::find_by_id(workspace_id)
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("workspace"))
+}
+
+/// The workspace a public widget key belongs to; an unknown key is `UNAUTHENTICATED`.
+pub async fn by_widget_key(state: &AppState, widget_key: &str) -> AppResult<workspace::Model> {
+    workspace::Entity::find()
+        .filter(workspace::Column::WidgetKey.eq(widget_key.trim()))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::Unauthenticated("unknown widget key"))
+}

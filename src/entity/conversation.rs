@@ -1,0 +1,28 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub workspace_id: String,
+    pub lead_id: Option<String>,
+    pub visitor_id: String,
+    pub status: super::ConversationStatus,
+    pub assignee_id: Option<String>,
+    pub team_id: Option<String>,
+    /// JSON object: page URL, CMS version, anything the widget sent.
+    pub context: String,
+    /// The `seq` of the newest message; the next message gets `last_seq + 1`.
+    pub last_seq: i64,
+    /// Messages with `seq` up to this one are outside the AI's current context
+    /// (set when a conversation is returned to the AI or resolved).
+    pub ai_boundary_seq: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "insight_tags")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub workspace_id: String,
+    pub slug: String,
+    pub label: String,
+    pub description: String,
+    /// JSON array of keywords and phrases.
+    pub keywords: String,
+    /// JSON array of regular expressions.
+    pub patterns: String,
+    pub team_id: Option<String>,
+    pub escalate: bool,
+    /// Higher wins when a conversation's tags route to different teams.
+    pub priority: i32,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

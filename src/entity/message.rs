@@ -1,0 +1,25 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "messages")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub workspace_id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub author: super::Author,
+    pub agent_id: Option<String>,
+    pub body: String,
+    pub internal: bool,
+    pub confidence: Option<f64>,
+    /// JSON array of cited sources (`{articleId, title, url, score}`).
+    pub sources: String,
+    pub client_message_id: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,122 @@
+//! sea-orm entities, one per table, and the enums stored in them.
+//!
+//! Times are `i64` milliseconds since the Unix epoch (see the migrations); JSON
+//! documents are `String` columns parsed at the edge. The enums are both stored
+//! (`DeriveActiveEnum`, as text) and exposed in GraphQL (`async_graphql::Enum`), so the
+//! names in the database, the schema and the code are the same.
+
+pub mod agent;
+pub mod conversation;
+pub mod conversation_tag;
+pub mod insight_tag;
+pub mod lead;
+pub mod lead_field;
+pub mod message;
+pub mod setting;
+pub mod team;
+pub mod team_member;
+pub mod workspace;
+
+use sea_orm::{DeriveActiveEnum, EnumIter};
+
+/// What an agent may do in its workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum Role {
+    /// Created the workspace; everything an admin can do.
+    #[sea_orm(string_value = "OWNER")]
+    Owner,
+    /// Manages agents, teams, tags, lead fields and policies.
+    #[sea_orm(string_value = "ADMIN")]
+    Admin,
+    /// Answers conversations.
+    #[sea_orm(string_value = "AGENT")]
+    Agent,
+}
+
+impl Role {
+    pub fn manages_workspace(self) -> bool {
+        matches!(self, Role::Owner | Role::Admin)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "OWNER",
+            Role::Admin => "ADMIN",
+            Role::Agent => "AGENT",
+        }
+    }
+}
+
+/// Who controls a conversation. `AI → QUEUED → HUMAN → RESOLVED`; a visitor message on
+/// a resolved conversation reopens it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum ConversationStatus {
+    /// The AI is answering.
+    #[sea_orm(string_value = "AI")]
+    Ai,
+    /// Waiting for a human to accept the handoff.
+    #[sea_orm(string_value = "QUEUED")]
+    Queued,
+    /// A human owns the conversation.
+    #[sea_orm(string_value = "HUMAN")]
+    Human,
+    /// Closed.
+    #[sea_orm(string_value = "RESOLVED")]
+    Resolved,
+}
+
+/// Who wrote a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum Author {
+    /// The person chatting on the website.
+    #[sea_orm(string_value = "VISITOR")]
+    Visitor,
+    /// The AI agent (built-in responder or an integrator's model).
+    #[sea_orm(string_value = "AI")]
+    Ai,
+    /// A human team member.
+    #[sea_orm(string_value = "AGENT")]
+    Agent,
+    /// Casefile itself, telling the visitor what is happening.
+    #[sea_orm(string_value = "SYSTEM")]
+    System,
+}
+
+/// How a tag came to be on a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum TagSource {
+    /// Applied by the tag's matching rules.
+    #[sea_orm(string_value = "AUTO")]
+    Auto,
+    /// Applied by an agent.
+    #[sea_orm(string_value = "AGENT")]
+    Agent,
+}
+
+/// The type of a workspace-defined lead field; values are validated against it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum LeadFieldType {
+    #[sea_orm(string_value = "TEXT")]
+    Text,
+    #[sea_orm(string_value = "NUMBER")]
+    Number,
+    #[sea_orm(string_value = "BOOLEAN")]
+    Boolean,
+    #[sea_orm(string_value = "URL")]
+    Url,
+    #[sea_orm(string_value = "EMAIL")]
+    Email,
+    /// One of the field's `options`.
+    #[sea_orm(string_value = "SELECT")]
+    Select,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

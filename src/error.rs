@@ -1,0 +1,176 @@
+//! The one error type of the crate, and how it crosses into GraphQL.
+//!
+//! Policy: every error a client sees carries `extensions.code`, one of the constants in
+//! [`code`]. Database and other internal failures are logged once, here, with their
+//! detail, and reach the client as `INTERNAL` with a generic message: SQL text and file
+//! paths never leave the server. `AppError` deliberately does not implement `Display`,
+//! so async-graphql's blanket `From<impl Display>` cannot turn it into an error without
+//! its code; the only way across is [`From<AppError> for async_graphql::Error`].
+
+use async_graphql::ErrorExtensions;
+
+/// The client-visible error codes (`extensions.code`).
+pub mod code {
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+#[derive(Clone, Debug)]
+pub enum AppError {
+    /// No credentials, or credentials that are expired, malformed or wrongly signed.
+    Unauthenticated(&'static str),
+    /// Valid credentials that do not allow this operation.
+    Forbidden(String),
+    /// The object does not exist, or belongs to another workspace (indistinguishable).
+    NotFound(&'static str),
+    /// Input that fails validation; `field` names the offending input field.
+    BadInput { field: String, message: String },
+    /// The operation collides with the current state; `reason` is a machine-readable
+    /// refinement (`extensions.reason`), such as `CONTROL_NOT_HELD`.
+    Conflict {
+        message: String,
+        reason: Option<&'static str>,
+    },
+    /// Too many requests from one client.
+    RateLimited(String),
+    /// Anything the client cannot act on: database failures, broken invariants.
+    Internal(String),
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::BadInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        AppError::Forbidden(message.into())
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            message: message.into(),
+            reason: None,
+        }
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        AppError::Internal(detail.into())
+    }
+
+    /// The client-visible code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated(_) => code::UNAUTHENTICATED,
+            AppError::Forbidden(_) => code::FORBIDDEN,
+            AppError::NotFound(_) => code::NOT_FOUND,
+            AppError::BadInput { .. } => code::BAD_USER_INPUT,
+            AppError::Conflict { .. } => code::CONFLICT,
+            AppError::RateLimited(_) => code::RATE_LIMITED,
+            AppError::Internal(_) => code::INTERNAL,
+        }
+    }
+
+    /// The client-visible message; internal details are replaced.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::Unauthenticated(why) => format!("not authenticated: {why}"),
+            AppError::Forbidden(message) => message.clone(),
+            AppError::NotFound(what) => format!("{what} not found"),
+            AppError::BadInput { field, message } => format!("invalid `{field}`: {message}"),
+            AppError::Conflict { message, .. } => message.clone(),
+            AppError::RateLimited(message) => message.clone(),
+            AppError::Internal(_) => "internal error".to_owned(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for AppError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        AppError::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<sea_orm::TransactionError<AppError>> for AppError {
+    fn from(err: sea_orm::TransactionError<AppError>) -> Self {
+        match err {
+            sea_orm::TransactionError::Connection(err) => err.into(),
+            sea_orm::TransactionError::Transaction(err) => err,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        AppError::Internal(format!("database: {err}"))
+    }
+}
+
+impl From<serde_json::Error> for AppError {
+    fn from(err: serde_json::Error) -> Self {
+        AppError::Internal(format!("json: {err}"))
+    }
+}
+
+impl ErrorExtensions for AppError {
+    fn extend(&self) -> async_graphql::Error {
+        if let AppError::Internal(detail) = self {
+            tracing::error!(error.detail = %detail, "internal error");
+        }
+        async_graphql::Error::new(self.message()).extend_with(|_, ext| {
+            ext.set("code", self.code());
+            match self {
+                AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::Conflict {
+                    reason: Some(reason),
+                    ..
+                } => ext.set("reason", *reason),
+                _ => {}
+            }
+        })
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(err: AppError) -> Self {
+        err.extend()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_reach_clients_without_their_text() {
+        let err: AppError = sea_orm::DbErr::Custom("SELECT secret FROM /var/db".into()).into();
+        let gql: async_graphql::Error = err.into();
+        assert_eq!(gql.message, "internal error");
+        let ext = gql.extensions.expect("extensions are set");
+        assert_eq!(
+            ext.get("code"),
+            Some(&async_graphql::Value::from("INTERNAL"))
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_field() {
+        let gql: async_graphql::Error =
+            AppError::bad_input("fields.cmsVersion", "not a number").into();
+        let ext = gql.extensions.expect("extensions are set");
+        assert_eq!(
+            ext.get("field"),
+            Some(&async_graphql::Value::from("fields.cmsVersion"))
+        );
+        assert!(gql.message.contains("cmsVersion"));
+    }
+}

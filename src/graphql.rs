@@ -1,0 +1,114 @@
+//! The GraphQL schema: one module per domain, merged into `Query` and `Mutation`
+//! here, with the request limits and the typed accessors resolvers use.
+
+pub mod agents;
+pub mod conversations;
+pub mod leads;
+pub mod limits;
+pub mod messages;
+pub mod node;
+pub mod pagination;
+pub mod tags;
+pub mod workspaces;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+
+use crate::auth::Principal;
+use crate::config::limits::{MAX_COMPLEXITY, MAX_DEPTH};
+use crate::error::{AppError, AppResult};
+use crate::loaders::Loaders;
+use crate::state::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    workspaces::WorkspaceQuery,
+    agents::AgentQuery,
+    conversations::ConversationQuery,
+    leads::LeadQuery,
+    tags::TagQuery,
+    node::NodeQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    agents::AgentMutation,
+    conversations::ConversationMutation,
+    messages::MessageMutation,
+    leads::LeadMutation,
+    tags::TagMutation,
+);
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// The schema, serving `state` (or, without one, only good for printing the SDL).
+pub fn schema(state: Option<AppState>) -> AppSchema {
+    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY);
+    if let Some(state) = state {
+        builder = builder.data(state);
+    }
+    builder.finish()
+}
+
+/// The SDL that `schema.graphql` must equal.
+pub fn sdl() -> String {
+    schema(None).sdl()
+}
+
+/// Who made the request, as found in its `Authorization` header or `connection_init`.
+pub struct RequestAuth {
+    presented: Option<Principal>,
+    /// A principal that an unauthenticated request became during its execution
+    /// (`startConversation`, `signIn`), so the rest of its selection can be read.
+    granted: std::sync::OnceLock<Principal>,
+}
+
+impl RequestAuth {
+    pub fn new(presented: Option<Principal>) -> RequestAuth {
+        RequestAuth {
+            presented,
+            granted: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+/// Typed access to what every request carries.
+pub trait ContextExt {
+    fn state(&self) -> &AppState;
+    /// The principal, or `UNAUTHENTICATED` when the request carried no credentials.
+    fn principal(&self) -> AppResult<&Principal>;
+    /// Let the rest of an unauthenticated request act as `principal`, which it just
+    /// obtained credentials for. A request that presented a token keeps it.
+    fn grant(&self, principal: Principal);
+    fn loaders(&self) -> &Loaders;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<AppState>()
+    }
+
+    fn principal(&self) -> AppResult<&Principal> {
+        self.data_opt::<RequestAuth>()
+            .and_then(|auth| auth.presented.as_ref().or_else(|| auth.granted.get()))
+            .ok_or(AppError::Unauthenticated("this operation needs a token"))
+    }
+
+    fn grant(&self, principal: Principal) {
+        if let Some(auth) = self.data_opt::<RequestAuth>()
+            && auth.presented.is_none()
+        {
+            let _ = auth.granted.set(principal);
+        }
+    }
+
+    fn loaders(&self) -> &Loaders {
+        self.data_unchecked::<Loaders>()
+    }
+}
+
+/// A `DateTime` from stored epoch milliseconds.
+pub fn timestamp(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}

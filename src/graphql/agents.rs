@@ -1,0 +1,207 @@
+//! Agents, teams and signing in.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use crate::auth::{AgentPrincipal, Principal};
+use crate::domain;
+use crate::domain::agents::NewAgent;
+use crate::entity::{Role, agent, team};
+use crate::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
+
+use super::workspaces::Workspace;
+use super::{ContextExt, timestamp};
+
+/// A human member of the support team.
+pub struct Agent(pub agent::Model);
+
+#[Object]
+impl Agent {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// The name visitors see ("Alex joined the conversation").
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// Visible to agents of the workspace; `null` for visitors.
+    async fn email(&self, ctx: &Context<'_>) -> Option<&str> {
+        let is_agent = ctx.principal().is_ok_and(|p| p.agent().is_ok());
+        is_agent.then_some(self.0.email.as_str())
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role
+    }
+
+    async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
+        let teams = ctx
+            .loaders()
+            .load_one(TeamsOfAgentKey(self.0.id.clone()))
+            .await?;
+        Ok(teams.unwrap_or_default().into_iter().map(Team).collect())
+    }
+
+    async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
+        ctx.principal()?.agent()?;
+        Ok(Workspace(
+            domain::workspaces::get(ctx.state(), &self.0.workspace_id).await?,
+        ))
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+/// A group of agents; handoffs are routed to teams.
+pub struct Team(pub team::Model);
+
+#[Object]
+impl Team {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
+        ctx.principal()?.agent()?;
+        let members = ctx
+            .loaders()
+            .load_one(MembersOfTeamKey(self.0.id.clone()))
+            .await?;
+        Ok(members.unwrap_or_default().into_iter().map(Agent).collect())
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+#[derive(Default)]
+pub struct AgentQuery;
+
+#[Object]
+impl AgentQuery {
+    /// Every agent of the workspace.
+    async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
+        let agent = ctx.principal()?.agent()?;
+        let agents = domain::agents::list(ctx.state(), &agent.workspace_id).await?;
+        Ok(agents.into_iter().map(Agent).collect())
+    }
+
+    /// Every team of the workspace.
+    async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
+        let agent = ctx.principal()?.agent()?;
+        let teams = domain::teams::list(ctx.state(), &agent.workspace_id).await?;
+        Ok(teams.into_iter().map(Team).collect())
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateAgentInput {
+    pub email: String,
+    pub name: String,
+    /// At least 8 characters.
+    pub password: String,
+    #[graphql(default_with = "Role::Agent")]
+    pub role: Role,
+    #[graphql(default)]
+    pub team_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct CreateTeamInput {
+    pub name: String,
+    #[graphql(default)]
+    pub member_ids: Vec<ID>,
+}
+
+/// A signed-in agent's token.
+#[derive(SimpleObject)]
+pub struct SignInPayload {
+    /// Send as `Authorization: Bearer <token>`, or in `connection_init`.
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub agent: Agent,
+}
+
+#[derive(Default)]
+pub struct AgentMutation;
+
+fn ids(values: Vec<ID>) -> Vec<String> {
+    values.into_iter().map(|id| id.0).collect()
+}
+
+#[Object]
+impl AgentMutation {
+    /// Exchange an agent's email and password for a token. `workspaceId` chooses
+    /// between workspaces when the email is in several; without it, the newest account
+    /// whose password matches is used.
+    async fn sign_in(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        password: String,
+        workspace_id: Option<ID>,
+    ) -> async_graphql::Result<SignInPayload> {
+        let (agent, token) = domain::agents::sign_in(
+            ctx.state(),
+            &email,
+            &password,
+            workspace_id.as_ref().map(|id| id.as_str()),
+        )
+        .await?;
+        ctx.grant(Principal::Agent(AgentPrincipal {
+            agent_id: agent.id.clone(),
+            workspace_id: agent.workspace_id.clone(),
+            role: agent.role,
+            expires_at: token.expires_at.timestamp(),
+        }));
+        Ok(SignInPayload {
+            token: token.token,
+            expires_at: token.expires_at,
+            agent: Agent(agent),
+        })
+    }
+
+    /// Add an agent to the workspace. Owners and admins only; only an owner can
+    /// create another owner.
+    async fn create_agent(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateAgentInput,
+    ) -> async_graphql::Result<Agent> {
+        let admin = ctx.principal()?.admin()?;
+        let team_ids = ids(input.team_ids);
+        let agent = domain::agents::create(
+            ctx.state(),
+            admin,
+            NewAgent {
+                email: &input.email,
+                name: &input.name,
+                password: &input.password,
+                role: input.role,
+                team_ids: &team_ids,
+            },
+        )
+        .await?;
+        Ok(Agent(agent))
+    }
+
+    /// Create a team. Owners and admins only.
+    async fn create_team(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTeamInput,
+    ) -> async_graphql::Result<Team> {
+        let admin = ctx.principal()?.admin()?;
+        let team =
+            domain::teams::create(ctx.state(), admin, &input.name, &ids(input.member_ids)).await?;
+        Ok(Team(team))
+    }
+}

@@ -1,0 +1,408 @@
+//! Conversations: the widget starts them, the inbox lists, filters, assigns,
+//! tags and resolves them.
+
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+
+use crate::domain;
+use crate::domain::conversations::{ConversationFilter, Order, Position, StartInput};
+use crate::entity::{ConversationStatus, conversation};
+use crate::error::AppError;
+use crate::loaders::{AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, TeamKey, load_now};
+
+use super::agents::{Agent, Team};
+use super::leads::{Lead, LeadInput};
+use super::messages::Message;
+use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
+use super::tags::AppliedTag;
+use super::{ContextExt, timestamp};
+
+/// A thread between a visitor, the AI and the team.
+pub struct Conversation(pub conversation::Model);
+
+#[Object]
+impl Conversation {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// Who controls the conversation: `AI → QUEUED → HUMAN → RESOLVED`.
+    async fn status(&self) -> ConversationStatus {
+        self.0.status
+    }
+
+    /// The widget's identifier for the visitor (stable across their conversations).
+    async fn visitor_id(&self) -> &str {
+        &self.0.visitor_id
+    }
+
+    /// The person chatting, once anything is known about them.
+    async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
+        let Some(id) = &self.0.lead_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loaders().load_one(LeadKey(id.clone())).await?.map(Lead))
+    }
+
+    /// The agent who owns the conversation.
+    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        let Some(id) = &self.0.assignee_id else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loaders()
+            .load_one(AgentKey(id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    /// The team the conversation is routed to.
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Team>> {
+        let Some(id) = &self.0.team_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+    }
+
+    /// What the widget sent about where the visitor is: page URL, CMS version, …
+    async fn context(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.context).unwrap_or_default())
+    }
+
+    /// Messages in order of `seq`. Visitors never see internal notes. `after` is a
+    /// cursor from this connection.
+    async fn messages(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<Message>> {
+        let limit = page_size(first)?;
+        let after_seq = match after {
+            Some(cursor) => decode_cursor(&cursor)?
+                .parse::<i64>()
+                .map_err(|_| AppError::bad_input("after", "not a cursor from this connection"))?,
+            None => 0,
+        };
+        let state = ctx.state().clone();
+        let internal = ctx.principal()?.sees_internal();
+        let rows =
+            domain::messages::page(&state, &self.0.id, internal, after_seq, limit + 1).await?;
+        let id = self.0.id.clone();
+        let total = TotalCount::new(move || {
+            let (state, id) = (state.clone(), id.clone());
+            async move { domain::messages::count(&state, &id, internal).await }
+        });
+        Ok(page(rows, limit, |m| m.seq.to_string(), Message, total))
+    }
+
+    /// The newest message the reader may see.
+    async fn last_message(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Message>> {
+        Ok(ctx
+            .loaders()
+            .load_one(LastMessageKey(self.0.id.clone()))
+            .await?
+            .flatten()
+            .map(Message))
+    }
+
+    /// The `seq` of the newest message (internal notes included).
+    async fn last_seq(&self) -> i64 {
+        self.0.last_seq
+    }
+
+    /// Topic tags, with how they were applied. Empty for visitors.
+    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AppliedTag>> {
+        if ctx.principal()?.agent().is_err() {
+            return Ok(Vec::new());
+        }
+        let applied = ctx
+            .loaders()
+            .load_one(AppliedTagsKey(self.0.id.clone()))
+            .await?;
+        Ok(applied
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(applied, tag)| AppliedTag(applied, tag))
+            .collect())
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+
+    /// When anything last happened: a message, a status change, an assignment, a tag.
+    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.updated_at)
+    }
+}
+
+/// Which conversations to list. Every condition given must hold.
+#[derive(InputObject, Default)]
+pub struct ConversationFilterInput {
+    /// Any of these statuses (a single value is accepted too).
+    pub status: Option<Vec<ConversationStatus>>,
+    pub assignee_id: Option<ID>,
+    /// Only conversations with no assignee.
+    pub unassigned: Option<bool>,
+    pub team_id: Option<ID>,
+    /// Conversations carrying any of these tags.
+    pub tag_ids: Option<Vec<ID>>,
+    pub lead_id: Option<ID>,
+    pub updated_after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<ConversationFilterInput> for ConversationFilter {
+    fn from(input: ConversationFilterInput) -> Self {
+        ConversationFilter {
+            statuses: input.status.unwrap_or_default(),
+            assignee_id: input.assignee_id.map(|id| id.0),
+            unassigned: input.unassigned.unwrap_or(false),
+            team_id: input.team_id.map(|id| id.0),
+            tag_ids: input
+                .tag_ids
+                .unwrap_or_default()
+                .into_iter()
+                .map(|id| id.0)
+                .collect(),
+            lead_id: input.lead_id.map(|id| id.0),
+            updated_after: input.updated_after.map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+/// How conversations are ordered.
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConversationOrder {
+    /// Newest first; pages never shift.
+    #[default]
+    Newest,
+    /// Most recently active first, as an inbox shows them.
+    RecentlyUpdated,
+}
+
+/// Load the relations a client selected on a page of conversations now: one batch
+/// query per relation, run concurrently, into the request's loader cache. Field
+/// resolution then finds them at once instead of waiting for a batching window, and
+/// the statement count does not depend on timing.
+pub async fn prefetch(ctx: &Context<'_>, rows: &[conversation::Model]) -> Result<(), AppError> {
+    let look = ctx.look_ahead();
+    let selected = |name: &str| {
+        look.field("edges").field("node").field(name).exists()
+            || look.field("nodes").field(name).exists()
+    };
+    let keys =
+        |wanted: bool, key: &dyn Fn(&conversation::Model) -> Option<String>| -> Vec<String> {
+            if !wanted {
+                return Vec::new();
+            }
+            let mut keys: Vec<String> = rows.iter().filter_map(key).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            keys
+        };
+    let leads = keys(selected("lead"), &|c| c.lead_id.clone());
+    let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
+    let teams = keys(selected("team"), &|c| c.team_id.clone());
+    let last = keys(selected("lastMessage"), &|c| Some(c.id.clone()));
+    let is_agent = ctx.principal().is_ok_and(|p| p.agent().is_ok());
+    let tags = keys(selected("tags") && is_agent, &|c| Some(c.id.clone()));
+
+    let loaders = ctx.loaders();
+    let batcher = loaders.loader();
+    let (leads, assignees, teams, last, tags) = tokio::try_join!(
+        load_now(batcher, leads.into_iter().map(LeadKey).collect()),
+        load_now(batcher, assignees.into_iter().map(AgentKey).collect()),
+        load_now(batcher, teams.into_iter().map(TeamKey).collect()),
+        load_now(batcher, last.into_iter().map(LastMessageKey).collect()),
+        load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
+    )?;
+    loaders.feed_many(leads).await;
+    loaders.feed_many(assignees).await;
+    loaders.feed_many(teams).await;
+    loaders.feed_many(last).await;
+    loaders.feed_many(tags).await;
+    Ok(())
+}
+
+fn position(conv: &conversation::Model) -> String {
+    format!("{}:{}", conv.updated_at, conv.id)
+}
+
+fn parse_position(cursor: &str) -> Result<Position, AppError> {
+    decode_cursor(cursor)?
+        .split_once(':')
+        .and_then(|(at, id)| {
+            Some(Position {
+                updated_at: at.parse().ok()?,
+                id: id.to_owned(),
+            })
+        })
+        .ok_or_else(|| AppError::bad_input("after", "not a cursor from this connection"))
+}
+
+#[derive(Default)]
+pub struct ConversationQuery;
+
+#[Object]
+impl ConversationQuery {
+    /// A conversation by id. Visitors can read only their own.
+    async fn conversation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Conversation> {
+        let principal = ctx.principal()?;
+        Ok(Conversation(
+            domain::conversations::get(ctx.state(), principal, &id).await?,
+        ))
+    }
+
+    /// The workspace's conversations, for agents.
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ConversationFilterInput>,
+        #[graphql(default)] order_by: ConversationOrder,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<Conversation>> {
+        let agent = ctx.principal()?.agent()?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(parse_position).transpose()?;
+        let order = match order_by {
+            ConversationOrder::Newest => Order::Newest,
+            ConversationOrder::RecentlyUpdated => Order::RecentlyUpdated,
+        };
+        let filter: ConversationFilter = filter.unwrap_or_default().into();
+        let state = ctx.state().clone();
+        let ws = agent.workspace_id.clone();
+        let rows =
+            domain::conversations::page(&state, &ws, &filter, order, after.as_ref(), limit + 1)
+                .await?;
+        prefetch(ctx, &rows[..rows.len().min(limit as usize)]).await?;
+        let total = TotalCount::new(move || {
+            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
+            async move { domain::conversations::count(&state, &ws, &filter).await }
+        });
+        Ok(page(rows, limit, position, Conversation, total))
+    }
+}
+
+#[derive(InputObject)]
+pub struct StartConversationInput {
+    /// The workspace's public widget key.
+    pub widget_key: String,
+    /// The widget's stable id for this browser; a returning visitor keeps their lead.
+    /// Generated when absent.
+    pub visitor_id: Option<String>,
+    /// What is already known about the visitor. Values are checked against the lead
+    /// fields; required fields are enforced by `captureLead`, not here.
+    pub lead: Option<LeadInput>,
+    /// Where the visitor is: page URL, CMS version, anything (a JSON object).
+    pub context: Option<Json<serde_json::Value>>,
+    /// The visitor's first message.
+    pub message: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct StartConversationPayload {
+    pub conversation: Conversation,
+    /// A token scoped to this conversation: send it as `Authorization: Bearer …`
+    /// to read and write it, and in `connection_init` to subscribe.
+    pub visitor_token: String,
+    pub visitor_token_expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Default)]
+pub struct ConversationMutation;
+
+#[Object]
+impl ConversationMutation {
+    /// Open a conversation from the chat widget. Needs no token: the widget key
+    /// authorises it.
+    async fn start_conversation(
+        &self,
+        ctx: &Context<'_>,
+        input: StartConversationInput,
+    ) -> async_graphql::Result<StartConversationPayload> {
+        let started = domain::conversations::start(
+            ctx.state(),
+            StartInput {
+                widget_key: input.widget_key,
+                visitor_id: input.visitor_id,
+                lead: input.lead.map(Into::into).unwrap_or_default(),
+                context: input.context.map(|json| json.0),
+                message: input.message,
+            },
+        )
+        .await?;
+        ctx.grant(started.visitor.clone());
+        Ok(StartConversationPayload {
+            conversation: Conversation(started.conversation),
+            visitor_token: started.visitor_token.token,
+            visitor_token_expires_at: started.visitor_token.expires_at,
+        })
+    }
+
+    /// Assign the conversation to an agent (`agentId: null` unassigns), and
+    /// optionally route it to a team.
+    async fn assign_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        agent_id: Option<ID>,
+        team_id: Option<ID>,
+    ) -> async_graphql::Result<Conversation> {
+        let agent = ctx.principal()?.agent()?;
+        let conv = domain::conversations::assign(
+            ctx.state(),
+            agent,
+            &conversation_id,
+            agent_id.as_ref().map(|id| id.as_str()),
+            team_id.as_ref().map(|id| id.as_str()),
+        )
+        .await?;
+        Ok(Conversation(conv))
+    }
+
+    /// Close the conversation. Resolving a resolved conversation changes nothing.
+    async fn resolve_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> async_graphql::Result<Conversation> {
+        let agent = ctx.principal()?.agent()?;
+        Ok(Conversation(
+            domain::conversations::resolve(ctx.state(), agent, &conversation_id).await?,
+        ))
+    }
+
+    /// Put a tag on the conversation (`source: AGENT`).
+    async fn tag_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        tag_id: ID,
+    ) -> async_graphql::Result<Conversation> {
+        let agent = ctx.principal()?.agent()?;
+        let state = ctx.state();
+        domain::tags::tag_conversation(state, agent, &conversation_id, &tag_id).await?;
+        let principal = ctx.principal()?;
+        Ok(Conversation(
+            domain::conversations::get(state, principal, &conversation_id).await?,
+        ))
+    }
+
+    /// Take a tag off the conversation. The removal is remembered: automatic
+    /// tagging will not put it back.
+    async fn untag_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        tag_id: ID,
+    ) -> async_graphql::Result<Conversation> {
+        let agent = ctx.principal()?.agent()?;
+        let state = ctx.state();
+        domain::tags::untag_conversation(state, agent, &conversation_id, &tag_id).await?;
+        let principal = ctx.principal()?;
+        Ok(Conversation(
+            domain::conversations::get(state, principal, &conversation_id).await?,
+        ))
+    }
+}

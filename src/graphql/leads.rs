@@ -1,0 +1,216 @@
+//! Leads, the lead fields that shape them, and capturing lead details.
+
+use async_graphql::{Context, ID, InputObject, Json, Object};
+
+use crate::domain;
+use crate::domain::leads::{LeadFieldDefinition, LeadFilter};
+use crate::entity::{LeadFieldType, lead, lead_field};
+
+use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
+use super::{ContextExt, timestamp};
+
+/// A person chatting, with what they told us.
+pub struct Lead(pub lead::Model);
+
+#[Object]
+impl Lead {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    async fn email(&self) -> Option<&str> {
+        self.0.email.as_deref()
+    }
+
+    async fn company(&self) -> Option<&str> {
+        self.0.company.as_deref()
+    }
+
+    /// Values of the workspace's lead fields, by key (e.g. `{"cms": "WordPress"}`).
+    async fn fields(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.fields).unwrap_or_default())
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+
+    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.updated_at)
+    }
+}
+
+/// A custom lead field the workspace defined; captured values are validated by it.
+pub struct LeadField(pub lead_field::Model);
+
+#[Object]
+impl LeadField {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// The key in `Lead.fields`.
+    async fn key(&self) -> &str {
+        &self.0.key
+    }
+
+    /// What the lead form shows.
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+
+    #[graphql(name = "type")]
+    async fn kind(&self) -> LeadFieldType {
+        self.0.kind
+    }
+
+    /// The allowed values of a `SELECT` field.
+    async fn options(&self) -> Vec<String> {
+        serde_json::from_str(&self.0.options).unwrap_or_default()
+    }
+
+    /// Whether `captureLead` insists on a value.
+    async fn required(&self) -> bool {
+        self.0.required
+    }
+}
+
+/// Lead details. Absent fields leave stored values alone.
+#[derive(InputObject, Default)]
+pub struct LeadInput {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    /// Lead field values by key; `null` clears one.
+    pub fields: Option<Json<serde_json::Value>>,
+}
+
+impl From<LeadInput> for domain::leads::LeadInput {
+    fn from(input: LeadInput) -> Self {
+        domain::leads::LeadInput {
+            name: input.name,
+            email: input.email,
+            company: input.company,
+            fields: input.fields.map(|json| json.0),
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct LeadFilterInput {
+    pub email: Option<String>,
+    /// Part of the name, email or company (case-insensitive).
+    pub query: Option<String>,
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct DefineLeadFieldInput {
+    /// Letters, digits, `-` and `_`, starting with a letter.
+    pub key: String,
+    pub label: String,
+    #[graphql(name = "type")]
+    pub kind: LeadFieldType,
+    /// The allowed values of a `SELECT` field.
+    #[graphql(default)]
+    pub options: Vec<String>,
+    #[graphql(default)]
+    pub required: bool,
+}
+
+#[derive(Default)]
+pub struct LeadQuery;
+
+#[Object]
+impl LeadQuery {
+    /// A lead by id. A visitor can read only its own.
+    async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Lead> {
+        Ok(Lead(
+            domain::leads::get(ctx.state(), ctx.principal()?, &id).await?,
+        ))
+    }
+
+    /// The workspace's leads, newest first.
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<Lead>> {
+        let agent = ctx.principal()?.agent()?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let filter = filter.unwrap_or_default();
+        let filter = LeadFilter {
+            email: filter.email,
+            query: filter.query,
+            created_after: filter.created_after.map(|t| t.timestamp_millis()),
+        };
+        let state = ctx.state().clone();
+        let ws = agent.workspace_id.clone();
+        let rows = domain::leads::page(&state, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let total = TotalCount::new(move || {
+            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
+            async move { domain::leads::count(&state, &ws, &filter).await }
+        });
+        Ok(page(rows, limit, |l| l.id.clone(), Lead, total))
+    }
+
+    /// The workspace's lead fields, in the order they were defined. Visitors can
+    /// read them to build the lead form.
+    async fn lead_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LeadField>> {
+        let principal = ctx.principal()?;
+        let fields =
+            domain::leads::fields(&ctx.state().db.reader, principal.workspace_id()).await?;
+        Ok(fields.into_iter().map(LeadField).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct LeadMutation;
+
+#[Object]
+impl LeadMutation {
+    /// Record what the visitor told us in a conversation (the widget's lead form, or
+    /// an agent). Values are validated against the lead fields; a bad or missing
+    /// required value is `BAD_USER_INPUT` with `extensions.field` naming it.
+    async fn capture_lead(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        input: LeadInput,
+    ) -> async_graphql::Result<Lead> {
+        let principal = ctx.principal()?;
+        let lead =
+            domain::leads::capture(ctx.state(), principal, &conversation_id, &input.into()).await?;
+        Ok(Lead(lead))
+    }
+
+    /// Define a lead field, or redefine the one with the same key. Owners and
+    /// admins only.
+    async fn define_lead_field(
+        &self,
+        ctx: &Context<'_>,
+        input: DefineLeadFieldInput,
+    ) -> async_graphql::Result<LeadField> {
+        let admin = ctx.principal()?.admin()?;
+        let field = domain::leads::define_field(
+            ctx.state(),
+            admin,
+            LeadFieldDefinition {
+                key: &input.key,
+                label: &input.label,
+                kind: input.kind,
+                options: &input.options,
+                required: input.required,
+            },
+        )
+        .await?;
+        Ok(LeadField(field))
+    }
+}

@@ -1,0 +1,118 @@
+//! `Node` and `node(id:)`: any object by its global id.
+
+use async_graphql::{Context, ID, Interface, Object};
+
+use crate::domain;
+use crate::error::AppError;
+use crate::ids::Kind;
+use crate::loaders::{AgentKey, LeadKey, TagKey, TeamKey};
+
+use super::ContextExt;
+use super::agents::{Agent, Team};
+use super::conversations::Conversation;
+use super::leads::{Lead, LeadField};
+use super::messages::Message;
+use super::tags::InsightTag;
+use super::workspaces::Workspace;
+
+/// An object with a global id. Ids are opaque, prefixed by kind (`conv_…`) and
+/// ordered by creation time.
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID"))]
+pub enum Node {
+    Workspace(Workspace),
+    Agent(Agent),
+    Team(Team),
+    Lead(Lead),
+    LeadField(LeadField),
+    Conversation(Conversation),
+    Message(Message),
+    InsightTag(InsightTag),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Any object by id, if the token's holder may read it; otherwise `NOT_FOUND`,
+    /// as if it did not exist.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+        let principal = ctx.principal()?;
+        let state = ctx.state();
+        let ws = principal.workspace_id();
+        let not_found = AppError::NotFound("node");
+        let kind = Kind::of(&id).ok_or_else(|| not_found.clone())?;
+        // Anything but a visitor's own conversation, message or lead is for agents.
+        let agents_only = !matches!(kind, Kind::Conversation | Kind::Message | Kind::Lead);
+        if agents_only && principal.agent().is_err() {
+            return Err(not_found.into());
+        }
+        let in_workspace = |owner: &str| {
+            if owner == ws {
+                Ok(())
+            } else {
+                Err(not_found.clone())
+            }
+        };
+        let loaders = ctx.loaders();
+        let node = match kind {
+            Kind::Workspace => Node::Workspace(Workspace(
+                domain::workspaces::get(state, &id)
+                    .await
+                    .and_then(|w| in_workspace(&w.id).map(|_| w))?,
+            )),
+            Kind::Agent => {
+                let agent = loaders
+                    .load_one(AgentKey(id.0.clone()))
+                    .await?
+                    .ok_or_else(|| not_found.clone())?;
+                in_workspace(&agent.workspace_id)?;
+                Node::Agent(Agent(agent))
+            }
+            Kind::Team => {
+                let team = loaders
+                    .load_one(TeamKey(id.0.clone()))
+                    .await?
+                    .ok_or_else(|| not_found.clone())?;
+                in_workspace(&team.workspace_id)?;
+                Node::Team(Team(team))
+            }
+            Kind::Tag => {
+                let tag = loaders
+                    .load_one(TagKey(id.0.clone()))
+                    .await?
+                    .ok_or_else(|| not_found.clone())?;
+                in_workspace(&tag.workspace_id)?;
+                Node::InsightTag(InsightTag(tag))
+            }
+            Kind::LeadField => {
+                let fields = domain::leads::fields(&state.db.reader, ws).await?;
+                let field = fields
+                    .into_iter()
+                    .find(|f| f.id == id.0)
+                    .ok_or_else(|| not_found.clone())?;
+                Node::LeadField(LeadField(field))
+            }
+            Kind::Lead => {
+                let lead = match principal.agent() {
+                    Ok(_) => loaders
+                        .load_one(LeadKey(id.0.clone()))
+                        .await?
+                        .ok_or_else(|| not_found.clone())?,
+                    Err(_) => domain::leads::get(state, principal, &id).await?,
+                };
+                in_workspace(&lead.workspace_id)?;
+                Node::Lead(Lead(lead))
+            }
+            Kind::Conversation => Node::Conversation(Conversation(
+                domain::conversations::get(state, principal, &id).await?,
+            )),
+            Kind::Message => {
+                Node::Message(Message(domain::messages::get(state, principal, &id).await?))
+            }
+            Kind::Handoff | Kind::Article | Kind::ApiKey => return Err(not_found.into()),
+        };
+        Ok(node)
+    }
+}

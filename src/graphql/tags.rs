@@ -1,0 +1,203 @@
+//! Insight tags and the tags applied to conversations.
+
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
+
+use crate::domain;
+use crate::domain::tags::TagInput;
+use crate::entity::{TagSource, conversation_tag, insight_tag};
+use crate::loaders::{AgentKey, TeamKey};
+
+use super::agents::{Agent, Team};
+use super::{ContextExt, timestamp};
+
+/// A topic ("media library uploads") with the rules that apply it to conversations.
+pub struct InsightTag(pub insight_tag::Model);
+
+#[Object]
+impl InsightTag {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// Stable, URL-safe name (`media-library-uploads`).
+    async fn slug(&self) -> &str {
+        &self.0.slug
+    }
+
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+
+    async fn description(&self) -> &str {
+        &self.0.description
+    }
+
+    /// Words and phrases that apply the tag when a visitor uses them.
+    async fn keywords(&self) -> Vec<String> {
+        serde_json::from_str(&self.0.keywords).unwrap_or_default()
+    }
+
+    /// The team conversations with this tag are routed to.
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Team>> {
+        let Some(id) = &self.0.team_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+    }
+
+    /// Whether a conversation with this tag always goes to a human.
+    async fn escalate(&self) -> bool {
+        self.0.escalate
+    }
+
+    /// When tags route to different teams, the highest priority wins.
+    async fn priority(&self) -> i32 {
+        self.0.priority
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+/// A tag on a conversation, with how it got there.
+pub struct AppliedTag(pub conversation_tag::Model, pub insight_tag::Model);
+
+#[Object]
+impl AppliedTag {
+    async fn tag(&self) -> InsightTag {
+        InsightTag(self.1.clone())
+    }
+
+    async fn source(&self) -> TagSource {
+        self.0.source
+    }
+
+    /// What matched: the visitor's words or the cited article (`AUTO`).
+    async fn evidence(&self) -> Option<&str> {
+        self.0.evidence.as_deref()
+    }
+
+    /// How sure the match is, 0..1 (1 for agents' tags).
+    async fn confidence(&self) -> f64 {
+        self.0.confidence
+    }
+
+    /// The agent who applied an `AGENT` tag.
+    async fn applied_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        let Some(id) = &self.0.applied_by else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loaders()
+            .load_one(AgentKey(id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    async fn applied_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.applied_at)
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateTagInput {
+    pub label: String,
+    /// Made from the label when absent.
+    pub slug: Option<String>,
+    #[graphql(default)]
+    pub description: String,
+    #[graphql(default)]
+    pub keywords: Vec<String>,
+    pub team_id: Option<ID>,
+    #[graphql(default)]
+    pub escalate: bool,
+    #[graphql(default)]
+    pub priority: i32,
+}
+
+/// Changes to a tag; absent fields stay as they are, `teamId: null` clears the team.
+#[derive(InputObject)]
+pub struct UpdateTagInput {
+    pub label: Option<String>,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub keywords: Option<Vec<String>>,
+    pub team_id: MaybeUndefined<ID>,
+    pub escalate: Option<bool>,
+    pub priority: Option<i32>,
+}
+
+#[derive(Default)]
+pub struct TagQuery;
+
+#[Object]
+impl TagQuery {
+    /// The workspace's insight tags.
+    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InsightTag>> {
+        let agent = ctx.principal()?.agent()?;
+        let tags = domain::tags::list(ctx.state(), &agent.workspace_id).await?;
+        Ok(tags.into_iter().map(InsightTag).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct TagMutation;
+
+#[Object]
+impl TagMutation {
+    /// Create an insight tag. Owners and admins only.
+    async fn create_tag(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTagInput,
+    ) -> async_graphql::Result<InsightTag> {
+        let admin = ctx.principal()?.admin()?;
+        let input = TagInput {
+            slug: input.slug,
+            label: Some(input.label),
+            description: Some(input.description),
+            keywords: Some(input.keywords),
+            team_id: Some(input.team_id.map(|id| id.0)),
+            escalate: Some(input.escalate),
+            priority: Some(input.priority),
+        };
+        Ok(InsightTag(
+            domain::tags::create(ctx.state(), admin, &input).await?,
+        ))
+    }
+
+    /// Change an insight tag. Owners and admins only.
+    async fn update_tag(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTagInput,
+    ) -> async_graphql::Result<InsightTag> {
+        let admin = ctx.principal()?.admin()?;
+        let team_id = match input.team_id {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(id) => Some(Some(id.0)),
+        };
+        let input = TagInput {
+            slug: input.slug,
+            label: input.label,
+            description: input.description,
+            keywords: input.keywords,
+            team_id,
+            escalate: input.escalate,
+            priority: input.priority,
+        };
+        Ok(InsightTag(
+            domain::tags::update(ctx.state(), admin, &id, &input).await?,
+        ))
+    }
+
+    /// Delete an insight tag and take it off every conversation. Returns its id.
+    async fn delete_tag(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let admin = ctx.principal()?.admin()?;
+        domain::tags::delete(ctx.state(), admin, &id).await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,60 @@
+//! The workspace and the signed-in viewer.
+
+use async_graphql::{Context, ID, Object};
+
+use crate::domain;
+use crate::entity::workspace;
+
+use super::agents::Agent;
+use super::{ContextExt, timestamp};
+
+/// A tenant: a company using Casefile. Nothing crosses between workspaces.
+pub struct Workspace(pub workspace::Model);
+
+#[Object]
+impl Workspace {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The public key a website's chat widget uses to `startConversation`. It only
+    /// opens conversations; it reads nothing.
+    async fn widget_key(&self) -> &str {
+        &self.0.widget_key
+    }
+
+    /// Whether the built-in AI responder answers visitors.
+    async fn responder_enabled(&self) -> bool {
+        self.0.responder_enabled
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+#[derive(Default)]
+pub struct WorkspaceQuery;
+
+#[Object]
+impl WorkspaceQuery {
+    /// The signed-in agent. Needs an agent token.
+    async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Agent> {
+        let agent = ctx.principal()?.agent()?;
+        let model = domain::agents::get(ctx.state(), &agent.workspace_id, &agent.agent_id).await?;
+        Ok(Agent(model))
+    }
+
+    /// The workspace of the token's holder.
+    async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
+        let principal = ctx.principal()?;
+        principal.agent()?;
+        Ok(Workspace(
+            domain::workspaces::get(ctx.state(), principal.workspace_id()).await?,
+        ))
+    }
+}

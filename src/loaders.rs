@@ -1,0 +1,236 @@
+//! DataLoader keys and batch queries: every relation field loads through here, so a
+//! list of N conversations costs one query per relation, not N.
+//!
+//! A [`Batcher`] is made per request. It loads by id alone: the ids come from
+//! relations of objects the requester was already allowed to read, and every write
+//! checks that a relation points inside its own workspace.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::entity::{agent, conversation_tag, insight_tag, lead, message, team, team_member};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub struct Batcher {
+    state: AppState,
+    sees_internal: bool,
+}
+
+/// The per-request loader. Its cache lets a list resolver prefetch relations in
+/// one go (see `graphql::conversations::prefetch`); it is switched off for
+/// mutations, which must read what they just wrote.
+pub type Loaders = DataLoader<Batcher, HashMapCache>;
+
+/// A loader for one request; `sees_internal` says whether internal notes count as
+/// the last message.
+pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {
+    DataLoader::with_cache(
+        Batcher {
+            state: state.clone(),
+            sees_internal,
+        },
+        tokio::spawn,
+        HashMapCache::default(),
+    )
+    .delay(Duration::from_micros(200))
+}
+
+macro_rules! by_id {
+    ($(#[$doc:meta])* $key:ident => $module:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub String);
+
+        impl Loader<$key> for Batcher {
+            type Value = $module::Model;
+            type Error = AppError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $module::Model>, AppError> {
+                let rows = $module::Entity::find()
+                    .filter($module::Column::Id.is_in(keys.iter().map(|k| k.0.clone())))
+                    .all(&self.state.db.reader)
+                    .await?;
+                Ok(rows.into_iter().map(|row| ($key(row.id.clone()), row)).collect())
+            }
+        }
+    };
+}
+
+by_id!(
+    /// An agent by id.
+    AgentKey => agent
+);
+by_id!(
+    /// A team by id.
+    TeamKey => team
+);
+by_id!(
+    /// A lead by id.
+    LeadKey => lead
+);
+by_id!(
+    /// An insight tag by id.
+    TagKey => insight_tag
+);
+
+/// The newest message of a conversation that the requester may see (`None` for a
+/// conversation without one, so that is cached too).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LastMessageKey(pub String);
+
+impl Loader<LastMessageKey> for Batcher {
+    type Value = Option<message::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[LastMessageKey],
+    ) -> Result<HashMap<LastMessageKey, Option<message::Model>>, AppError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut out: HashMap<LastMessageKey, Option<message::Model>> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
+        for row in
+            crate::domain::conversations::last_messages(&self.state, &ids, self.sees_internal)
+                .await?
+        {
+            out.insert(LastMessageKey(row.conversation_id.clone()), Some(row));
+        }
+        Ok(out)
+    }
+}
+
+/// Load `keys` now, unless there are none.
+pub async fn load_now<K>(
+    batcher: &Batcher,
+    keys: Vec<K>,
+) -> Result<HashMap<K, <Batcher as Loader<K>>::Value>, AppError>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    Batcher: Loader<K, Error = AppError>,
+{
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    batcher.load(&keys).await
+}
+
+/// The tags currently applied to a conversation, each with its tag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AppliedTagsKey(pub String);
+
+pub type Applied = (conversation_tag::Model, insight_tag::Model);
+
+impl Loader<AppliedTagsKey> for Batcher {
+    type Value = Vec<Applied>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[AppliedTagsKey],
+    ) -> Result<HashMap<AppliedTagsKey, Vec<Applied>>, AppError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut out: HashMap<AppliedTagsKey, Vec<Applied>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for row in crate::domain::tags::applied(&self.state, &ids).await? {
+            if let Some(list) = out.get_mut(&AppliedTagsKey(row.0.conversation_id.clone())) {
+                list.push(row);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The teams an agent belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TeamsOfAgentKey(pub String);
+
+/// The agents in a team.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MembersOfTeamKey(pub String);
+
+impl Batcher {
+    async fn memberships(
+        &self,
+        column: team_member::Column,
+        ids: Vec<String>,
+    ) -> Result<Vec<team_member::Model>, AppError> {
+        Ok(team_member::Entity::find()
+            .filter(column.is_in(ids))
+            .all(&self.state.db.reader)
+            .await?)
+    }
+}
+
+impl Loader<TeamsOfAgentKey> for Batcher {
+    type Value = Vec<team::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[TeamsOfAgentKey],
+    ) -> Result<HashMap<TeamsOfAgentKey, Vec<team::Model>>, AppError> {
+        let links = self
+            .memberships(
+                team_member::Column::AgentId,
+                keys.iter().map(|k| k.0.clone()).collect(),
+            )
+            .await?;
+        let teams: HashMap<String, team::Model> = team::Entity::find()
+            .filter(team::Column::Id.is_in(links.iter().map(|l| l.team_id.clone())))
+            .all(&self.state.db.reader)
+            .await?
+            .into_iter()
+            .map(|t| (t.id.clone(), t))
+            .collect();
+        let mut out: HashMap<TeamsOfAgentKey, Vec<team::Model>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for link in links {
+            if let (Some(list), Some(team)) = (
+                out.get_mut(&TeamsOfAgentKey(link.agent_id)),
+                teams.get(&link.team_id),
+            ) {
+                list.push(team.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<MembersOfTeamKey> for Batcher {
+    type Value = Vec<agent::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[MembersOfTeamKey],
+    ) -> Result<HashMap<MembersOfTeamKey, Vec<agent::Model>>, AppError> {
+        let links = self
+            .memberships(
+                team_member::Column::TeamId,
+                keys.iter().map(|k| k.0.clone()).collect(),
+            )
+            .await?;
+        let agents: HashMap<String, agent::Model> = agent::Entity::find()
+            .filter(agent::Column::Id.is_in(links.iter().map(|l| l.agent_id.clone())))
+            .all(&self.state.db.reader)
+            .await?
+            .into_iter()
+            .map(|a| (a.id.clone(), a))
+            .collect();
+        let mut out: HashMap<MembersOfTeamKey, Vec<agent::Model>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for link in links {
+            if let (Some(list), Some(agent)) = (
+                out.get_mut(&MembersOfTeamKey(link.team_id)),
+                agents.get(&link.agent_id),
+            ) {
+                list.push(agent.clone());
+            }
+        }
+        Ok(out)
+    }
+}

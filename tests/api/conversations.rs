@@ -1,0 +1,294 @@
+//! Conversations and messages through the API, as the widget and the inbox use them.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, error_code};
+
+#[tokio::test]
+async fn visitor_and_agent_exchange_messages_in_seq_order() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app
+        .start_conversation(&ws, Some("How do I schedule a draft?"))
+        .await;
+
+    let reply = app
+        .send(&ws.admin_token, &conversation, "Use the Schedule button.")
+        .await;
+    assert_eq!(
+        (reply["seq"].as_i64(), reply["author"].as_str()),
+        (Some(2), Some("AGENT"))
+    );
+    let follow_up = app.send(&visitor, &conversation, "Thanks!").await;
+    assert_eq!(
+        (follow_up["seq"].as_i64(), follow_up["author"].as_str()),
+        (Some(3), Some("VISITOR"))
+    );
+
+    let read = app
+        .data(
+            Some(&visitor),
+            "query($id: ID!) { conversation(id: $id) { status context lastMessage { seq } messages { edges { node { seq author body agent { name } } } } } }",
+            json!({ "id": conversation }),
+        )
+        .await;
+    let conv = &read["conversation"];
+    assert_eq!(conv["status"], "AI");
+    assert_eq!(conv["context"]["pageUrl"], "https://example.com/docs");
+    assert_eq!(conv["lastMessage"]["seq"], 3);
+    let seqs: Vec<i64> = conv["messages"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["seq"].as_i64().expect("seq"))
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let agent_name = conv["messages"]["edges"][1]["node"]["agent"]["name"].as_str();
+    assert!(
+        agent_name.is_some_and(|name| name.starts_with("owner-")),
+        "the owner's name, from the email"
+    );
+}
+
+#[tokio::test]
+async fn retried_send_with_same_client_message_id_stores_nothing_new() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app.start_conversation(&ws, None).await;
+    let send = "mutation($c: ID!, $b: String!) { sendMessage(input: { conversationId: $c, body: $b, clientMessageId: \"m-1\" }) { id seq body } }";
+
+    let first = app
+        .data(
+            Some(&visitor),
+            send,
+            json!({ "c": conversation, "b": "first try" }),
+        )
+        .await;
+    let retry = app
+        .data(
+            Some(&visitor),
+            send,
+            json!({ "c": conversation, "b": "first try" }),
+        )
+        .await;
+    assert_eq!(first, retry);
+    let next = app.send(&visitor, &conversation, "another").await;
+    assert_eq!(next["seq"], 2, "the retry used no seq");
+
+    let count = app
+        .data(
+            Some(&visitor),
+            "query($id: ID!) { conversation(id: $id) { messages { totalCount } } }",
+            json!({ "id": conversation }),
+        )
+        .await;
+    assert_eq!(count["conversation"]["messages"]["totalCount"], 2);
+}
+
+#[tokio::test]
+async fn oversized_message_body_is_refused_not_truncated() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app.start_conversation(&ws, None).await;
+    let body = app
+        .gql(
+            Some(&visitor),
+            "mutation($c: ID!, $b: String!) { sendMessage(input: { conversationId: $c, body: $b }) { id } }",
+            json!({ "c": conversation, "b": "x".repeat(10_001) }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(body["errors"][0]["extensions"]["field"], "body");
+    let empty = app
+        .data(
+            Some(&visitor),
+            "query($id: ID!) { conversation(id: $id) { lastSeq } }",
+            json!({ "id": conversation }),
+        )
+        .await;
+    assert_eq!(empty["conversation"]["lastSeq"], 0);
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn conversations_paginate_with_cursors_that_survive_inserts() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let mut started = Vec::new();
+    for i in 0..25 {
+        started.push(app.start_conversation(&ws, Some(&format!("q{i}"))).await.0);
+    }
+    let query = "query($after: String) { conversations(first: 10, after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { id } } } }";
+
+    let first = app
+        .data(Some(&ws.admin_token), query, json!({ "after": null }))
+        .await["conversations"]
+        .clone();
+    assert_eq!(first["totalCount"], 25);
+    assert_eq!(first["pageInfo"]["hasNextPage"], true);
+    let expected_first: Vec<String> = started.iter().rev().take(10).cloned().collect();
+    assert_eq!(ids(&first), expected_first, "newest first");
+
+    // New conversations arrive while the client pages.
+    for i in 0..3 {
+        app.start_conversation(&ws, Some(&format!("late {i}")))
+            .await;
+    }
+    let mut seen = ids(&first);
+    let mut cursor = first["pageInfo"]["endCursor"].clone();
+    loop {
+        let page = app
+            .data(Some(&ws.admin_token), query, json!({ "after": cursor }))
+            .await["conversations"]
+            .clone();
+        seen.extend(ids(&page));
+        if page["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        cursor = page["pageInfo"]["endCursor"].clone();
+    }
+    let mut expected: Vec<String> = started.clone();
+    expected.reverse();
+    assert_eq!(
+        seen, expected,
+        "every conversation once, none of the late ones, in order"
+    );
+}
+
+#[tokio::test]
+async fn foreign_cursor_is_bad_input() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let body = app
+        .gql(
+            Some(&ws.admin_token),
+            "{ conversations(after: \"bm9wZQ\") { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn conversations_filter_by_status_assignee_and_tag() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (agent_id, agent) = app.agent(&ws, "Alex", "AGENT").await;
+    let tag = app
+        .data(Some(&ws.admin_token), "mutation { createTag(input: { label: \"Billing\", escalate: true }) { id slug escalate } }", json!({}))
+        .await["createTag"]
+        .clone();
+    assert_eq!(tag["slug"], "billing");
+    let (assigned, _) = app.start_conversation(&ws, Some("a")).await;
+    let (tagged, _) = app.start_conversation(&ws, Some("b")).await;
+    let (resolved, _) = app.start_conversation(&ws, Some("c")).await;
+    app.data(Some(&agent), "mutation($c: ID!, $a: ID!) { assignConversation(conversationId: $c, agentId: $a) { assignee { id } } }", json!({ "c": assigned, "a": agent_id })).await;
+    let tagged_view = app
+        .data(Some(&agent), "mutation($c: ID!, $t: ID!) { tagConversation(conversationId: $c, tagId: $t) { tags { source tag { slug } appliedBy { name } } } }", json!({ "c": tagged, "t": tag["id"] }))
+        .await;
+    assert_eq!(tagged_view["tagConversation"]["tags"][0]["source"], "AGENT");
+    assert_eq!(
+        tagged_view["tagConversation"]["tags"][0]["appliedBy"]["name"],
+        "Alex"
+    );
+    let resolved_view = app
+        .data(
+            Some(&agent),
+            "mutation($c: ID!) { resolveConversation(conversationId: $c) { status } }",
+            json!({ "c": resolved }),
+        )
+        .await;
+    assert_eq!(resolved_view["resolveConversation"]["status"], "RESOLVED");
+
+    let list = |filter: Value| {
+        let app = &app;
+        let token = agent.clone();
+        async move {
+            let data = app
+                .data(Some(&token), "query($f: ConversationFilterInput) { conversations(filter: $f) { edges { node { id } } } }", json!({ "f": filter }))
+                .await;
+            ids(&data["conversations"])
+        }
+    };
+    assert_eq!(
+        list(json!({ "assigneeId": agent_id })).await,
+        vec![assigned.clone()]
+    );
+    assert_eq!(
+        list(json!({ "tagIds": [tag["id"]] })).await,
+        vec![tagged.clone()]
+    );
+    assert_eq!(
+        list(json!({ "status": "RESOLVED" })).await,
+        vec![resolved.clone()]
+    );
+    assert_eq!(
+        list(json!({ "status": ["AI"], "unassigned": true })).await,
+        vec![tagged.clone()]
+    );
+
+    app.data(
+        Some(&agent),
+        "mutation($c: ID!, $t: ID!) { untagConversation(conversationId: $c, tagId: $t) { id } }",
+        json!({ "c": tagged, "t": tag["id"] }),
+    )
+    .await;
+    assert!(list(json!({ "tagIds": [tag["id"]] })).await.is_empty());
+}
+
+#[tokio::test]
+async fn visitor_message_reopens_a_resolved_conversation() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("hi")).await;
+    app.data(
+        Some(&ws.admin_token),
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { status } }",
+        json!({ "c": conversation }),
+    )
+    .await;
+    app.send(&visitor, &conversation, "one more question").await;
+    let read = app
+        .data(
+            Some(&visitor),
+            "query($id: ID!) { conversation(id: $id) { status } }",
+            json!({ "id": conversation }),
+        )
+        .await;
+    assert_eq!(read["conversation"]["status"], "AI");
+}
+
+#[tokio::test]
+async fn start_conversation_payload_is_readable_by_the_new_visitor() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let data = app
+        .data(
+            None,
+            "mutation($k: String!) { startConversation(input: { widgetKey: $k, visitorId: \"v-42\", message: \"hello\", lead: { name: \"Kim\" } }) { conversation { visitorId lead { name } messages { edges { node { seq body } } } } visitorToken } }",
+            json!({ "k": ws.widget_key }),
+        )
+        .await;
+    let conv = &data["startConversation"]["conversation"];
+    assert_eq!(conv["visitorId"], "v-42");
+    assert_eq!(conv["lead"]["name"], "Kim");
+    assert_eq!(conv["messages"]["edges"][0]["node"]["body"], "hello");
+}
+
+#[tokio::test]
+async fn duplicate_tag_slug_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let create = "mutation { createTag(input: { label: \"Versioning\" }) { id } }";
+    app.data(Some(&ws.admin_token), create, json!({})).await;
+    let body = app.gql(Some(&ws.admin_token), create, json!({})).await;
+    assert_eq!(error_code(&body), "CONFLICT");
+}

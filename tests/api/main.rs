@@ -1,0 +1,12 @@
+//! Integration tests: each boots the real server on an ephemeral port over a fresh
+//! database (SQLite by default; PostgreSQL when `CASEFILE_TEST_DATABASE_URL` is set)
+//! and talks to it over HTTP, as a client would.
+
+mod helpers;
+
+mod access;
+mod auth;
+mod conversations;
+mod leads;
+mod limits;
+mod platform;
