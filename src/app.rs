@@ -8,6 +8,8 @@ use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -22,6 +24,7 @@ use crate::error::{AppError, code};
 use crate::graphql::{AppSchema, RequestAuth, limits};
 use crate::loaders;
 use crate::state::AppState;
+use crate::ws;
 
 #[derive(Clone)]
 struct Shared {
@@ -195,8 +198,12 @@ async fn graphql_post(
 async fn graphql_get(
     State(shared): State<Shared>,
     headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    if let Ok(upgrade) = upgrade {
+        return websocket(shared, headers, upgrade);
+    }
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return Html(
             GraphiQLSource::build()
@@ -223,6 +230,28 @@ async fn graphql_get(
     };
     axum::Json(execute(&shared.state, &shared.schema, request, principal, true).await)
         .into_response()
+}
+
+/// Upgrade to GraphQL over WebSocket. Credentials normally come in
+/// `connection_init`; an `Authorization` header on the upgrade (non-browser
+/// clients) is the fallback.
+fn websocket(shared: Shared, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let header_principal = match principal(&shared.state, &headers) {
+        Ok(principal) => principal,
+        Err(err) => return transport_error(StatusCode::UNAUTHORIZED, err.code(), &err.message()),
+    };
+    let upgrade = upgrade
+        .protocols(ws::PROTOCOLS)
+        .read_buffer_size(ws::READ_BUFFER)
+        .write_buffer_size(ws::WRITE_BUFFER)
+        .max_message_size(shared.state.config.max_body_bytes);
+    let protocol =
+        ws::Protocol::from_header(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
+    let Shared { state, schema } = shared;
+    upgrade.on_upgrade(move |socket| {
+        let tracker = state.connections.clone();
+        tracker.track_future(ws::serve(socket, protocol, state, schema, header_principal))
+    })
 }
 
 async fn healthz(State(shared): State<Shared>) -> Response {

@@ -91,6 +91,14 @@ pub struct Config {
     #[arg(long, global = true, env = "CASEFILE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
+    /// How long a WebSocket may wait before `connection_init` (then 4408).
+    #[arg(long, global = true, env = "CASEFILE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_init_timeout: Duration,
+
+    /// Interval of server pings (`ping`, or `ka` in the legacy protocol).
+    #[arg(long, global = true, env = "CASEFILE_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ws_keepalive: Duration,
+
     /// Size of the read connection pool.
     #[arg(
         long,

@@ -17,6 +17,8 @@ pub mod code {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// A subscriber fell behind and missed events; it should refetch.
+    pub const LAGGED: &str = "LAGGED";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -38,6 +40,9 @@ pub enum AppError {
     },
     /// Too many requests from one client.
     RateLimited(String),
+    /// A subscription missed events (its client read too slowly, or a listener
+    /// connection dropped); the stream goes on, and the client should refetch.
+    Lagged(String),
     /// Anything the client cannot act on: database failures, broken invariants.
     Internal(String),
 }
@@ -76,6 +81,7 @@ impl AppError {
             AppError::BadInput { .. } => code::BAD_USER_INPUT,
             AppError::Conflict { .. } => code::CONFLICT,
             AppError::RateLimited(_) => code::RATE_LIMITED,
+            AppError::Lagged(_) => code::LAGGED,
             AppError::Internal(_) => code::INTERNAL,
         }
     }
@@ -88,7 +94,7 @@ impl AppError {
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::BadInput { field, message } => format!("invalid `{field}`: {message}"),
             AppError::Conflict { message, .. } => message.clone(),
-            AppError::RateLimited(message) => message.clone(),
+            AppError::RateLimited(message) | AppError::Lagged(message) => message.clone(),
             AppError::Internal(_) => "internal error".to_owned(),
         }
     }

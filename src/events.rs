@@ -1,32 +1,59 @@
-//! The event bus seam: writes commit, then publish an [`Event`] here.
+//! The event bus: writes commit, then publish an [`Event`]; subscriptions listen to
+//! topics (one conversation, or one workspace).
 //!
-//! Events carry ids and enough to route them (workspace, conversation, visibility);
-//! subscribers load what they deliver from the database, so an event never invents
-//! state, and a subscriber that misses events catches up from the database.
+//! Events carry the committed rows (shared, not copied, between subscribers) or, for
+//! typing, the whole of what happened; subscribers never invent state. Two
+//! implementations sit behind [`EventBus`]: [`InProcessBus`] for one server, and
+//! [`PgBus`], which also sends each event's ids through PostgreSQL `NOTIFY` so that
+//! every process sharing the database delivers it. A subscriber that misses events
+//! (its buffer overflowed, or a listener connection dropped) is told so with
+//! [`EventKind::Resync`] or a lag, and catches up from the database.
 
-use tokio::sync::broadcast;
+mod bus;
+mod pg;
+
+use std::sync::Arc;
+
+use crate::entity::{Author, conversation, message};
+
+pub use bus::{InProcessBus, Subscription, Topic};
+pub use pg::PgBus;
 
 /// Something that changed, published after the change committed.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Event {
-    /// A message was stored.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub workspace_id: String,
+    pub conversation_id: String,
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum EventKind {
+    /// A message was stored; the conversation as it was right after.
     MessageCreated {
-        workspace_id: String,
-        conversation_id: String,
-        message_id: String,
-        seq: i64,
-        internal: bool,
+        message: Arc<message::Model>,
+        conversation: Arc<conversation::Model>,
     },
-    /// A conversation was opened, or its status, assignee, team or tags changed.
+    /// A conversation was opened or changed; the conversation right after.
     ConversationChanged {
-        workspace_id: String,
-        conversation_id: String,
+        conversation: Arc<conversation::Model>,
         change: Change,
     },
+    /// Someone started or stopped typing (not stored).
+    Typing {
+        author: Author,
+        agent_id: Option<String>,
+        typing: bool,
+        /// Typing an internal note: never shown to the visitor.
+        internal: bool,
+    },
+    /// Events for this topic may have been missed (a dropped listener connection):
+    /// catch up from the database.
+    Resync,
 }
 
 /// What about a conversation changed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Change {
     Opened,
     Status,
@@ -37,34 +64,44 @@ pub enum Change {
 }
 
 impl Event {
-    pub fn workspace_id(&self) -> &str {
-        match self {
-            Event::MessageCreated { workspace_id, .. }
-            | Event::ConversationChanged { workspace_id, .. } => workspace_id,
+    pub fn message_created(message: message::Model, conversation: conversation::Model) -> Event {
+        Event {
+            workspace_id: message.workspace_id.clone(),
+            conversation_id: message.conversation_id.clone(),
+            kind: EventKind::MessageCreated {
+                message: Arc::new(message),
+                conversation: Arc::new(conversation),
+            },
+        }
+    }
+
+    pub fn conversation_changed(conversation: conversation::Model, change: Change) -> Event {
+        Event {
+            workspace_id: conversation.workspace_id.clone(),
+            conversation_id: conversation.id.clone(),
+            kind: EventKind::ConversationChanged {
+                conversation: Arc::new(conversation),
+                change,
+            },
+        }
+    }
+
+    /// The conversation as of this event, when the event carries it.
+    pub fn conversation(&self) -> Option<&Arc<conversation::Model>> {
+        match &self.kind {
+            EventKind::MessageCreated { conversation, .. }
+            | EventKind::ConversationChanged { conversation, .. } => Some(conversation),
+            EventKind::Typing { .. } | EventKind::Resync => None,
         }
     }
 }
 
-/// In-process fan-out over a tokio broadcast channel.
-#[derive(Clone)]
-pub struct EventBus {
-    sender: broadcast::Sender<Event>,
-}
+/// Where events go after a commit, and where subscriptions get them.
+pub trait EventBus: Send + Sync {
+    /// Deliver `event` to every subscriber of its conversation and workspace, on
+    /// every process. Call only after the change committed. Never blocks.
+    fn publish(&self, event: Event);
 
-impl EventBus {
-    pub fn new(capacity: usize) -> EventBus {
-        EventBus {
-            sender: broadcast::channel(capacity).0,
-        }
-    }
-
-    /// Deliver `event` to current subscribers. Call only after the write committed.
-    pub fn publish(&self, event: Event) {
-        // No subscriber is not an error: the event is also in the database.
-        let _ = self.sender.send(event);
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.sender.subscribe()
-    }
+    /// Receive the events of `topic` from now on.
+    fn subscribe(&self, topic: Topic) -> Subscription;
 }

@@ -5,13 +5,14 @@ pub mod agents;
 pub mod conversations;
 pub mod leads;
 pub mod limits;
+pub mod live;
 pub mod messages;
 pub mod node;
 pub mod pagination;
 pub mod tags;
 pub mod workspaces;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 
 use crate::auth::Principal;
 use crate::config::limits::{MAX_COMPLEXITY, MAX_DEPTH};
@@ -36,15 +37,20 @@ pub struct Mutation(
     messages::MessageMutation,
     leads::LeadMutation,
     tags::TagMutation,
+    live::LiveMutation,
 );
 
-pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;
 
 /// The schema, serving `state` (or, without one, only good for printing the SDL).
 pub fn schema(state: Option<AppState>) -> AppSchema {
-    let mut builder = Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY);
+    let mut builder = Schema::build(
+        Query::default(),
+        Mutation::default(),
+        live::LiveSubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY);
     if let Some(state) = state {
         builder = builder.data(state);
     }

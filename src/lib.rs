@@ -31,11 +31,12 @@ pub mod graphql;
 pub mod ids;
 pub mod loaders;
 pub mod state;
+pub mod ws;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::Config;
@@ -45,19 +46,23 @@ pub use state::AppState;
 pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
-    shutdown: Option<oneshot::Sender<()>>,
     pub task: JoinHandle<std::io::Result<()>>,
 }
 
 impl Running {
-    /// Stop accepting, finish in-flight requests, and wait for the server to end.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        self.task
+    /// Stop accepting, close live connections with a code that tells clients to
+    /// reconnect, finish in-flight requests, and wait for the server to end.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.state.shutdown.cancel();
+        self.state.connections.close();
+        let served = self
+            .task
             .await
-            .unwrap_or_else(|err| Err(std::io::Error::other(err)))
+            .unwrap_or_else(|err| Err(std::io::Error::other(err)));
+        // Connections were told to close; give them a moment to say goodbye.
+        let closing = self.state.connections.wait();
+        let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+        served
     }
 }
 
@@ -69,14 +74,9 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
         .map_err(|err| anyhow::anyhow!("opening the database: {err:?}"))?;
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
-    let (tx, rx) = oneshot::channel::<()>();
+    let shutdown = state.shutdown.clone();
     let task = tokio::spawn(app::serve(listener, state.clone(), async move {
-        let _ = rx.await;
+        shutdown.cancelled().await;
     }));
-    Ok(Running {
-        addr,
-        state,
-        shutdown: Some(tx),
-        task,
-    })
+    Ok(Running { addr, state, task })
 }

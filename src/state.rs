@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::events::EventBus;
+use crate::events::{EventBus, InProcessBus, PgBus};
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -14,8 +17,12 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub db: Db,
     pub tokens: Tokens,
-    pub events: EventBus,
+    pub events: Arc<dyn EventBus>,
     pub config: Config,
+    /// Cancelled when the server shuts down: live connections close with 1012.
+    pub shutdown: CancellationToken,
+    /// The live connections, so shutdown can wait for them to close.
+    pub connections: TaskTracker,
 }
 
 impl std::ops::Deref for AppState {
@@ -31,11 +38,19 @@ impl AppState {
         let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
         let secret = Tokens::load_secret(&db, config.jwt_secret.as_deref()).await?;
         let tokens = Tokens::new(&secret, config.agent_token_ttl, config.visitor_token_ttl);
+        // Several processes may share a PostgreSQL database: fan out through it.
+        let events: Arc<dyn EventBus> = if db.pg_pool.is_some() {
+            Arc::new(PgBus::start(&db).await?)
+        } else {
+            Arc::new(InProcessBus::new())
+        };
         Ok(AppState(Arc::new(Inner {
             db,
             tokens,
-            events: EventBus::new(4096),
+            events,
             config,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
         })))
     }
 }

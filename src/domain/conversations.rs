@@ -15,7 +15,7 @@ use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
 
 use super::leads::LeadInput;
-use super::messages::{NewMessage, append, body_text, publish_created};
+use super::messages::{NewMessage, append, body_text};
 use super::{stmt, validate};
 
 /// Largest `context` document a widget may send, in bytes.
@@ -93,8 +93,7 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
                 client_message_id: None,
             };
             let appended = append(&txn, &ws.id, &conversation.id, new).await?;
-            conversation.last_seq = appended.message.seq;
-            conversation.updated_at = appended.message.created_at;
+            conversation = appended.conversation;
             Some(appended.message)
         }
         None => None,
@@ -110,13 +109,14 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         conversation_id: conversation.id.clone(),
         expires_at: visitor_token.expires_at.timestamp(),
     });
-    state.events.publish(Event::ConversationChanged {
-        workspace_id: ws.id.clone(),
-        conversation_id: conversation.id.clone(),
-        change: Change::Opened,
-    });
-    if let Some(message) = &first {
-        publish_created(state, message);
+    state.events.publish(Event::conversation_changed(
+        conversation.clone(),
+        Change::Opened,
+    ));
+    if let Some(message) = first {
+        state
+            .events
+            .publish(Event::message_created(message, conversation.clone()));
     }
     Ok(Started {
         conversation,
@@ -257,11 +257,9 @@ pub async fn assign(
     }
     active.updated_at = Set(now_ms());
     let conv = active.update(&state.db.writer).await?;
-    state.events.publish(Event::ConversationChanged {
-        workspace_id: ws.clone(),
-        conversation_id: conv.id.clone(),
-        change: Change::Assigned,
-    });
+    state
+        .events
+        .publish(Event::conversation_changed(conv.clone(), Change::Assigned));
     Ok(conv)
 }
 
@@ -291,11 +289,9 @@ pub async fn resolve(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     if result.rows_affected() == 1 {
-        state.events.publish(Event::ConversationChanged {
-            workspace_id: ws.clone(),
-            conversation_id: conv.id.clone(),
-            change: Change::Status,
-        });
+        state
+            .events
+            .publish(Event::conversation_changed(conv.clone(), Change::Status));
     }
     Ok(conv)
 }

@@ -296,18 +296,14 @@ pub async fn capture(
     } else {
         active.update(&txn).await?
     };
-    if is_new {
-        let mut active: conversation::ActiveModel = conv.into();
-        active.lead_id = Set(Some(lead.id.clone()));
-        active.updated_at = Set(now_ms());
-        active.update(&txn).await?;
-    }
+    let mut active: conversation::ActiveModel = conv.into();
+    active.lead_id = Set(Some(lead.id.clone()));
+    active.updated_at = Set(now_ms());
+    let conv = active.update(&txn).await?;
     txn.commit().await?;
-    state.events.publish(Event::ConversationChanged {
-        workspace_id: ws.to_owned(),
-        conversation_id: conversation_id.to_owned(),
-        change: Change::Lead,
-    });
+    state
+        .events
+        .publish(Event::conversation_changed(conv, Change::Lead));
     Ok(lead)
 }
 

@@ -3,12 +3,12 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
-use crate::entity::{Author, ConversationStatus, message, now_ms};
+use crate::entity::{Author, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
@@ -69,8 +69,8 @@ pub struct Appended {
     /// `false` when a message with the same `clientMessageId` already existed and
     /// was returned instead.
     pub created: bool,
-    /// The conversation's status after the append.
-    pub status: ConversationStatus,
+    /// The conversation after the append.
+    pub conversation: conversation::Model,
 }
 
 /// Append a message inside `txn`: take the next `seq` by bumping the conversation's
@@ -89,7 +89,7 @@ pub async fn append(
             txn.get_database_backend(),
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?, \
              status = CASE WHEN status = 'RESOLVED' AND ? THEN 'AI' ELSE status END \
-             WHERE id = ? AND workspace_id = ? RETURNING last_seq, status",
+             WHERE id = ? AND workspace_id = ? RETURNING *",
             vec![
                 now.into(),
                 reopen.into(),
@@ -99,14 +99,7 @@ pub async fn append(
         ))
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    let seq: i64 = row.try_get("", "last_seq")?;
-    let status: String = row.try_get("", "status")?;
-    let status = match status.as_str() {
-        "AI" => ConversationStatus::Ai,
-        "QUEUED" => ConversationStatus::Queued,
-        "HUMAN" => ConversationStatus::Human,
-        _ => ConversationStatus::Resolved,
-    };
+    let conversation = conversation::Model::from_query_result(&row, "")?;
     if let Some(client_id) = &new.client_message_id {
         let existing = message::Entity::find()
             .filter(message::Column::ConversationId.eq(conversation_id))
@@ -117,7 +110,7 @@ pub async fn append(
             return Ok(Appended {
                 message,
                 created: false,
-                status,
+                conversation,
             });
         }
     }
@@ -125,7 +118,7 @@ pub async fn append(
         id: Set(new_id(Kind::Message)),
         workspace_id: Set(workspace_id.to_owned()),
         conversation_id: Set(conversation_id.to_owned()),
-        seq: Set(seq),
+        seq: Set(conversation.last_seq),
         author: Set(new.author),
         agent_id: Set(new.agent_id),
         body: Set(new.body),
@@ -140,7 +133,7 @@ pub async fn append(
     Ok(Appended {
         message,
         created: true,
-        status,
+        conversation,
     })
 }
 
@@ -163,25 +156,19 @@ pub async fn send(
         return Ok(appended.message);
     }
     txn.commit().await?;
-    if before.status != appended.status {
-        state.events.publish(Event::ConversationChanged {
-            workspace_id: ws.to_owned(),
-            conversation_id: conversation_id.to_owned(),
-            change: Change::Status,
-        });
+    let Appended {
+        message,
+        conversation,
+        ..
+    } = appended;
+    if before.status != conversation.status {
+        let changed = Event::conversation_changed(conversation.clone(), Change::Status);
+        state.events.publish(changed);
     }
-    publish_created(state, &appended.message);
-    Ok(appended.message)
-}
-
-pub fn publish_created(state: &AppState, message: &message::Model) {
-    state.events.publish(Event::MessageCreated {
-        workspace_id: message.workspace_id.clone(),
-        conversation_id: message.conversation_id.clone(),
-        message_id: message.id.clone(),
-        seq: message.seq,
-        internal: message.internal,
-    });
+    state
+        .events
+        .publish(Event::message_created(message.clone(), conversation));
+    Ok(message)
 }
 
 fn visible(conversation_id: &str, include_internal: bool) -> sea_orm::Select<message::Entity> {

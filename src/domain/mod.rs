@@ -8,6 +8,7 @@ pub mod agents;
 pub mod conversations;
 pub mod leads;
 pub mod messages;
+pub mod streams;
 pub mod tags;
 pub mod teams;
 pub mod validate;

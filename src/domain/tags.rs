@@ -1,12 +1,12 @@
 //! Insight tags: topics with matching rules, and the tags applied to conversations.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 
 use crate::auth::AgentPrincipal;
-use crate::entity::{conversation_tag, insight_tag, now_ms};
+use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
@@ -263,26 +263,27 @@ pub async fn untag_conversation(
     .await
 }
 
+/// Mark the conversation changed, and publish the change.
 async fn touch(
     state: &AppState,
     workspace_id: &str,
     conversation_id: &str,
     change: Change,
 ) -> AppResult<()> {
-    state
+    let row = state
         .db
         .writer
-        .execute_raw(stmt(
+        .query_one_raw(stmt(
             state.db.backend(),
-            "UPDATE conversations SET updated_at = ? WHERE id = ?",
-            vec![now_ms().into(), conversation_id.into()],
+            "UPDATE conversations SET updated_at = ? WHERE id = ? AND workspace_id = ? RETURNING *",
+            vec![now_ms().into(), conversation_id.into(), workspace_id.into()],
         ))
-        .await?;
-    state.events.publish(Event::ConversationChanged {
-        workspace_id: workspace_id.to_owned(),
-        conversation_id: conversation_id.to_owned(),
-        change,
-    });
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    let conversation = conversation::Model::from_query_result(&row, "")?;
+    state
+        .events
+        .publish(Event::conversation_changed(conversation, change));
     Ok(())
 }
 

@@ -3,10 +3,12 @@
 //! and talks to it over HTTP, as a client would.
 
 mod helpers;
+mod ws_client;
 
 mod access;
 mod auth;
 mod conversations;
 mod leads;
 mod limits;
+mod live;
 mod platform;

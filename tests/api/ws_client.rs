@@ -1,0 +1,130 @@
+//! A small GraphQL-over-WebSocket client for tests, speaking either protocol.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::helpers::{TIMEOUT, TestApp};
+
+pub const TRANSPORT_WS: &str = "graphql-transport-ws";
+pub const LEGACY_WS: &str = "graphql-ws";
+
+pub struct WsClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub protocol: &'static str,
+}
+
+impl WsClient {
+    pub async fn connect(app: &TestApp, protocol: &'static str) -> WsClient {
+        let mut request = format!("ws://{}/graphql", app.running.addr)
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        let (socket, response) =
+            tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+                .await
+                .expect("connect in time")
+                .expect("connect");
+        assert_eq!(
+            response
+                .headers()
+                .get("sec-websocket-protocol")
+                .and_then(|v| v.to_str().ok()),
+            Some(protocol)
+        );
+        WsClient { socket, protocol }
+    }
+
+    /// Connect and initialise with `token`; panics unless acknowledged.
+    pub async fn ready(app: &TestApp, protocol: &'static str, token: &str) -> WsClient {
+        let mut client = WsClient::connect(app, protocol).await;
+        client.init(Some(token)).await;
+        assert_eq!(client.recv().await["type"], "connection_ack");
+        client
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn init(&mut self, token: Option<&str>) {
+        let payload = match token {
+            Some(token) => json!({ "authorization": format!("Bearer {token}") }),
+            None => json!({}),
+        };
+        self.send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        let kind = if self.protocol == LEGACY_WS {
+            "start"
+        } else {
+            "subscribe"
+        };
+        self.send(json!({ "type": kind, "id": id, "payload": { "query": query, "variables": variables } }))
+            .await;
+    }
+
+    /// The next protocol message, skipping keep-alives; panics on close or timeout.
+    pub async fn recv(&mut self) -> Value {
+        self.recv_within(TIMEOUT).await.expect("a message in time")
+    }
+
+    /// The next protocol message within `limit`, if any.
+    pub async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(limit, self.socket.next()).await.ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if matches!(value["type"].as_str(), Some("ping" | "pong" | "ka")) {
+                        continue;
+                    }
+                    return Some(value);
+                }
+                Some(Ok(Message::Close(frame))) => panic!("closed unexpectedly: {frame:?}"),
+                Some(Ok(_)) => continue,
+                other => panic!("socket failed: {other:?}"),
+            }
+        }
+    }
+
+    /// The payload of the next data message for `id`.
+    pub async fn next_data(&mut self, id: &str) -> Value {
+        let message = self.recv().await;
+        let expected = if self.protocol == LEGACY_WS {
+            "data"
+        } else {
+            "next"
+        };
+        assert_eq!(message["type"], expected, "{message}");
+        assert_eq!(message["id"], id, "{message}");
+        message["payload"].clone()
+    }
+
+    /// Wait for the server to close the socket; its close code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            let frame = tokio::time::timeout(TIMEOUT, self.socket.next())
+                .await
+                .expect("close in time");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => return frame.code.into(),
+                Some(Ok(Message::Close(None))) | None => return 1005,
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => panic!("socket failed before closing: {err}"),
+            }
+        }
+    }
+}
