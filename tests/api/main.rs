@@ -7,6 +7,7 @@ mod ws_client;
 
 mod access;
 mod auth;
+mod clients;
 mod conversations;
 mod leads;
 mod limits;

@@ -21,7 +21,12 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(app: &TestApp, protocol: &'static str) -> WsClient {
-        let mut request = format!("ws://{}/graphql", app.running.addr)
+        WsClient::connect_to(&app.running.addr.to_string(), protocol).await
+    }
+
+    /// Connect to the server at `addr` (`host:port`).
+    pub async fn connect_to(addr: &str, protocol: &'static str) -> WsClient {
+        let mut request = format!("ws://{addr}/graphql")
             .into_client_request()
             .expect("request");
         request
@@ -44,7 +49,11 @@ impl WsClient {
 
     /// Connect and initialise with `token`; panics unless acknowledged.
     pub async fn ready(app: &TestApp, protocol: &'static str, token: &str) -> WsClient {
-        let mut client = WsClient::connect(app, protocol).await;
+        WsClient::ready_at(&app.running.addr.to_string(), protocol, token).await
+    }
+
+    pub async fn ready_at(addr: &str, protocol: &'static str, token: &str) -> WsClient {
+        let mut client = WsClient::connect_to(addr, protocol).await;
         client.init(Some(token)).await;
         assert_eq!(client.recv().await["type"], "connection_ack");
         client

@@ -1,0 +1,200 @@
+//! Real third-party clients and real server processes.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{TIMEOUT, TestApp, fresh_database};
+use crate::ws_client::{TRANSPORT_WS, WsClient};
+
+const NODE_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
+
+/// Whether Node.js and the npm packages of `tests/node` are installed; says why not.
+fn node_clients_available() -> bool {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|out| out.status.success()) {
+        eprintln!(
+            "SKIPPED: Node.js is not installed, so the npm graphql-ws client test cannot run"
+        );
+        return false;
+    }
+    if !std::path::Path::new(NODE_CLIENTS)
+        .join("node_modules/graphql-ws")
+        .exists()
+    {
+        eprintln!(
+            "SKIPPED: run `npm ci --prefix tests/node` to test with the npm graphql-ws client"
+        );
+        return false;
+    }
+    true
+}
+
+#[tokio::test]
+async fn npm_graphql_ws_client_subscribes_and_sees_errors() {
+    if !node_clients_available() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let output = tokio::time::timeout(
+        TIMEOUT,
+        Command::new("node")
+            .arg("graphql_ws_client.mjs")
+            .current_dir(NODE_CLIENTS)
+            .env("CASEFILE_URL", format!("http://{}", app.running.addr))
+            .env("WIDGET_KEY", &ws.widget_key)
+            .output(),
+    )
+    .await
+    .expect("node finishes in time")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "node client failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(
+        report["seen"],
+        json!([
+            { "seq": 1, "author": "VISITOR", "body": "hello from node" },
+            { "seq": 2, "author": "VISITOR", "body": "second" }
+        ])
+    );
+    assert_eq!(report["refused"], "NOT_FOUND");
+}
+
+/// A `casefile serve` process on `database_url`, and the address it serves on.
+async fn serve_process(database_url: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_casefile"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", database_url)
+        .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("casefile starts");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let addr = tokio::time::timeout(TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            if let Some(rest) = line.split("serving on http://").nth(1) {
+                return rest.trim_end_matches("/graphql").to_owned();
+            }
+        }
+        panic!("casefile exited before serving");
+    })
+    .await
+    .expect("casefile serves in time");
+    // Keep draining its logs so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+#[tokio::test]
+async fn two_processes_on_one_postgres_database_share_events() {
+    let Ok(base) = std::env::var("CASEFILE_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: set CASEFILE_TEST_DATABASE_URL to test processes sharing PostgreSQL");
+        return;
+    };
+    assert!(!base.is_empty());
+    let (url, _) = fresh_database().await;
+    let created = Command::new(env!("CARGO_BIN_EXE_casefile"))
+        .args([
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--admin-email",
+            "owner@acme.test",
+        ])
+        .args(["--admin-password", "correct horse battery"])
+        .env("DATABASE_URL", &url)
+        .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
+        .output()
+        .await
+        .expect("the CLI runs");
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let created: Value = serde_json::from_slice(&created.stdout).expect("exactly one JSON object");
+    let token = created["adminToken"].as_str().expect("token");
+
+    let (_a, addr_a) = serve_process(&url).await;
+    let (_b, addr_b) = serve_process(&url).await;
+    let client = reqwest::Client::new();
+    let post = |addr: &str, query: Value| {
+        client
+            .post(format!("http://{addr}/graphql"))
+            .bearer_auth(token)
+            .json(&query)
+            .send()
+    };
+    let started: Value = post(
+        &addr_a,
+        json!({ "query": "mutation($k: String!) { startConversation(input: { widgetKey: $k }) { conversation { id } } }", "variables": { "k": created["widgetKey"] } }),
+    )
+    .await
+    .expect("sent")
+    .json()
+    .await
+    .expect("json");
+    let conversation = started["data"]["startConversation"]["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // Subscribe on B; write on A.
+    let mut subscriber = WsClient::ready_at(&addr_b, TRANSPORT_WS, token).await;
+    subscriber
+        .subscribe(
+            "m",
+            "subscription($c: ID!) { messages(conversationId: $c) { seq body } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    subscriber
+        .subscribe(
+            "inbox",
+            "subscription { inbox { kind conversation { id } } }",
+            json!({}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for body in ["sent to A", "also to A"] {
+        let sent = post(
+            &addr_a,
+            json!({ "query": "mutation($c: ID!, $b: String!) { sendMessage(input: { conversationId: $c, body: $b }) { seq } }", "variables": { "c": conversation, "b": body } }),
+        )
+        .await
+        .expect("sent");
+        assert!(sent.status().is_success());
+    }
+    let mut messages = Vec::new();
+    let mut inbox = Vec::new();
+    while messages.len() < 2 || inbox.len() < 2 {
+        let message = subscriber.recv().await;
+        let payload = message["payload"]["data"].clone();
+        match message["id"].as_str() {
+            Some("m") => messages.push(payload["messages"].clone()),
+            Some("inbox") => inbox.push(payload["inbox"]["kind"].clone()),
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    assert_eq!(
+        messages,
+        [
+            json!({ "seq": 1, "body": "sent to A" }),
+            json!({ "seq": 2, "body": "also to A" })
+        ]
+    );
+    assert_eq!(inbox, [json!("MESSAGE_CREATED"), json!("MESSAGE_CREATED")]);
+}
