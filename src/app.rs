@@ -73,7 +73,7 @@ fn app_error(err: AppError) -> Response {
     transport_error(StatusCode::OK, err.code(), &err.message())
 }
 
-fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
+async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .map(|v| {
@@ -81,7 +81,7 @@ fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>,
                 .map_err(|_| AppError::Unauthenticated("token is malformed"))
         })
         .transpose()?;
-    state.tokens.from_header(value)
+    crate::domain::api_keys::authenticate(state, value).await
 }
 
 /// Execute one GraphQL request as `principal`; `read_only` when it came over `GET`.
@@ -187,7 +187,7 @@ async fn graphql_post(
             );
         }
     };
-    let principal = match principal(&shared.state, &headers) {
+    let principal = match principal(&shared.state, &headers).await {
         Ok(principal) => principal,
         Err(err) => return app_error(err),
     };
@@ -202,7 +202,7 @@ async fn graphql_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
-        return websocket(shared, headers, upgrade);
+        return websocket(shared, headers, upgrade).await;
     }
     let Some(query) = query.filter(|q| !q.is_empty()) else {
         return Html(
@@ -224,7 +224,7 @@ async fn graphql_get(
             );
         }
     };
-    let principal = match principal(&shared.state, &headers) {
+    let principal = match principal(&shared.state, &headers).await {
         Ok(principal) => principal,
         Err(err) => return app_error(err),
     };
@@ -235,8 +235,8 @@ async fn graphql_get(
 /// Upgrade to GraphQL over WebSocket. Credentials normally come in
 /// `connection_init`; an `Authorization` header on the upgrade (non-browser
 /// clients) is the fallback.
-fn websocket(shared: Shared, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
-    let header_principal = match principal(&shared.state, &headers) {
+async fn websocket(shared: Shared, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+    let header_principal = match principal(&shared.state, &headers).await {
         Ok(principal) => principal,
         Err(err) => return transport_error(StatusCode::UNAUTHORIZED, err.code(), &err.message()),
     };

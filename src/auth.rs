@@ -28,6 +28,49 @@ const SECRET_SETTING: &str = "jwt_secret";
 pub enum Principal {
     Agent(AgentPrincipal),
     Visitor(VisitorPrincipal),
+    /// An integrator's API key (`ck_…`); with `AI_WRITE`, the AI principal.
+    ApiKey(ApiKeyPrincipal),
+}
+
+/// What an API key may do.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scope {
+    /// Read the insights digest.
+    InsightsRead,
+    /// Read and export leads.
+    LeadsRead,
+    /// Read conversations and messages (internal notes included), and export them.
+    ConversationsRead,
+    /// Post AI answers and request handoffs, as the AI; read the conversations it
+    /// answers (without internal notes).
+    AiWrite,
+}
+
+#[derive(Clone, Debug)]
+pub struct ApiKeyPrincipal {
+    pub key_id: String,
+    pub workspace_id: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::InsightsRead => "INSIGHTS_READ",
+            Scope::LeadsRead => "LEADS_READ",
+            Scope::ConversationsRead => "CONVERSATIONS_READ",
+            Scope::AiWrite => "AI_WRITE",
+        }
+    }
+}
+
+impl ApiKeyPrincipal {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -53,14 +96,44 @@ impl Principal {
         match self {
             Principal::Agent(agent) => &agent.workspace_id,
             Principal::Visitor(visitor) => &visitor.workspace_id,
+            Principal::ApiKey(key) => &key.workspace_id,
         }
     }
 
-    pub fn expires_at(&self) -> i64 {
+    /// Expiry, seconds since the epoch; API keys do not expire (they are revoked).
+    pub fn expires_at(&self) -> Option<i64> {
         match self {
-            Principal::Agent(agent) => agent.expires_at,
-            Principal::Visitor(visitor) => visitor.expires_at,
+            Principal::Agent(agent) => Some(agent.expires_at),
+            Principal::Visitor(visitor) => Some(visitor.expires_at),
+            Principal::ApiKey(_) => None,
         }
+    }
+
+    /// Agents may do everything `scope` allows; API keys need the scope.
+    pub fn require(&self, scope: Scope) -> AppResult<()> {
+        match self {
+            Principal::Agent(_) => Ok(()),
+            Principal::ApiKey(key) if key.has(scope) => Ok(()),
+            Principal::ApiKey(_) => Err(AppError::forbidden(format!(
+                "this API key lacks the {} scope",
+                scope.as_str()
+            ))),
+            Principal::Visitor(_) => Err(AppError::forbidden("visitors cannot do this")),
+        }
+    }
+
+    /// Agents, and API keys that read conversations (`CONVERSATIONS_READ`, or
+    /// `AI_WRITE` for the conversations the AI answers).
+    pub fn reads_conversations(&self) -> AppResult<()> {
+        match self {
+            Principal::ApiKey(key) if key.has(Scope::AiWrite) => Ok(()),
+            other => other.require(Scope::ConversationsRead),
+        }
+    }
+
+    /// The AI principal (an API key with `AI_WRITE`).
+    pub fn is_ai(&self) -> bool {
+        matches!(self, Principal::ApiKey(key) if key.has(Scope::AiWrite))
     }
 
     /// The agent behind this request, or `FORBIDDEN` for any other principal.
@@ -83,7 +156,11 @@ impl Principal {
 
     /// Whether this principal may see internal notes.
     pub fn sees_internal(&self) -> bool {
-        matches!(self, Principal::Agent(_))
+        match self {
+            Principal::Agent(_) => true,
+            Principal::ApiKey(key) => key.has(Scope::ConversationsRead),
+            Principal::Visitor(_) => false,
+        }
     }
 
     /// `Ok` when this principal may read and write the conversation (already known
@@ -94,6 +171,7 @@ impl Principal {
             Principal::Agent(_) => Ok(()),
             Principal::Visitor(visitor) if visitor.conversation_id == conversation_id => Ok(()),
             Principal::Visitor(_) => Err(AppError::NotFound("conversation")),
+            Principal::ApiKey(_) => self.reads_conversations(),
         }
     }
 }
@@ -266,20 +344,20 @@ impl Tokens {
             _ => Err(AppError::Unauthenticated("token audience is not accepted")),
         }
     }
+}
 
-    /// The principal of an `Authorization` header value (`Bearer …`), if any.
-    pub fn from_header(&self, value: Option<&str>) -> AppResult<Option<Principal>> {
-        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
-            return Ok(None);
-        };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AppError::Unauthenticated(
-                "expected `Authorization: Bearer <token>`",
-            ))?;
-        self.verify(token.trim()).map(Some)
-    }
+/// The token in an `Authorization` header value (`Bearer …`), if any.
+pub fn bearer(value: Option<&str>) -> AppResult<Option<&str>> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(|token| Some(token.trim()))
+        .ok_or(AppError::Unauthenticated(
+            "expected `Authorization: Bearer <token>`",
+        ))
 }
 
 /// Hash a password with Argon2id (off the async runtime: it is deliberately slow).

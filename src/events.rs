@@ -14,7 +14,8 @@ mod pg;
 
 use std::sync::Arc;
 
-use crate::entity::{Author, conversation, message};
+use crate::domain::case_file::CaseFile;
+use crate::entity::{Author, conversation, handoff, message};
 
 pub use bus::{InProcessBus, Subscription, Topic};
 pub use pg::PgBus;
@@ -38,6 +39,14 @@ pub enum EventKind {
     ConversationChanged {
         conversation: Arc<conversation::Model>,
         change: Change,
+    },
+    /// A handoff was requested, accepted, transferred, resolved or cancelled; the
+    /// handoff and its conversation right after.
+    HandoffChanged {
+        handoff: Arc<handoff::Model>,
+        conversation: Arc<conversation::Model>,
+        /// Built by the first subscriber that asks, shared by the others.
+        case_file: Arc<tokio::sync::OnceCell<Arc<CaseFile>>>,
     },
     /// Someone started or stopped typing (not stored).
     Typing {
@@ -86,11 +95,24 @@ impl Event {
         }
     }
 
+    pub fn handoff_changed(handoff: handoff::Model, conversation: conversation::Model) -> Event {
+        Event {
+            workspace_id: conversation.workspace_id.clone(),
+            conversation_id: conversation.id.clone(),
+            kind: EventKind::HandoffChanged {
+                handoff: Arc::new(handoff),
+                conversation: Arc::new(conversation),
+                case_file: Arc::default(),
+            },
+        }
+    }
+
     /// The conversation as of this event, when the event carries it.
     pub fn conversation(&self) -> Option<&Arc<conversation::Model>> {
         match &self.kind {
             EventKind::MessageCreated { conversation, .. }
-            | EventKind::ConversationChanged { conversation, .. } => Some(conversation),
+            | EventKind::ConversationChanged { conversation, .. }
+            | EventKind::HandoffChanged { conversation, .. } => Some(conversation),
             EventKind::Typing { .. } | EventKind::Resync => None,
         }
     }

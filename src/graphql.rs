@@ -3,12 +3,15 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod handoffs;
+pub mod knowledge;
 pub mod leads;
 pub mod limits;
 pub mod live;
 pub mod messages;
 pub mod node;
 pub mod pagination;
+pub mod settings;
 pub mod tags;
 pub mod workspaces;
 
@@ -28,6 +31,9 @@ pub struct Query(
     leads::LeadQuery,
     tags::TagQuery,
     node::NodeQuery,
+    handoffs::HandoffQuery,
+    knowledge::KnowledgeQuery,
+    settings::SettingsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -38,6 +44,9 @@ pub struct Mutation(
     leads::LeadMutation,
     tags::TagMutation,
     live::LiveMutation,
+    handoffs::HandoffMutation,
+    knowledge::KnowledgeMutation,
+    settings::SettingsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;

@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use crate::entity::{agent, conversation_tag, insight_tag, lead, message, team, team_member};
+use crate::entity::{
+    HandoffStatus, agent, article, conversation, conversation_tag, handoff, insight_tag, lead,
+    message, team, team_member,
+};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -76,6 +79,14 @@ by_id!(
     /// An insight tag by id.
     TagKey => insight_tag
 );
+by_id!(
+    /// A conversation by id.
+    ConversationKey => conversation
+);
+by_id!(
+    /// A knowledge article by id.
+    ArticleKey => article
+);
 
 /// The newest message of a conversation that the requester may see (`None` for a
 /// conversation without one, so that is cached too).
@@ -116,6 +127,35 @@ where
         return Ok(HashMap::new());
     }
     batcher.load(&keys).await
+}
+
+/// The open handoff of a conversation (`None` when it has none, so that is cached
+/// too).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OpenHandoffKey(pub String);
+
+impl Loader<OpenHandoffKey> for Batcher {
+    type Value = Option<handoff::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OpenHandoffKey],
+    ) -> Result<HashMap<OpenHandoffKey, Option<handoff::Model>>, AppError> {
+        let mut out: HashMap<OpenHandoffKey, Option<handoff::Model>> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
+        let open = handoff::Entity::find()
+            .filter(handoff::Column::ConversationId.is_in(keys.iter().map(|k| k.0.clone())))
+            .filter(
+                handoff::Column::Status.is_in([HandoffStatus::Requested, HandoffStatus::Accepted]),
+            )
+            .all(&self.state.db.reader)
+            .await?;
+        for row in open {
+            out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));
+        }
+        Ok(out)
+    }
 }
 
 /// The tags currently applied to a conversation, each with its tag.

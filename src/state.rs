@@ -21,8 +21,10 @@ pub struct Inner {
     pub config: Config,
     /// Cancelled when the server shuts down: live connections close with 1012.
     pub shutdown: CancellationToken,
-    /// The live connections, so shutdown can wait for them to close.
+    /// The live connections and background work, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Serialises the handling of visitor messages per conversation.
+    pub pipelines: crate::domain::pipeline::ConversationLocks,
 }
 
 impl std::ops::Deref for AppState {
@@ -51,6 +53,7 @@ impl AppState {
             config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
+            pipelines: Default::default(),
         })))
     }
 }

@@ -230,23 +230,28 @@ impl Connection {
         }
         let token = payload.and_then(init_token);
         let principal = match token {
-            Some(token) => match self.state.tokens.from_header(Some(token)) {
-                Ok(principal) => principal,
-                Err(err) => {
-                    if self.protocol == Protocol::Legacy {
-                        let _ = self
+            Some(token) => {
+                match crate::domain::api_keys::authenticate(&self.state, Some(token)).await {
+                    Ok(principal) => principal,
+                    Err(err) => {
+                        if self.protocol == Protocol::Legacy {
+                            let _ = self
                             .send(json!({ "type": "connection_error", "payload": { "message": err.message() } }))
                             .await;
+                        }
+                        return Err(FORBIDDEN);
                     }
-                    return Err(FORBIDDEN);
                 }
-            },
+            }
             None => header_principal.clone(),
         };
-        let expiry = principal.as_ref().map(|p| {
-            let left = p.expires_at() - chrono::Utc::now().timestamp();
-            Instant::now() + Duration::from_secs(left.max(0) as u64)
-        });
+        let expiry = principal
+            .as_ref()
+            .and_then(Principal::expires_at)
+            .map(|at| {
+                let left = at - chrono::Utc::now().timestamp();
+                Instant::now() + Duration::from_secs(left.max(0) as u64)
+            });
         self.principal = Some(principal);
         let _ = self.send(json!({ "type": "connection_ack" })).await;
         Ok(expiry)

@@ -7,7 +7,7 @@ use sea_orm_migration::{prelude::*, schema::*};
 pub struct Migration;
 
 /// A foreign key from `table.column` to `target.id`, with the given delete rule.
-fn fk(
+pub(crate) fn fk(
     table: &str,
     column: &str,
     target: &str,
@@ -21,7 +21,7 @@ fn fk(
         .to_owned()
 }
 
-fn index(table: &str, columns: &[&str], unique: bool) -> IndexCreateStatement {
+pub(crate) fn index(table: &str, columns: &[&str], unique: bool) -> IndexCreateStatement {
     let mut stmt = Index::create();
     stmt.name(format!("ix_{table}_{}", columns.join("_")))
         .table(Alias::new(table));

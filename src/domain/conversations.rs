@@ -3,8 +3,8 @@
 
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
@@ -91,6 +91,7 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
                 confidence: None,
                 sources: "[]".to_owned(),
                 client_message_id: None,
+                reply_to_seq: None,
             };
             let appended = append(&txn, &ws.id, &conversation.id, new).await?;
             conversation = appended.conversation;
@@ -114,6 +115,7 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         Change::Opened,
     ));
     if let Some(message) = first {
+        super::pipeline::after_visitor_message(state, &message);
         state
             .events
             .publish(Event::message_created(message, conversation.clone()));
@@ -273,25 +275,34 @@ pub async fn resolve(
 ) -> AppResult<conversation::Model> {
     let ws = &agent.workspace_id;
     let principal = Principal::Agent(agent.clone());
-    get(state, &principal, conversation_id).await?;
-    let result = state
-        .db
-        .writer
-        .execute_raw(stmt(
+    let current = get(state, &principal, conversation_id).await?;
+    if current.status == ConversationStatus::Resolved {
+        return Ok(current);
+    }
+    let txn = state.db.writer.begin().await?;
+    let row = txn
+        .query_one_raw(stmt(
             state.db.backend(),
             "UPDATE conversations SET status = 'RESOLVED', ai_boundary_seq = last_seq, updated_at = ? \
-             WHERE id = ? AND workspace_id = ? AND status <> 'RESOLVED'",
+             WHERE id = ? AND workspace_id = ? AND status <> 'RESOLVED' RETURNING *",
             vec![now_ms().into(), conversation_id.into(), ws.as_str().into()],
         ))
         .await?;
-    let conv = conversation::Entity::find_by_id(conversation_id)
-        .one(&state.db.writer)
-        .await?
-        .ok_or(AppError::NotFound("conversation"))?;
-    if result.rows_affected() == 1 {
+    let Some(row) = row else {
+        // Resolved by someone else meanwhile.
+        drop(txn);
+        return get(state, &principal, conversation_id).await;
+    };
+    let conv = conversation::Model::from_query_result(&row, "")?;
+    let handoff = super::handoffs::resolve_open(&txn, conversation_id).await?;
+    txn.commit().await?;
+    state
+        .events
+        .publish(Event::conversation_changed(conv.clone(), Change::Status));
+    if let Some(handoff) = handoff {
         state
             .events
-            .publish(Event::conversation_changed(conv.clone(), Change::Status));
+            .publish(Event::handoff_changed(handoff, conv.clone()));
     }
     Ok(conv)
 }

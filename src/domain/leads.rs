@@ -314,6 +314,9 @@ pub async fn get(state: &AppState, principal: &Principal, id: &str) -> AppResult
         .one(&state.db.reader)
         .await?
         .ok_or(AppError::NotFound("lead"))?;
+    if let Principal::ApiKey(_) = principal {
+        principal.require(crate::auth::Scope::LeadsRead)?;
+    }
     if let Principal::Visitor(visitor) = principal {
         let conv = super::conversations::get(state, principal, &visitor.conversation_id).await?;
         if conv.lead_id.as_deref() != Some(id) {
@@ -381,4 +384,12 @@ pub async fn page(
 
 pub async fn count(state: &AppState, workspace_id: &str, filter: &LeadFilter) -> AppResult<u64> {
     Ok(filter.apply(workspace_id).count(&state.db.reader).await?)
+}
+
+/// The email of a lead, if it has one.
+pub async fn email_of(state: &AppState, lead_id: &str) -> AppResult<Option<String>> {
+    Ok(lead::Entity::find_by_id(lead_id)
+        .one(&state.db.reader)
+        .await?
+        .and_then(|lead| lead.email))
 }

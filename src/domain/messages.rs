@@ -8,7 +8,7 @@ use sea_orm::{
 
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
-use crate::entity::{Author, conversation, message, now_ms};
+use crate::entity::{Author, ConversationStatus, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
@@ -27,6 +27,9 @@ pub struct NewMessage {
     /// JSON array of cited sources.
     pub sources: String,
     pub client_message_id: Option<String>,
+    /// For AI answers: the `seq` of the visitor message answered; a newer visitor
+    /// message makes the answer stale.
+    pub reply_to_seq: Option<i64>,
 }
 
 impl NewMessage {
@@ -43,6 +46,13 @@ impl NewMessage {
                 return Err(AppError::forbidden("visitors cannot write internal notes"));
             }
             Principal::Visitor(_) => (Author::Visitor, None),
+            Principal::ApiKey(_) if internal => {
+                return Err(AppError::forbidden("the AI cannot write internal notes"));
+            }
+            Principal::ApiKey(_) if principal.is_ai() => (Author::Ai, None),
+            Principal::ApiKey(_) => {
+                return Err(AppError::forbidden("this API key lacks the AI_WRITE scope"));
+            }
         };
         Ok(NewMessage {
             author,
@@ -54,6 +64,7 @@ impl NewMessage {
             client_message_id: client_message_id
                 .map(|id| validate::text("clientMessageId", id, 128))
                 .transpose()?,
+            reply_to_seq: None,
         })
     }
 }
@@ -100,6 +111,9 @@ pub async fn append(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     let conversation = conversation::Model::from_query_result(&row, "")?;
+    if new.author == Author::Ai {
+        ai_may_post(txn, &conversation, new.reply_to_seq).await?;
+    }
     if let Some(client_id) = &new.client_message_id {
         let existing = message::Entity::find()
             .filter(message::Column::ConversationId.eq(conversation_id))
@@ -126,6 +140,7 @@ pub async fn append(
         confidence: Set(new.confidence),
         sources: Set(new.sources),
         client_message_id: Set(new.client_message_id),
+        reply_to_seq: Set(new.reply_to_seq),
         created_at: Set(now),
     }
     .insert(txn)
@@ -137,9 +152,66 @@ pub async fn append(
     })
 }
 
+/// The server, not the bot, decides who speaks: the AI may post only while the
+/// conversation is `AI`, and an answer to a visitor message that has since been
+/// followed by a newer one is stale.
+async fn ai_may_post(
+    txn: &DatabaseTransaction,
+    conversation: &conversation::Model,
+    reply_to_seq: Option<i64>,
+) -> AppResult<()> {
+    if conversation.status != ConversationStatus::Ai {
+        return Err(AppError::Conflict {
+            message: format!(
+                "the conversation is {}: humans have control, the AI cannot post",
+                format!("{:?}", conversation.status).to_uppercase()
+            ),
+            reason: Some("CONTROL_NOT_HELD"),
+        });
+    }
+    let Some(answered) = reply_to_seq else {
+        return Ok(());
+    };
+    let newer = message::Entity::find()
+        .filter(message::Column::ConversationId.eq(conversation.id.as_str()))
+        .filter(message::Column::Author.eq(Author::Visitor))
+        .filter(message::Column::Seq.gt(answered))
+        .count(txn)
+        .await?;
+    if newer > 0 {
+        return Err(AppError::Conflict {
+            message: "the visitor wrote again since; this answer is stale and was dropped"
+                .to_owned(),
+            reason: Some("STALE_ANSWER"),
+        });
+    }
+    Ok(())
+}
+
 /// Store a message from `principal` in a conversation it may access, and publish it.
 /// A retry with the same `clientMessageId` returns the first message and stores
 /// nothing.
+/// Store a message the server itself writes (the built-in responder), and publish
+/// it.
+pub async fn post(
+    state: &AppState,
+    workspace_id: &str,
+    conversation_id: &str,
+    new: NewMessage,
+) -> AppResult<message::Model> {
+    let txn = state.db.writer.begin().await?;
+    let Appended {
+        message,
+        conversation,
+        ..
+    } = append(&txn, workspace_id, conversation_id, new).await?;
+    txn.commit().await?;
+    state
+        .events
+        .publish(Event::message_created(message.clone(), conversation));
+    Ok(message)
+}
+
 pub async fn send(
     state: &AppState,
     principal: &Principal,
@@ -168,6 +240,7 @@ pub async fn send(
     state
         .events
         .publish(Event::message_created(message.clone(), conversation));
+    super::pipeline::after_visitor_message(state, &message);
     Ok(message)
 }
 

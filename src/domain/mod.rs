@@ -5,12 +5,21 @@
 //! publish their events.
 
 pub mod agents;
+pub mod api_keys;
+pub mod case_file;
 pub mod conversations;
+pub mod handoffs;
+pub mod knowledge;
 pub mod leads;
 pub mod messages;
+pub mod pipeline;
+pub mod policy;
+pub mod responder;
 pub mod streams;
+pub mod tagger;
 pub mod tags;
 pub mod teams;
+pub mod text;
 pub mod validate;
 pub mod workspaces;
 

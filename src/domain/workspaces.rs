@@ -9,6 +9,7 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
 
+use super::policy::HandoffPolicy;
 use super::validate;
 
 /// What `casefile workspace create` prints.
@@ -44,6 +45,7 @@ pub async fn create(
         widget_key: Set(format!("wk_{}", random_secret(18))),
         responder_enabled: Set(true),
         default_team_id: Set(None),
+        handoff_policy: Set("{}".to_owned()),
         created_at: Set(now),
     };
     let owner_id = new_id(Kind::Agent);
@@ -84,4 +86,39 @@ pub async fn by_widget_key(state: &AppState, widget_key: &str) -> AppResult<work
         .one(&state.db.reader)
         .await?
         .ok_or(AppError::Unauthenticated("unknown widget key"))
+}
+
+/// Store a workspace's handoff policy.
+pub async fn set_policy(
+    state: &AppState,
+    workspace_id: &str,
+    policy: &HandoffPolicy,
+) -> AppResult<()> {
+    let workspace = get(state, workspace_id).await?;
+    let mut active: workspace::ActiveModel = workspace.into();
+    active.handoff_policy = Set(serde_json::to_string(policy)?);
+    active.update(&state.db.writer).await?;
+    Ok(())
+}
+
+/// Change a workspace's name, responder switch or default team.
+pub async fn update(
+    state: &AppState,
+    workspace_id: &str,
+    name: Option<&str>,
+    responder_enabled: Option<bool>,
+    default_team_id: Option<String>,
+) -> AppResult<workspace::Model> {
+    let workspace = get(state, workspace_id).await?;
+    let mut active: workspace::ActiveModel = workspace.into();
+    if let Some(name) = name {
+        active.name = Set(validate::short("name", name)?);
+    }
+    if let Some(enabled) = responder_enabled {
+        active.responder_enabled = Set(enabled);
+    }
+    if let Some(team) = default_team_id {
+        active.default_team_id = Set(Some(team));
+    }
+    Ok(active.update(&state.db.writer).await?)
 }

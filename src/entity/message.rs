@@ -16,6 +16,8 @@ pub struct Model {
     /// JSON array of cited sources (`{articleId, title, url, score}`).
     pub sources: String,
     pub client_message_id: Option<String>,
+    /// For AI answers: the `seq` of the visitor message answered.
+    pub reply_to_seq: Option<i64>,
     pub created_at: i64,
 }
 

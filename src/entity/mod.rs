@@ -6,8 +6,11 @@
 //! names in the database, the schema and the code are the same.
 
 pub mod agent;
+pub mod api_key;
+pub mod article;
 pub mod conversation;
 pub mod conversation_tag;
+pub mod handoff;
 pub mod insight_tag;
 pub mod lead;
 pub mod lead_field;
@@ -126,6 +129,48 @@ pub enum LeadFieldType {
     /// One of the field's `options`.
     #[sea_orm(string_value = "SELECT")]
     Select,
+}
+
+/// Why a conversation went to humans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum HandoffReason {
+    /// The visitor asked for a person (a phrase, or the widget's button).
+    #[sea_orm(string_value = "VISITOR_REQUESTED")]
+    VisitorRequested,
+    /// The AI's answers were below the confidence threshold.
+    #[sea_orm(string_value = "LOW_CONFIDENCE")]
+    LowConfidence,
+    /// The AI answered as many times as the policy allows, and the visitor went on.
+    #[sea_orm(string_value = "UNRESOLVED")]
+    Unresolved,
+    /// A tag the workspace always escalates.
+    #[sea_orm(string_value = "POLICY")]
+    Policy,
+    /// An agent took over a chat they were watching.
+    #[sea_orm(string_value = "AGENT_TAKEOVER")]
+    AgentTakeover,
+}
+
+/// Where a handoff is: `REQUESTED → ACCEPTED → RESOLVED`, or `CANCELLED` when the
+/// conversation went back to the AI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum HandoffStatus {
+    #[sea_orm(string_value = "REQUESTED")]
+    Requested,
+    #[sea_orm(string_value = "ACCEPTED")]
+    Accepted,
+    #[sea_orm(string_value = "RESOLVED")]
+    Resolved,
+    #[sea_orm(string_value = "CANCELLED")]
+    Cancelled,
+}
+
+impl HandoffStatus {
+    pub fn is_open(self) -> bool {
+        matches!(self, HandoffStatus::Requested | HandoffStatus::Accepted)
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

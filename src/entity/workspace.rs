@@ -9,6 +9,8 @@ pub struct Model {
     pub widget_key: String,
     pub responder_enabled: bool,
     pub default_team_id: Option<String>,
+    /// JSON: the workspace's `HandoffPolicy` (defaults fill what is absent).
+    pub handoff_policy: String,
     pub created_at: i64,
 }
 

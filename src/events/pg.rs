@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::{Change, Event, EventBus, EventKind, InProcessBus, Subscription, Topic};
 use crate::db::Db;
-use crate::entity::{Author, conversation, message};
+use crate::entity::{Author, conversation, handoff, message};
 use crate::error::{AppError, AppResult};
 use crate::ids::random_secret;
 
@@ -42,6 +42,8 @@ enum WireKind {
     Message { id: String },
     #[serde(rename = "c")]
     Changed { change: Change },
+    #[serde(rename = "h")]
+    Handoff { id: String },
     #[serde(rename = "t")]
     Typing {
         author: Author,
@@ -104,6 +106,9 @@ impl PgBus {
             },
             EventKind::ConversationChanged { change, .. } => WireKind::Changed {
                 change: change.clone(),
+            },
+            EventKind::HandoffChanged { handoff, .. } => WireKind::Handoff {
+                id: handoff.id.clone(),
             },
             EventKind::Typing {
                 author,
@@ -191,6 +196,15 @@ async fn hydrate(db: &Db, wire: Wire) -> AppResult<Option<Event>> {
                 return Ok(None);
             };
             Event::message_created(message, conversation)
+        }
+        WireKind::Handoff { id } => {
+            let Some(handoff) = handoff::Entity::find_by_id(id).one(&db.reader).await? else {
+                return Ok(None);
+            };
+            let Some(conversation) = conversation().await? else {
+                return Ok(None);
+            };
+            Event::handoff_changed(handoff, conversation)
         }
         WireKind::Changed { change } => {
             let Some(conversation) = conversation().await? else {

@@ -5,11 +5,15 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
 use crate::domain::conversations::{ConversationFilter, Order, Position, StartInput};
+use crate::domain::handoffs::HandoffFilter;
 use crate::entity::{ConversationStatus, conversation};
 use crate::error::AppError;
-use crate::loaders::{AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, TeamKey, load_now};
+use crate::loaders::{
+    AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
+};
 
 use super::agents::{Agent, Team};
+use super::handoffs::Handoff;
 use super::leads::{Lead, LeadInput};
 use super::messages::Message;
 use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
@@ -110,9 +114,38 @@ impl Conversation {
         self.0.last_seq
     }
 
+    /// The conversation's handoffs, newest first.
+    async fn handoffs(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Handoff>> {
+        ctx.principal()?.reads_conversations()?;
+        let filter = HandoffFilter {
+            conversation_id: Some(self.0.id.clone()),
+            ..HandoffFilter::default()
+        };
+        let rows =
+            domain::handoffs::page(ctx.state(), &self.0.workspace_id, &filter, None, 100).await?;
+        Ok(rows.into_iter().map(Handoff::new).collect())
+    }
+
+    /// The handoff waiting for, or owned by, a human; `null` while the AI has the
+    /// conversation. Visitors may read it (its case file is for agents).
+    async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
+        if matches!(
+            self.0.status,
+            ConversationStatus::Ai | ConversationStatus::Resolved
+        ) {
+            return Ok(None);
+        }
+        let open = ctx
+            .loaders()
+            .load_one(OpenHandoffKey(self.0.id.clone()))
+            .await?
+            .flatten();
+        Ok(open.map(Handoff::new))
+    }
+
     /// Topic tags, with how they were applied. Empty for visitors.
     async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AppliedTag>> {
-        if ctx.principal()?.agent().is_err() {
+        if ctx.principal()?.reads_conversations().is_err() {
             return Ok(Vec::new());
         }
         let applied = ctx
@@ -204,23 +237,34 @@ pub async fn prefetch(ctx: &Context<'_>, rows: &[conversation::Model]) -> Result
     let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
     let teams = keys(selected("team"), &|c| c.team_id.clone());
     let last = keys(selected("lastMessage"), &|c| Some(c.id.clone()));
-    let is_agent = ctx.principal().is_ok_and(|p| p.agent().is_ok());
+    let is_agent = ctx
+        .principal()
+        .is_ok_and(|p| p.reads_conversations().is_ok());
     let tags = keys(selected("tags") && is_agent, &|c| Some(c.id.clone()));
+    let open = keys(selected("openHandoff"), &|c| {
+        matches!(
+            c.status,
+            ConversationStatus::Queued | ConversationStatus::Human
+        )
+        .then(|| c.id.clone())
+    });
 
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
-    let (leads, assignees, teams, last, tags) = tokio::try_join!(
+    let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
         load_now(batcher, leads.into_iter().map(LeadKey).collect()),
         load_now(batcher, assignees.into_iter().map(AgentKey).collect()),
         load_now(batcher, teams.into_iter().map(TeamKey).collect()),
         load_now(batcher, last.into_iter().map(LastMessageKey).collect()),
         load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
+        load_now(batcher, open.into_iter().map(OpenHandoffKey).collect()),
     )?;
     loaders.feed_many(leads).await;
     loaders.feed_many(assignees).await;
     loaders.feed_many(teams).await;
     loaders.feed_many(last).await;
     loaders.feed_many(tags).await;
+    loaders.feed_many(open).await;
     Ok(())
 }
 
@@ -262,7 +306,8 @@ impl ConversationQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Page<Conversation>> {
-        let agent = ctx.principal()?.agent()?;
+        let principal = ctx.principal()?;
+        principal.reads_conversations()?;
         let limit = page_size(first)?;
         let after = after.as_deref().map(parse_position).transpose()?;
         let order = match order_by {
@@ -271,7 +316,7 @@ impl ConversationQuery {
         };
         let filter: ConversationFilter = filter.unwrap_or_default().into();
         let state = ctx.state().clone();
-        let ws = agent.workspace_id.clone();
+        let ws = principal.workspace_id().to_owned();
         let rows =
             domain::conversations::page(&state, &ws, &filter, order, after.as_ref(), limit + 1)
                 .await?;

@@ -142,7 +142,8 @@ impl LeadQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Page<Lead>> {
-        let agent = ctx.principal()?.agent()?;
+        let principal = ctx.principal()?;
+        principal.require(crate::auth::Scope::LeadsRead)?;
         let limit = page_size(first)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let filter = filter.unwrap_or_default();
@@ -152,7 +153,7 @@ impl LeadQuery {
             created_after: filter.created_after.map(|t| t.timestamp_millis()),
         };
         let state = ctx.state().clone();
-        let ws = agent.workspace_id.clone();
+        let ws = principal.workspace_id().to_owned();
         let rows = domain::leads::page(&state, &ws, &filter, after.as_deref(), limit + 1).await?;
         let total = TotalCount::new(move || {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());

@@ -11,13 +11,16 @@ use futures_util::{Stream, StreamExt};
 
 use crate::auth::Principal;
 use crate::domain;
-use crate::entity::{Author, ConversationStatus, conversation};
+use std::sync::Arc;
+
+use crate::entity::{Author, ConversationStatus, HandoffStatus, conversation, handoff};
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event, EventKind, Topic};
 use crate::loaders::{AgentKey, LeadKey, TagKey};
 
 use super::agents::Agent;
 use super::conversations::Conversation;
+use super::handoffs::Handoff;
 use super::leads::Lead;
 use super::messages::Message;
 use super::tags::InsightTag;
@@ -138,6 +141,16 @@ impl LeadUpdated {
     }
 }
 
+/// A handoff was requested, accepted, transferred, resolved or cancelled.
+pub struct HandoffChanged(Handoff);
+
+#[Object]
+impl HandoffChanged {
+    async fn handoff(&self) -> &Handoff {
+        &self.0
+    }
+}
+
 /// Something happened in a conversation, besides a new message.
 #[derive(Union)]
 pub enum ConversationEvent {
@@ -146,6 +159,7 @@ pub enum ConversationEvent {
     Assigned(ConversationAssigned),
     TagChanged(ConversationTagChanged),
     LeadUpdated(LeadUpdated),
+    HandoffChanged(HandoffChanged),
 }
 
 impl ConversationEvent {
@@ -188,6 +202,11 @@ impl ConversationEvent {
                     }),
                 }
             }
+            EventKind::HandoffChanged {
+                handoff, case_file, ..
+            } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
+                Handoff::shared(handoff.as_ref().clone(), Arc::clone(case_file)),
+            ))),
             EventKind::MessageCreated { .. } | EventKind::Resync => None,
         }
     }
@@ -205,6 +224,14 @@ pub enum InboxEventKind {
     ConversationRemoved,
     /// A new message (`message` holds it, internal notes included).
     MessageCreated,
+    /// A handoff was requested, or transferred to a team (`handoff` holds it).
+    HandoffRequested,
+    /// A handoff was accepted (or transferred to an agent).
+    HandoffAccepted,
+    /// A handoff was resolved with its conversation.
+    HandoffResolved,
+    /// A handoff was cancelled: the conversation went back to the AI.
+    HandoffCancelled,
 }
 
 /// An inbox change, with the conversation as it is now, to re-render its row.
@@ -212,6 +239,7 @@ pub struct InboxEvent {
     kind: InboxEventKind,
     conversation: conversation::Model,
     message: Option<crate::entity::message::Model>,
+    handoff: Option<Handoff>,
 }
 
 #[Object]
@@ -227,6 +255,11 @@ impl InboxEvent {
     /// For `MESSAGE_CREATED`: the new message.
     async fn message(&self) -> Option<Message> {
         self.message.clone().map(Message)
+    }
+
+    /// For `HANDOFF_*`: the handoff.
+    async fn handoff(&self) -> Option<&Handoff> {
+        self.handoff.as_ref()
     }
 
     async fn at(&self) -> chrono::DateTime<chrono::Utc> {
@@ -340,10 +373,13 @@ impl LiveSubscription {
         ctx: &Context<'_>,
         filter: Option<InboxFilter>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<InboxEvent>> + use<>> {
-        let agent = ctx.principal()?.agent()?.clone();
+        let principal = ctx.principal()?;
+        principal.reads_conversations()?;
         let state = ctx.state().clone();
         let filter = filter.unwrap_or_default();
-        let events = state.events.subscribe(Topic::Workspace(agent.workspace_id));
+        let events = state
+            .events
+            .subscribe(Topic::Workspace(principal.workspace_id().to_owned()));
         Ok(domain::streams::events(events).filter_map(move |item| {
             let (state, filter) = (state.clone(), filter.clone());
             async move {
@@ -358,6 +394,62 @@ impl LiveSubscription {
             }
         }))
     }
+
+    /// Handoff requests as they happen (new ones, and ones transferred to a team),
+    /// for agents and mobile apps: those routed to any of `teamIds`, or about a
+    /// conversation carrying any of `tagIds`; all of them when neither is given.
+    /// Select `caseFile` to get the context with the alert. Yields only what happens
+    /// after it starts (query `handoffs(filter: {status: REQUESTED})` for the
+    /// queue); a subscriber that falls behind gets a `LAGGED` error.
+    async fn escalations(
+        &self,
+        ctx: &Context<'_>,
+        team_ids: Option<Vec<ID>>,
+        tag_ids: Option<Vec<ID>>,
+    ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Handoff>> + use<>> {
+        let principal = ctx.principal()?;
+        principal.reads_conversations()?;
+        let state = ctx.state().clone();
+        let teams: Vec<String> = team_ids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| id.0)
+            .collect();
+        let tags: Vec<String> = tag_ids
+            .unwrap_or_default()
+            .into_iter()
+            .map(|id| id.0)
+            .collect();
+        let events = state
+            .events
+            .subscribe(Topic::Workspace(principal.workspace_id().to_owned()));
+        Ok(domain::streams::events(events).filter_map(move |item| {
+            let (state, teams, tags) = (state.clone(), teams.clone(), tags.clone());
+            async move {
+                let event = match item {
+                    Ok(event) => event,
+                    Err(err) => return Some(Err(err.into())),
+                };
+                let EventKind::HandoffChanged {
+                    handoff, case_file, ..
+                } = &event.kind
+                else {
+                    return None;
+                };
+                if handoff.status != HandoffStatus::Requested {
+                    return None;
+                }
+                match escalation_matches(&state, &teams, &tags, handoff).await {
+                    Ok(true) => Some(Ok(Handoff::shared(
+                        handoff.as_ref().clone(),
+                        Arc::clone(case_file),
+                    ))),
+                    Ok(false) => None,
+                    Err(err) => Some(Err(err.into())),
+                }
+            }
+        }))
+    }
 }
 
 async fn inbox_event(
@@ -369,19 +461,37 @@ async fn inbox_event(
         return Ok(None);
     };
     let matches = filter.matches(state, conversation).await?;
-    let (kind, message) = match &event.kind {
-        EventKind::MessageCreated { message, .. } => (
-            InboxEventKind::MessageCreated,
-            Some(message.as_ref().clone()),
-        ),
+    let mut handoff = None;
+    let mut message = None;
+    let kind = match &event.kind {
+        EventKind::MessageCreated {
+            message: created, ..
+        } => {
+            message = Some(created.as_ref().clone());
+            InboxEventKind::MessageCreated
+        }
         EventKind::ConversationChanged {
             change: Change::Opened,
             ..
-        } => (InboxEventKind::ConversationOpened, None),
-        EventKind::ConversationChanged { .. } if matches => {
-            (InboxEventKind::ConversationUpdated, None)
+        } => InboxEventKind::ConversationOpened,
+        EventKind::ConversationChanged { .. } if matches => InboxEventKind::ConversationUpdated,
+        EventKind::ConversationChanged { .. } => InboxEventKind::ConversationRemoved,
+        EventKind::HandoffChanged {
+            handoff: changed,
+            case_file,
+            ..
+        } => {
+            handoff = Some(Handoff::shared(
+                changed.as_ref().clone(),
+                Arc::clone(case_file),
+            ));
+            match changed.status {
+                HandoffStatus::Requested => InboxEventKind::HandoffRequested,
+                HandoffStatus::Accepted => InboxEventKind::HandoffAccepted,
+                HandoffStatus::Resolved => InboxEventKind::HandoffResolved,
+                HandoffStatus::Cancelled => InboxEventKind::HandoffCancelled,
+            }
         }
-        EventKind::ConversationChanged { .. } => (InboxEventKind::ConversationRemoved, None),
         EventKind::Typing { .. } | EventKind::Resync => return Ok(None),
     };
     if !matches && kind != InboxEventKind::ConversationRemoved {
@@ -391,7 +501,34 @@ async fn inbox_event(
         kind,
         conversation: conversation.as_ref().clone(),
         message,
+        handoff,
     }))
+}
+
+/// Which escalations a subscriber wants: handoffs routed to any of `team_ids`, or of
+/// conversations carrying any of `tag_ids`; everything when neither is given.
+async fn escalation_matches(
+    state: &crate::state::AppState,
+    team_ids: &[String],
+    tag_ids: &[String],
+    handoff: &handoff::Model,
+) -> AppResult<bool> {
+    if team_ids.is_empty() && tag_ids.is_empty() {
+        return Ok(true);
+    }
+    if handoff
+        .team_id
+        .as_ref()
+        .is_some_and(|t| team_ids.contains(t))
+    {
+        return Ok(true);
+    }
+    if tag_ids.is_empty() {
+        return Ok(false);
+    }
+    let applied =
+        domain::tags::applied(state, std::slice::from_ref(&handoff.conversation_id)).await?;
+    Ok(applied.iter().any(|(a, _)| tag_ids.contains(&a.tag_id)))
 }
 
 #[derive(Default)]
@@ -418,6 +555,8 @@ impl LiveMutation {
                 return Err(AppError::forbidden("visitors cannot write internal notes").into());
             }
             Principal::Visitor(_) => (Author::Visitor, None),
+            Principal::ApiKey(_) if principal.is_ai() => (Author::Ai, None),
+            Principal::ApiKey(_) => return Err(AppError::forbidden("only the AI can type").into()),
         };
         state.events.publish(Event {
             workspace_id: conv.workspace_id,

@@ -1,22 +1,25 @@
 //! Messages and sending them.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 use serde::Deserialize;
 
 use crate::domain;
 use crate::domain::messages::NewMessage;
 use crate::entity::{Author, message};
-use crate::loaders::AgentKey;
+use crate::error::AppError;
+use crate::loaders::{AgentKey, ArticleKey};
 
 use super::agents::Agent;
+use super::knowledge::KnowledgeArticle;
 use super::{ContextExt, timestamp};
 
 /// One message of a conversation.
 pub struct Message(pub message::Model);
 
-/// A knowledge article an AI answer cites.
+/// A knowledge article an AI answer cites, as it was when cited.
 #[derive(SimpleObject, Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[graphql(complex)]
 pub struct ArticleRef {
     /// The article's id.
     pub article_id: ID,
@@ -24,6 +27,18 @@ pub struct ArticleRef {
     pub url: String,
     /// How well the article matched the question, 0..1.
     pub score: f64,
+}
+
+#[ComplexObject]
+impl ArticleRef {
+    /// The article now; `null` if it was deleted since.
+    async fn article(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<KnowledgeArticle>> {
+        let article = ctx
+            .loaders()
+            .load_one(ArticleKey(self.article_id.0.clone()))
+            .await?;
+        Ok(article.map(KnowledgeArticle))
+    }
 }
 
 #[Object]
@@ -98,6 +113,14 @@ pub struct SendMessageInput {
     /// An internal note (agents only).
     #[graphql(default)]
     pub internal: bool,
+    /// For the AI (an `AI_WRITE` key): how sure the answer is, 0..1.
+    pub confidence: Option<f64>,
+    /// For the AI: the knowledge articles the answer cites.
+    pub source_article_ids: Option<Vec<ID>>,
+    /// For the AI: the `seq` of the visitor message answered. When the visitor has
+    /// written again since, the answer is stale and refused (`CONFLICT`,
+    /// `extensions.reason: STALE_ANSWER`).
+    pub reply_to_seq: Option<i64>,
 }
 
 #[derive(Default)]
@@ -113,14 +136,50 @@ impl MessageMutation {
         input: SendMessageInput,
     ) -> async_graphql::Result<Message> {
         let principal = ctx.principal()?;
-        let new = NewMessage::from_principal(
+        let state = ctx.state();
+        let mut new = NewMessage::from_principal(
             principal,
             &input.body,
             input.internal,
             input.client_message_id.as_deref(),
         )?;
-        let message =
-            domain::messages::send(ctx.state(), principal, &input.conversation_id, new).await?;
+        let ai_fields = input.confidence.is_some()
+            || input.source_article_ids.is_some()
+            || input.reply_to_seq.is_some();
+        if ai_fields && !principal.is_ai() {
+            return Err(AppError::bad_input(
+                "confidence",
+                "only the AI gives confidence, sources and replyToSeq",
+            )
+            .into());
+        }
+        if principal.is_ai() {
+            let confidence = input.confidence.unwrap_or(1.0);
+            if !(0.0..=1.0).contains(&confidence) {
+                return Err(AppError::bad_input("confidence", "must be between 0 and 1").into());
+            }
+            let mut sources = Vec::new();
+            for id in input.source_article_ids.unwrap_or_default() {
+                let article = domain::knowledge::get(state, principal.workspace_id(), &id)
+                    .await
+                    .map_err(|_| {
+                        AppError::bad_input(
+                            "sourceArticleIds",
+                            format!("no article {}", id.as_str()),
+                        )
+                    })?;
+                sources.push(domain::responder::Source {
+                    article_id: article.id,
+                    title: article.title,
+                    url: article.url,
+                    score: confidence,
+                });
+            }
+            new.confidence = Some(confidence);
+            new.sources = serde_json::to_string(&sources)?;
+            new.reply_to_seq = input.reply_to_seq;
+        }
+        let message = domain::messages::send(state, principal, &input.conversation_id, new).await?;
         Ok(Message(message))
     }
 }

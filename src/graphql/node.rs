@@ -10,6 +10,8 @@ use crate::loaders::{AgentKey, LeadKey, TagKey, TeamKey};
 use super::ContextExt;
 use super::agents::{Agent, Team};
 use super::conversations::Conversation;
+use super::handoffs::Handoff;
+use super::knowledge::KnowledgeArticle;
 use super::leads::{Lead, LeadField};
 use super::messages::Message;
 use super::tags::InsightTag;
@@ -28,6 +30,8 @@ pub enum Node {
     Conversation(Conversation),
     Message(Message),
     InsightTag(InsightTag),
+    Handoff(Handoff),
+    KnowledgeArticle(KnowledgeArticle),
 }
 
 #[derive(Default)]
@@ -44,7 +48,10 @@ impl NodeQuery {
         let not_found = AppError::NotFound("node");
         let kind = Kind::of(&id).ok_or_else(|| not_found.clone())?;
         // Anything but a visitor's own conversation, message or lead is for agents.
-        let agents_only = !matches!(kind, Kind::Conversation | Kind::Message | Kind::Lead);
+        let agents_only = !matches!(
+            kind,
+            Kind::Conversation | Kind::Message | Kind::Lead | Kind::Article
+        );
         if agents_only && principal.agent().is_err() {
             return Err(not_found.into());
         }
@@ -111,7 +118,13 @@ impl NodeQuery {
             Kind::Message => {
                 Node::Message(Message(domain::messages::get(state, principal, &id).await?))
             }
-            Kind::Handoff | Kind::Article | Kind::ApiKey => return Err(not_found.into()),
+            Kind::Handoff => {
+                Node::Handoff(Handoff::new(domain::handoffs::get(state, ws, &id).await?))
+            }
+            Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
+                domain::knowledge::get(state, ws, &id).await?,
+            )),
+            Kind::ApiKey => return Err(not_found.into()),
         };
         Ok(node)
     }

@@ -5,8 +5,11 @@ use async_graphql::{Context, ID, Object};
 use crate::domain;
 use crate::entity::workspace;
 
-use super::agents::Agent;
+use super::agents::{Agent, Team};
+use super::settings::HandoffPolicyView;
 use super::{ContextExt, timestamp};
+use crate::domain::policy::HandoffPolicy;
+use crate::loaders::TeamKey;
 
 /// A tenant: a company using Casefile. Nothing crosses between workspaces.
 pub struct Workspace(pub workspace::Model);
@@ -30,6 +33,19 @@ impl Workspace {
     /// Whether the built-in AI responder answers visitors.
     async fn responder_enabled(&self) -> bool {
         self.0.responder_enabled
+    }
+
+    /// When the AI hands conversations to humans.
+    async fn handoff_policy(&self) -> HandoffPolicyView {
+        HandoffPolicyView(HandoffPolicy::parse(&self.0.handoff_policy))
+    }
+
+    /// The team handoffs go to when no tag routes them.
+    async fn default_team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Team>> {
+        let Some(id) = &self.0.default_team_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
     }
 
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {

@@ -103,8 +103,33 @@ impl TestApp {
         body["data"].clone()
     }
 
-    /// Create a workspace through the CLI's code path.
+    /// Wait until the server has finished handling every visitor message (tagging,
+    /// the handoff policy, the AI's answer).
+    pub async fn settle(&self) {
+        tokio::time::timeout(TIMEOUT, async {
+            while self.running.state.pipelines.running() > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("background work finishes in time");
+    }
+
+    /// Create a workspace through the CLI's code path, with the built-in AI
+    /// responder off (tests of everything but the AI want a quiet conversation).
     pub async fn workspace(&self, name: &str) -> Workspace {
+        let ws = self.workspace_with_ai(name).await;
+        self.data(
+            Some(&ws.admin_token),
+            "mutation { updateWorkspace(input: { responderEnabled: false }) { responderEnabled } }",
+            json!({}),
+        )
+        .await;
+        ws
+    }
+
+    /// Create a workspace through the CLI's code path, AI responder on.
+    pub async fn workspace_with_ai(&self, name: &str) -> Workspace {
         let email = format!(
             "owner-{}@example.com",
             ulid::Ulid::new().to_string().to_lowercase()

@@ -135,6 +135,7 @@ async fn listing_conversations_with_relations_is_batched() {
         .await;
     }
 
+    app.settle().await;
     let before = app.running.state.db.statement_count();
     let data = app
         .data(

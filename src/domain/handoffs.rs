@@ -1,0 +1,611 @@
+//! Handoffs: passing a conversation from the AI to humans, with its case file.
+//!
+//! Every transition is one transaction that checks the state it leaves with an
+//! `UPDATE … WHERE status = …` that must touch exactly one row, moves the
+//! conversation's status along (`AI → QUEUED → HUMAN → RESOLVED`, or back to `AI`),
+//! and tells the visitor what is happening with a `SYSTEM` message. A conversation
+//! has at most one open handoff (a unique index on open handoffs), and of many
+//! agents accepting one at once exactly one wins.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
+
+use crate::auth::AgentPrincipal;
+use crate::entity::{
+    Author, ConversationStatus, HandoffReason, HandoffStatus, agent, conversation, handoff,
+    message, now_ms, workspace,
+};
+use crate::error::{AppError, AppResult};
+use crate::events::{Change, Event};
+use crate::ids::{Kind, new_id};
+use crate::state::AppState;
+
+use super::messages::{NewMessage, append};
+use super::policy::HandoffPolicy;
+use super::{is_unique_violation, stmt};
+
+/// What a handoff transaction produced, to publish after it commits.
+struct Outcome {
+    handoff: handoff::Model,
+    conversation: conversation::Model,
+    messages: Vec<message::Model>,
+}
+
+impl Outcome {
+    fn publish(self, state: &AppState) -> handoff::Model {
+        let mut conversation = self.conversation;
+        for message in self.messages {
+            // Each system message is published with the conversation as it stood then.
+            conversation.last_seq = message.seq;
+            state
+                .events
+                .publish(Event::message_created(message, conversation.clone()));
+        }
+        state.events.publish(Event::conversation_changed(
+            conversation.clone(),
+            Change::Status,
+        ));
+        state
+            .events
+            .publish(Event::handoff_changed(self.handoff.clone(), conversation));
+        self.handoff
+    }
+}
+
+fn system(body: String) -> NewMessage {
+    NewMessage {
+        author: Author::System,
+        agent_id: None,
+        body,
+        internal: false,
+        confidence: None,
+        sources: "[]".to_owned(),
+        client_message_id: None,
+        reply_to_seq: None,
+    }
+}
+
+/// Move the conversation to `status` (and assignee/team when given) inside `txn`.
+async fn set_conversation(
+    txn: &DatabaseTransaction,
+    conversation_id: &str,
+    status: ConversationStatus,
+    assignee: Option<Option<&str>>,
+    team: Option<Option<&str>>,
+    boundary: bool,
+) -> AppResult<conversation::Model> {
+    let mut sql = String::from("UPDATE conversations SET status = ?, updated_at = ?");
+    let mut values: Vec<sea_orm::Value> = vec![status_str(status).into(), now_ms().into()];
+    if let Some(assignee) = assignee {
+        sql.push_str(", assignee_id = ?");
+        values.push(assignee.map(str::to_owned).into());
+    }
+    if let Some(team) = team {
+        sql.push_str(", team_id = ?");
+        values.push(team.map(str::to_owned).into());
+    }
+    if boundary {
+        sql.push_str(", ai_boundary_seq = last_seq");
+    }
+    sql.push_str(" WHERE id = ? RETURNING *");
+    values.push(conversation_id.into());
+    let row = txn
+        .query_one_raw(stmt(txn.get_database_backend(), &sql, values))
+        .await?
+        .ok_or(AppError::NotFound("conversation"))?;
+    Ok(conversation::Model::from_query_result(&row, "")?)
+}
+
+fn status_str(status: ConversationStatus) -> &'static str {
+    match status {
+        ConversationStatus::Ai => "AI",
+        ConversationStatus::Queued => "QUEUED",
+        ConversationStatus::Human => "HUMAN",
+        ConversationStatus::Resolved => "RESOLVED",
+    }
+}
+
+/// The team a conversation goes to: that of its highest-priority tag with a team,
+/// else the workspace's default team, else the team it already has.
+async fn route(
+    state: &AppState,
+    conversation: &conversation::Model,
+    workspace: &workspace::Model,
+) -> AppResult<Option<String>> {
+    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    let by_tag = applied
+        .iter()
+        .filter(|(_, tag)| tag.team_id.is_some())
+        .max_by_key(|(applied, tag)| (tag.priority, std::cmp::Reverse(applied.applied_at)))
+        .and_then(|(_, tag)| tag.team_id.clone());
+    Ok(by_tag
+        .or_else(|| workspace.default_team_id.clone())
+        .or_else(|| conversation.team_id.clone()))
+}
+
+/// The open handoff of a conversation, if any.
+pub async fn open_for<C: ConnectionTrait>(
+    conn: &C,
+    conversation_id: &str,
+) -> AppResult<Option<handoff::Model>> {
+    Ok(handoff::Entity::find()
+        .filter(handoff::Column::ConversationId.eq(conversation_id))
+        .filter(handoff::Column::Status.is_in([HandoffStatus::Requested, HandoffStatus::Accepted]))
+        .one(conn)
+        .await?)
+}
+
+/// Ask humans to take a conversation. When it already has an open handoff, that
+/// one is returned and nothing changes.
+pub async fn request(
+    state: &AppState,
+    conversation: &conversation::Model,
+    reason: HandoffReason,
+    note: Option<String>,
+) -> AppResult<handoff::Model> {
+    if let Some(open) = open_for(&state.db.reader, &conversation.id).await? {
+        return Ok(open);
+    }
+    let workspace = super::workspaces::get(state, &conversation.workspace_id).await?;
+    let policy = HandoffPolicy::parse(&workspace.handoff_policy);
+    let team = route(state, conversation, &workspace).await?;
+    let lead_email = match &conversation.lead_id {
+        Some(id) => super::leads::email_of(state, id).await?,
+        None => None,
+    };
+    let now = now_ms();
+    let txn = state.db.writer.begin().await?;
+    let inserted = handoff::ActiveModel {
+        id: Set(new_id(Kind::Handoff)),
+        workspace_id: Set(conversation.workspace_id.clone()),
+        conversation_id: Set(conversation.id.clone()),
+        reason: Set(reason),
+        status: Set(HandoffStatus::Requested),
+        team_id: Set(team.clone()),
+        accepted_by: Set(None),
+        note: Set(note),
+        trigger_seq: Set(conversation.last_seq),
+        requested_at: Set(now),
+        accepted_at: Set(None),
+        resolved_at: Set(None),
+        cancelled_at: Set(None),
+    }
+    .insert(&txn)
+    .await;
+    let handoff = match inserted {
+        Ok(handoff) => handoff,
+        // Someone opened one a moment ago: theirs stands.
+        Err(err) if is_unique_violation(&err) => {
+            drop(txn);
+            return open_for(&state.db.writer, &conversation.id)
+                .await?
+                .ok_or_else(|| AppError::internal("open handoff vanished"));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    set_conversation(
+        &txn,
+        &conversation.id,
+        ConversationStatus::Queued,
+        Some(None),
+        Some(team.as_deref()),
+        false,
+    )
+    .await?;
+    let mut messages = vec![
+        append(
+            &txn,
+            &conversation.workspace_id,
+            &conversation.id,
+            system("A person from the team will join shortly.".to_owned()),
+        )
+        .await?,
+    ];
+    if policy.ask_for_email && lead_email.is_none() {
+        let ask =
+            "While you wait, leave your email address so the team can reach you if you leave.";
+        messages.push(
+            append(
+                &txn,
+                &conversation.workspace_id,
+                &conversation.id,
+                system(ask.to_owned()),
+            )
+            .await?,
+        );
+    }
+    let conversation = messages
+        .last()
+        .map(|m| m.conversation.clone())
+        .ok_or_else(|| AppError::internal("no system message"))?;
+    txn.commit().await?;
+    Ok(Outcome {
+        handoff,
+        conversation,
+        messages: messages.into_iter().map(|m| m.message).collect(),
+    }
+    .publish(state))
+}
+
+pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<handoff::Model> {
+    handoff::Entity::find_by_id(id)
+        .filter(handoff::Column::WorkspaceId.eq(workspace_id))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("handoff"))
+}
+
+async fn agent_name(state: &AppState, agent_id: &str) -> AppResult<String> {
+    Ok(agent::Entity::find_by_id(agent_id)
+        .one(&state.db.writer)
+        .await?
+        .map(|a| a.name)
+        .unwrap_or_else(|| "An agent".to_owned()))
+}
+
+/// Accept a requested handoff: of many agents at once, exactly one wins and becomes
+/// the assignee; the others get `CONFLICT` naming the winner.
+pub async fn accept(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    id: &str,
+) -> AppResult<handoff::Model> {
+    let ws = &agent.workspace_id;
+    let name = agent_name(state, &agent.agent_id).await?;
+    let now = now_ms();
+    let txn = state.db.writer.begin().await?;
+    let won = txn
+        .query_one_raw(stmt(
+            txn.get_database_backend(),
+            "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ? \
+             WHERE id = ? AND workspace_id = ? AND status = 'REQUESTED' RETURNING *",
+            vec![
+                agent.agent_id.as_str().into(),
+                now.into(),
+                id.into(),
+                ws.as_str().into(),
+            ],
+        ))
+        .await?;
+    let Some(row) = won else {
+        drop(txn);
+        return Err(lost_race(state, ws, id).await);
+    };
+    let handoff = handoff::Model::from_query_result(&row, "")?;
+    let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
+    txn.commit().await?;
+    Ok(outcome.publish(state))
+}
+
+/// Why an accept did not win.
+async fn lost_race(state: &AppState, workspace_id: &str, id: &str) -> AppError {
+    let current = match handoff::Entity::find_by_id(id)
+        .filter(handoff::Column::WorkspaceId.eq(workspace_id))
+        .one(&state.db.writer)
+        .await
+    {
+        Ok(Some(current)) => current,
+        Ok(None) => return AppError::NotFound("handoff"),
+        Err(err) => return err.into(),
+    };
+    match (current.status, &current.accepted_by) {
+        (HandoffStatus::Accepted, Some(winner)) => {
+            let name = agent_name(state, winner).await.unwrap_or_default();
+            AppError::Conflict {
+                message: format!("{name} already accepted this handoff"),
+                reason: Some("ALREADY_ACCEPTED"),
+            }
+        }
+        (status, _) => AppError::Conflict {
+            message: format!("this handoff is {status:?}, not waiting").to_uppercase(),
+            reason: Some("NOT_REQUESTED"),
+        },
+    }
+}
+
+/// The conversation goes to `agent_id`: status HUMAN, assigned, and the visitor is
+/// told who joined.
+async fn joined(
+    txn: &DatabaseTransaction,
+    handoff: handoff::Model,
+    agent_id: &str,
+    name: &str,
+) -> AppResult<Outcome> {
+    set_conversation(
+        txn,
+        &handoff.conversation_id,
+        ConversationStatus::Human,
+        Some(Some(agent_id)),
+        None,
+        false,
+    )
+    .await?;
+    let appended = append(
+        txn,
+        &handoff.workspace_id,
+        &handoff.conversation_id,
+        system(format!("{name} joined the conversation.")),
+    )
+    .await?;
+    Ok(Outcome {
+        handoff,
+        conversation: appended.conversation,
+        messages: vec![appended.message],
+    })
+}
+
+/// An agent takes over a conversation: a requested handoff is accepted; a chat the
+/// AI is handling gets an `AGENT_TAKEOVER` handoff, accepted at once.
+pub async fn take_over(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+) -> AppResult<handoff::Model> {
+    let principal = crate::auth::Principal::Agent(agent.clone());
+    let conversation = super::conversations::get(state, &principal, conversation_id).await?;
+    if let Some(open) = open_for(&state.db.writer, conversation_id).await? {
+        return match (open.status, open.accepted_by.as_deref()) {
+            (HandoffStatus::Requested, _) => accept(state, agent, &open.id).await,
+            (_, Some(owner)) if owner == agent.agent_id => Ok(open),
+            _ => Err(lost_race(state, &agent.workspace_id, &open.id).await),
+        };
+    }
+    let name = agent_name(state, &agent.agent_id).await?;
+    let now = now_ms();
+    let txn = state.db.writer.begin().await?;
+    let handoff = handoff::ActiveModel {
+        id: Set(new_id(Kind::Handoff)),
+        workspace_id: Set(conversation.workspace_id.clone()),
+        conversation_id: Set(conversation.id.clone()),
+        reason: Set(HandoffReason::AgentTakeover),
+        status: Set(HandoffStatus::Accepted),
+        team_id: Set(conversation.team_id.clone()),
+        accepted_by: Set(Some(agent.agent_id.clone())),
+        note: Set(None),
+        trigger_seq: Set(conversation.last_seq),
+        requested_at: Set(now),
+        accepted_at: Set(Some(now)),
+        resolved_at: Set(None),
+        cancelled_at: Set(None),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|err| {
+        if is_unique_violation(&err) {
+            AppError::Conflict {
+                message: "someone else took this conversation a moment ago".to_owned(),
+                reason: Some("ALREADY_ACCEPTED"),
+            }
+        } else {
+            err.into()
+        }
+    })?;
+    let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
+    txn.commit().await?;
+    Ok(outcome.publish(state))
+}
+
+/// Hand the conversation back to the AI: the open handoff is cancelled, and the AI's
+/// context starts after this point.
+pub async fn return_to_ai(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+) -> AppResult<conversation::Model> {
+    let principal = crate::auth::Principal::Agent(agent.clone());
+    let conversation = super::conversations::get(state, &principal, conversation_id).await?;
+    if conversation.status == ConversationStatus::Ai {
+        return Ok(conversation);
+    }
+    let txn = state.db.writer.begin().await?;
+    let cancelled = txn
+        .query_one_raw(stmt(
+            txn.get_database_backend(),
+            "UPDATE handoffs SET status = 'CANCELLED', cancelled_at = ? \
+             WHERE conversation_id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+            vec![now_ms().into(), conversation_id.into()],
+        ))
+        .await?
+        .map(|row| handoff::Model::from_query_result(&row, ""))
+        .transpose()?;
+    let appended = append(
+        &txn,
+        &conversation.workspace_id,
+        conversation_id,
+        system(
+            "You're chatting with the AI assistant again. Ask for a person at any time.".to_owned(),
+        ),
+    )
+    .await?;
+    let conversation = set_conversation(
+        &txn,
+        conversation_id,
+        ConversationStatus::Ai,
+        Some(None),
+        None,
+        true,
+    )
+    .await?;
+    txn.commit().await?;
+    match cancelled {
+        Some(handoff) => {
+            Outcome {
+                handoff,
+                conversation: conversation.clone(),
+                messages: vec![appended.message],
+            }
+            .publish(state);
+        }
+        None => {
+            state.events.publish(Event::message_created(
+                appended.message,
+                appended.conversation,
+            ));
+            state.events.publish(Event::conversation_changed(
+                conversation.clone(),
+                Change::Status,
+            ));
+        }
+    }
+    Ok(conversation)
+}
+
+/// Close the open handoff of a conversation being resolved, inside its transaction.
+pub async fn resolve_open(
+    txn: &DatabaseTransaction,
+    conversation_id: &str,
+) -> AppResult<Option<handoff::Model>> {
+    let row = txn
+        .query_one_raw(stmt(
+            txn.get_database_backend(),
+            "UPDATE handoffs SET status = 'RESOLVED', resolved_at = ? \
+             WHERE conversation_id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+            vec![now_ms().into(), conversation_id.into()],
+        ))
+        .await?;
+    Ok(row
+        .map(|row| handoff::Model::from_query_result(&row, ""))
+        .transpose()?)
+}
+
+/// Where a handoff is transferred.
+pub enum Transfer<'a> {
+    /// Back to the queue, for another team.
+    Team(&'a str),
+    /// Straight to an agent, who then owns it.
+    Agent(&'a str),
+}
+
+/// Transfer an open handoff to a team (it waits again, for that team) or to an agent
+/// (who owns it at once).
+pub async fn transfer(
+    state: &AppState,
+    by: &AgentPrincipal,
+    id: &str,
+    to: Transfer<'_>,
+) -> AppResult<handoff::Model> {
+    let ws = &by.workspace_id;
+    let current = get(state, ws, id).await?;
+    if !current.status.is_open() {
+        return Err(AppError::Conflict {
+            message: "only an open handoff can be transferred".to_owned(),
+            reason: Some("NOT_OPEN"),
+        });
+    }
+    match to {
+        Transfer::Team(team_id) => {
+            let team = super::teams::get(state, ws, team_id).await?;
+            let txn = state.db.writer.begin().await?;
+            let row = txn
+                .query_one_raw(stmt(
+                    txn.get_database_backend(),
+                    "UPDATE handoffs SET status = 'REQUESTED', team_id = ?, accepted_by = NULL, accepted_at = NULL \
+                     WHERE id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+                    vec![team.id.as_str().into(), id.into()],
+                ))
+                .await?
+                .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
+            let handoff = handoff::Model::from_query_result(&row, "")?;
+            set_conversation(
+                &txn,
+                &handoff.conversation_id,
+                ConversationStatus::Queued,
+                Some(None),
+                Some(Some(&team.id)),
+                false,
+            )
+            .await?;
+            let appended = append(
+                &txn,
+                ws,
+                &handoff.conversation_id,
+                system(format!(
+                    "You're being transferred to the {} team.",
+                    team.name
+                )),
+            )
+            .await?;
+            txn.commit().await?;
+            Ok(Outcome {
+                handoff,
+                conversation: appended.conversation,
+                messages: vec![appended.message],
+            }
+            .publish(state))
+        }
+        Transfer::Agent(agent_id) => {
+            let target = super::agents::get(state, ws, agent_id).await?;
+            let txn = state.db.writer.begin().await?;
+            let row = txn
+                .query_one_raw(stmt(
+                    txn.get_database_backend(),
+                    "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ? \
+                     WHERE id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+                    vec![target.id.as_str().into(), now_ms().into(), id.into()],
+                ))
+                .await?
+                .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
+            let handoff = handoff::Model::from_query_result(&row, "")?;
+            let outcome = joined(&txn, handoff, &target.id, &target.name).await?;
+            txn.commit().await?;
+            Ok(outcome.publish(state))
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HandoffFilter {
+    pub statuses: Vec<HandoffStatus>,
+    pub team_id: Option<String>,
+    pub reasons: Vec<HandoffReason>,
+    pub since: Option<i64>,
+    pub conversation_id: Option<String>,
+}
+
+impl HandoffFilter {
+    fn select(&self, workspace_id: &str) -> sea_orm::Select<handoff::Entity> {
+        use handoff::Column as H;
+        let mut select = handoff::Entity::find().filter(H::WorkspaceId.eq(workspace_id));
+        if !self.statuses.is_empty() {
+            select = select.filter(H::Status.is_in(self.statuses.iter().copied()));
+        }
+        if !self.reasons.is_empty() {
+            select = select.filter(H::Reason.is_in(self.reasons.iter().copied()));
+        }
+        if let Some(team) = &self.team_id {
+            select = select.filter(H::TeamId.eq(team.as_str()));
+        }
+        if let Some(since) = self.since {
+            select = select.filter(H::RequestedAt.gte(since));
+        }
+        if let Some(conversation) = &self.conversation_id {
+            select = select.filter(H::ConversationId.eq(conversation.as_str()));
+        }
+        select
+    }
+}
+
+/// Handoffs, newest first, after the handoff `after`.
+pub async fn page(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &HandoffFilter,
+    after: Option<&str>,
+    limit: u64,
+) -> AppResult<Vec<handoff::Model>> {
+    let mut select = filter.select(workspace_id);
+    if let Some(after) = after {
+        select = select.filter(handoff::Column::Id.lt(after));
+    }
+    Ok(select
+        .order_by_desc(handoff::Column::Id)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
+}
+
+pub async fn count(state: &AppState, workspace_id: &str, filter: &HandoffFilter) -> AppResult<u64> {
+    Ok(filter.select(workspace_id).count(&state.db.reader).await?)
+}

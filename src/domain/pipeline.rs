@@ -1,0 +1,145 @@
+//! What happens after a visitor writes in a conversation the AI controls: tag it,
+//! let the handoff policy decide, and otherwise let the built-in responder answer.
+//!
+//! It runs after the visitor's message committed, off the request (the answer
+//! streams to the visitor like any message), one message at a time per
+//! conversation. Shutdown waits for it (the work is tracked with the server's
+//! connections).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use sea_orm::{ConnectionTrait, EntityTrait};
+
+use crate::entity::{Author, ConversationStatus, conversation, message};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+use super::messages::NewMessage;
+use super::policy::{self, HandoffPolicy, Situation};
+use super::stmt;
+
+/// One lock per conversation with a pipeline running, so a conversation's messages
+/// are handled in order; and a count of pipelines not yet finished.
+#[derive(Default)]
+pub struct ConversationLocks {
+    locks: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    running: AtomicUsize,
+}
+
+impl ConversationLocks {
+    /// How many visitor messages are still being handled (tests wait for 0).
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    fn get(&self, conversation_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self
+            .locks
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = map.get(conversation_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(conversation_id.to_owned(), Arc::downgrade(&lock));
+        lock
+    }
+}
+
+/// Handle a visitor message in the background.
+pub fn after_visitor_message(state: &AppState, message: &message::Model) {
+    if message.author != Author::Visitor {
+        return;
+    }
+    let (state, message) = (state.clone(), message.clone());
+    let tracker = state.connections.clone();
+    state.pipelines.running.fetch_add(1, Ordering::SeqCst);
+    tracker.spawn(async move {
+        if let Err(err) = run(&state, &message).await {
+            let err: async_graphql::Error = err.into();
+            tracing::error!(conversation.id = %message.conversation_id, error = %err.message, "handling a visitor message failed");
+        }
+        state.pipelines.running.fetch_sub(1, Ordering::SeqCst);
+    });
+}
+
+/// AI answers since the AI last took control, and how many of them were unsure.
+async fn ai_answers(
+    state: &AppState,
+    conversation: &conversation::Model,
+    threshold: f64,
+) -> AppResult<(u32, u32)> {
+    let row = state
+        .db
+        .writer
+        .query_one_raw(stmt(
+            state.db.backend(),
+            "SELECT COUNT(*) AS answers, \
+             COALESCE(SUM(CASE WHEN confidence IS NULL OR confidence < ? THEN 1 ELSE 0 END), 0) AS unsure \
+             FROM messages WHERE conversation_id = ? AND author = 'AI' AND seq > ?",
+            vec![threshold.into(), conversation.id.as_str().into(), conversation.ai_boundary_seq.into()],
+        ))
+        .await?
+        .ok_or_else(|| AppError::internal("count returned no row"))?;
+    let answers: i64 = row.try_get("", "answers")?;
+    let unsure: i64 = row.try_get("", "unsure")?;
+    Ok((answers as u32, unsure as u32))
+}
+
+async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
+    let lock = state.pipelines.get(&message.conversation_id);
+    let _turn = lock.lock().await;
+    let Some(conversation) = conversation::Entity::find_by_id(message.conversation_id.as_str())
+        .one(&state.db.writer)
+        .await?
+    else {
+        return Ok(());
+    };
+    super::tagger::tag_message(state, &conversation, message).await?;
+    if conversation.status != ConversationStatus::Ai {
+        return Ok(());
+    }
+    let workspace = super::workspaces::get(state, &conversation.workspace_id).await?;
+    let policy = HandoffPolicy::parse(&workspace.handoff_policy);
+    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    let escalating_tag = applied
+        .iter()
+        .any(|(_, tag)| tag.escalate || policy.escalate_tag_ids.contains(&tag.id));
+    let (answers, unsure) = ai_answers(state, &conversation, policy.confidence_threshold).await?;
+    let situation = Situation {
+        message: &message.body,
+        escalating_tag,
+        ai_answers: answers,
+        low_confidence_answers: unsure,
+    };
+    if let Some((reason, _phrase)) = policy::before_answer(&policy, &situation) {
+        super::handoffs::request(state, &conversation, reason, None).await?;
+        return Ok(());
+    }
+    if !workspace.responder_enabled {
+        return Ok(());
+    }
+    let answer = super::responder::answer(state, &workspace.id, &message.body).await?;
+    if let Some(reason) = policy::after_answer(&policy, &situation, answer.confidence) {
+        super::handoffs::request(state, &conversation, reason, None).await?;
+        return Ok(());
+    }
+    let reply = NewMessage {
+        author: Author::Ai,
+        agent_id: None,
+        body: answer.message(policy.confidence_threshold),
+        internal: false,
+        confidence: Some(answer.confidence),
+        sources: serde_json::to_string(&answer.sources)?,
+        client_message_id: None,
+        reply_to_seq: Some(message.seq),
+    };
+    match super::messages::post(state, &conversation.workspace_id, &conversation.id, reply).await {
+        // A human took over, or the visitor wrote again: this answer is dropped.
+        Err(AppError::Conflict { .. }) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}

@@ -1,0 +1,169 @@
+//! Automatic topic tags: each visitor message is matched against the workspace's
+//! tags (keywords and phrases with stemming and word boundaries, and optional
+//! regular expressions) before the handoff policy decides, so escalating tags and
+//! routing see them. A tag an agent removed from a conversation is never put back.
+
+use regex::RegexBuilder;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+
+use crate::entity::{conversation, conversation_tag, insight_tag, message, now_ms};
+use crate::error::AppResult;
+use crate::events::{Change, Event};
+use crate::state::AppState;
+
+use super::{stmt, text};
+
+/// Why a tag matched a text: the words (as written) or pattern matches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Match {
+    pub evidence: Vec<String>,
+    pub confidence: f64,
+}
+
+/// Whether `tag`'s rules match `body`.
+pub fn matches(tag: &insight_tag::Model, body: &str) -> Option<Match> {
+    let keywords: Vec<String> = serde_json::from_str(&tag.keywords).unwrap_or_default();
+    let patterns: Vec<String> = serde_json::from_str(&tag.patterns).unwrap_or_default();
+    let mut evidence: Vec<String> = keywords
+        .iter()
+        .filter_map(|keyword| text::find_phrase(body, keyword))
+        .collect();
+    for pattern in &patterns {
+        let Ok(re) = RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .size_limit(1 << 20)
+            .build()
+        else {
+            continue;
+        };
+        if let Some(found) = re.find(body) {
+            evidence.push(found.as_str().to_owned());
+        }
+    }
+    evidence.dedup();
+    if evidence.is_empty() {
+        return None;
+    }
+    // One matching keyword is a hint; several agree.
+    let confidence = (0.55 + 0.15 * evidence.len() as f64).min(0.95);
+    Some(Match {
+        evidence,
+        confidence,
+    })
+}
+
+/// Apply every matching tag that the conversation does not have (and that no agent
+/// removed from it) for a visitor message; the ids of the tags applied.
+pub async fn tag_message(
+    state: &AppState,
+    conversation: &conversation::Model,
+    message: &message::Model,
+) -> AppResult<Vec<String>> {
+    let tags = super::tags::list(state, &conversation.workspace_id).await?;
+    if tags.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known: Vec<String> = conversation_tag::Entity::find()
+        .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
+        .all(&state.db.writer)
+        .await?
+        .into_iter()
+        .map(|row| row.tag_id)
+        .collect();
+    let mut applied = Vec::new();
+    for tag in tags.iter().filter(|t| !known.contains(&t.id)) {
+        let Some(found) = matches(tag, &message.body) else {
+            continue;
+        };
+        apply(
+            state,
+            conversation,
+            &tag.id,
+            &found.evidence.join(", "),
+            found.confidence,
+            Some(&message.id),
+        )
+        .await?;
+        applied.push(tag.id.clone());
+    }
+    Ok(applied)
+}
+
+/// Put an `AUTO` tag on a conversation unless it is there already or was removed.
+pub async fn apply(
+    state: &AppState,
+    conversation: &conversation::Model,
+    tag_id: &str,
+    evidence: &str,
+    confidence: f64,
+    message_id: Option<&str>,
+) -> AppResult<bool> {
+    let inserted = state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "INSERT INTO conversation_tags \
+             (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
+             VALUES (?, ?, ?, 'AUTO', ?, ?, ?, NULL, ?, NULL) ON CONFLICT (conversation_id, tag_id) DO NOTHING",
+            vec![
+                conversation.id.as_str().into(),
+                tag_id.into(),
+                conversation.workspace_id.as_str().into(),
+                evidence.into(),
+                confidence.into(),
+                message_id.map(str::to_owned).into(),
+                now_ms().into(),
+            ],
+        ))
+        .await?;
+    if inserted.rows_affected() == 1 {
+        state.events.publish(Event::conversation_changed(
+            conversation.clone(),
+            Change::Tagged {
+                tag_id: tag_id.to_owned(),
+            },
+        ));
+    }
+    Ok(inserted.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(keywords: &[&str], patterns: &[&str]) -> insight_tag::Model {
+        insight_tag::Model {
+            id: "tag_1".into(),
+            workspace_id: "ws".into(),
+            slug: "media".into(),
+            label: "Media".into(),
+            description: String::new(),
+            keywords: serde_json::to_string(keywords).expect("json"),
+            patterns: serde_json::to_string(patterns).expect("json"),
+            team_id: None,
+            escalate: false,
+            priority: 0,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn keywords_match_inflections_as_whole_words() {
+        let media = tag(&["upload", "media library"], &[]);
+        let found = matches(&media, "Uploading to the Media Library fails").expect("a match");
+        assert_eq!(found.evidence, ["Uploading", "Media Library"]);
+        assert!(found.confidence > matches(&media, "my uploads").expect("a match").confidence);
+        assert_eq!(matches(&media, "reuploaded nothing"), None);
+    }
+
+    #[test]
+    fn patterns_are_case_insensitive_regular_expressions() {
+        let version = tag(&[], &[r"v\d+\.\d+"]);
+        assert_eq!(
+            matches(&version, "broke after V5.2").map(|m| m.evidence),
+            Some(vec!["V5.2".to_owned()])
+        );
+    }
+}

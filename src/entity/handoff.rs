@@ -1,0 +1,27 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "handoffs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub workspace_id: String,
+    pub conversation_id: String,
+    pub reason: super::HandoffReason,
+    pub status: super::HandoffStatus,
+    pub team_id: Option<String>,
+    pub accepted_by: Option<String>,
+    /// What the visitor (or the AI) said when asking for a person.
+    pub note: Option<String>,
+    /// The `seq` of the last message when the handoff was requested.
+    pub trigger_seq: i64,
+    pub requested_at: i64,
+    pub accepted_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub cancelled_at: Option<i64>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

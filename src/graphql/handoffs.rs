@@ -1,0 +1,342 @@
+//! Handoffs and their case files: asking for a person, accepting, taking over,
+//! transferring, and handing back to the AI.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, ID, InputObject, Json, Object};
+use tokio::sync::OnceCell;
+
+use crate::auth::Principal;
+use crate::domain;
+use crate::domain::case_file::CaseFile;
+use crate::domain::handoffs::{HandoffFilter, Transfer};
+use crate::entity::{HandoffReason, HandoffStatus, handoff};
+use crate::error::AppError;
+use crate::loaders::{AgentKey, ConversationKey, TeamKey};
+
+use super::agents::{Agent, Team};
+use super::conversations::Conversation;
+use super::leads::Lead;
+use super::messages::Message;
+use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
+use super::tags::AppliedTag;
+use super::{ContextExt, timestamp};
+
+/// The passing of a conversation from the AI to humans.
+pub struct Handoff {
+    pub model: handoff::Model,
+    /// Shared by every subscriber of one event, so a case file is built once.
+    case_file: Arc<OnceCell<Arc<CaseFile>>>,
+}
+
+impl Handoff {
+    pub fn new(model: handoff::Model) -> Handoff {
+        Handoff {
+            model,
+            case_file: Arc::default(),
+        }
+    }
+
+    pub fn shared(model: handoff::Model, case_file: Arc<OnceCell<Arc<CaseFile>>>) -> Handoff {
+        Handoff { model, case_file }
+    }
+}
+
+#[Object]
+impl Handoff {
+    pub async fn id(&self) -> ID {
+        ID(self.model.id.clone())
+    }
+
+    async fn conversation(&self, ctx: &Context<'_>) -> async_graphql::Result<Conversation> {
+        let conversation = ctx
+            .loaders()
+            .load_one(ConversationKey(self.model.conversation_id.clone()))
+            .await?
+            .ok_or(AppError::NotFound("conversation"))?;
+        Ok(Conversation(conversation))
+    }
+
+    async fn reason(&self) -> HandoffReason {
+        self.model.reason
+    }
+
+    async fn status(&self) -> HandoffStatus {
+        self.model.status
+    }
+
+    /// The team it is routed to.
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Team>> {
+        let Some(id) = &self.model.team_id else {
+            return Ok(None);
+        };
+        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+    }
+
+    /// The agent who accepted it.
+    async fn accepted_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        let Some(id) = &self.model.accepted_by else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loaders()
+            .load_one(AgentKey(id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    /// What the visitor (or the AI) said when asking for a person.
+    async fn note(&self) -> Option<&str> {
+        self.model.note.as_deref()
+    }
+
+    async fn requested_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.model.requested_at)
+    }
+
+    async fn accepted_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.accepted_at.map(timestamp)
+    }
+
+    async fn resolved_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.resolved_at.map(timestamp)
+    }
+
+    async fn cancelled_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.cancelled_at.map(timestamp)
+    }
+
+    /// Everything the human who takes over needs. Agents (and conversation-reading
+    /// API keys) only.
+    async fn case_file(&self, ctx: &Context<'_>) -> async_graphql::Result<CaseFileView> {
+        let principal = ctx.principal()?;
+        principal.require(crate::auth::Scope::ConversationsRead)?;
+        let state = ctx.state();
+        let file = self
+            .case_file
+            .get_or_try_init(|| async {
+                domain::case_file::build(state, &self.model)
+                    .await
+                    .map(Arc::new)
+            })
+            .await?;
+        Ok(CaseFileView(Arc::clone(file)))
+    }
+}
+
+/// The case file of a handoff: the whole conversation as the AI left it.
+pub struct CaseFileView(Arc<CaseFile>);
+
+#[Object(name = "CaseFile")]
+impl CaseFileView {
+    /// A few sentences: the visitor's question, what the AI suggested, why it
+    /// escalated, who the visitor is and the topics.
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+
+    /// The visitor's question.
+    async fn question(&self) -> Option<&str> {
+        self.0.question.as_deref()
+    }
+
+    /// Every message, internal notes included.
+    async fn transcript(&self) -> Vec<Message> {
+        self.0.transcript.iter().cloned().map(Message).collect()
+    }
+
+    /// The AI's answers, with their sources and confidence.
+    async fn ai_answers(&self) -> Vec<Message> {
+        self.0.ai_answers.iter().cloned().map(Message).collect()
+    }
+
+    /// The lead, with its custom fields.
+    async fn lead(&self) -> Option<Lead> {
+        self.0.lead.clone().map(Lead)
+    }
+
+    /// What the widget sent: page URL, CMS version, …
+    async fn context(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.conversation.context).unwrap_or_default())
+    }
+
+    /// The conversation's tags, with their evidence.
+    async fn tags(&self) -> Vec<AppliedTag> {
+        self.0
+            .tags
+            .iter()
+            .cloned()
+            .map(|(applied, tag)| AppliedTag(applied, tag))
+            .collect()
+    }
+
+    /// How many answers the AI tried before the handoff.
+    async fn attempts(&self) -> i32 {
+        self.0.attempts as i32
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct HandoffFilterInput {
+    /// Any of these statuses (a single value is accepted too).
+    pub status: Option<Vec<HandoffStatus>>,
+    pub team_id: Option<ID>,
+    /// Any of these reasons.
+    pub reason: Option<Vec<HandoffReason>>,
+    /// Requested at or after.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Default)]
+pub struct HandoffQuery;
+
+#[Object]
+impl HandoffQuery {
+    /// A handoff by id.
+    async fn handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
+        let principal = ctx.principal()?;
+        principal.reads_conversations()?;
+        Ok(Handoff::new(
+            domain::handoffs::get(ctx.state(), principal.workspace_id(), &id).await?,
+        ))
+    }
+
+    /// Handoffs, newest first.
+    async fn handoffs(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<HandoffFilterInput>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<Handoff>> {
+        let principal = ctx.principal()?;
+        principal.reads_conversations()?;
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        let input = filter.unwrap_or_default();
+        let filter = HandoffFilter {
+            statuses: input.status.unwrap_or_default(),
+            team_id: input.team_id.map(|id| id.0),
+            reasons: input.reason.unwrap_or_default(),
+            since: input.since.map(|t| t.timestamp_millis()),
+            conversation_id: None,
+        };
+        let state = ctx.state().clone();
+        let ws = principal.workspace_id().to_owned();
+        let rows =
+            domain::handoffs::page(&state, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let total = TotalCount::new(move || {
+            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
+            async move { domain::handoffs::count(&state, &ws, &filter).await }
+        });
+        Ok(page(rows, limit, |h| h.id.clone(), Handoff::new, total))
+    }
+}
+
+#[derive(Default)]
+pub struct HandoffMutation;
+
+#[Object]
+impl HandoffMutation {
+    /// Ask for a person: the widget's "Talk to a person" button (visitor), or the AI
+    /// when unsure (an `AI_WRITE` key; reason `LOW_CONFIDENCE` unless it says
+    /// otherwise), or an agent escalating (`POLICY`). Returns the open handoff,
+    /// which may already exist.
+    async fn request_human(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        note: Option<String>,
+        reason: Option<HandoffReason>,
+    ) -> async_graphql::Result<Handoff> {
+        let principal = ctx.principal()?;
+        let state = ctx.state();
+        let default = match principal {
+            Principal::Visitor(_) => HandoffReason::VisitorRequested,
+            Principal::ApiKey(_) if principal.is_ai() => HandoffReason::LowConfidence,
+            Principal::ApiKey(_) => {
+                return Err(AppError::forbidden("this API key lacks the AI_WRITE scope").into());
+            }
+            Principal::Agent(_) => HandoffReason::Policy,
+        };
+        let reason = match (principal, reason) {
+            (Principal::Visitor(_), Some(_)) => {
+                return Err(
+                    AppError::bad_input("reason", "visitors cannot choose a reason").into(),
+                );
+            }
+            (_, Some(HandoffReason::AgentTakeover)) => {
+                return Err(AppError::bad_input("reason", "agents take over with takeOver").into());
+            }
+            (_, reason) => reason.unwrap_or(default),
+        };
+        let note = note
+            .map(|n| domain::validate::text("note", &n, 2_000))
+            .transpose()?;
+        let conversation = domain::conversations::get(state, principal, &conversation_id).await?;
+        Ok(Handoff::new(
+            domain::handoffs::request(state, &conversation, reason, note).await?,
+        ))
+    }
+
+    /// Accept a requested handoff: the conversation becomes yours. Of many agents
+    /// accepting at once exactly one wins; the others get `CONFLICT` naming the
+    /// winner (`extensions.reason: ALREADY_ACCEPTED`).
+    async fn accept_handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
+        let agent = ctx.principal()?.agent()?;
+        Ok(Handoff::new(
+            domain::handoffs::accept(ctx.state(), agent, &id).await?,
+        ))
+    }
+
+    /// Take over a conversation you are watching: the AI stops and you own it.
+    async fn take_over(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> async_graphql::Result<Handoff> {
+        let agent = ctx.principal()?.agent()?;
+        Ok(Handoff::new(
+            domain::handoffs::take_over(ctx.state(), agent, &conversation_id).await?,
+        ))
+    }
+
+    /// Give the conversation back to the AI: the open handoff is cancelled and the
+    /// AI's context starts from here (an old request for a person does not count).
+    async fn return_to_ai(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+    ) -> async_graphql::Result<Conversation> {
+        let agent = ctx.principal()?.agent()?;
+        Ok(Conversation(
+            domain::handoffs::return_to_ai(ctx.state(), agent, &conversation_id).await?,
+        ))
+    }
+
+    /// Transfer an open handoff to a team (it waits again, for that team) or to an
+    /// agent (who owns it at once). Give exactly one of `teamId` and `agentId`.
+    async fn transfer_handoff(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        team_id: Option<ID>,
+        agent_id: Option<ID>,
+    ) -> async_graphql::Result<Handoff> {
+        let agent = ctx.principal()?.agent()?;
+        let to = match (&team_id, &agent_id) {
+            (Some(team), None) => Transfer::Team(team.as_str()),
+            (None, Some(agent)) => Transfer::Agent(agent.as_str()),
+            _ => {
+                return Err(AppError::bad_input(
+                    "teamId",
+                    "give exactly one of teamId and agentId",
+                )
+                .into());
+            }
+        };
+        Ok(Handoff::new(
+            domain::handoffs::transfer(ctx.state(), agent, &id, to).await?,
+        ))
+    }
+}

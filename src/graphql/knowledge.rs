@@ -1,0 +1,153 @@
+//! Knowledge articles: the docs the AI answers from.
+
+use async_graphql::{Context, ID, InputObject, Object};
+
+use crate::domain;
+use crate::domain::knowledge::ArticleInput;
+use crate::entity::article;
+use crate::error::AppError;
+
+use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
+use super::{ContextExt, timestamp};
+
+/// One of the workspace's help articles.
+pub struct KnowledgeArticle(pub article::Model);
+
+#[Object]
+impl KnowledgeArticle {
+    pub async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+
+    async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.updated_at)
+    }
+}
+
+#[derive(InputObject)]
+pub struct ArticleInputObject {
+    /// Replace this article; absent creates one.
+    pub id: Option<ID>,
+    pub title: String,
+    /// Where the article lives on the public site (cited in answers).
+    pub url: String,
+    /// Plain text or Markdown.
+    pub body: String,
+}
+
+#[derive(Default)]
+pub struct KnowledgeQuery;
+
+#[Object]
+impl KnowledgeQuery {
+    /// The workspace's articles: with `query`, those matching it, best first (the
+    /// same full-text search the AI uses); without, newest first. Visitors may
+    /// search too: the docs are public.
+    async fn articles(
+        &self,
+        ctx: &Context<'_>,
+        query: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Page<KnowledgeArticle>> {
+        let principal = ctx.principal()?;
+        let state = ctx.state().clone();
+        let ws = principal.workspace_id().to_owned();
+        let limit = page_size(first)?;
+        let after = after.as_deref().map(decode_cursor).transpose()?;
+        match query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            Some(q) => {
+                // Ranked results page by position.
+                let offset = match after.as_deref() {
+                    Some(position) => position.parse::<u64>().map_err(|_| {
+                        AppError::bad_input("after", "not a cursor from this connection")
+                    })?,
+                    None => 0,
+                };
+                let hits = domain::knowledge::search(&state, &ws, q, limit + 1, offset).await?;
+                let total_hits = hits.len() as u64 + offset;
+                let rows: Vec<(u64, article::Model)> = hits
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, h)| (offset + i as u64 + 1, h.article))
+                    .collect();
+                let total = TotalCount::new(move || async move { Ok(total_hits) });
+                Ok(page(
+                    rows,
+                    limit,
+                    |(n, _)| n.to_string(),
+                    |(_, a)| KnowledgeArticle(a),
+                    total,
+                ))
+            }
+            None => {
+                let rows =
+                    domain::knowledge::page(&state, &ws, after.as_deref(), limit + 1).await?;
+                let total = TotalCount::new(move || {
+                    let (state, ws) = (state.clone(), ws.clone());
+                    async move { domain::knowledge::count(&state, &ws).await }
+                });
+                Ok(page(rows, limit, |a| a.id.clone(), KnowledgeArticle, total))
+            }
+        }
+    }
+
+    /// An article by id.
+    async fn article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<KnowledgeArticle> {
+        let principal = ctx.principal()?;
+        Ok(KnowledgeArticle(
+            domain::knowledge::get(ctx.state(), principal.workspace_id(), &id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct KnowledgeMutation;
+
+#[Object]
+impl KnowledgeMutation {
+    /// Create or replace an article; the search index follows in the same
+    /// transaction. Owners and admins only.
+    async fn upsert_article(
+        &self,
+        ctx: &Context<'_>,
+        input: ArticleInputObject,
+    ) -> async_graphql::Result<KnowledgeArticle> {
+        let admin = ctx.principal()?.admin()?;
+        let article = domain::knowledge::upsert(
+            ctx.state(),
+            &admin.workspace_id,
+            ArticleInput {
+                id: input.id.as_deref().map(String::as_str),
+                title: &input.title,
+                url: &input.url,
+                body: &input.body,
+            },
+        )
+        .await?;
+        Ok(KnowledgeArticle(article))
+    }
+
+    /// Delete an article. Returns its id. Owners and admins only.
+    async fn delete_article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let admin = ctx.principal()?.admin()?;
+        domain::knowledge::delete(ctx.state(), &admin.workspace_id, &id).await?;
+        Ok(id)
+    }
+}

@@ -1,0 +1,230 @@
+//! Workspace settings: the handoff policy, the built-in responder, the default team,
+//! and integrators' API keys.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+
+use crate::auth::Scope;
+use crate::domain;
+use crate::domain::policy::HandoffPolicy;
+use crate::entity::api_key;
+use crate::error::AppError;
+
+use super::workspaces::Workspace;
+use super::{ContextExt, timestamp};
+
+/// When the AI hands a conversation to humans.
+pub struct HandoffPolicyView(pub HandoffPolicy);
+
+#[Object(name = "HandoffPolicy")]
+impl HandoffPolicyView {
+    /// Answers below this confidence (0..1) count as unsure.
+    async fn confidence_threshold(&self) -> f64 {
+        self.0.confidence_threshold
+    }
+
+    /// How many unsure answers the AI may give (asking the visitor to rephrase)
+    /// before it hands off with `LOW_CONFIDENCE`; 0 hands off at the first.
+    async fn max_low_confidence_answers(&self) -> i32 {
+        self.0.max_low_confidence_answers as i32
+    }
+
+    /// How many answers the AI may give; when the visitor writes again after that
+    /// many, the conversation is handed off as `UNRESOLVED`.
+    async fn max_ai_attempts(&self) -> i32 {
+        self.0.max_ai_attempts as i32
+    }
+
+    /// Phrases that mean "I want a person" (`VISITOR_REQUESTED`), matched as whole
+    /// words with stemming, in several languages by default.
+    async fn handoff_phrases(&self) -> &[String] {
+        &self.0.handoff_phrases
+    }
+
+    /// Tags that always go to humans (`POLICY`), besides tags marked `escalate`.
+    async fn escalate_tag_ids(&self) -> Vec<ID> {
+        self.0.escalate_tag_ids.iter().cloned().map(ID).collect()
+    }
+
+    /// Whether a handoff asks the visitor for an email address when none is known.
+    async fn ask_for_email(&self) -> bool {
+        self.0.ask_for_email
+    }
+}
+
+/// Changes to the handoff policy; absent fields stay as they are.
+#[derive(InputObject, Default)]
+pub struct HandoffPolicyInput {
+    pub confidence_threshold: Option<f64>,
+    pub max_low_confidence_answers: Option<i32>,
+    pub max_ai_attempts: Option<i32>,
+    pub handoff_phrases: Option<Vec<String>>,
+    pub escalate_tag_ids: Option<Vec<ID>>,
+    pub ask_for_email: Option<bool>,
+}
+
+#[derive(InputObject, Default)]
+pub struct UpdateWorkspaceInput {
+    pub name: Option<String>,
+    /// Turn the built-in AI responder on or off (off: post AI answers from your
+    /// own model with an `AI_WRITE` key).
+    pub responder_enabled: Option<bool>,
+    /// The team handoffs go to when no tag routes them.
+    pub default_team_id: Option<ID>,
+}
+
+/// An integrator's API key. Its secret is shown once, when created.
+pub struct ApiKey(pub api_key::Model);
+
+#[Object]
+impl ApiKey {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn scopes(&self) -> Vec<Scope> {
+        serde_json::from_str(&self.0.scopes).unwrap_or_default()
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+
+    async fn revoked_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.revoked_at.map(timestamp)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiKeyPayload {
+    pub api_key: ApiKey,
+    /// Send as `Authorization: Bearer ck_…`. Shown only now: Casefile keeps a hash.
+    pub secret: String,
+}
+
+#[derive(Default)]
+pub struct SettingsQuery;
+
+#[Object]
+impl SettingsQuery {
+    /// The workspace's API keys. Owners and admins only.
+    async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
+        let admin = ctx.principal()?.admin()?;
+        let keys = domain::api_keys::list(ctx.state(), &admin.workspace_id).await?;
+        Ok(keys.into_iter().map(ApiKey).collect())
+    }
+}
+
+#[derive(Default)]
+pub struct SettingsMutation;
+
+#[Object]
+impl SettingsMutation {
+    /// Change the handoff policy. Owners and admins only.
+    async fn update_handoff_policy(
+        &self,
+        ctx: &Context<'_>,
+        input: HandoffPolicyInput,
+    ) -> async_graphql::Result<HandoffPolicyView> {
+        let admin = ctx.principal()?.admin()?;
+        let state = ctx.state();
+        let workspace = domain::workspaces::get(state, &admin.workspace_id).await?;
+        let mut policy = HandoffPolicy::parse(&workspace.handoff_policy);
+        if let Some(threshold) = input.confidence_threshold {
+            if !(0.0..=1.0).contains(&threshold) {
+                return Err(
+                    AppError::bad_input("confidenceThreshold", "must be between 0 and 1").into(),
+                );
+            }
+            policy.confidence_threshold = threshold;
+        }
+        let count = |field: &str, value: i32| {
+            u32::try_from(value)
+                .ok()
+                .filter(|v| *v <= 100)
+                .ok_or_else(|| AppError::bad_input(field, "must be between 0 and 100"))
+        };
+        if let Some(max) = input.max_low_confidence_answers {
+            policy.max_low_confidence_answers = count("maxLowConfidenceAnswers", max)?;
+        }
+        if let Some(max) = input.max_ai_attempts {
+            policy.max_ai_attempts = count("maxAiAttempts", max)?;
+        }
+        if let Some(phrases) = input.handoff_phrases {
+            if phrases.len() > 500 {
+                return Err(AppError::bad_input("handoffPhrases", "at most 500").into());
+            }
+            policy.handoff_phrases = phrases
+                .iter()
+                .map(|p| domain::validate::short("handoffPhrases", p))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(ids) = input.escalate_tag_ids {
+            for id in &ids {
+                domain::tags::get(state, &admin.workspace_id, id)
+                    .await
+                    .map_err(|_| {
+                        AppError::bad_input("escalateTagIds", format!("no tag {}", id.as_str()))
+                    })?;
+            }
+            policy.escalate_tag_ids = ids.into_iter().map(|id| id.0).collect();
+        }
+        if let Some(ask) = input.ask_for_email {
+            policy.ask_for_email = ask;
+        }
+        domain::workspaces::set_policy(state, &admin.workspace_id, &policy).await?;
+        Ok(HandoffPolicyView(policy))
+    }
+
+    /// Change workspace settings. Owners and admins only.
+    async fn update_workspace(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateWorkspaceInput,
+    ) -> async_graphql::Result<Workspace> {
+        let admin = ctx.principal()?.admin()?;
+        let state = ctx.state();
+        if let Some(team) = &input.default_team_id {
+            domain::teams::get(state, &admin.workspace_id, team)
+                .await
+                .map_err(|_| {
+                    AppError::bad_input("defaultTeamId", format!("no team {}", team.as_str()))
+                })?;
+        }
+        let workspace = domain::workspaces::update(
+            state,
+            &admin.workspace_id,
+            input.name.as_deref(),
+            input.responder_enabled,
+            input.default_team_id.map(|id| id.0),
+        )
+        .await?;
+        Ok(Workspace(workspace))
+    }
+
+    /// Create an API key with the given scopes. Owners and admins only.
+    async fn create_api_key(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        scopes: Vec<Scope>,
+    ) -> async_graphql::Result<CreateApiKeyPayload> {
+        let admin = ctx.principal()?.admin()?;
+        let (key, secret) = domain::api_keys::create(ctx.state(), admin, &name, &scopes).await?;
+        Ok(CreateApiKeyPayload {
+            api_key: ApiKey(key),
+            secret,
+        })
+    }
+
+    /// Revoke an API key: it stops working at once. Owners and admins only.
+    async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
+        let admin = ctx.principal()?.admin()?;
+        Ok(ApiKey(
+            domain::api_keys::revoke(ctx.state(), admin, &id).await?,
+        ))
+    }
+}
