@@ -26,6 +26,9 @@ use crate::loaders;
 use crate::state::AppState;
 use crate::ws;
 
+/// Whether this build serves the demo pages at `/demo/widget` and `/demo/inbox`.
+pub const DEMO_PAGES: bool = false;
+
 #[derive(Clone)]
 struct Shared {
     state: AppState,

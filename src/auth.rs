@@ -11,11 +11,10 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::db::Db;
-use crate::entity::{Role, setting};
+use crate::entity::Role;
 use crate::error::{AppError, AppResult};
 use crate::ids::random_secret;
 
@@ -228,31 +227,11 @@ impl Tokens {
         if let Some(secret) = configured.filter(|s| !s.is_empty()) {
             return Ok(secret.as_bytes().to_vec());
         }
-        if let Some(row) = setting::Entity::find_by_id(SECRET_SETTING)
-            .one(&db.writer)
-            .await?
-        {
-            return Ok(row.value.into_bytes());
-        }
         // Two processes may start at once: the first insert wins, both read it back.
-        let backend = db.writer.get_database_backend();
-        db.writer
-            .execute_raw(Statement::from_sql_and_values(
-                backend,
-                match backend {
-                    sea_orm::DbBackend::Postgres => {
-                        "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-                    }
-                    _ => "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                },
-                [SECRET_SETTING.into(), random_secret(48).into()],
-            ))
+        let secret = db
+            .setting_or_insert(SECRET_SETTING, &random_secret(48))
             .await?;
-        let row = setting::Entity::find_by_id(SECRET_SETTING)
-            .one(&db.writer)
-            .await?
-            .ok_or_else(|| AppError::internal("jwt secret missing after insert"))?;
-        Ok(row.value.into_bytes())
+        Ok(secret.into_bytes())
     }
 
     pub fn issue_agent(

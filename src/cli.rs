@@ -1,6 +1,6 @@
 //! The commands besides `serve`: `migrate`, `schema`, `workspace create`.
 
-use crate::config::{Command, Config, WorkspaceCommand};
+use crate::config::{ArticlesCommand, Command, Config, DemoCommand, WorkspaceCommand};
 use crate::domain::workspaces::{self, CreatedWorkspace};
 use crate::state::AppState;
 
@@ -31,6 +31,27 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             )
             .await?;
             println!("{}", serde_json::to_string(&created)?);
+        }
+        Command::Articles(ArticlesCommand::Import {
+            workspace,
+            base_url,
+            dir,
+        }) => {
+            let state = open(config).await?;
+            crate::domain::workspaces::get(&state, &workspace)
+                .await
+                .map_err(|_| anyhow::anyhow!("no workspace {workspace}"))?;
+            let imported =
+                crate::domain::knowledge::import_dir(&state, &workspace, &dir, &base_url).await?;
+            println!("imported {imported} articles into {workspace}");
+        }
+        Command::Demo(DemoCommand::Seed) => {
+            let listen = config.listen;
+            let state = open(config).await?;
+            let demo = crate::demo::seed(&state)
+                .await
+                .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
+            print!("{}", demo.describe(&format!("http://{listen}"), false));
         }
     }
     Ok(())

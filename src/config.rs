@@ -34,6 +34,34 @@ pub enum Command {
     /// Manage workspaces.
     #[command(subcommand)]
     Workspace(WorkspaceCommand),
+    /// Manage knowledge articles.
+    #[command(subcommand)]
+    Articles(ArticlesCommand),
+    /// The demo workspace.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ArticlesCommand {
+    /// Import every Markdown (`.md`) and HTML (`.html`) file of a folder as articles;
+    /// an article with the same URL is replaced.
+    Import {
+        /// The workspace id (`ws_…`).
+        #[arg(long)]
+        workspace: String,
+        /// Where articles without a `url:` in their front matter live: the file
+        /// name is appended.
+        #[arg(long, default_value = "https://help.example.com/docs")]
+        base_url: String,
+        dir: std::path::PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Create the demo workspace if absent, and print how to use it.
+    Seed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +126,11 @@ pub struct Config {
     /// Interval of server pings (`ping`, or `ka` in the legacy protocol).
     #[arg(long, global = true, env = "CASEFILE_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ws_keepalive: Duration,
+
+    /// Create the demo workspace if absent and print its widget key, agents and
+    /// tokens (with `serve`).
+    #[arg(long, global = true, env = "CASEFILE_DEMO")]
+    pub demo: bool,
 
     /// Size of the read connection pool.
     #[arg(

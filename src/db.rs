@@ -11,7 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{DatabaseConnection, DbBackend, SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, SqlxPostgresConnector,
+    SqlxSqliteConnector,
+};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -110,6 +113,24 @@ impl Db {
     /// it to prove that a query is batched (no N+1).
     pub fn statement_count(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
+    }
+
+    /// The value of a setting, storing `value` first when there is none (the first
+    /// of several racing processes wins; all read the same value back).
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> AppResult<String> {
+        let backend = self.backend();
+        self.writer
+            .execute_raw(crate::domain::stmt(
+                backend,
+                "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                vec![key.into(), value.into()],
+            ))
+            .await?;
+        let row = crate::entity::setting::Entity::find_by_id(key)
+            .one(&self.writer)
+            .await?
+            .ok_or_else(|| AppError::internal("setting missing after insert"))?;
+        Ok(row.value)
     }
 
     /// `Ok` when the database answers a trivial query.

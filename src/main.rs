@@ -21,8 +21,21 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(config: casefile::Config) -> anyhow::Result<()> {
     let listen = config.listen;
+    let demo = config.demo;
     let running = casefile::spawn(config, listen).await?;
     tracing::info!("casefile serving on http://{}/graphql", running.addr);
+    if demo {
+        let seeded = casefile::demo::seed(&running.state)
+            .await
+            .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
+        println!(
+            "{}",
+            seeded.describe(
+                &format!("http://{}", running.addr),
+                casefile::app::DEMO_PAGES
+            )
+        );
+    }
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await?;

@@ -105,7 +105,7 @@ fn coverage(terms: &[String], in_text: &[String]) -> f64 {
 pub fn score(question_terms: &[String], title: &str, passage: &str) -> f64 {
     let passage_cov = coverage(question_terms, &text::terms(passage));
     let title_cov = coverage(question_terms, &text::terms(title));
-    let specificity = 1.0 - 0.5_f64.powi(question_terms.len() as i32 + 1);
+    let specificity = 1.0 - 0.5_f64.powi(question_terms.len() as i32);
     ((0.8 * passage_cov + 0.2 * title_cov.max(passage_cov)) * specificity).clamp(0.0, 1.0)
 }
 

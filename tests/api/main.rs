@@ -9,6 +9,8 @@ mod access;
 mod auth;
 mod clients;
 mod conversations;
+mod handoffs;
+mod knowledge;
 mod leads;
 mod limits;
 mod live;

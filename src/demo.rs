@@ -1,0 +1,327 @@
+//! The demo workspace (`casefile serve --demo`, `casefile demo seed`): a
+//! content-management product's help center, tags routed to two teams, lead fields,
+//! an owner and two agents. Created once; later runs reuse it and issue fresh tokens.
+
+use std::fmt::Write as _;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::auth::AgentPrincipal;
+use crate::domain::agents::NewAgent;
+use crate::domain::knowledge::{ArticleInput, parse_file};
+use crate::domain::leads::LeadFieldDefinition;
+use crate::domain::tags::TagInput;
+use crate::domain::{self};
+use crate::entity::{LeadFieldType, Role, agent, setting, workspace};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+const WORKSPACE: &str = "Inkwell CMS (demo)";
+const OWNER_EMAIL: &str = "admin@inkwell.example";
+/// Known on purpose: the demo prints it, so people can sign in to the inbox.
+pub const PASSWORD: &str = "demo-password-123";
+const SETTING: &str = "demo_workspace_id";
+
+const DOCS: &[(&str, &str)] = &[
+    (
+        "custom-post-types.md",
+        include_str!("demo/docs/custom-post-types.md"),
+    ),
+    (
+        "publishing-workflows.md",
+        include_str!("demo/docs/publishing-workflows.md"),
+    ),
+    (
+        "scheduling-drafts.md",
+        include_str!("demo/docs/scheduling-drafts.md"),
+    ),
+    (
+        "media-library-uploads.md",
+        include_str!("demo/docs/media-library-uploads.md"),
+    ),
+    (
+        "media-library-organizing.md",
+        include_str!("demo/docs/media-library-organizing.md"),
+    ),
+    (
+        "revisions-and-versioning.md",
+        include_str!("demo/docs/revisions-and-versioning.md"),
+    ),
+    (
+        "roles-and-permissions.md",
+        include_str!("demo/docs/roles-and-permissions.md"),
+    ),
+    (
+        "inviting-users.md",
+        include_str!("demo/docs/inviting-users.md"),
+    ),
+    (
+        "preview-links.md",
+        include_str!("demo/docs/preview-links.md"),
+    ),
+    ("seo-settings.md", include_str!("demo/docs/seo-settings.md")),
+    (
+        "navigation-menus.md",
+        include_str!("demo/docs/navigation-menus.md"),
+    ),
+    (
+        "multilingual-content.md",
+        include_str!("demo/docs/multilingual-content.md"),
+    ),
+    ("webhooks.md", include_str!("demo/docs/webhooks.md")),
+    (
+        "content-api-tokens.md",
+        include_str!("demo/docs/content-api-tokens.md"),
+    ),
+    (
+        "import-export.md",
+        include_str!("demo/docs/import-export.md"),
+    ),
+    (
+        "comments-moderation.md",
+        include_str!("demo/docs/comments-moderation.md"),
+    ),
+    (
+        "backups-and-restore.md",
+        include_str!("demo/docs/backups-and-restore.md"),
+    ),
+    (
+        "billing-and-plans.md",
+        include_str!("demo/docs/billing-and-plans.md"),
+    ),
+];
+
+/// Who the demo agents are: name, email, team.
+const AGENTS: &[(&str, &str, &str)] = &[
+    ("Alex Rivera", "alex@inkwell.example", "Content Support"),
+    ("Sam Chen", "sam@inkwell.example", "Accounts & Billing"),
+];
+
+/// Topic tags: label, keywords, team, escalate, priority.
+const TAGS: &[(&str, &[&str], &str, bool, i32)] = &[
+    (
+        "Media library uploads",
+        &["upload", "media library", "image", "file size", "svg"],
+        "Content Support",
+        false,
+        2,
+    ),
+    (
+        "Versioning confusion",
+        &["revision", "version", "restore", "rollback", "history"],
+        "Content Support",
+        false,
+        2,
+    ),
+    (
+        "Publishing workflow",
+        &["workflow", "approval", "review", "publish", "schedule"],
+        "Content Support",
+        false,
+        1,
+    ),
+    (
+        "Custom post types",
+        &[
+            "custom post type",
+            "post type",
+            "custom field",
+            "content model",
+        ],
+        "Content Support",
+        false,
+        1,
+    ),
+    (
+        "Billing",
+        &["invoice", "billing", "refund", "payment", "vat", "plan"],
+        "Accounts & Billing",
+        true,
+        10,
+    ),
+    (
+        "Account access",
+        &[
+            "login",
+            "password",
+            "locked out",
+            "sso",
+            "2fa",
+            "invitation",
+        ],
+        "Accounts & Billing",
+        false,
+        5,
+    ),
+];
+
+/// The demo workspace and fresh tokens for its people.
+pub struct Demo {
+    pub workspace: workspace::Model,
+    /// (name, email, role, team, token)
+    pub people: Vec<(String, String, Role, Option<String>, String)>,
+}
+
+impl Demo {
+    /// What `--demo` prints: where to go and how to sign in.
+    pub fn describe(&self, base_url: &str, pages: bool) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Casefile demo workspace \"{}\" ({})",
+            self.workspace.name, self.workspace.id
+        );
+        if pages {
+            let _ = writeln!(out, "  chat widget:  {base_url}/demo/widget");
+            let _ = writeln!(out, "  agent inbox:  {base_url}/demo/inbox");
+        }
+        let _ = writeln!(out, "  GraphiQL:     {base_url}/graphql");
+        let _ = writeln!(out, "  widget key:   {}", self.workspace.widget_key);
+        let _ = writeln!(out, "  password of every demo account: {PASSWORD}");
+        for (name, email, role, team, token) in &self.people {
+            let team = team
+                .as_deref()
+                .map(|t| format!(", {t}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {name} <{email}> ({role:?}{team})\n    token: {token}"
+            );
+        }
+        out
+    }
+}
+
+/// Create the demo workspace if absent; issue fresh tokens either way.
+pub async fn seed(state: &AppState) -> AppResult<Demo> {
+    let existing = match setting::Entity::find_by_id(SETTING)
+        .one(&state.db.writer)
+        .await?
+    {
+        Some(row) => {
+            workspace::Entity::find_by_id(row.value)
+                .one(&state.db.writer)
+                .await?
+        }
+        None => None,
+    };
+    let workspace = match existing {
+        Some(workspace) => workspace,
+        None => create(state).await?,
+    };
+    let agents = agent::Entity::find()
+        .filter(agent::Column::WorkspaceId.eq(workspace.id.as_str()))
+        .all(&state.db.writer)
+        .await?;
+    let mut people = Vec::new();
+    for agent in agents {
+        let token = state
+            .tokens
+            .issue_agent(&agent.id, &workspace.id, agent.role)?
+            .token;
+        let team = AGENTS
+            .iter()
+            .find(|(_, email, _)| *email == agent.email)
+            .map(|(_, _, t)| (*t).to_owned());
+        people.push((agent.name, agent.email, agent.role, team, token));
+    }
+    Ok(Demo { workspace, people })
+}
+
+async fn create(state: &AppState) -> AppResult<workspace::Model> {
+    let created =
+        domain::workspaces::create(state, WORKSPACE, OWNER_EMAIL, PASSWORD, Some("Morgan Lee"))
+            .await?;
+    let admin = AgentPrincipal {
+        agent_id: created.admin_id.clone(),
+        workspace_id: created.workspace_id.clone(),
+        role: Role::Owner,
+        expires_at: i64::MAX,
+    };
+    let mut teams = Vec::new();
+    for name in ["Content Support", "Accounts & Billing"] {
+        teams.push(domain::teams::create(state, &admin, name, &[]).await?);
+    }
+    let team_id = |name: &str| teams.iter().find(|t| t.name == name).map(|t| t.id.clone());
+    for (name, email, team) in AGENTS {
+        let team_ids: Vec<String> = team_id(team).into_iter().collect();
+        let new = NewAgent {
+            email,
+            name,
+            password: PASSWORD,
+            role: Role::Agent,
+            team_ids: &team_ids,
+        };
+        domain::agents::create(state, &admin, new).await?;
+    }
+    for (label, keywords, team, escalate, priority) in TAGS {
+        let input = TagInput {
+            label: Some((*label).to_owned()),
+            keywords: Some(keywords.iter().map(|k| (*k).to_owned()).collect()),
+            team_id: Some(team_id(team)),
+            escalate: Some(*escalate),
+            priority: Some(*priority),
+            ..TagInput::default()
+        };
+        domain::tags::create(state, &admin, &input).await?;
+    }
+    let fields: [(&str, &str, LeadFieldType, &[&str]); 4] = [
+        (
+            "cms",
+            "Which CMS do you use?",
+            LeadFieldType::Select,
+            &[
+                "Inkwell",
+                "WordPress",
+                "Drupal",
+                "Ghost",
+                "Contentful",
+                "Strapi",
+                "Other",
+            ],
+        ),
+        ("cmsVersion", "CMS version", LeadFieldType::Text, &[]),
+        (
+            "role",
+            "Your role",
+            LeadFieldType::Select,
+            &["Writer", "Editor", "Developer", "Admin", "Marketer"],
+        ),
+        ("pageUrl", "Page you were on", LeadFieldType::Url, &[]),
+    ];
+    for (key, label, kind, options) in fields {
+        let options: Vec<String> = options.iter().map(|o| (*o).to_owned()).collect();
+        let def = LeadFieldDefinition {
+            key,
+            label,
+            kind,
+            options: &options,
+            required: false,
+        };
+        domain::leads::define_field(state, &admin, def).await?;
+    }
+    for (name, content) in DOCS {
+        let parsed = parse_file(name, content);
+        let url = parsed
+            .url
+            .clone()
+            .ok_or_else(|| AppError::internal(format!("{name} has no url")))?;
+        let input = ArticleInput {
+            id: None,
+            title: &parsed.title,
+            url: &url,
+            body: &parsed.body,
+        };
+        domain::knowledge::upsert(state, &created.workspace_id, input).await?;
+    }
+    let workspace = domain::workspaces::update(
+        state,
+        &created.workspace_id,
+        None,
+        Some(true),
+        team_id("Content Support"),
+    )
+    .await?;
+    state.db.setting_or_insert(SETTING, &workspace.id).await?;
+    Ok(workspace)
+}
