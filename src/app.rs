@@ -45,9 +45,17 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods(Any)
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let exports = Router::new()
+        .route("/export/leads.csv", get(crate::export::leads))
+        .route(
+            "/export/conversations.csv",
+            get(crate::export::conversations),
+        )
+        .with_state(state.clone());
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
+        .merge(exports)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
         .with_state(Shared { state, schema })

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod conversations;
 pub mod handoffs;
+pub mod insights;
 pub mod knowledge;
 pub mod leads;
 pub mod limits;
@@ -34,6 +35,7 @@ pub struct Query(
     handoffs::HandoffQuery,
     knowledge::KnowledgeQuery,
     settings::SettingsQuery,
+    insights::InsightsQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -47,6 +49,7 @@ pub struct Mutation(
     handoffs::HandoffMutation,
     knowledge::KnowledgeMutation,
     settings::SettingsMutation,
+    insights::InsightsMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;

@@ -24,10 +24,11 @@ pub enum Kind {
     Handoff,
     Article,
     ApiKey,
+    Job,
 }
 
 impl Kind {
-    const ALL: [Kind; 11] = [
+    const ALL: [Kind; 12] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -39,6 +40,7 @@ impl Kind {
         Kind::Handoff,
         Kind::Article,
         Kind::ApiKey,
+        Kind::Job,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::Handoff => "hof",
             Kind::Article => "art",
             Kind::ApiKey => "key",
+            Kind::Job => "job",
         }
     }
 

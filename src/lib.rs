@@ -28,6 +28,7 @@ pub mod domain;
 pub mod entity;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod graphql;
 pub mod ids;
 pub mod loaders;
@@ -73,6 +74,9 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     let state = AppState::open(config)
         .await
         .map_err(|err| anyhow::anyhow!("opening the database: {err:?}"))?;
+    domain::retag::resume(&state)
+        .await
+        .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();

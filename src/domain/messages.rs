@@ -206,9 +206,11 @@ pub async fn post(
         ..
     } = append(&txn, workspace_id, conversation_id, new).await?;
     txn.commit().await?;
-    state
-        .events
-        .publish(Event::message_created(message.clone(), conversation));
+    state.events.publish(Event::message_created(
+        message.clone(),
+        conversation.clone(),
+    ));
+    super::tagger::tag_cited_articles(state, &conversation, &message).await?;
     Ok(message)
 }
 
@@ -237,10 +239,17 @@ pub async fn send(
         let changed = Event::conversation_changed(conversation.clone(), Change::Status);
         state.events.publish(changed);
     }
-    state
-        .events
-        .publish(Event::message_created(message.clone(), conversation));
-    super::pipeline::after_visitor_message(state, &message);
+    state.events.publish(Event::message_created(
+        message.clone(),
+        conversation.clone(),
+    ));
+    match message.author {
+        Author::Visitor => super::pipeline::after_visitor_message(state, &message),
+        Author::Ai => {
+            super::tagger::tag_cited_articles(state, &conversation, &message).await?;
+        }
+        Author::Agent | Author::System => {}
+    }
     Ok(message)
 }
 

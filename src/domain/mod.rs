@@ -9,12 +9,15 @@ pub mod api_keys;
 pub mod case_file;
 pub mod conversations;
 pub mod handoffs;
+pub mod insights;
 pub mod knowledge;
 pub mod leads;
 pub mod messages;
 pub mod pipeline;
 pub mod policy;
+pub mod ratings;
 pub mod responder;
+pub mod retag;
 pub mod streams;
 pub mod tagger;
 pub mod tags;
@@ -26,7 +29,7 @@ pub mod workspaces;
 use sea_orm::{DbBackend, Statement, Value};
 
 /// A raw statement written with `?` placeholders, numbered for PostgreSQL.
-pub(crate) fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DbBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;

@@ -128,6 +128,60 @@ pub async fn apply(
     Ok(inserted.rows_affected() == 1)
 }
 
+/// The evidence and confidence with which `tag` covers an article cited in
+/// `sources` (a message's JSON sources), if it does.
+pub fn cites_covered_article(tag: &insight_tag::Model, sources: &str) -> Option<(String, f64)> {
+    let covers: Vec<String> = serde_json::from_str(&tag.article_ids).unwrap_or_default();
+    if covers.is_empty() {
+        return None;
+    }
+    let cited: Vec<serde_json::Value> = serde_json::from_str(sources).unwrap_or_default();
+    cited
+        .iter()
+        .find(|s| {
+            s["articleId"]
+                .as_str()
+                .is_some_and(|id| covers.iter().any(|c| c == id))
+        })
+        .map(|source| {
+            let evidence = format!("article: {}", source["title"].as_str().unwrap_or_default());
+            (
+                evidence,
+                source["score"].as_f64().unwrap_or(0.5).clamp(0.0, 1.0),
+            )
+        })
+}
+
+/// Apply the tags that cover the articles an AI answer cites.
+pub async fn tag_cited_articles(
+    state: &AppState,
+    conversation: &conversation::Model,
+    answer: &message::Model,
+) -> AppResult<Vec<String>> {
+    if answer.sources == "[]" {
+        return Ok(Vec::new());
+    }
+    let mut applied = Vec::new();
+    for tag in super::tags::list(state, &conversation.workspace_id).await? {
+        let Some((evidence, confidence)) = cites_covered_article(&tag, &answer.sources) else {
+            continue;
+        };
+        if apply(
+            state,
+            conversation,
+            &tag.id,
+            &evidence,
+            confidence,
+            Some(&answer.id),
+        )
+        .await?
+        {
+            applied.push(tag.id);
+        }
+    }
+    Ok(applied)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +198,7 @@ mod tests {
             team_id: None,
             escalate: false,
             priority: 0,
+            article_ids: "[]".into(),
             created_at: 0,
             updated_at: 0,
         }

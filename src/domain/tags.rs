@@ -28,6 +28,10 @@ pub struct TagInput {
     pub team_id: Option<Option<String>>,
     pub escalate: Option<bool>,
     pub priority: Option<i32>,
+    /// Regular expressions (case-insensitive) that apply the tag.
+    pub patterns: Option<Vec<String>>,
+    /// Knowledge articles the topic covers: an AI answer citing one applies it.
+    pub article_ids: Option<Vec<String>>,
 }
 
 fn keywords(values: &[String]) -> AppResult<String> {
@@ -78,6 +82,31 @@ async fn apply(
         }
         active.team_id = Set(team.clone());
     }
+    if let Some(patterns) = &input.patterns {
+        if patterns.len() > 20 {
+            return Err(AppError::bad_input("patterns", "at most 20"));
+        }
+        for pattern in patterns {
+            regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|err| {
+                    AppError::bad_input(
+                        "patterns",
+                        format!("`{pattern}` is not a regular expression: {err}"),
+                    )
+                })?;
+        }
+        active.patterns = Set(serde_json::to_string(patterns)?);
+    }
+    if let Some(ids) = &input.article_ids {
+        for id in ids {
+            super::knowledge::get(state, &admin.workspace_id, id)
+                .await
+                .map_err(|_| AppError::bad_input("articleIds", format!("no article {id}")))?;
+        }
+        active.article_ids = Set(serde_json::to_string(ids)?);
+    }
     if let Some(escalate) = input.escalate {
         active.escalate = Set(escalate);
     }
@@ -117,6 +146,7 @@ pub async fn create(
         team_id: Set(None),
         escalate: Set(false),
         priority: Set(0),
+        article_ids: Set("[]".to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
     };

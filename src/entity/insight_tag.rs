@@ -17,6 +17,9 @@ pub struct Model {
     pub escalate: bool,
     /// Higher wins when a conversation's tags route to different teams.
     pub priority: i32,
+    /// JSON array of knowledge article ids this topic covers: an AI answer citing
+    /// one tags its conversation.
+    pub article_ids: String,
     pub created_at: i64,
     pub updated_at: i64,
 }

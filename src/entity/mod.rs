@@ -15,6 +15,8 @@ pub mod insight_tag;
 pub mod lead;
 pub mod lead_field;
 pub mod message;
+pub mod rating;
+pub mod retag_job;
 pub mod setting;
 pub mod team;
 pub mod team_member;

@@ -109,6 +109,15 @@ impl Conversation {
             .map(Message))
     }
 
+    /// The visitor's rating, if they gave one.
+    async fn rating(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<super::insights::Rating>> {
+        let rating = domain::ratings::of(ctx.state(), &self.0.id).await?;
+        Ok(rating.map(super::insights::Rating))
+    }
+
     /// The `seq` of the newest message (internal notes included).
     async fn last_seq(&self) -> i64 {
         self.0.last_seq

@@ -124,7 +124,7 @@ impl NodeQuery {
             Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
                 domain::knowledge::get(state, ws, &id).await?,
             )),
-            Kind::ApiKey => return Err(not_found.into()),
+            Kind::ApiKey | Kind::Job => return Err(not_found.into()),
         };
         Ok(node)
     }

@@ -5,7 +5,9 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use crate::domain;
 use crate::domain::tags::TagInput;
 use crate::entity::{TagSource, conversation_tag, insight_tag};
-use crate::loaders::{AgentKey, TeamKey};
+use crate::loaders::{AgentKey, ArticleKey, TeamKey};
+
+use super::knowledge::KnowledgeArticle;
 
 use super::agents::{Agent, Team};
 use super::{ContextExt, timestamp};
@@ -43,6 +45,24 @@ impl InsightTag {
             return Ok(None);
         };
         Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+    }
+
+    /// Regular expressions (case-insensitive) that apply the tag.
+    async fn patterns(&self) -> Vec<String> {
+        serde_json::from_str(&self.0.patterns).unwrap_or_default()
+    }
+
+    /// Knowledge articles this topic covers: an AI answer citing one applies it.
+    async fn articles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<KnowledgeArticle>> {
+        let ids: Vec<String> = serde_json::from_str(&self.0.article_ids).unwrap_or_default();
+        let found = ctx
+            .loaders()
+            .load_many(ids.iter().cloned().map(ArticleKey))
+            .await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| found.get(&ArticleKey(id)).cloned().map(KnowledgeArticle))
+            .collect())
     }
 
     /// Whether a conversation with this tag always goes to a human.
@@ -95,6 +115,11 @@ impl AppliedTag {
             .map(Agent))
     }
 
+    /// The message whose words (or cited article) applied an `AUTO` tag.
+    async fn message_id(&self) -> Option<ID> {
+        self.0.message_id.clone().map(ID)
+    }
+
     async fn applied_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.applied_at)
     }
@@ -114,6 +139,12 @@ pub struct CreateTagInput {
     pub escalate: bool,
     #[graphql(default)]
     pub priority: i32,
+    /// Regular expressions (case-insensitive) that apply the tag.
+    #[graphql(default)]
+    pub patterns: Vec<String>,
+    /// Knowledge articles this topic covers: an AI answer citing one applies it.
+    #[graphql(default)]
+    pub article_ids: Vec<ID>,
 }
 
 /// Changes to a tag; absent fields stay as they are, `teamId: null` clears the team.
@@ -126,6 +157,8 @@ pub struct UpdateTagInput {
     pub team_id: MaybeUndefined<ID>,
     pub escalate: Option<bool>,
     pub priority: Option<i32>,
+    pub patterns: Option<Vec<String>>,
+    pub article_ids: Option<Vec<ID>>,
 }
 
 #[derive(Default)]
@@ -161,6 +194,8 @@ impl TagMutation {
             team_id: Some(input.team_id.map(|id| id.0)),
             escalate: Some(input.escalate),
             priority: Some(input.priority),
+            patterns: Some(input.patterns),
+            article_ids: Some(input.article_ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
             domain::tags::create(ctx.state(), admin, &input).await?,
@@ -188,6 +223,10 @@ impl TagMutation {
             team_id,
             escalate: input.escalate,
             priority: input.priority,
+            patterns: input.patterns,
+            article_ids: input
+                .article_ids
+                .map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
             domain::tags::update(ctx.state(), admin, &id, &input).await?,

@@ -3,6 +3,7 @@
 //! and talks to it over HTTP, as a client would.
 
 mod helpers;
+mod insights;
 mod ws_client;
 
 mod access;

@@ -1,0 +1,378 @@
+//! The insights digest, visitor ratings, and retagging after rules change.
+
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
+use tokio::sync::OnceCell;
+
+use crate::auth::Scope;
+use crate::domain;
+use crate::domain::insights::{Cohort, Summary};
+use crate::domain::policy::HandoffPolicy;
+use crate::entity::{HandoffReason, rating, retag_job};
+use crate::error::AppError;
+use crate::loaders::TagKey;
+use crate::state::AppState;
+
+use super::tags::InsightTag;
+use super::{ContextExt, timestamp};
+
+/// What the period's conversations say: how many the AI resolved, how many went to
+/// humans and why, how fast humans picked them up, which topics cause handoffs and
+/// which questions the docs do not answer. The period's conversations are those
+/// started in `[from, to)` (of one team, if asked); every number counts them.
+pub struct InsightsDigest {
+    state: AppState,
+    cohort: Cohort,
+    summary: OnceCell<Summary>,
+}
+
+impl InsightsDigest {
+    async fn summary(&self) -> async_graphql::Result<Summary> {
+        let summary = self
+            .summary
+            .get_or_try_init(|| domain::insights::summary(&self.state, &self.cohort))
+            .await?;
+        Ok(*summary)
+    }
+}
+
+/// Buckets of `series`.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Day,
+    Week,
+}
+
+#[Object]
+impl InsightsDigest {
+    async fn from(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.cohort.from)
+    }
+
+    async fn to(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.cohort.to)
+    }
+
+    /// Conversations started in the period.
+    async fn conversations(&self) -> async_graphql::Result<i64> {
+        Ok(self.summary().await?.conversations)
+    }
+
+    /// Of those, resolved without ever going to a human.
+    async fn ai_resolved(&self) -> async_graphql::Result<i64> {
+        Ok(self.summary().await?.ai_resolved)
+    }
+
+    /// Handoffs of those conversations (any reason, take-overs included).
+    async fn handoffs(&self) -> async_graphql::Result<i64> {
+        Ok(self.summary().await?.handoffs)
+    }
+
+    /// Share (0..1) of the period's conversations handed to humans at least once.
+    async fn handoff_rate(&self) -> async_graphql::Result<f64> {
+        Ok(self.summary().await?.handoff_rate())
+    }
+
+    /// Median seconds from a handoff's request to its acceptance.
+    async fn median_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
+        Ok(
+            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
+                .await?
+                .0,
+        )
+    }
+
+    /// 90th percentile (nearest rank) of seconds from request to acceptance.
+    async fn p90_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
+        Ok(
+            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
+                .await?
+                .1,
+        )
+    }
+
+    /// Median seconds from a handoff's request to its resolution.
+    async fn median_seconds_to_resolve(&self) -> async_graphql::Result<Option<f64>> {
+        Ok(
+            domain::insights::durations(&self.state, &self.cohort, "resolved_at")
+                .await?
+                .0,
+        )
+    }
+
+    /// Average visitor rating (1–5) of the period's conversations; `null` if none.
+    async fn csat(&self) -> async_graphql::Result<Option<f64>> {
+        Ok(domain::insights::csat(&self.state, &self.cohort).await?.0)
+    }
+
+    /// How many conversations were rated.
+    async fn ratings(&self) -> async_graphql::Result<i64> {
+        Ok(domain::insights::csat(&self.state, &self.cohort).await?.1)
+    }
+
+    /// Per topic tag: conversations, handoffs, rate, and the previous period's
+    /// handoffs for the trend; most handoffs first.
+    async fn topics(&self) -> async_graphql::Result<Vec<TopicInsight>> {
+        let topics = domain::insights::topics(&self.state, &self.cohort).await?;
+        Ok(topics.into_iter().map(TopicInsight).collect())
+    }
+
+    /// Handoffs by reason, most first.
+    async fn reasons(&self) -> async_graphql::Result<Vec<ReasonCount>> {
+        let reasons = domain::insights::reasons(&self.state, &self.cohort).await?;
+        Ok(reasons
+            .into_iter()
+            .map(|(reason, handoffs)| ReasonCount { reason, handoffs })
+            .collect())
+    }
+
+    /// Visitor questions the AI could not answer with confidence, grouped by
+    /// similar wording, biggest first: the articles to write.
+    async fn docs_gaps(&self) -> async_graphql::Result<Vec<DocsGap>> {
+        let workspace = domain::workspaces::get(&self.state, &self.cohort.workspace_id).await?;
+        let threshold = HandoffPolicy::parse(&workspace.handoff_policy).confidence_threshold;
+        let gaps = domain::insights::docs_gaps(&self.state, &self.cohort, threshold).await?;
+        Ok(gaps
+            .into_iter()
+            .map(|gap| DocsGap {
+                question: gap.question,
+                terms: gap.terms,
+                count: gap.count,
+                conversation_ids: gap.conversation_ids.into_iter().map(ID).collect(),
+            })
+            .collect())
+    }
+
+    /// Counts per day or week from `from`, every bucket present, for plotting.
+    async fn series(&self, bucket: Bucket) -> async_graphql::Result<Vec<SeriesPoint>> {
+        let ms = match bucket {
+            Bucket::Day => 86_400_000,
+            Bucket::Week => 7 * 86_400_000,
+        };
+        let points = domain::insights::series(&self.state, &self.cohort, ms).await?;
+        Ok(points
+            .into_iter()
+            .map(|p| SeriesPoint {
+                start: timestamp(p.start),
+                conversations: p.conversations,
+                handoffs: p.handed_off,
+                ai_resolved: p.ai_resolved,
+            })
+            .collect())
+    }
+}
+
+/// A topic's share of the period's handoffs.
+pub struct TopicInsight(domain::insights::Topic);
+
+#[Object]
+impl TopicInsight {
+    async fn tag(&self, ctx: &Context<'_>) -> async_graphql::Result<InsightTag> {
+        let tag = ctx
+            .loaders()
+            .load_one(TagKey(self.0.tag_id.clone()))
+            .await?;
+        Ok(InsightTag(tag.ok_or(AppError::NotFound("tag"))?))
+    }
+
+    /// Conversations of the period carrying the tag.
+    async fn conversations(&self) -> i64 {
+        self.0.conversations
+    }
+
+    /// Of those, handed to humans.
+    async fn handoffs(&self) -> i64 {
+        self.0.handoffs
+    }
+
+    async fn handoff_rate(&self) -> f64 {
+        if self.0.conversations == 0 {
+            0.0
+        } else {
+            self.0.handoffs as f64 / self.0.conversations as f64
+        }
+    }
+
+    /// The same count over the period just before (same length), for the trend.
+    async fn previous_period_handoffs(&self) -> i64 {
+        self.0.previous_period_handoffs
+    }
+}
+
+/// Handoffs for one reason.
+#[derive(SimpleObject)]
+pub struct ReasonCount {
+    pub reason: HandoffReason,
+    pub handoffs: i64,
+}
+
+/// A question the docs do not answer well, with how often it was asked.
+#[derive(SimpleObject)]
+pub struct DocsGap {
+    /// The most recent wording.
+    pub question: String,
+    /// The content words (stems) the group's questions share.
+    pub terms: Vec<String>,
+    pub count: i64,
+    /// Example conversations (up to five).
+    pub conversation_ids: Vec<ID>,
+}
+
+/// One bucket of the series.
+#[derive(SimpleObject)]
+pub struct SeriesPoint {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub conversations: i64,
+    /// Conversations handed to humans.
+    pub handoffs: i64,
+    pub ai_resolved: i64,
+}
+
+/// A visitor's rating of a conversation.
+pub struct Rating(pub rating::Model);
+
+#[Object]
+impl Rating {
+    /// 1 (bad) to 5 (great).
+    async fn score(&self) -> i32 {
+        self.0.score
+    }
+
+    async fn comment(&self) -> Option<&str> {
+        self.0.comment.as_deref()
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+/// A background pass of the tagging rules over stored conversations.
+pub struct RetagJob(pub retag_job::Model);
+
+#[Object]
+impl RetagJob {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// `RUNNING`, `DONE` or `FAILED`.
+    async fn status(&self) -> &str {
+        &self.0.status
+    }
+
+    async fn since(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.since)
+    }
+
+    /// Conversations looked at so far, of `total`.
+    async fn processed(&self) -> i64 {
+        self.0.processed
+    }
+
+    async fn total(&self) -> i64 {
+        self.0.total
+    }
+
+    /// Tags applied.
+    async fn tagged(&self) -> i64 {
+        self.0.tagged
+    }
+
+    /// Automatic tags removed because their rules no longer match.
+    async fn untagged(&self) -> i64 {
+        self.0.untagged
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+
+    async fn finished_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.finished_at.map(timestamp)
+    }
+}
+
+#[derive(Default)]
+pub struct InsightsQuery;
+
+#[Object]
+impl InsightsQuery {
+    /// The insights digest of the conversations started in `[from, to)` (of one
+    /// team, if given). Needs an agent token or an `INSIGHTS_READ` key.
+    async fn insights(
+        &self,
+        ctx: &Context<'_>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        team_id: Option<ID>,
+    ) -> async_graphql::Result<InsightsDigest> {
+        let principal = ctx.principal()?;
+        principal.require(Scope::InsightsRead)?;
+        if from >= to {
+            return Err(AppError::bad_input("to", "must be after `from`").into());
+        }
+        let state = ctx.state().clone();
+        if let Some(team) = &team_id {
+            domain::teams::get(&state, principal.workspace_id(), team).await?;
+        }
+        Ok(InsightsDigest {
+            state,
+            cohort: Cohort {
+                workspace_id: principal.workspace_id().to_owned(),
+                from: from.timestamp_millis(),
+                to: to.timestamp_millis(),
+                team_id: team_id.map(|id| id.0),
+            },
+            summary: OnceCell::new(),
+        })
+    }
+
+    /// A retag job, to follow its progress.
+    async fn retag_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RetagJob> {
+        let admin = ctx.principal()?.admin()?;
+        Ok(RetagJob(
+            domain::retag::get(ctx.state(), &admin.workspace_id, &id).await?,
+        ))
+    }
+}
+
+#[derive(Default)]
+pub struct InsightsMutation;
+
+#[Object]
+impl InsightsMutation {
+    /// The visitor rates its conversation, 1 (bad) to 5 (great); rating again
+    /// replaces the rating. Feeds `csat`.
+    async fn rate_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        score: i32,
+        comment: Option<String>,
+    ) -> async_graphql::Result<Rating> {
+        let principal = ctx.principal()?;
+        let rating = domain::ratings::rate(
+            ctx.state(),
+            principal,
+            &conversation_id,
+            score,
+            comment.as_deref(),
+        )
+        .await?;
+        Ok(Rating(rating))
+    }
+
+    /// Re-run the tagging rules over the conversations updated since `since`, in
+    /// the background, in batches (resumed after a restart). Returns the job;
+    /// follow it with `retagJob(id)`. Owners and admins only.
+    async fn retag_conversations(
+        &self,
+        ctx: &Context<'_>,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> async_graphql::Result<RetagJob> {
+        let admin = ctx.principal()?.admin()?;
+        let job = domain::retag::start(ctx.state(), &admin.workspace_id, since.timestamp_millis())
+            .await?;
+        Ok(RetagJob(job))
+    }
+}
