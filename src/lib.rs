@@ -4,19 +4,24 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `CASEFILE_*` environment variables, and request limits.
-//! - [`app`]: the HTTP surface (`/graphql`, `/healthz`) and serving with graceful
-//!   shutdown. [`spawn`] starts a server on a bound listener, as tests and `main` do.
-//! - [`graphql`]: the schema, one module per domain, merged into `Query` and
-//!   `Mutation`; resolvers authorise, call [`domain`], and return.
+//! - [`app`]: the HTTP surface (`/graphql`, `/healthz`, exports) and serving with
+//!   graceful shutdown; [`ws`]: GraphQL over WebSocket in both sub-protocols.
+//!   [`spawn`] starts a server on a bound listener, as tests and `main` do.
+//! - [`graphql`]: the schema, one module per domain, merged into `Query`,
+//!   `Mutation` and `Subscription`; resolvers authorise, call [`domain`], and return.
 //! - [`domain`]: queries, transactions and invariants: workspaces, agents, teams,
-//!   leads, conversations, messages, tags. Writes commit, then publish to [`events`].
+//!   leads, conversations, messages, tags and the auto-tagger, knowledge articles, the
+//!   responder, the handoff policy and handoffs, case files, insights, API keys.
+//!   Writes commit, then publish to [`events`] (in process, or through PostgreSQL
+//!   `LISTEN`/`NOTIFY` across processes).
 //! - [`loaders`]: the DataLoader batch queries behind every relation field.
-//! - [`auth`]: principals (agent, visitor), JWTs with per-kind audiences, passwords.
+//! - [`auth`]: principals (agent, visitor, API key), JWTs with per-kind audiences.
 //! - [`entity`]: sea-orm entities, one per table; [`db`] connects and migrates
 //!   (SQLite with one writer and a read pool, or PostgreSQL).
 //! - [`error`]: the one error type and its `extensions.code` mapping.
 //! - [`ids`]: prefixed, time-ordered ids.
-//! - [`cli`]: the commands besides `serve`.
+//! - [`cli`]: the commands besides `serve`; [`demo`]: the demo workspace;
+//!   [`export`]: streaming CSV exports.
 
 pub mod app;
 pub mod auth;
