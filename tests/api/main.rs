@@ -10,6 +10,7 @@ mod access;
 mod auth;
 mod clients;
 mod conversations;
+mod examples;
 mod handoffs;
 mod knowledge;
 mod leads;
