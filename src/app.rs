@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::ws;
 
 /// Whether this build serves the demo pages at `/demo/widget` and `/demo/inbox`.
-pub const DEMO_PAGES: bool = false;
+pub const DEMO_PAGES: bool = true;
 
 #[derive(Clone)]
 struct Shared {
@@ -52,13 +52,15 @@ pub fn router(state: AppState) -> Router {
             get(crate::export::conversations),
         )
         .with_state(state.clone());
+    let pages = crate::demo_pages::router(state.clone());
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
+        .with_state(Shared { state, schema })
         .merge(exports)
+        .merge(pages)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
-        .with_state(Shared { state, schema })
 }
 
 /// Serve on `listener` until `shutdown` completes, then finish in-flight requests.

@@ -20,7 +20,8 @@ const WORKSPACE: &str = "Inkwell CMS (demo)";
 const OWNER_EMAIL: &str = "admin@inkwell.example";
 /// Known on purpose: the demo prints it, so people can sign in to the inbox.
 pub const PASSWORD: &str = "demo-password-123";
-const SETTING: &str = "demo_workspace_id";
+/// The setting that remembers the demo workspace.
+pub const SETTING: &str = "demo_workspace_id";
 
 const DOCS: &[(&str, &str)] = &[
     (

@@ -29,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod demo;
+pub mod demo_pages;
 pub mod domain;
 pub mod entity;
 pub mod error;

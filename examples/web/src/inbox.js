@@ -1,0 +1,218 @@
+// The agent inbox: a live list of conversations, the escalation queue with case
+// files, accepting (and who won a race), taking over, replying, internal notes,
+// tags, resolving, handing back to the AI, and the insights digest as a chart.
+import { el, gql, live, rich, subscribe } from './api.js';
+
+const $ = (id) => document.getElementById(id);
+const session = { token: sessionStorage.getItem('casefile.token'), me: null, open: null };
+let client;
+const rows = new Map(); // conversation id → row data
+let openSubscriptions = [];
+
+const ROW = `id status updatedAt lead { name email } assignee { id name } team { id name }
+  lastMessage { author body } tags { tag { id label } source } openHandoff { id reason status }`;
+const CASE = `id reason status requestedAt team { name } acceptedBy { name } conversation { id }
+  caseFile { summary question attempts context lead { name email company fields }
+    tags { source evidence tag { label } } aiAnswers { body confidence sources { title url } } }`;
+
+const banner = (text) => { $('banner').hidden = !text; $('banner').textContent = text ?? ''; };
+const call = (query, variables) => gql(query, variables, session.token);
+
+function filter() {
+  const f = {};
+  if ($('f-status').value) f.status = [$('f-status').value];
+  if ($('f-team').value) f.teamIds = [$('f-team').value];
+  if ($('f-tag').value) f.tagIds = [$('f-tag').value];
+  return f;
+}
+
+function drawList() {
+  const list = [...rows.values()].sort((a, b) => b.updatedAt.localeCompare(a.updatedAt));
+  $('conversations').replaceChildren(...list.map((c) => el('li', {
+    class: `row ${c.id === session.open ? 'open' : ''}`, 'data-id': c.id, onclick: () => openConversation(c.id),
+  },
+  el('span', { class: `status ${c.status.toLowerCase()}` }, c.status),
+  el('strong', {}, c.lead?.name ?? c.lead?.email ?? 'Visitor'),
+  el('span', { class: 'preview' }, c.lastMessage ? `${c.lastMessage.author.toLowerCase()}: ${c.lastMessage.body.slice(0, 80)}` : ''),
+  el('span', { class: 'chips' }, c.tags.map((t) => el('span', { class: 'chip' }, t.tag.label))))));
+}
+
+async function loadList() {
+  const f = filter();
+  const { conversations } = await call(`query($f: ConversationFilterInput) {
+    conversations(filter: $f, first: 50, orderBy: RECENTLY_UPDATED) { edges { node { ${ROW} } } } }`,
+  { f: { status: f.status, teamId: f.teamIds?.[0], tagIds: f.tagIds } });
+  rows.clear();
+  for (const { node } of conversations.edges) rows.set(node.id, node);
+  drawList();
+  openSubscriptions.find((s) => s.name === 'inbox')?.stop();
+  openSubscriptions = openSubscriptions.filter((s) => s.name !== 'inbox');
+  openSubscriptions.push({ name: 'inbox', stop: subscribe(client, {
+    query: `subscription($f: InboxFilter) { inbox(filter: $f) { kind conversation { ${ROW} } handoff { id status } } }`,
+    variables: { f },
+  }, ({ inbox }) => {
+    if (inbox.kind === 'CONVERSATION_REMOVED') rows.delete(inbox.conversation.id);
+    else rows.set(inbox.conversation.id, inbox.conversation);
+    if (inbox.handoff && inbox.handoff.status !== 'REQUESTED') document.querySelector(`[data-handoff="${inbox.handoff.id}"]`)?.remove();
+    if (inbox.handoff || inbox.kind === 'CONVERSATION_OPENED') refreshInsights();
+    drawList();
+    if (inbox.conversation.id === session.open) drawHead(inbox.conversation);
+  }, (e) => banner(e.message)) });
+}
+
+function drawHead(c) {
+  $('v-status').textContent = c.status;
+  $('v-status').className = `status ${c.status.toLowerCase()}`;
+  $('v-lead').textContent = [c.lead?.name, c.lead?.email, c.assignee ? `· ${c.assignee.name}` : null].filter(Boolean).join(' ');
+  $('v-tags').replaceChildren(...c.tags.map((t) => el('span', { class: 'chip' }, t.tag.label)));
+}
+
+function openConversation(id) {
+  session.open = id;
+  for (const s of openSubscriptions.filter((s) => s.name === 'open')) s.stop();
+  openSubscriptions = openSubscriptions.filter((s) => s.name !== 'open');
+  $('empty').hidden = true;
+  $('view').hidden = false;
+  $('v-messages').replaceChildren();
+  const seen = new Set();
+  if (rows.has(id)) drawHead(rows.get(id));
+  openSubscriptions.push({ name: 'open', stop: subscribe(client, {
+    query: `subscription($c: ID!) { messages(conversationId: $c) { seq author body internal agent { name } sources { title url } } }`,
+    variables: { c: id },
+  }, ({ messages: m }) => {
+    if (seen.has(m.seq)) return;
+    seen.add(m.seq);
+    const who = { VISITOR: 'Visitor', AI: 'AI', SYSTEM: '', AGENT: m.agent?.name ?? 'Agent' }[m.author];
+    $('v-messages').append(el('li', { class: `message ${m.author.toLowerCase()} ${m.internal ? 'internal' : ''}` },
+      who ? el('span', { class: 'author' }, m.internal ? `${who} · internal note` : who) : null,
+      rich(m.body),
+      m.sources?.length ? el('ul', { class: 'sources' }, m.sources.map((s) => el('li', {}, el('a', { href: s.url, target: '_blank' }, s.title)))) : null));
+    $('v-messages').lastChild.scrollIntoView({ block: 'end' });
+  }, (e) => banner(e.message)) });
+  openSubscriptions.push({ name: 'open', stop: subscribe(client, {
+    query: `subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename ... on TypingEvent { author typing } } }`,
+    variables: { c: id },
+  }, ({ conversationEvents: e }) => {
+    if (e.__typename !== 'TypingEvent' || e.author !== 'VISITOR') return;
+    $('v-typing').hidden = !e.typing;
+    $('v-typing').textContent = 'The visitor is typing…';
+  }) });
+  drawList();
+}
+
+function drawCaseFile(h) {
+  const c = h.caseFile;
+  const lead = c.lead ? [c.lead.name, c.lead.email, c.lead.company, ...Object.entries(c.lead.fields ?? {}).map(([k, v]) => `${k}: ${v}`)].filter(Boolean).join(' · ') : 'No lead details';
+  $('casefile').hidden = false;
+  $('casefile').replaceChildren(
+    el('h3', {}, `${h.reason.replaceAll('_', ' ').toLowerCase()} · ${h.team?.name ?? 'no team'}`),
+    el('p', { class: 'summary' }, c.summary),
+    el('p', {}, el('strong', {}, 'Lead: '), lead),
+    el('p', {}, el('strong', {}, 'Tags: '), c.tags.map((t) => el('span', { class: 'chip', title: t.evidence ?? '' }, `${t.tag.label} (${t.evidence ?? t.source})`))),
+    el('p', {}, el('strong', {}, 'AI answers: '), `${c.attempts}`),
+    el('ul', { class: 'answers' }, c.aiAnswers.map((a) => el('li', {}, `${(a.confidence ?? 0).toFixed(2)} · `, a.sources.map((s) => el('a', { href: s.url, target: '_blank' }, s.title))))),
+    el('p', { class: 'error', id: 'accept-result' }),
+    h.status === 'REQUESTED' ? el('button', { id: 'accept', onclick: () => accept(h) }, 'Accept') : el('p', {}, `Accepted by ${h.acceptedBy?.name ?? '—'}`));
+}
+
+async function accept(h) {
+  try {
+    await call('mutation($id: ID!) { acceptHandoff(id: $id) { id } }', { id: h.id });
+    document.querySelector(`[data-handoff="${h.id}"]`)?.remove();
+    $('casefile').hidden = true;
+    openConversation(h.conversation.id);
+  } catch (error) {
+    // Someone else was faster: say who.
+    $('accept-result').textContent = error.message;
+  }
+}
+
+function queue(h) {
+  if (document.querySelector(`[data-handoff="${h.id}"]`)) return;
+  $('queue').prepend(el('li', { class: 'escalation', 'data-handoff': h.id, onclick: () => drawCaseFile(h) },
+    el('strong', {}, h.reason.replaceAll('_', ' ').toLowerCase()), ' ', el('span', {}, h.caseFile.question ?? '')));
+}
+
+async function insights() {
+  const to = new Date(Date.now() + 60_000);
+  const from = new Date(to - 30 * 86_400_000);
+  const { insights: d } = await call(`query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) {
+    conversations aiResolved handoffs handoffRate topics { tag { label } conversations handoffs handoffRate } } }`,
+  { f: from.toISOString(), t: to.toISOString() });
+  const width = 260;
+  const bars = d.topics.slice(0, 6).map((t, i) => `
+    <text x="0" y="${i * 26 + 14}" font-size="11">${t.tag.label}</text>
+    <rect x="120" y="${i * 26 + 3}" width="${Math.max(2, t.handoffRate * (width - 160))}" height="14" class="bar"></rect>
+    <text x="${126 + t.handoffRate * (width - 160)}" y="${i * 26 + 14}" font-size="11">${Math.round(t.handoffRate * 100)}% of ${t.conversations}</text>`).join('');
+  $('insights').innerHTML = `<p>${d.conversations} conversations · ${d.aiResolved} resolved by the AI ·
+    ${d.handoffs} handoffs (${Math.round(d.handoffRate * 100)}%)</p>
+    <svg viewBox="0 0 ${width} ${Math.max(26, d.topics.slice(0, 6).length * 26)}" role="img" aria-label="Handoff rate by topic">${bars}</svg>`;
+}
+
+let insightsTimer;
+function refreshInsights() {
+  clearTimeout(insightsTimer);
+  insightsTimer = setTimeout(() => insights().catch((e) => banner(e.message)), 500);
+}
+
+async function start() {
+  const { viewer, teams, tags } = await call('{ viewer { id name } teams { id name } tags { id label } }');
+  session.me = viewer;
+  $('me').textContent = viewer.name;
+  $('signin').hidden = true;
+  $('app').hidden = false;
+  for (const t of teams) $('f-team').append(el('option', { value: t.id }, t.name));
+  for (const t of tags) {
+    $('f-tag').append(el('option', { value: t.id }, t.label));
+    $('add-tag').append(el('option', { value: t.id }, t.label));
+  }
+  client = live(() => session.token, (connected) => banner(connected ? null : "Can't reach the server. Reconnecting…"));
+  await loadList();
+  const { handoffs } = await call(`{ handoffs(filter: { status: REQUESTED }, first: 50) { edges { node { ${CASE} } } } }`);
+  for (const { node } of handoffs.edges.reverse()) queue(node);
+  subscribe(client, { query: `subscription { escalations { ${CASE} } }` }, ({ escalations }) => queue(escalations), (e) => banner(e.message));
+  insights().catch((e) => banner(e.message));
+}
+
+const act = (query) => async () => {
+  try { await call(query, { c: session.open }); } catch (error) { banner(error.message); }
+};
+$('take').addEventListener('click', act('mutation($c: ID!) { takeOver(conversationId: $c) { id } }'));
+$('return').addEventListener('click', act('mutation($c: ID!) { returnToAi(conversationId: $c) { id } }'));
+$('resolve').addEventListener('click', act('mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }'));
+$('add-tag').addEventListener('change', async (event) => {
+  if (!event.target.value) return;
+  try { await call('mutation($c: ID!, $t: ID!) { tagConversation(conversationId: $c, tagId: $t) { id } }', { c: session.open, t: event.target.value }); }
+  catch (error) { banner(error.message); }
+  event.target.value = '';
+});
+for (const id of ['f-status', 'f-team', 'f-tag']) $(id).addEventListener('change', () => loadList().catch((e) => banner(e.message)));
+
+$('reply').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const body = $('reply-input').value.trim();
+  if (!body || !session.open) return;
+  try {
+    await call('mutation($i: SendMessageInput!) { sendMessage(input: $i) { seq } }',
+      { i: { conversationId: session.open, body, internal: $('internal').checked, clientMessageId: crypto.randomUUID() } });
+    $('reply-input').value = '';
+  } catch (error) {
+    banner(error.message);
+  }
+});
+
+$('signin').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  try {
+    const { signIn } = await gql('mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }',
+      { e: data.get('email'), p: data.get('password') });
+    session.token = signIn.token;
+    sessionStorage.setItem('casefile.token', session.token);
+    await start();
+  } catch (error) {
+    $('signin-error').textContent = error.message;
+  }
+});
+
+if (session.token) start().catch(() => { sessionStorage.removeItem('casefile.token'); session.token = null; });

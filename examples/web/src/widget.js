@@ -1,0 +1,167 @@
+// The chat widget: start a conversation with the widget key, see the AI's cited
+// answers, ask for a person, leave lead details, and resume after a reload with no
+// lost or doubled message.
+import { ApiError, el, gql, live, rich, subscribe, uuid } from './api.js';
+
+const widgetKey =
+  document.querySelector('meta[name="casefile-widget-key"]')?.content ??
+  new URLSearchParams(location.search).get('key');
+const storeKey = `casefile.widget.${widgetKey}`;
+const saved = JSON.parse(localStorage.getItem(storeKey) ?? '{}');
+const state = { visitorId: saved.visitorId ?? uuid(), conversationId: saved.conversationId, token: saved.token, lastSeq: 0 };
+const save = () =>
+  localStorage.setItem(storeKey, JSON.stringify({ visitorId: state.visitorId, conversationId: state.conversationId, token: state.token }));
+save();
+
+const $ = (id) => document.getElementById(id);
+const shown = new Map(); // seq → element: a message is never shown twice
+let client;
+
+function banner(text) {
+  $('banner').hidden = !text;
+  $('banner').textContent = text ?? '';
+}
+
+function render(message) {
+  if (shown.has(message.seq)) return;
+  const author = message.author.toLowerCase();
+  const label = { visitor: 'You', ai: 'AI assistant', system: '', agent: message.agent?.name ?? 'Agent' }[author];
+  const item = el('li', { class: `message ${author}`, 'data-seq': message.seq },
+    label ? el('span', { class: 'author' }, label) : null,
+    rich(message.body),
+    message.sources?.length
+      ? el('ul', { class: 'sources' }, message.sources.map((s) => el('li', {}, el('a', { href: s.url, target: '_blank', rel: 'noopener' }, s.title))))
+      : null);
+  if (message.author === 'AGENT') $('who').textContent = `${message.agent?.name ?? 'An agent'} from Inkwell`;
+  const later = [...shown.keys()].filter((seq) => seq > message.seq).sort((a, b) => a - b)[0];
+  $('messages').insertBefore(item, later === undefined ? null : shown.get(later));
+  shown.set(message.seq, item);
+  state.lastSeq = Math.max(state.lastSeq, message.seq);
+  item.scrollIntoView({ block: 'end' });
+}
+
+function connect() {
+  client = live(() => state.token, (connected) => banner(connected ? null : "Can't reach the server. Reconnecting…"));
+  // The variables are read at every (re)subscription: after a drop, only what came
+  // after the last message shown is replayed.
+  subscribe(client, {
+    query: `subscription($c: ID!, $after: Int) { messages(conversationId: $c, afterSeq: $after) {
+      seq author body agent { name } sources { title url } } }`,
+    get variables() { return { c: state.conversationId, after: state.lastSeq }; },
+  }, (data) => render(data.messages), showError);
+  subscribe(client, {
+    query: `subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename
+      ... on TypingEvent { author typing agent { name } } } }`,
+    variables: { c: state.conversationId },
+  }, ({ conversationEvents: event }) => {
+    if (event.__typename !== 'TypingEvent' || event.author === 'VISITOR') return;
+    $('typing').hidden = !event.typing;
+    $('typing').textContent = `${event.agent?.name ?? 'Someone'} is typing…`;
+  }, showError);
+}
+
+function showError(error) {
+  if (error instanceof ApiError && error.code === 'UNAUTHENTICATED') {
+    // The visitor token expired: start over.
+    localStorage.removeItem(storeKey);
+    banner('This chat has expired. Reload the page to start a new one.');
+  } else if (error instanceof TypeError) {
+    banner("Can't reach the server. Check your connection and try again.");
+  } else {
+    banner(error.message);
+  }
+}
+
+async function send(body) {
+  if (!state.conversationId) {
+    const cms = document.body.dataset;
+    const data = await gql(`mutation($input: StartConversationInput!) {
+      startConversation(input: $input) { visitorToken conversation { id } } }`, {
+      input: { widgetKey, visitorId: state.visitorId, message: body,
+        context: { pageUrl: location.href, cms: cms.cms, cmsVersion: cms.cmsVersion, title: document.title } },
+    });
+    state.conversationId = data.startConversation.conversation.id;
+    state.token = data.startConversation.visitorToken;
+    save();
+    connect();
+    return;
+  }
+  await gql(`mutation($input: SendMessageInput!) { sendMessage(input: $input) { seq } }`,
+    { input: { conversationId: state.conversationId, body, clientMessageId: uuid() } }, state.token);
+}
+
+let typingTimer;
+$('input').addEventListener('input', () => {
+  if (!state.conversationId) return;
+  const typing = (value) => gql(`mutation($c: ID!, $t: Boolean!) { setTyping(conversationId: $c, typing: $t) }`,
+    { c: state.conversationId, t: value }, state.token).catch(() => {});
+  if (!typingTimer) typing(true);
+  clearTimeout(typingTimer);
+  typingTimer = setTimeout(() => { typingTimer = undefined; typing(false); }, 2500);
+});
+
+$('composer').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const body = $('input').value.trim();
+  if (!body) return;
+  $('input').value = '';
+  try {
+    await send(body);
+    banner(null);
+  } catch (error) {
+    $('input').value = body;
+    showError(error);
+  }
+});
+
+$('human').addEventListener('click', async () => {
+  try {
+    if (!state.conversationId) await send('I would like to talk to a person.');
+    else await gql(`mutation($c: ID!) { requestHuman(conversationId: $c) { id } }`, { c: state.conversationId }, state.token);
+  } catch (error) {
+    showError(error);
+  }
+});
+
+// The lead form follows the workspace's lead fields.
+$('details').addEventListener('click', async () => {
+  const form = $('lead');
+  if (!form.hidden) { form.hidden = true; return; }
+  if (!state.conversationId) { banner('Ask your question first, then leave your details.'); return; }
+  const { leadFields } = await gql('{ leadFields { key label type options required } }', {}, state.token);
+  const input = (f) => {
+    const attrs = { name: f.key, required: f.required };
+    if (f.type === 'SELECT') return el('select', attrs, el('option', { value: '' }, '—'), f.options.map((o) => el('option', { value: o }, o)));
+    if (f.type === 'BOOLEAN') return el('input', { ...attrs, type: 'checkbox', required: false });
+    const type = { NUMBER: 'number', URL: 'url', EMAIL: 'email' }[f.type] ?? 'text';
+    return el('input', { ...attrs, type, step: f.type === 'NUMBER' ? 'any' : undefined });
+  };
+  form.replaceChildren(
+    el('label', {}, 'Name', el('input', { name: 'name' })),
+    el('label', {}, 'Email', el('input', { name: 'email', type: 'email' })),
+    leadFields.map((f) => el('label', {}, f.label, input(f))),
+    el('p', { class: 'error', id: 'lead-error' }),
+    el('button', { type: 'submit' }, 'Save'));
+  form.hidden = false;
+});
+
+$('lead').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  const fields = {};
+  for (const [key, value] of data.entries()) {
+    if (key !== 'name' && key !== 'email' && value !== '') fields[key] = value === 'on' ? true : value;
+  }
+  try {
+    await gql(`mutation($c: ID!, $i: LeadInput!) { captureLead(conversationId: $c, input: $i) { id } }`, {
+      c: state.conversationId,
+      i: { name: data.get('name') || undefined, email: data.get('email') || undefined, fields },
+    }, state.token);
+    event.target.hidden = true;
+  } catch (error) {
+    $('lead-error').textContent = error.field ? `${error.field}: ${error.message}` : error.message;
+  }
+});
+
+if (!widgetKey) banner('No widget key: open this page from `casefile serve --demo`, or add ?key=wk_…');
+if (state.conversationId) connect();

@@ -1,0 +1,135 @@
+// End-to-end in headless Chromium: a visitor asks a question the demo docs answer
+// and sees the cited answer, asks for a person; an agent in a second browser
+// context sees the escalation arrive live, accepts and replies; the visitor sees
+// the reply and the agent's name; a reload of the widget shows the whole thread
+// once. Any failed step saves a screenshot in test-results/ and exits non-zero.
+// On success it refreshes the README's screenshots in docs/screenshots/.
+//
+// Run: npm run build && node test/e2e.mjs   (CASEFILE_BIN picks the server binary;
+// default ../../target/debug/casefile)
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../../..');
+const bin = process.env.CASEFILE_BIN ?? join(root, 'target/debug/casefile');
+const results = join(import.meta.dirname, '..', 'test-results');
+mkdirSync(results, { recursive: true });
+
+const freePort = () => new Promise((ok) => {
+  const server = createServer().listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => ok(port)); });
+});
+
+const port = await freePort();
+const dir = mkdtempSync(join(tmpdir(), 'casefile-e2e-'));
+const server = spawn(bin, ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/casefile.db`], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const printed = await new Promise((ok, fail) => {
+  let out = '';
+  const timer = setTimeout(() => fail(new Error(`casefile printed no demo URLs:\n${out}`)), 30_000);
+  server.stdout.on('data', (chunk) => {
+    out += chunk;
+    if (out.includes('agent inbox:') && out.includes('Sam Chen')) { clearTimeout(timer); ok(out); }
+  });
+  server.on('exit', (code) => fail(new Error(`casefile exited (${code}):\n${out}`)));
+});
+const widgetUrl = printed.match(/chat widget:\s+(\S+)/)[1];
+const inboxUrl = printed.match(/agent inbox:\s+(\S+)/)[1];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+});
+const visitorContext = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+const agentContext = await browser.newContext({ viewport: { width: 1400, height: 860 } });
+const visitor = await visitorContext.newPage();
+const agent = await agentContext.newPage();
+for (const page of [visitor, agent]) page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
+
+let current = 'start';
+async function step(name, action) {
+  current = name;
+  await action();
+  console.log(`ok - ${name}`);
+}
+
+try {
+  await step('the visitor asks a question the docs answer and sees the cited answer', async () => {
+    await visitor.goto(widgetUrl);
+    await visitor.fill('#input', 'How do I schedule a draft to publish later?');
+    await visitor.click('#composer button[type=submit]');
+    const answer = visitor.locator('.message.ai').first();
+    await answer.waitFor({ timeout: 15_000 });
+    await visitor.locator('.message.ai .sources a', { hasText: 'Scheduling drafts to publish later' }).waitFor();
+    if (!/schedule/i.test(await answer.locator('blockquote').textContent())) throw new Error('the answer does not quote the article');
+  });
+
+  await step('the agent signs in to the inbox', async () => {
+    await agent.goto(inboxUrl);
+    await agent.fill('input[name=email]', 'alex@inkwell.example');
+    await agent.fill('input[name=password]', 'demo-password-123');
+    await agent.click('#signin button');
+    await agent.locator('#app').waitFor({ state: 'visible' });
+    await agent.locator('.row').first().waitFor();
+  });
+
+  await step('the visitor asks for a person; the escalation arrives live in the inbox', async () => {
+    await visitor.click('#human');
+    await visitor.locator('.message.system', { hasText: 'A person from the team will join shortly.' }).waitFor();
+    const escalation = agent.locator('.escalation').first();
+    await escalation.waitFor({ timeout: 15_000 });
+    await escalation.click();
+    await agent.locator('.casefile .summary', { hasText: 'How do I schedule a draft' }).waitFor();
+  });
+
+  await step('the agent accepts and replies', async () => {
+    await agent.click('#accept');
+    await agent.locator('.message.system', { hasText: 'Alex Rivera joined the conversation.' }).waitFor();
+    await agent.fill('#reply-input', 'Hi, I am Alex. Open the draft and pick Schedule next to Publish.');
+    await agent.click('#reply button[type=submit]');
+    await agent.locator('.message.agent', { hasText: 'I am Alex' }).waitFor();
+  });
+
+  await step("the visitor sees the reply and the agent's name", async () => {
+    await visitor.locator('.message.agent', { hasText: 'I am Alex' }).waitFor({ timeout: 15_000 });
+    await visitor.locator('.message.agent .author', { hasText: 'Alex Rivera' }).waitFor();
+    await visitor.locator('.message.system', { hasText: 'Alex Rivera joined the conversation.' }).waitFor();
+  });
+
+  await step('a reload shows the whole thread once', async () => {
+    const before = await visitor.locator('.message').count();
+    const seqs = async () => visitor.locator('.message').evaluateAll((items) => items.map((i) => i.dataset.seq));
+    const expected = await seqs();
+    await visitor.reload();
+    await visitor.locator('.message.agent', { hasText: 'I am Alex' }).waitFor({ timeout: 15_000 });
+    await visitor.waitForTimeout(500);
+    const after = await seqs();
+    if (after.length !== before || JSON.stringify(after) !== JSON.stringify(expected)) {
+      throw new Error(`thread after reload ${JSON.stringify(after)} != before ${JSON.stringify(expected)}`);
+    }
+    if (new Set(after).size !== after.length) throw new Error(`a message is shown twice: ${after}`);
+  });
+
+  await step('screenshots for the README', async () => {
+    await visitor.screenshot({ path: join(root, 'docs/screenshots/widget.png') });
+    await agent.locator('.row').first().click();
+    await agent.waitForTimeout(300);
+    await agent.screenshot({ path: join(root, 'docs/screenshots/inbox.png') });
+  });
+  console.log('browser test: 6 passed, 0 failed');
+} catch (error) {
+  console.error(`not ok - ${current}: ${error.message}`);
+  const slug = current.replace(/[^a-z]+/gi, '-').slice(0, 60);
+  await visitor.screenshot({ path: join(results, `failure-${slug}-visitor.png`) }).catch(() => {});
+  await agent.screenshot({ path: join(results, `failure-${slug}-agent.png`) }).catch(() => {});
+  console.error(`screenshots in ${results}`);
+  console.log('browser test: 0 passed, 1 failed');
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+  server.kill('SIGTERM');
+}
