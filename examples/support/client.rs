@@ -1,7 +1,10 @@
 //! A small GraphQL client for the examples: queries over HTTP, subscriptions over
 //! WebSocket (`graphql-transport-ws`), with the operations of `operations.graphql`.
 
-#![allow(dead_code, reason = "each example, and the tests, use a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each example, and the tests, use a different part of this module"
+)]
 
 use std::collections::HashMap;
 
