@@ -1,10 +1,11 @@
 //! Conversations: starting one from the widget, listing and filtering them for the
 //! inbox, assignment and resolution.
 
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
+    TransactionTrait,
 };
 
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
@@ -192,18 +193,16 @@ pub struct Position {
     pub id: String,
 }
 
-/// One page of conversations after `after`.
-pub async fn page(
-    state: &AppState,
+/// The conversations of `filter` in `order`, after `after`.
+fn ordered(
     workspace_id: &str,
     filter: &ConversationFilter,
     order: Order,
     after: Option<&Position>,
-    limit: u64,
-) -> AppResult<Vec<conversation::Model>> {
+) -> sea_orm::Select<conversation::Entity> {
     use conversation::Column as C;
     let mut select = filter.select(workspace_id);
-    select = match order {
+    match order {
         Order::Newest => {
             if let Some(after) = after {
                 select = select.filter(C::Id.lt(after.id.as_str()));
@@ -222,8 +221,49 @@ pub async fn page(
             }
             select.order_by_desc(C::UpdatedAt).order_by_desc(C::Id)
         }
-    };
-    Ok(select.limit(limit).all(&state.db.reader).await?)
+    }
+}
+
+/// One page of conversations after `after`.
+pub async fn page(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+    order: Order,
+    after: Option<&Position>,
+    limit: u64,
+) -> AppResult<Vec<conversation::Model>> {
+    Ok(ordered(workspace_id, filter, order, after)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
+}
+
+/// One page of conversations, each with its newest message (internal notes
+/// included), in one query: an inbox row needs both.
+pub async fn page_with_last_message(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+    order: Order,
+    after: Option<&Position>,
+    limit: u64,
+) -> AppResult<Vec<(conversation::Model, Option<message::Model>)>> {
+    let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
+        .from(conversation::Column::Id)
+        .to(message::Column::ConversationId)
+        .on_condition(|conversation, message| {
+            Expr::col((message, message::Column::Seq))
+                .equals((conversation, conversation::Column::LastSeq))
+                .into_condition()
+        })
+        .into();
+    Ok(ordered(workspace_id, filter, order, after)
+        .join(JoinType::LeftJoin, newest)
+        .select_also(message::Entity)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
 }
 
 pub async fn count(

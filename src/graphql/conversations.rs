@@ -6,7 +6,9 @@ use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 use crate::domain;
 use crate::domain::conversations::{ConversationFilter, Order, Position, StartInput};
 use crate::domain::handoffs::HandoffFilter;
-use crate::entity::{ConversationStatus, conversation};
+use std::collections::HashMap;
+
+use crate::entity::{ConversationStatus, conversation, message};
 use crate::error::AppError;
 use crate::loaders::{
     AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
@@ -226,7 +228,11 @@ pub enum ConversationOrder {
 /// query per relation, run concurrently, into the request's loader cache. Field
 /// resolution then finds them at once instead of waiting for a batching window, and
 /// the statement count does not depend on timing.
-pub async fn prefetch(ctx: &Context<'_>, rows: &[conversation::Model]) -> Result<(), AppError> {
+pub async fn prefetch(
+    ctx: &Context<'_>,
+    rows: &[conversation::Model],
+    known_last: Option<HashMap<LastMessageKey, Option<message::Model>>>,
+) -> Result<(), AppError> {
     let look = ctx.look_ahead();
     let selected = |name: &str| {
         look.field("edges").field("node").field(name).exists()
@@ -245,7 +251,9 @@ pub async fn prefetch(ctx: &Context<'_>, rows: &[conversation::Model]) -> Result
     let leads = keys(selected("lead"), &|c| c.lead_id.clone());
     let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
     let teams = keys(selected("team"), &|c| c.team_id.clone());
-    let last = keys(selected("lastMessage"), &|c| Some(c.id.clone()));
+    let last = keys(selected("lastMessage") && known_last.is_none(), &|c| {
+        Some(c.id.clone())
+    });
     let is_agent = ctx
         .principal()
         .is_ok_and(|p| p.reads_conversations().is_ok());
@@ -272,6 +280,9 @@ pub async fn prefetch(ctx: &Context<'_>, rows: &[conversation::Model]) -> Result
     loaders.feed_many(assignees).await;
     loaders.feed_many(teams).await;
     loaders.feed_many(last).await;
+    if let Some(known) = known_last {
+        loaders.feed_many(known).await;
+    }
     loaders.feed_many(tags).await;
     loaders.feed_many(open).await;
     Ok(())
@@ -326,10 +337,36 @@ impl ConversationQuery {
         let filter: ConversationFilter = filter.unwrap_or_default().into();
         let state = ctx.state().clone();
         let ws = principal.workspace_id().to_owned();
-        let rows =
-            domain::conversations::page(&state, &ws, &filter, order, after.as_ref(), limit + 1)
-                .await?;
-        prefetch(ctx, &rows[..rows.len().min(limit as usize)]).await?;
+        // An inbox row shows the newest message: read it with the page, in one query.
+        let look = ctx.look_ahead();
+        let wants_last = look
+            .field("edges")
+            .field("node")
+            .field("lastMessage")
+            .exists()
+            || look.field("nodes").field("lastMessage").exists();
+        let (rows, last) = if wants_last && principal.sees_internal() {
+            let joined = domain::conversations::page_with_last_message(
+                &state,
+                &ws,
+                &filter,
+                order,
+                after.as_ref(),
+                limit + 1,
+            )
+            .await?;
+            let last: HashMap<LastMessageKey, Option<message::Model>> = joined
+                .iter()
+                .map(|(c, m)| (LastMessageKey(c.id.clone()), m.clone()))
+                .collect();
+            (joined.into_iter().map(|(c, _)| c).collect(), Some(last))
+        } else {
+            let rows =
+                domain::conversations::page(&state, &ws, &filter, order, after.as_ref(), limit + 1)
+                    .await?;
+            (rows, None)
+        };
+        prefetch(ctx, &rows[..rows.len().min(limit as usize)], last).await?;
         let total = TotalCount::new(move || {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
             async move { domain::conversations::count(&state, &ws, &filter).await }

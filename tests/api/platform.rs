@@ -103,7 +103,7 @@ async fn generated_secret_survives_a_restart() {
 }
 
 #[tokio::test]
-async fn listing_conversations_with_relations_is_batched() {
+async fn an_inbox_page_costs_at_most_five_statements_at_any_size() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
     let (agent_id, agent_token) = app.agent(&ws, "Alex", "AGENT").await;
@@ -117,54 +117,71 @@ async fn listing_conversations_with_relations_is_batched() {
         .as_str()
         .expect("tag id")
         .to_owned();
-    for i in 0..50 {
-        let (conversation, _) = app
-            .start_conversation(&ws, Some(&format!("question {i}")))
+    for i in 0..120 {
+        let started = app
+            .data(
+                None,
+                "mutation($k: String!, $m: String!) { startConversation(input: { widgetKey: $k, message: $m, lead: { name: \"Lee\", email: \"lee@example.com\" } }) { conversation { id } } }",
+                json!({ "k": ws.widget_key, "m": format!("question {i}") }),
+            )
             .await;
+        let conversation = started["startConversation"]["conversation"]["id"].clone();
         app.data(
             Some(&agent_token),
             "mutation($c: ID!, $a: ID!, $t: ID!) { assignConversation(conversationId: $c, agentId: $a) { id } tagConversation(conversationId: $c, tagId: $t) { id } }",
             json!({ "c": conversation, "a": agent_id, "t": tag }),
         )
         .await;
-        app.data(
-            Some(&agent_token),
-            "mutation($c: ID!) { captureLead(conversationId: $c, input: { name: \"Lee\", email: \"lee@example.com\" }) { id } }",
-            json!({ "c": conversation }),
-        )
-        .await;
+        if i % 3 == 0 {
+            app.data(
+                Some(&agent_token),
+                "mutation($c: ID!) { takeOver(conversationId: $c) { id } }",
+                json!({ "c": conversation }),
+            )
+            .await;
+        }
     }
-
     app.settle().await;
-    let before = app.running.state.db.statement_count();
-    let data = app
-        .data(
-            Some(&agent_token),
-            "{ conversations(first: 50) { edges { node { id status lead { name email } assignee { name } lastMessage { body seq } tags { source tag { label } } } } } }",
-            json!({}),
-        )
-        .await;
-    let statements = app.running.state.db.statement_count() - before;
 
-    let edges = data["conversations"]["edges"].as_array().expect("edges");
-    assert_eq!(edges.len(), 50);
-    assert!(edges.iter().all(|e| {
-        e["node"]["lastMessage"]["body"]
-            .as_str()
-            .is_some_and(|b| b.starts_with("question"))
-    }));
-    assert!(
-        edges
+    const INBOX: &str = "query($n: Int) { conversations(first: $n, orderBy: RECENTLY_UPDATED) { edges { node { \
+        id status lead { name email } assignee { name } lastMessage { body seq author } \
+        tags { source tag { label } } openHandoff { reason status } } } } }";
+    for first in [50, 120] {
+        let before = app.running.state.db.statement_count();
+        let data = app
+            .data(Some(&agent_token), INBOX, json!({ "n": first }))
+            .await;
+        let statements = app.running.state.db.statement_count() - before;
+
+        let edges = data["conversations"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), first as usize);
+        assert!(edges.iter().all(|e| e["node"]["lead"]["name"] == "Lee"));
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["assignee"]["name"] == "Alex")
+        );
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["tags"][0]["tag"]["label"] == "Media library")
+        );
+        assert!(
+            edges
+                .iter()
+                .all(|e| e["node"]["lastMessage"]["seq"].as_i64().is_some())
+        );
+        let taken = edges
             .iter()
-            .all(|e| e["node"]["tags"][0]["tag"]["label"] == "Media library")
-    );
-    assert!(
-        edges
-            .iter()
-            .all(|e| e["node"]["assignee"]["name"] == "Alex")
-    );
-    assert!(
-        statements <= 5,
-        "listing 50 conversations with relations took {statements} statements"
-    );
+            .filter(|e| e["node"]["openHandoff"]["reason"] == "AGENT_TAKEOVER")
+            .count();
+        if first == 120 {
+            assert_eq!(taken, 40, "every third conversation was taken over");
+        }
+        assert!(taken > 0);
+        assert!(
+            statements <= 5,
+            "an inbox page of {first} took {statements} statements"
+        );
+    }
 }

@@ -120,14 +120,14 @@ try {
     await agent.waitForTimeout(300);
     await agent.screenshot({ path: join(root, 'docs/screenshots/inbox.png') });
   });
-  console.log('browser test: 6 passed, 0 failed');
+  console.log('browser: 6 passed, 0 failed');
 } catch (error) {
   console.error(`not ok - ${current}: ${error.message}`);
   const slug = current.replace(/[^a-z]+/gi, '-').slice(0, 60);
   await visitor.screenshot({ path: join(results, `failure-${slug}-visitor.png`) }).catch(() => {});
   await agent.screenshot({ path: join(results, `failure-${slug}-agent.png`) }).catch(() => {});
   console.error(`screenshots in ${results}`);
-  console.log('browser test: 0 passed, 1 failed');
+  console.log('browser: 0 passed, 1 failed');
   process.exitCode = 1;
 } finally {
   await browser.close();
