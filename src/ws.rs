@@ -68,6 +68,15 @@ const TOO_MANY_INITS: Close = Close(4429, "Too many initialisation requests");
 const RESTART: Close = Close(1012, "Server restarting; reconnect");
 
 type Sink = SplitSink<WebSocket, Message>;
+
+/// A `next` (or legacy `data`) message.
+#[derive(serde::Serialize)]
+struct Frame<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    id: &'a str,
+    payload: &'a Response,
+}
 type Operation = BoxStream<'static, Option<Response>>;
 
 struct Connection {
@@ -319,9 +328,10 @@ impl Connection {
             Protocol::TransportWs => "next",
             Protocol::Legacy => "data",
         };
-        let payload = serde_json::to_value(&response).unwrap_or(Value::Null);
-        self.send(json!({ "type": kind, "id": id, "payload": payload }))
-            .await
+        // Serialised once, straight to text: this runs per subscriber per event.
+        let frame = Frame { kind, id: &id, payload: &response };
+        let text = serde_json::to_string(&frame).unwrap_or_default();
+        self.sink.send(Message::Text(text.into())).await
     }
 
     /// Report an operation that could not run, or ended in error.

@@ -74,7 +74,7 @@ async fn ai_answers(
 ) -> AppResult<(u32, u32)> {
     let row = state
         .db
-        .writer
+        .reader
         .query_one_raw(stmt(
             state.db.backend(),
             "SELECT COUNT(*) AS answers, \
@@ -93,7 +93,7 @@ async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
     let lock = state.pipelines.get(&message.conversation_id);
     let _turn = lock.lock().await;
     let Some(conversation) = conversation::Entity::find_by_id(message.conversation_id.as_str())
-        .one(&state.db.writer)
+        .one(&state.db.reader)
         .await?
     else {
         return Ok(());

@@ -65,7 +65,7 @@ pub async fn tag_message(
     }
     let known: Vec<String> = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
-        .all(&state.db.writer)
+        .all(&state.db.reader)
         .await?
         .into_iter()
         .map(|row| row.tag_id)
