@@ -118,10 +118,9 @@ pub async fn execute(
         }
     };
     let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
-    let loaders = loaders::for_request(state, sees_internal);
     // Queries share what they loaded across the request; a mutation reads what it
     // just wrote, so nothing is cached for it.
-    loaders.enable_all_cache(!kind.writes);
+    let loaders = loaders::LazyLoaders::new(state, sees_internal, !kind.writes);
     let request = request.data(RequestAuth::new(principal)).data(loaders);
     let mut response = schema.execute(request).await;
     ensure_codes(&mut response.errors);

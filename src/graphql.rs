@@ -21,7 +21,7 @@ use async_graphql::{Context, MergedObject, Schema};
 use crate::auth::Principal;
 use crate::config::limits::{MAX_COMPLEXITY, MAX_DEPTH};
 use crate::error::{AppError, AppResult};
-use crate::loaders::Loaders;
+use crate::loaders::{LazyLoaders, Loaders};
 use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
@@ -122,7 +122,7 @@ impl ContextExt for Context<'_> {
     }
 
     fn loaders(&self) -> &Loaders {
-        self.data_unchecked::<Loaders>()
+        self.data_unchecked::<LazyLoaders>().get()
     }
 }
 

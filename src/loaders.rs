@@ -28,6 +28,36 @@ pub struct Batcher {
 /// mutations, which must read what they just wrote.
 pub type Loaders = DataLoader<Batcher, HashMapCache>;
 
+/// The loader of one request, made when a resolver first needs it: many
+/// subscriptions never load a relation, and an idle one should cost little.
+pub struct LazyLoaders {
+    state: AppState,
+    sees_internal: bool,
+    cache: bool,
+    loaders: std::sync::OnceLock<Loaders>,
+}
+
+impl LazyLoaders {
+    /// `cache`: whether loads are shared across the request (queries), or always
+    /// fresh (mutations and subscriptions, which read what just changed).
+    pub fn new(state: &AppState, sees_internal: bool, cache: bool) -> LazyLoaders {
+        LazyLoaders {
+            state: state.clone(),
+            sees_internal,
+            cache,
+            loaders: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> &Loaders {
+        self.loaders.get_or_init(|| {
+            let loaders = for_request(&self.state, self.sees_internal);
+            loaders.enable_all_cache(self.cache);
+            loaders
+        })
+    }
+}
+
 /// A loader for one request; `sees_internal` says whether internal notes count as
 /// the last message.
 pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {

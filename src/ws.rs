@@ -102,7 +102,9 @@ pub async fn serve(
 ) {
     let (sink, mut incoming) = socket.split();
     let config = &state.config;
-    let init_deadline = tokio::time::sleep(config.ws_init_timeout);
+    // One timer: the init timeout until `connection_init`, then the token's expiry.
+    let mut deadline: Option<Pin<Box<Sleep>>> =
+        Some(Box::pin(tokio::time::sleep(config.ws_init_timeout)));
     let keepalive_every = config.ws_keepalive;
     let shutdown = state.shutdown.clone();
     let mut conn = Connection {
@@ -114,8 +116,6 @@ pub async fn serve(
         operations: StreamMap::new(),
         fresh: Vec::new(),
     };
-    let mut init_deadline: Pin<Box<Sleep>> = Box::pin(init_deadline);
-    let mut expiry: Option<Pin<Box<Sleep>>> = None;
     let mut keepalive = tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
 
     let close = loop {
@@ -128,9 +128,11 @@ pub async fn serve(
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Binary(_) => break Some(BAD_MESSAGE),
                 };
-                match conn.handle(text.as_str(), &header_principal).await {
+                // Boxed: handling (auth, parsing) needs a large future, only briefly;
+                // the connection's own state stays small while it idles.
+                match Box::pin(conn.handle(text.as_str(), &header_principal)).await {
                     Ok(Some(principal_expiry)) => {
-                        expiry = principal_expiry.map(|at| Box::pin(tokio::time::sleep_until(at)));
+                        deadline = principal_expiry.map(|at| Box::pin(tokio::time::sleep_until(at)));
                     }
                     Ok(None) => {}
                     Err(close) => break Some(close),
@@ -141,8 +143,10 @@ pub async fn serve(
                     break None;
                 }
             }
-            () = &mut init_deadline, if conn.principal.is_none() => break Some(INIT_TIMEOUT),
-            () = async { expiry.as_mut().expect("guarded by is_some").await }, if expiry.is_some() => {
+            () = async { deadline.as_mut().expect("guarded by is_some").await }, if deadline.is_some() => {
+                if conn.principal.is_none() {
+                    break Some(INIT_TIMEOUT);
+                }
                 conn.expire().await;
                 break Some(EXPIRED);
             }
@@ -291,9 +295,8 @@ impl Connection {
             return Ok(());
         }
         let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
-        let loaders = crate::loaders::for_request(&self.state, sees_internal);
         // A live operation must read what is current at each event.
-        loaders.enable_all_cache(false);
+        let loaders = crate::loaders::LazyLoaders::new(&self.state, sees_internal, false);
         let request = request.data(RequestAuth::new(principal)).data(loaders);
         let responses = self.schema.execute_stream(request);
         let operation: Operation = responses
@@ -329,7 +332,11 @@ impl Connection {
             Protocol::Legacy => "data",
         };
         // Serialised once, straight to text: this runs per subscriber per event.
-        let frame = Frame { kind, id: &id, payload: &response };
+        let frame = Frame {
+            kind,
+            id: &id,
+            payload: &response,
+        };
         let text = serde_json::to_string(&frame).unwrap_or_default();
         self.sink.send(Message::Text(text.into())).await
     }

@@ -36,8 +36,10 @@ pub fn messages(
         loop {
             if catch_up {
                 loop {
-                    let page =
-                        super::messages::page(&state, &conversation_id, true, last, REPLAY_PAGE).await?;
+                    // Boxed: a query future is large, and this stream idles far longer than
+                    // it queries; unboxed, every subscriber would carry one.
+                    let page = Box::pin(super::messages::page(&state, &conversation_id, true, last, REPLAY_PAGE))
+                        .await?;
                     let done = (page.len() as u64) < REPLAY_PAGE;
                     for message in page {
                         last = message.seq;
