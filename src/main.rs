@@ -4,6 +4,11 @@ use casefile::config::{Cli, Command};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc keeps many small, long-lived allocations (one set per live
+/// connection) more compactly than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

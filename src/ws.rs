@@ -31,8 +31,9 @@ use crate::state::AppState;
 /// The sub-protocols, in order of preference.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
 
-/// Buffer sizes per connection: small, since chat messages are.
-pub const READ_BUFFER: usize = 4 * 1024;
+/// Buffer sizes per connection: small, since chat messages are. The read buffer is
+/// what an idle connection keeps touched; it grows for a larger frame when one comes.
+pub const READ_BUFFER: usize = 1024;
 pub const WRITE_BUFFER: usize = 4 * 1024;
 
 /// Most operations one connection may run at once.
@@ -139,7 +140,9 @@ pub async fn serve(
                 }
             }
             Some((id, response)) = conn.operations.next(), if !conn.operations.is_empty() => {
-                if conn.deliver(id, response).await.is_err() {
+                // Boxed, like every await below that is not a select branch: the
+                // connection's future stays small while it idles.
+                if Box::pin(conn.deliver(id, response)).await.is_err() {
                     break None;
                 }
             }
@@ -147,7 +150,7 @@ pub async fn serve(
                 if conn.principal.is_none() {
                     break Some(INIT_TIMEOUT);
                 }
-                conn.expire().await;
+                Box::pin(conn.expire()).await;
                 break Some(EXPIRED);
             }
             _ = keepalive.tick(), if conn.principal.is_some() => {
@@ -155,7 +158,7 @@ pub async fn serve(
                     Protocol::TransportWs => json!({ "type": "ping" }),
                     Protocol::Legacy => json!({ "type": "ka" }),
                 };
-                if conn.send(ping).await.is_err() {
+                if Box::pin(conn.send(ping)).await.is_err() {
                     break None;
                 }
             }

@@ -66,6 +66,11 @@ struct Args {
     serve_raw: bool,
 }
 
+// The same allocator as the casefile binary (src/main.rs), since the servers
+// measured here run inside this binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

@@ -330,7 +330,14 @@ impl LiveSubscription {
         let after_seq = after_seq.unwrap_or(0);
         let principal = ctx.principal()?.clone();
         let state = ctx.state().clone();
-        let conv = domain::conversations::get(&state, &principal, &conversation_id).await?;
+        // Boxed: async-graphql keeps this resolver's state in every live subscription,
+        // sized for its largest await; a query future inline would cost ~3 KiB each.
+        let conv = Box::pin(domain::conversations::get(
+            &state,
+            &principal,
+            &conversation_id,
+        ))
+        .await?;
         let events = state.events.subscribe(Topic::Conversation(conv.id.clone()));
         let stream =
             domain::streams::messages(state, conv.id, principal.sees_internal(), after_seq, events);
@@ -352,7 +359,14 @@ impl LiveSubscription {
     {
         let principal = ctx.principal()?.clone();
         let state = ctx.state().clone();
-        let conv = domain::conversations::get(&state, &principal, &conversation_id).await?;
+        // Boxed: async-graphql keeps this resolver's state in every live subscription,
+        // sized for its largest await; a query future inline would cost ~3 KiB each.
+        let conv = Box::pin(domain::conversations::get(
+            &state,
+            &principal,
+            &conversation_id,
+        ))
+        .await?;
         let events = state.events.subscribe(Topic::Conversation(conv.id));
         Ok(domain::streams::events(events).filter_map(move |item| {
             let out = match item {
