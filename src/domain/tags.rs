@@ -211,41 +211,7 @@ pub async fn tag_conversation(
     conversation_id: &str,
     tag_id: &str,
 ) -> AppResult<()> {
-    let ws = &agent.workspace_id;
-    let principal = crate::auth::Principal::Agent(agent.clone());
-    super::conversations::get(state, &principal, conversation_id).await?;
-    get(state, ws, tag_id).await?;
-    let now = now_ms();
-    state
-        .db
-        .writer
-        .execute_raw(stmt(
-            state.db.backend(),
-            "INSERT INTO conversation_tags \
-             (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
-             VALUES (?, ?, ?, ?, NULL, 1.0, NULL, ?, ?, NULL) \
-             ON CONFLICT (conversation_id, tag_id) DO UPDATE SET source = excluded.source, \
-             evidence = NULL, confidence = 1.0, message_id = NULL, applied_by = excluded.applied_by, \
-             applied_at = excluded.applied_at, removed_at = NULL",
-            vec![
-                conversation_id.into(),
-                tag_id.into(),
-                ws.as_str().into(),
-                "AGENT".into(),
-                agent.agent_id.as_str().into(),
-                now.into(),
-            ],
-        ))
-        .await?;
-    touch(
-        state,
-        ws,
-        conversation_id,
-        Change::Tagged {
-            tag_id: tag_id.to_owned(),
-        },
-    )
-    .await
+    set_by_agent(state, agent, conversation_id, tag_id, true).await
 }
 
 /// An agent removes a tag. The removal is remembered (`removed_at`), so the
@@ -256,41 +222,59 @@ pub async fn untag_conversation(
     conversation_id: &str,
     tag_id: &str,
 ) -> AppResult<()> {
+    set_by_agent(state, agent, conversation_id, tag_id, false).await
+}
+
+/// An agent's tag (or removal of it) on a conversation: the row becomes the
+/// agent's, whoever applied it first.
+async fn set_by_agent(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    conversation_id: &str,
+    tag_id: &str,
+    applied: bool,
+) -> AppResult<()> {
     let ws = &agent.workspace_id;
     let principal = crate::auth::Principal::Agent(agent.clone());
     super::conversations::get(state, &principal, conversation_id).await?;
     get(state, ws, tag_id).await?;
     let now = now_ms();
+    let on_conflict = if applied {
+        "source = 'AGENT', evidence = NULL, confidence = 1.0, message_id = NULL, \
+         applied_by = excluded.applied_by, applied_at = excluded.applied_at, removed_at = NULL"
+    } else {
+        "source = 'AGENT', applied_by = excluded.applied_by, removed_at = excluded.removed_at"
+    };
+    let sql = format!(
+        "INSERT INTO conversation_tags \
+         (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
+         VALUES (?, ?, ?, 'AGENT', NULL, 1.0, NULL, ?, ?, ?) \
+         ON CONFLICT (conversation_id, tag_id) DO UPDATE SET {on_conflict}"
+    );
+    let removed_at = (!applied).then_some(now);
     state
         .db
         .writer
         .execute_raw(stmt(
             state.db.backend(),
-            "INSERT INTO conversation_tags \
-             (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
-             VALUES (?, ?, ?, ?, NULL, 0.0, NULL, ?, ?, ?) \
-             ON CONFLICT (conversation_id, tag_id) DO UPDATE SET source = excluded.source, \
-             applied_by = excluded.applied_by, removed_at = excluded.removed_at",
+            &sql,
             vec![
                 conversation_id.into(),
                 tag_id.into(),
                 ws.as_str().into(),
-                "AGENT".into(),
                 agent.agent_id.as_str().into(),
                 now.into(),
-                now.into(),
+                removed_at.into(),
             ],
         ))
         .await?;
-    touch(
-        state,
-        ws,
-        conversation_id,
-        Change::Untagged {
-            tag_id: tag_id.to_owned(),
-        },
-    )
-    .await
+    let tag_id = tag_id.to_owned();
+    let change = if applied {
+        Change::Tagged { tag_id }
+    } else {
+        Change::Untagged { tag_id }
+    };
+    touch(state, ws, conversation_id, change).await
 }
 
 /// Mark the conversation changed, and publish the change.
