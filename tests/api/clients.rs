@@ -198,3 +198,56 @@ async fn two_processes_on_one_postgres_database_share_events() {
     );
     assert_eq!(inbox, [json!("MESSAGE_CREATED"), json!("MESSAGE_CREATED")]);
 }
+
+#[tokio::test]
+async fn a_dropped_listener_connection_is_recovered_from_the_database() {
+    use sea_orm::ConnectionTrait;
+    if std::env::var("CASEFILE_TEST_DATABASE_URL").is_err() {
+        eprintln!("SKIPPED: set CASEFILE_TEST_DATABASE_URL to test LISTEN/NOTIFY recovery");
+        return;
+    }
+    let (url, _) = fresh_database().await;
+    let a = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
+    let b = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
+    let ws = a.workspace("Acme").await;
+    let (conversation, _) = a.start_conversation(&ws, Some("first")).await;
+    let mut subscriber = WsClient::ready(&b, TRANSPORT_WS, &ws.admin_token).await;
+    subscriber
+        .subscribe(
+            "m",
+            "subscription($c: ID!) { messages(conversationId: $c) { seq body } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    assert_eq!(
+        subscriber.next_data("m").await["data"]["messages"]["seq"],
+        1
+    );
+
+    // Drop every listening connection of the database; notifications sent until
+    // they reconnect are lost, and subscribers must catch up from the database.
+    a.running
+        .state
+        .db
+        .writer
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .await
+        .expect("listeners terminated");
+    a.send(&ws.admin_token, &conversation, "sent while B was deaf")
+        .await;
+    a.send(&ws.admin_token, &conversation, "and another").await;
+    let bodies = [
+        subscriber.next_data("m").await,
+        subscriber.next_data("m").await,
+    ]
+    .map(|p| {
+        p["data"]["messages"]["body"]
+            .as_str()
+            .expect("body")
+            .to_owned()
+    });
+    assert_eq!(bodies, ["sent while B was deaf", "and another"]);
+}
