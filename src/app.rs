@@ -21,7 +21,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::Principal;
 use crate::error::{AppError, code};
-use crate::graphql::{AppSchema, RequestAuth, limits};
+use crate::graphql::{AppSchema, RequestAuth};
 use crate::loaders;
 use crate::state::AppState;
 use crate::ws;
@@ -106,10 +106,7 @@ pub async fn execute(
     read_only: bool,
 ) -> async_graphql::Response {
     // Parse once, check, and hand the parsed document to the executor.
-    let kind = match request
-        .parsed_query()
-        .and_then(|doc| limits::check(doc, read_only))
-    {
+    let kind = match state.documents.prepare(&mut request, read_only) {
         Ok(kind) => kind,
         Err(err) => {
             let mut errors = vec![err];
@@ -178,18 +175,15 @@ async fn graphql_post(
             );
         }
     };
-    let request = match serde_json::from_slice::<serde_json::Value>(&body) {
-        Ok(serde_json::Value::Array(_)) => {
-            return transport_error(
-                StatusCode::BAD_REQUEST,
-                code::BAD_USER_INPUT,
-                "batched requests are not supported: send one operation per request",
-            );
-        }
-        Ok(value) => serde_json::from_value::<async_graphql::Request>(value),
-        Err(err) => Err(err),
-    };
-    let request = match request {
+    // One pass over the body: a batch (a JSON array) is recognised by its first byte.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return transport_error(
+            StatusCode::BAD_REQUEST,
+            code::BAD_USER_INPUT,
+            "batched requests are not supported: send one operation per request",
+        );
+    }
+    let request = match serde_json::from_slice::<async_graphql::Request>(&body) {
         Ok(request) => request,
         Err(_) => {
             return transport_error(

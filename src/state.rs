@@ -23,6 +23,10 @@ pub struct Inner {
     pub shutdown: CancellationToken,
     /// The live connections and background work, so shutdown can wait for them.
     pub connections: TaskTracker,
+    /// Parsed GraphQL documents by query text.
+    pub documents: crate::graphql::limits::DocumentCache,
+    /// Recently read agents (see `domain::agents::AgentCache`).
+    pub agents: crate::domain::agents::AgentCache,
     /// Serialises the handling of visitor messages per conversation.
     pub pipelines: crate::domain::pipeline::ConversationLocks,
 }
@@ -54,6 +58,8 @@ impl AppState {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             pipelines: Default::default(),
+            agents: Default::default(),
+            documents: Default::default(),
         })))
     }
 }

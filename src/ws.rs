@@ -25,7 +25,7 @@ use tokio_stream::StreamMap;
 
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::graphql::{AppSchema, RequestAuth, limits};
+use crate::graphql::{AppSchema, RequestAuth};
 use crate::state::AppState;
 
 /// The sub-protocols, in order of preference.
@@ -290,10 +290,7 @@ impl Connection {
         }
         let mut request: async_graphql::Request =
             serde_json::from_value(payload).map_err(|_| BAD_MESSAGE)?;
-        if let Err(err) = request
-            .parsed_query()
-            .and_then(|doc| limits::check(doc, false))
-        {
+        if let Err(err) = self.state.documents.prepare(&mut request, false) {
             let _ = self.fail(id, Response::from_errors(vec![err])).await;
             return Ok(());
         }

@@ -69,6 +69,50 @@ pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, 
     Ok(DocumentKind { writes })
 }
 
+/// Parsed documents by query text. Clients send the same few operations over and
+/// over; parsing each again costs more than copying the parsed one.
+#[derive(Default)]
+pub struct DocumentCache(std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>);
+
+/// Documents kept at most (past that the cache starts over), and the longest query
+/// text kept.
+const CACHED_DOCUMENTS: usize = 500;
+const CACHED_QUERY_BYTES: usize = 16 * 1024;
+
+impl DocumentCache {
+    /// Parse (or recall) the request's document and check it; the parsed document
+    /// stays in the request for the executor.
+    pub fn prepare(
+        &self,
+        request: &mut async_graphql::Request,
+        read_only: bool,
+    ) -> Result<DocumentKind, ServerError> {
+        let cached = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&request.query)
+            .cloned();
+        match cached {
+            Some(doc) => request.set_parsed_query(doc),
+            None => {
+                let doc = request.parsed_query()?.clone();
+                if request.query.len() <= CACHED_QUERY_BYTES {
+                    let mut cache = self
+                        .0
+                        .write()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if cache.len() >= CACHED_DOCUMENTS {
+                        cache.clear();
+                    }
+                    cache.insert(request.query.clone(), doc);
+                }
+            }
+        }
+        check(request.parsed_query()?, read_only)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
