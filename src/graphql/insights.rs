@@ -23,6 +23,9 @@ pub struct InsightsDigest {
     state: AppState,
     cohort: Cohort,
     summary: OnceCell<Summary>,
+    accept: OnceCell<(Option<f64>, Option<f64>)>,
+    resolve: OnceCell<(Option<f64>, Option<f64>)>,
+    csat: OnceCell<(Option<f64>, i64)>,
 }
 
 impl InsightsDigest {
@@ -32,6 +35,27 @@ impl InsightsDigest {
             .get_or_try_init(|| domain::insights::summary(&self.state, &self.cohort))
             .await?;
         Ok(*summary)
+    }
+
+    async fn accept(&self) -> async_graphql::Result<(Option<f64>, Option<f64>)> {
+        let durations = self.accept.get_or_try_init(|| {
+            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
+        });
+        Ok(*durations.await?)
+    }
+
+    async fn resolve(&self) -> async_graphql::Result<(Option<f64>, Option<f64>)> {
+        let durations = self.resolve.get_or_try_init(|| {
+            domain::insights::durations(&self.state, &self.cohort, "resolved_at")
+        });
+        Ok(*durations.await?)
+    }
+
+    async fn csat_and_ratings(&self) -> async_graphql::Result<(Option<f64>, i64)> {
+        let csat = self
+            .csat
+            .get_or_try_init(|| domain::insights::csat(&self.state, &self.cohort));
+        Ok(*csat.await?)
     }
 }
 
@@ -74,39 +98,27 @@ impl InsightsDigest {
 
     /// Median seconds from a handoff's request to its acceptance.
     async fn median_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(
-            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
-                .await?
-                .0,
-        )
+        Ok(self.accept().await?.0)
     }
 
     /// 90th percentile (nearest rank) of seconds from request to acceptance.
     async fn p90_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(
-            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
-                .await?
-                .1,
-        )
+        Ok(self.accept().await?.1)
     }
 
     /// Median seconds from a handoff's request to its resolution.
     async fn median_seconds_to_resolve(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(
-            domain::insights::durations(&self.state, &self.cohort, "resolved_at")
-                .await?
-                .0,
-        )
+        Ok(self.resolve().await?.0)
     }
 
     /// Average visitor rating (1–5) of the period's conversations; `null` if none.
     async fn csat(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(domain::insights::csat(&self.state, &self.cohort).await?.0)
+        Ok(self.csat_and_ratings().await?.0)
     }
 
     /// How many conversations were rated.
     async fn ratings(&self) -> async_graphql::Result<i64> {
-        Ok(domain::insights::csat(&self.state, &self.cohort).await?.1)
+        Ok(self.csat_and_ratings().await?.1)
     }
 
     /// Per topic tag: conversations, handoffs, rate, and the previous period's
@@ -324,6 +336,9 @@ impl InsightsQuery {
                 team_id: team_id.map(|id| id.0),
             },
             summary: OnceCell::new(),
+            accept: OnceCell::new(),
+            resolve: OnceCell::new(),
+            csat: OnceCell::new(),
         })
     }
 
