@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
@@ -39,6 +40,19 @@ const CHILD_START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The open-files limit the bench asks for (the hard limit caps it).
 pub const NOFILE_WANTED: u64 = 65_536;
+
+/// The token signing secret of every casefile child, so the bench can issue tokens
+/// for the agents and visitors it seeds straight into the database.
+pub const BENCH_JWT_SECRET: &str = "casefile-bench-secret-not-for-production-use";
+
+/// Tokens as the casefile children issue them.
+pub fn bench_tokens() -> casefile::auth::Tokens {
+    casefile::auth::Tokens::new(
+        BENCH_JWT_SECRET.as_bytes(),
+        Duration::from_secs(12 * 3600),
+        Duration::from_secs(7 * 86_400),
+    )
+}
 
 /// Message body of every message the scenarios send: a typical agent answer.
 pub const BODY: &str = "Thanks for waiting. I checked your account: the refund was issued today and should reach your card within 3 to 5 business days.";
@@ -88,18 +102,54 @@ pub struct Goal {
     pub max_ratio: Option<f64>,
     /// Largest absolute value of `ours`, in the row's unit.
     pub max_ours: Option<f64>,
+    /// Smallest `ours / ceiling` (median over round pairs), for throughputs.
+    pub min_ratio: Option<f64>,
+    /// Smallest absolute value of `ours`, for throughputs.
+    pub min_ours: Option<f64>,
 }
 
 impl Goal {
     pub const INFO: Goal = Goal {
         max_ratio: None,
         max_ours: None,
+        min_ratio: None,
+        min_ours: None,
     };
+
+    /// `ours` at most `v` (a latency, a size, a count).
+    pub const fn at_most(v: f64) -> Goal {
+        Goal {
+            max_ours: Some(v),
+            ..Goal::INFO
+        }
+    }
+
+    /// `ours` at least `v` (a throughput).
+    pub const fn at_least(v: f64) -> Goal {
+        Goal {
+            min_ours: Some(v),
+            ..Goal::INFO
+        }
+    }
+
+    /// The median ratio at least `r` (a throughput beside its ceiling).
+    pub const fn ratio_at_least(r: f64) -> Goal {
+        Goal {
+            min_ratio: Some(r),
+            ..Goal::INFO
+        }
+    }
 
     fn describe(&self, unit: &str) -> String {
         let mut parts = Vec::new();
+        if let Some(r) = self.min_ratio {
+            parts.push(format!("≥ {r:.2}× ceiling"));
+        }
         if let Some(r) = self.max_ratio {
             parts.push(format!("≤ {r}× ceiling"));
+        }
+        if let Some(v) = self.min_ours {
+            parts.push(format!("≥ {}", format_bound(v, unit)));
         }
         if let Some(v) = self.max_ours {
             parts.push(format!("≤ {}", format_bound(v, unit)));
@@ -111,13 +161,23 @@ impl Goal {
         }
     }
 
+    fn is_info(&self) -> bool {
+        self.max_ratio.is_none()
+            && self.max_ours.is_none()
+            && self.min_ratio.is_none()
+            && self.min_ours.is_none()
+    }
+
     fn check(&self, ours: f64, ratio: f64) -> Option<bool> {
-        if self.max_ratio.is_none() && self.max_ours.is_none() {
+        if self.is_info() {
             return None;
         }
-        let ratio_ok = self.max_ratio.is_none_or(|max| ratio <= max);
-        let ours_ok = self.max_ours.is_none_or(|max| ours <= max);
-        Some(ratio_ok && ours_ok)
+        // A NaN (nothing measured) meets no bound.
+        let ok = self.max_ratio.is_none_or(|max| ratio <= max)
+            && self.min_ratio.is_none_or(|min| ratio >= min)
+            && self.max_ours.is_none_or(|max| ours <= max)
+            && self.min_ours.is_none_or(|min| ours >= min);
+        Some(ok)
     }
 }
 
@@ -135,6 +195,8 @@ pub struct Row {
     pub goal: Goal,
     /// Forces a failure whatever the numbers (lost deliveries, errors).
     pub broken: bool,
+    /// Not measured in this run (a scenario that needs another database).
+    pub skipped: bool,
     pub note: Option<String>,
     /// The per-round values behind `ratio` (JSON only).
     pub rounds: (Vec<f64>, Vec<f64>),
@@ -157,9 +219,38 @@ impl Row {
             ratio,
             goal,
             broken: false,
+            skipped: false,
             note: None,
             rounds: (Vec::new(), Vec::new()),
         }
+    }
+
+    /// A scenario that does not run with this configuration, and why.
+    pub fn skip(scenario: &str, metric: impl Into<String>, why: impl Into<String>) -> Row {
+        Row {
+            scenario: scenario.to_owned(),
+            metric: metric.into(),
+            unit: "",
+            ours: f64::NAN,
+            ceiling: f64::NAN,
+            ratio: f64::NAN,
+            goal: Goal::INFO,
+            broken: false,
+            skipped: true,
+            note: Some(why.into()),
+            rounds: (Vec::new(), Vec::new()),
+        }
+    }
+
+    /// A measured value with no ceiling beside it (a count, a correctness check).
+    pub fn alone(
+        scenario: &str,
+        metric: impl Into<String>,
+        unit: &'static str,
+        ours: f64,
+        goal: Goal,
+    ) -> Row {
+        Row::new(scenario, metric, unit, (ours, f64::NAN, f64::NAN), goal)
     }
 
     /// A scenario that could not run.
@@ -173,6 +264,7 @@ impl Row {
             ratio: f64::NAN,
             goal: Goal::INFO,
             broken: true,
+            skipped: false,
             note: Some(format!("{err:#}")),
             rounds: (Vec::new(), Vec::new()),
         }
@@ -193,8 +285,11 @@ impl Row {
         self
     }
 
-    /// `Some(true)` pass, `Some(false)` fail, `None` informational.
+    /// `Some(true)` pass, `Some(false)` fail, `None` informational (or skipped).
     pub fn verdict(&self) -> Option<bool> {
+        if self.skipped {
+            return None;
+        }
         if self.broken {
             return Some(false);
         }
@@ -203,6 +298,7 @@ impl Row {
 
     fn verdict_text(&self) -> &'static str {
         match self.verdict() {
+            _ if self.skipped => "skip",
             Some(true) => "pass",
             Some(false) => "FAIL",
             None => "info",
@@ -223,7 +319,10 @@ impl Row {
             "goal": self.goal.describe(self.unit),
             "goal_max_ratio": self.goal.max_ratio,
             "goal_max_ours": self.goal.max_ours,
+            "goal_min_ratio": self.goal.min_ratio,
+            "goal_min_ours": self.goal.min_ours,
             "result": match self.verdict() {
+                _ if self.skipped => "skip",
                 Some(true) => "pass",
                 Some(false) => "fail",
                 None => "info",
@@ -239,6 +338,7 @@ impl Row {
 fn format_bound(v: f64, unit: &str) -> String {
     match unit {
         "ms" if v >= 1000.0 => format!("{} s", v / 1000.0),
+        "req/s" | "msg/s" => format!("{} {unit}", thousands(v.round() as usize)),
         "" => format!("{v}"),
         unit => format!("{v} {unit}"),
     }
@@ -253,6 +353,7 @@ fn format_value(v: f64, unit: &str) -> String {
         "ms" if v >= 100.0 => format!("{v:.0} ms"),
         "ms" => format!("{v:.2} ms"),
         "KiB" => format!("{v:.1} KiB"),
+        "req/s" | "msg/s" => format!("{} {unit}", thousands(v.round() as usize)),
         "" => format!("{v}"),
         unit => format!("{v:.2} {unit}"),
     }
@@ -436,7 +537,9 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
     let mut _running: Option<casefile::Running> = None;
     let ready = match mode {
         ChildMode::Casefile(url) => {
-            let config = casefile::Config::for_database(url);
+            let mut config = casefile::Config::for_database(url);
+            // Known to the bench, so it can issue tokens for the accounts it seeds.
+            config.jwt_secret = Some(BENCH_JWT_SECRET.to_owned());
             let running = casefile::spawn(config, local)
                 .await
                 .context("starting casefile")?;
@@ -470,15 +573,27 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
     };
     println!("{ready}");
     // Serve until the parent closes our stdin, then exit without a graceful
-    // shutdown: thousands of sockets may be open.
-    let watcher = std::thread::spawn(|| {
-        use std::io::Read;
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 256];
+    // shutdown: thousands of sockets may be open. Meanwhile every line on stdin is
+    // a question, answered with one JSON line on stdout (see `ServerChild::ask`).
+    let state = _running.as_ref().map(|r| r.state.clone());
+    let watcher = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let stdin = std::io::stdin();
+        let mut line = String::new();
         loop {
-            match stdin.read(&mut buf) {
+            line.clear();
+            match stdin.lock().read_line(&mut line) {
                 Ok(0) | Err(_) => std::process::exit(0),
-                Ok(_) => continue,
+                Ok(_) => {
+                    let answer = match (line.trim(), &state) {
+                        ("statements", Some(state)) => {
+                            json!({ "statements": state.db.statement_count() })
+                        }
+                        ("statements", None) => json!({ "statements": null }),
+                        (other, _) => json!({ "error": format!("unknown question {other:?}") }),
+                    };
+                    println!("{answer}");
+                }
             }
         }
     });
@@ -490,8 +605,8 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
 /// A server running in a child process of the bench.
 pub struct ServerChild {
     child: tokio::process::Child,
-    /// Kept open, so the child never writes into a closed pipe.
-    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// Kept open, so the child never writes into a closed pipe; answers to `ask`.
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub pid: u32,
     pub addr: SocketAddr,
     /// The whole JSON line the child printed.
@@ -530,7 +645,7 @@ impl ServerChild {
         );
         Ok(ServerChild {
             child,
-            _stdout: lines,
+            stdout: lines,
             pid,
             addr,
             ready,
@@ -540,6 +655,33 @@ impl ServerChild {
     /// Resident set size of the child, in KiB (`VmRSS` of `/proc/PID/status`).
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_kib(self.pid)
+    }
+
+    /// Ask the child a question on its stdin (one line); its one-line JSON answer.
+    pub async fn ask(&mut self, question: &str) -> anyhow::Result<Value> {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self
+            .child
+            .stdin
+            .as_mut()
+            .context("the child's stdin is closed")?;
+        stdin.write_all(format!("{question}\n").as_bytes()).await?;
+        stdin.flush().await?;
+        let line = tokio::time::timeout(STEP_TIMEOUT, self.stdout.next_line())
+            .await
+            .context("the child did not answer in time")?
+            .context("reading the child's answer")?
+            .context("the child exited")?;
+        serde_json::from_str(&line).with_context(|| format!("the child answered {line:?}"))
+    }
+
+    /// How many SQL statements the casefile child has run so far
+    /// (`Db::statement_count`).
+    pub async fn statement_count(&mut self) -> anyhow::Result<u64> {
+        let answer = self.ask("statements").await?;
+        answer["statements"]
+            .as_u64()
+            .with_context(|| format!("no statement count in {answer}"))
     }
 
     /// Stop the child: close its stdin, then kill it if it lingers.
@@ -575,20 +717,51 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 #[derive(Clone)]
 struct Raw {
     frames: broadcast::Sender<Utf8Bytes>,
+    /// What `POST /graphql` answers, set with `POST /canned`.
+    canned: Arc<std::sync::RwLock<Bytes>>,
 }
 
 /// The frame a raw connection gets once it is set up (its `connection_ack`).
 pub const RAW_HELLO: &str = r#"{"type":"connection_ack"}"#;
 
-/// A plain axum WebSocket server: `GET /ws` upgrades (with casefile's buffer
-/// sizes), `POST /broadcast` sends its body as one text frame to every connection
-/// and answers how many connections it was queued for.
+/// A plain axum server: `GET /ws` upgrades (with casefile's buffer sizes), `POST
+/// /broadcast` sends its body as one text frame to every connection and answers
+/// how many connections it was queued for; `POST /graphql` reads the request body
+/// and answers the bytes last given to `POST /canned`, as `application/json`.
 pub fn raw_router() -> Router {
     let (frames, _) = broadcast::channel(64);
+    let canned = Arc::new(std::sync::RwLock::new(Bytes::from_static(b"{}")));
     Router::new()
         .route("/ws", get(raw_upgrade))
         .route("/broadcast", post(raw_broadcast))
-        .with_state(Raw { frames })
+        .route("/graphql", post(raw_canned))
+        .route("/canned", post(raw_set_canned))
+        .with_state(Raw { frames, canned })
+}
+
+async fn raw_canned(State(raw): State<Raw>, body: Bytes) -> Response {
+    use axum::response::IntoResponse;
+    // Read like casefile reads it; the answer does not depend on it.
+    drop(body);
+    let canned = raw
+        .canned
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        canned,
+    )
+        .into_response()
+}
+
+async fn raw_set_canned(State(raw): State<Raw>, body: Bytes) -> Response {
+    use axum::response::IntoResponse;
+    let len = body.len();
+    *raw.canned
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = body;
+    len.to_string().into_response()
 }
 
 async fn raw_upgrade(State(raw): State<Raw>, upgrade: WebSocketUpgrade) -> Response {
@@ -789,6 +962,7 @@ pub const SEND_MESSAGE: &str =
 
 /// What a casefile child printed when it was ready.
 pub struct Workspace {
+    pub workspace_id: String,
     pub widget_key: String,
     pub owner_token: String,
 }
@@ -803,6 +977,7 @@ impl Workspace {
                 .with_context(|| format!("no {key} in the child's ready line"))
         };
         Ok(Workspace {
+            workspace_id: get("workspaceId")?,
             widget_key: get("widgetKey")?,
             owner_token: get("adminToken")?,
         })
@@ -959,15 +1134,45 @@ pub struct Listeners {
     pub seen: mpsc::UnboundedReceiver<Seen>,
 }
 
+/// What a listening client makes of a text frame.
+pub enum Parsed {
+    /// A delivery, by key (a seq, a message or conversation number).
+    Delivery(i64),
+    /// Nothing to note (a ping).
+    Ignore,
+    /// Something unexpected: the connection counts as broken.
+    Unexpected,
+}
+
+/// How listening clients read their frames.
+pub type Parser = Arc<dyn Fn(&str) -> Parsed + Send + Sync>;
+
+/// The `messages` subscription's `next` frames, keyed by seq.
+fn parse_seq(text: &str) -> Parsed {
+    match parse_delivery(text) {
+        Some(seq) => Parsed::Delivery(seq),
+        None if text.contains("\"ping\"") => Parsed::Ignore,
+        None => Parsed::Unexpected,
+    }
+}
+
 impl Listeners {
     /// One task per socket; each notes the arrival time of every `next` frame
-    /// before parsing it.
+    /// before parsing it, keyed by seq.
     pub fn start(sockets: Vec<Socket>) -> Listeners {
+        Listeners::start_with(sockets, Arc::new(parse_seq))
+    }
+
+    /// One task per socket; each notes the arrival time of every frame before
+    /// parsing it with `parse`.
+    pub fn start_with(sockets: Vec<Socket>, parse: Parser) -> Listeners {
         let stop = CancellationToken::new();
         let (tx, seen) = mpsc::unbounded_channel();
         let tasks = sockets
             .into_iter()
-            .map(|socket| tokio::spawn(listen(socket, tx.clone(), stop.clone())))
+            .map(|socket| {
+                tokio::spawn(listen(socket, tx.clone(), stop.clone(), Arc::clone(&parse)))
+            })
             .collect();
         // However a scenario ends, its clients do not outlive `LISTENER_LIFETIME`.
         let deadline = stop.clone();
@@ -1006,20 +1211,27 @@ impl Drop for Listeners {
 /// The longest a listening client lives.
 const LISTENER_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-async fn listen(mut socket: Socket, tx: mpsc::UnboundedSender<Seen>, stop: CancellationToken) {
+async fn listen(
+    mut socket: Socket,
+    tx: mpsc::UnboundedSender<Seen>,
+    stop: CancellationToken,
+    parse: Parser,
+) {
     loop {
         tokio::select! {
             biased;
             frame = socket.next() => {
                 let at = Instant::now();
                 match frame {
-                    Some(Ok(Message::Text(text))) => {
-                        if let Some(seq) = parse_delivery(text.as_str()) {
-                            let _ = tx.send(Seen::Delivery(seq, at));
-                        } else if !text.contains("\"ping\"") {
+                    Some(Ok(Message::Text(text))) => match parse(text.as_str()) {
+                        Parsed::Delivery(key) => {
+                            let _ = tx.send(Seen::Delivery(key, at));
+                        }
+                        Parsed::Ignore => {}
+                        Parsed::Unexpected => {
                             let _ = tx.send(Seen::Broken(format!("unexpected frame: {}", text.as_str())));
                         }
-                    }
+                    },
                     Some(Ok(Message::Close(frame))) => {
                         let _ = tx.send(Seen::Broken(format!("closed by the server: {frame:?}")));
                         return;
@@ -1087,6 +1299,32 @@ pub async fn collect(
     latencies
 }
 
+/// Wait for `n` deliveries of any key (bounded by `limit`): each key with its
+/// arrival time. Problems go to `tally`; missing deliveries are not counted here.
+pub async fn collect_any(
+    seen: &mut mpsc::UnboundedReceiver<Seen>,
+    n: usize,
+    limit: Duration,
+    tally: &mut Tally,
+) -> Vec<(i64, Instant)> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let Ok(item) = tokio::time::timeout_at(deadline, seen.recv()).await else {
+            break;
+        };
+        match item {
+            Some(Seen::Delivery(key, at)) => got.push((key, at)),
+            Some(Seen::Broken(why)) => {
+                tally.broken += 1;
+                tally.first_problem.get_or_insert(why);
+            }
+            None => break,
+        }
+    }
+    got
+}
+
 /// Anomalies of a run, reported in the row's note.
 #[derive(Default, Debug)]
 pub struct Tally {
@@ -1129,4 +1367,478 @@ pub fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+// ---------------------------------------------------------------------------
+// HTTP load
+
+/// One HTTP request of a load: `POST url` with a JSON body, or `GET url`.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub url: Arc<str>,
+    pub bearer: Option<Arc<str>>,
+    /// `None`: a `GET`.
+    pub body: Option<Bytes>,
+}
+
+impl Call {
+    /// A GraphQL operation as a `POST /graphql` of `addr`.
+    pub fn graphql(addr: SocketAddr, bearer: Option<&str>, query: &str, variables: Value) -> Call {
+        Call::post(
+            &format!("http://{addr}/graphql"),
+            bearer,
+            json!({ "query": query, "variables": variables }).to_string(),
+        )
+    }
+
+    pub fn post(url: &str, bearer: Option<&str>, body: String) -> Call {
+        Call {
+            url: url.into(),
+            bearer: bearer.map(Into::into),
+            body: Some(Bytes::from(body)),
+        }
+    }
+
+    pub fn get(url: &str) -> Call {
+        Call {
+            url: url.into(),
+            bearer: None,
+            body: None,
+        }
+    }
+
+    /// The same request to another server (the ceiling): same path, body, token.
+    pub fn to(&self, addr: SocketAddr) -> Call {
+        let path = self
+            .url
+            .splitn(4, '/')
+            .nth(3)
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
+        Call {
+            url: format!("http://{addr}{path}").into(),
+            ..self.clone()
+        }
+    }
+}
+
+/// A client for a load: keep-alive, no proxy, `TCP_NODELAY`, bounded requests.
+pub fn load_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .timeout(STEP_TIMEOUT)
+        .build()
+        .context("building a load client")
+}
+
+/// Send `call`; the body of a 2xx answer, or why not.
+pub async fn send(client: &reqwest::Client, call: &Call) -> Result<Bytes, String> {
+    let mut request = match &call.body {
+        Some(body) => client
+            .post(&*call.url)
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(body.clone()),
+        None => client.get(&*call.url),
+    };
+    if let Some(token) = &call.bearer {
+        request = request.bearer_auth(&**token);
+    }
+    let response = request.send().await.map_err(|e| format!("{e:#}"))?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| format!("{e:#}"))?;
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    Ok(body)
+}
+
+/// How an answer is judged: `Ok`, or why not.
+pub type Check = Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
+
+/// The answer must be exactly `expected`.
+pub fn same_bytes(expected: Bytes) -> Check {
+    Arc::new(move |body: &[u8]| {
+        if body == expected.as_ref() {
+            return Ok(());
+        }
+        let at = body
+            .iter()
+            .zip(expected.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(body.len().min(expected.len()));
+        let around = |bytes: &[u8]| {
+            String::from_utf8_lossy(&bytes[at.saturating_sub(80)..(at + 80).min(bytes.len())])
+                .into_owned()
+        };
+        Err(format!(
+            "answer differs from byte {at} ({} bytes, expected {}): …{}… instead of …{}…",
+            body.len(),
+            expected.len(),
+            around(body),
+            around(&expected)
+        ))
+    })
+}
+
+/// The answer must be the same JSON as `expected`, members in any order: the bytes
+/// of each order seen are remembered (up to 16), so only a new order is parsed.
+/// (casefile puts a connection's `totalCount` first or last, from one request to
+/// the next.)
+pub fn same_answer(expected: Bytes) -> Check {
+    let expected_value: Option<Value> = serde_json::from_slice(&expected).ok();
+    let exact = same_bytes(expected.clone());
+    let seen = Arc::new(std::sync::RwLock::new(vec![expected]));
+    Arc::new(move |body: &[u8]| {
+        let known = seen
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|v| v.as_ref() == body);
+        if known {
+            return Ok(());
+        }
+        let value: Option<Value> = serde_json::from_slice(body).ok();
+        if value.is_some() && value == expected_value {
+            let mut seen = seen
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.len() < 16 {
+                seen.push(Bytes::copy_from_slice(body));
+            }
+            return Ok(());
+        }
+        exact(body)
+    })
+}
+
+/// The answer must be a GraphQL response without errors.
+pub fn no_graphql_errors() -> Check {
+    Arc::new(|body: &[u8]| {
+        let value: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+        match value.get("errors") {
+            None => Ok(()),
+            Some(errors) => Err(format!(
+                "{} ({})",
+                errors[0]["message"].as_str().unwrap_or("error"),
+                errors[0]["extensions"]["code"]
+                    .as_str()
+                    .unwrap_or("no code")
+            )),
+        }
+    })
+}
+
+/// What a load produced.
+#[derive(Debug, Default)]
+pub struct Load {
+    pub ok: u64,
+    pub failed: u64,
+    /// Failures by reason (the first 200 characters of the reason).
+    pub failures: std::collections::BTreeMap<String, u64>,
+    pub elapsed: Duration,
+    /// The latency of every successful request, in ms.
+    pub latencies: Vec<f64>,
+}
+
+impl Load {
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    fn fail(&mut self, why: &str) {
+        self.failed += 1;
+        let key: String = why.chars().take(200).collect();
+        *self.failures.entry(key).or_default() += 1;
+    }
+
+    fn absorb(&mut self, other: Load) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        for (why, n) in other.failures {
+            *self.failures.entry(why).or_default() += n;
+        }
+        self.latencies.extend(other.latencies);
+    }
+
+    /// `0 failed` or the count and the commonest reason.
+    pub fn describe_failures(&self) -> String {
+        match self.failures.iter().max_by_key(|(_, n)| **n) {
+            None => "0 failed".to_owned(),
+            Some((why, n)) => format!("{} failed ({n}× {why})", self.failed),
+        }
+    }
+}
+
+/// The most requests one closed-loop worker makes in one run.
+const MAX_CALLS_PER_WORKER: u64 = 10_000_000;
+
+/// A request factory: the `k`-th request of worker `w`.
+pub type Calls = Arc<dyn Fn(usize, u64) -> Call + Send + Sync>;
+
+/// Closed loop: one worker per client, each sending `calls(w, k)` as soon as its
+/// previous answer arrived, for `duration`; every answer judged by `check`.
+/// Each client keeps one connection alive, so `clients.len()` is the number of
+/// connections.
+pub async fn closed_loop(
+    clients: &[reqwest::Client],
+    calls: Calls,
+    check: Check,
+    duration: Duration,
+) -> anyhow::Result<Load> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = clients
+        .iter()
+        .enumerate()
+        .map(|(w, client)| {
+            let (client, calls, check) = (client.clone(), Arc::clone(&calls), Arc::clone(&check));
+            tokio::spawn(async move {
+                let mut load = Load::default();
+                for k in 0..MAX_CALLS_PER_WORKER {
+                    let at = Instant::now();
+                    if at >= deadline {
+                        break;
+                    }
+                    let call = calls(w, k);
+                    match send(&client, &call).await.and_then(|body| check(&body)) {
+                        Ok(()) => {
+                            load.ok += 1;
+                            load.latencies.push(at.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        Err(why) => load.fail(&why),
+                    }
+                }
+                load
+            })
+        })
+        .collect();
+    let all = futures_util::future::join_all(workers);
+    let done = tokio::time::timeout(duration + STEP_TIMEOUT + Duration::from_secs(5), all)
+        .await
+        .context("a closed-loop worker did not finish in time")?;
+    let mut load = Load {
+        elapsed: started.elapsed(),
+        ..Load::default()
+    };
+    for worker in done {
+        load.absorb(worker.context("a closed-loop worker panicked")?);
+    }
+    Ok(load)
+}
+
+/// One request of an open-loop schedule.
+#[derive(Debug)]
+pub struct Shot {
+    /// When the schedule said to send it.
+    pub intended: Instant,
+    /// When its answer had fully arrived (or failed).
+    pub done: Instant,
+    pub outcome: Result<Bytes, String>,
+}
+
+impl Shot {
+    /// From the intended send to the answer, in ms.
+    pub fn latency_ms(&self) -> f64 {
+        self.done
+            .saturating_duration_since(self.intended)
+            .as_secs_f64()
+            * 1000.0
+    }
+}
+
+/// Open loop: `calls[i]` is sent at `start + i × period` whatever became of the
+/// earlier ones (a slow server cannot slow the schedule down and so hide its
+/// latency: latencies count from the intended send). Runs on a thread and runtime
+/// of its own, so the schedule and the arrival times do not wait on the bench's
+/// other work. `warm` requests go first, all at once, to open connections (not
+/// counted). The shots in order, and the start of the schedule.
+pub async fn open_loop(
+    calls: Vec<Call>,
+    period: Duration,
+    warm: Vec<Call>,
+) -> anyhow::Result<(Instant, Vec<Shot>)> {
+    let client = load_client()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("open-loop runtime")?;
+    let n = calls.len();
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("bench-open-loop".to_owned())
+        .spawn(move || {
+            let shots = runtime.block_on(async move {
+                let warming = warm.iter().map(|call| send(&client, call));
+                let _ = tokio::time::timeout(STEP_TIMEOUT, futures_util::future::join_all(warming))
+                    .await;
+                let start = Instant::now() + Duration::from_millis(20);
+                let mut tasks = Vec::with_capacity(calls.len());
+                for (i, call) in calls.into_iter().enumerate() {
+                    let intended = start + period * i as u32;
+                    tokio::time::sleep_until(intended).await;
+                    let client = client.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let outcome = send(&client, &call).await;
+                        (intended, Instant::now(), outcome)
+                    }));
+                }
+                let mut shots = Vec::with_capacity(tasks.len());
+                for task in tasks {
+                    if let Ok((intended, done, outcome)) = task.await {
+                        shots.push(Shot {
+                            intended,
+                            done,
+                            outcome,
+                        });
+                    }
+                }
+                (start, shots)
+            });
+            let _ = reply.send(shots);
+        })
+        .context("starting the open-loop thread")?;
+    let limit = period * n as u32 + STEP_TIMEOUT * 2 + Duration::from_secs(5);
+    let (start, shots) = tokio::time::timeout(limit, answer)
+        .await
+        .context("the open-loop schedule did not finish in time")?
+        .context("the open-loop thread ended")?;
+    ensure!(
+        shots.len() == n,
+        "{} of {n} open-loop requests panicked",
+        n - shots.len()
+    );
+    Ok((start, shots))
+}
+
+/// Closed-loop rounds beside the ceiling: a warm-up of each, then `pairs` × (ours
+/// for `round`, ceiling for `round`), alternating. The loads of each side, in
+/// round order.
+#[allow(clippy::too_many_arguments)]
+pub async fn throughput_pairs(
+    label: &str,
+    clients: &[reqwest::Client],
+    (ours_calls, ours_check): (Calls, Check),
+    (ceiling_calls, ceiling_check): (Calls, Check),
+    pairs: usize,
+    round: Duration,
+    warm: Duration,
+) -> anyhow::Result<(Vec<Load>, Vec<Load>)> {
+    closed_loop(
+        clients,
+        Arc::clone(&ours_calls),
+        Arc::clone(&ours_check),
+        warm,
+    )
+    .await?;
+    closed_loop(
+        clients,
+        Arc::clone(&ceiling_calls),
+        Arc::clone(&ceiling_check),
+        warm,
+    )
+    .await?;
+    let (mut ours, mut ceiling) = (Vec::new(), Vec::new());
+    for pair in 0..pairs {
+        let o = closed_loop(
+            clients,
+            Arc::clone(&ours_calls),
+            Arc::clone(&ours_check),
+            round,
+        )
+        .await?;
+        let c = closed_loop(
+            clients,
+            Arc::clone(&ceiling_calls),
+            Arc::clone(&ceiling_check),
+            round,
+        )
+        .await?;
+        eprintln!(
+            "{label} pair {}/{pairs}: ours {:.0}/s ({}), ceiling {:.0}/s ({})",
+            pair + 1,
+            o.per_second(),
+            o.describe_failures(),
+            c.per_second(),
+            c.describe_failures(),
+        );
+        ours.push(o);
+        ceiling.push(c);
+    }
+    Ok((ours, ceiling))
+}
+
+/// Requests per second over all `loads` together.
+pub fn overall_rate(loads: &[Load]) -> f64 {
+    let ok: u64 = loads.iter().map(|l| l.ok).sum();
+    let secs: f64 = loads.iter().map(|l| l.elapsed.as_secs_f64()).sum();
+    ok as f64 / secs.max(1e-9)
+}
+
+/// Every latency of `loads`, in ms.
+pub fn all_latencies(loads: &[Load]) -> Vec<f64> {
+    loads
+        .iter()
+        .flat_map(|l| l.latencies.iter().copied())
+        .collect()
+}
+
+/// The same request every time.
+pub fn always(call: Call) -> Calls {
+    Arc::new(move |_, _| call.clone())
+}
+
+/// Make the raw server answer `body` on `POST /graphql`.
+pub async fn set_canned(
+    client: &reqwest::Client,
+    raw: SocketAddr,
+    body: Bytes,
+) -> anyhow::Result<()> {
+    let call = Call {
+        url: format!("http://{raw}/canned").into(),
+        bearer: None,
+        body: Some(body),
+    };
+    send(client, &call)
+        .await
+        .map_err(|why| anyhow!("setting the canned answer: {why}"))?;
+    Ok(())
+}
+
+/// Failures of a side's rounds: `0 failed`, or the count and an example.
+pub fn describe_loads(loads: &[Load]) -> String {
+    let failed: u64 = loads.iter().map(|l| l.failed).sum();
+    if failed == 0 {
+        return "0 failed".to_owned();
+    }
+    let first = loads
+        .iter()
+        .find(|l| l.failed > 0)
+        .map(Load::describe_failures)
+        .unwrap_or_default();
+    format!("{failed} failed, e.g. {first}")
+}
+
+/// Latencies (ms, from the intended send) of the shots whose answers pass `check`,
+/// and the number that did not.
+pub fn judge_shots(shots: &[Shot], check: &Check) -> (Vec<f64>, u64, Option<String>) {
+    let mut latencies = Vec::with_capacity(shots.len());
+    let mut failed = 0;
+    let mut first = None;
+    for shot in shots {
+        match shot
+            .outcome
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|body| check(body))
+        {
+            Ok(()) => latencies.push(shot.latency_ms()),
+            Err(why) => {
+                failed += 1;
+                first.get_or_insert(why);
+            }
+        }
+    }
+    (latencies, failed, first)
 }

@@ -15,9 +15,18 @@
 //! The same binary is also the child servers of the scenarios (hidden flags
 //! `--serve-casefile DATABASE_URL` and `--serve-raw`).
 
+#[path = "../support/client.rs"]
+mod client;
 mod common;
+mod h1_handoff_storm;
+mod i1_insights;
+mod m1_send;
+mod q0_viewer;
+mod q1_inbox;
 mod s1_fanout;
 mod s2_idle_memory;
+mod seed;
+mod x1_cross_process;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,7 +39,16 @@ use tokio::time::Instant;
 use common::{ChildMode, Ctx, Row, Scenario};
 
 /// Every scenario, in the order they run.
-const SCENARIOS: &[Scenario] = &[s1_fanout::SCENARIO, s2_idle_memory::SCENARIO];
+const SCENARIOS: &[Scenario] = &[
+    s1_fanout::SCENARIO,
+    s2_idle_memory::SCENARIO,
+    q0_viewer::SCENARIO,
+    q1_inbox::SCENARIO,
+    m1_send::SCENARIO,
+    h1_handoff_storm::SCENARIO,
+    i1_insights::SCENARIO,
+    x1_cross_process::SCENARIO,
+];
 
 #[derive(Debug, Parser)]
 #[command(

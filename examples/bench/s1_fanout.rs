@@ -58,12 +58,9 @@ const GAP: Duration = Duration::from_millis(100);
 fn sizes(quick: bool) -> Vec<Size> {
     let at_1000 = Goal {
         max_ratio: Some(1.5),
-        max_ours: Some(60.0),
+        ..Goal::at_most(60.0)
     };
-    let at_10000 = Goal {
-        max_ratio: None,
-        max_ours: Some(1000.0),
-    };
+    let at_10000 = Goal::at_most(1000.0);
     if quick {
         return vec![Size {
             subscribers: 1_000,

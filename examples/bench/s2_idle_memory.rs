@@ -45,10 +45,7 @@ const CONNECT_CONCURRENCY: usize = 128;
 /// Wait after the last connection before reading the RSS.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-const GOAL: Goal = Goal {
-    max_ratio: None,
-    max_ours: Some(16.0),
-};
+const GOAL: Goal = Goal::at_most(16.0);
 
 /// One round's reading.
 struct Reading {
