@@ -634,9 +634,28 @@ impl Seeder {
         let mut counts = Counts::default();
         let mut out = Vec::with_capacity(n);
         let mut chunk = Chunk::new();
+        let end = match profile {
+            Profile::History => self.now - 3 * HOUR,
+            Profile::Inbox => self.now - 10 * MINUTE,
+            Profile::Waiting => self.now - MINUTE,
+        };
+        // Oldest first, as they would have been written: ids (and so the indexes
+        // on them) grow in order.
+        let mut starts: Vec<i64> = (0..n)
+            .map(|_| end - self.rng.gen_range(0..span_ms.max(1)))
+            .collect();
+        starts.sort_unstable();
+        if self.backend() == DbBackend::Sqlite {
+            // This connection only: the history needs no durability, and the
+            // indexes it fills fit in 256 MiB of cache.
+            self.db
+                .writer
+                .execute_unprepared("PRAGMA synchronous = OFF; PRAGMA cache_size = -262144")
+                .await?;
+        }
         // Bounded: `n` conversations, flushed every `CHUNK`.
-        for i in 0..n {
-            let conversation = self.one(&ws, catalog, profile, span_ms, &mut chunk)?;
+        for (i, created) in starts.into_iter().enumerate() {
+            let conversation = self.one(&ws, catalog, profile, created, &mut chunk)?;
             out.push(conversation);
             if (i + 1) % CHUNK == 0 {
                 chunk.flush(&self.db, &mut counts).await?;
@@ -651,16 +670,10 @@ impl Seeder {
         ws: &str,
         catalog: &Catalog,
         profile: Profile,
-        span_ms: i64,
+        created: i64,
         chunk: &mut Chunk,
     ) -> anyhow::Result<Conversation> {
         let rng = &mut self.rng;
-        let end = match profile {
-            Profile::History => self.now - 3 * HOUR,
-            Profile::Inbox => self.now - 10 * MINUTE,
-            Profile::Waiting => self.now - MINUTE,
-        };
-        let created = end - rng.gen_range(0..span_ms.max(1));
         let id = ulid_id("conv", created, rng);
         let visitor_id = format!("vis_{:016x}", rng.r#gen::<u64>());
         let topic = weighted(
