@@ -86,7 +86,7 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
     let (_, counts) = seeder
         .conversations(&catalog, Profile::History, n, 30 * DAY)
         .await?;
-    seeder.checkpoint().await?;
+    seeder.settle().await?;
     let seeded_in = seeding.elapsed();
     eprintln!("I1: seeded {} in {seeded_in:.1?}", counts.describe());
 

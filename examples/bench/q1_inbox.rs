@@ -126,7 +126,7 @@ async fn measure(
     let (_, counts) = seeder
         .conversations(&catalog, Profile::Inbox, CONVERSATIONS, 2 * DAY)
         .await?;
-    seeder.checkpoint().await?;
+    seeder.settle().await?;
     eprintln!("Q1: seeded {}", counts.describe());
     let token = &catalog.agents.first().context("no agent seeded")?.token;
     let http = common::load_client()?;

@@ -1111,17 +1111,20 @@ impl Seeder {
             .token)
     }
 
-    /// SQLite: move the write-ahead log into the database file, as a server that
-    /// has been running a while would have, so reads do not wade through a log of
-    /// the whole seeding. Nothing on PostgreSQL.
-    pub async fn checkpoint(&self) -> anyhow::Result<()> {
-        if self.backend() == DbBackend::Sqlite {
-            self.db
-                .writer
-                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
-                .await
-                .context("checkpointing the seeded database")?;
-        }
+    /// After seeding, the database as a server that has been running a while has
+    /// it: on SQLite the write-ahead log moved into the database file (so reads do
+    /// not wade through a log of the whole seeding); on PostgreSQL the planner's
+    /// statistics updated (what autovacuum does after a bulk load).
+    pub async fn settle(&self) -> anyhow::Result<()> {
+        let sql = match self.backend() {
+            DbBackend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+            _ => "ANALYZE",
+        };
+        self.db
+            .writer
+            .execute_unprepared(sql)
+            .await
+            .with_context(|| format!("settling the seeded database ({sql})"))?;
         Ok(())
     }
 }
