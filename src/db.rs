@@ -67,8 +67,10 @@ impl Db {
             .connect_with(options.clone())
             .await?;
         // Readers open after the writer has created the file and switched it to WAL.
+        // Opened up front: a burst must not wait for connections to open.
         let reader = SqlitePoolOptions::new()
             .max_connections(pool_size.max(1))
+            .min_connections(pool_size.max(1))
             .connect_with(options.read_only(true))
             .await?;
         let statements = Arc::new(AtomicU64::new(0));

@@ -15,7 +15,9 @@ mod pg;
 use std::sync::Arc;
 
 use crate::domain::case_file::CaseFile;
-use crate::entity::{Author, conversation, handoff, message};
+use tokio::sync::OnceCell;
+
+use crate::entity::{Author, agent, conversation, handoff, message, team};
 
 pub use bus::{InProcessBus, Subscription, Topic};
 pub use pg::PgBus;
@@ -45,8 +47,8 @@ pub enum EventKind {
     HandoffChanged {
         handoff: Arc<handoff::Model>,
         conversation: Arc<conversation::Model>,
-        /// Built by the first subscriber that asks, shared by the others.
-        case_file: Arc<tokio::sync::OnceCell<Arc<CaseFile>>>,
+        /// What its subscribers resolve, built by the first that asks.
+        resolved: Arc<HandoffResolved>,
     },
     /// Someone started or stopped typing (not stored).
     Typing {
@@ -59,6 +61,17 @@ pub enum EventKind {
     /// Events for this topic may have been missed (a dropped listener connection):
     /// catch up from the database.
     Resync,
+}
+
+/// What the subscribers of one handoff event look up about it: loaded by the first
+/// subscriber that asks and shared by the others, so an escalation to 200 agents
+/// reads its team and builds its case file once, not 200 times. As of the event,
+/// like the rows the event carries.
+#[derive(Debug, Default)]
+pub struct HandoffResolved {
+    pub case_file: OnceCell<Arc<CaseFile>>,
+    pub team: OnceCell<Option<team::Model>>,
+    pub accepted_by: OnceCell<Option<agent::Model>>,
 }
 
 /// What about a conversation changed.
@@ -102,7 +115,7 @@ impl Event {
             kind: EventKind::HandoffChanged {
                 handoff: Arc::new(handoff),
                 conversation: Arc::new(conversation),
-                case_file: Arc::default(),
+                resolved: Arc::default(),
             },
         }
     }

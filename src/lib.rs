@@ -15,7 +15,8 @@
 //!   Writes commit, then publish to [`events`] (in process, or through PostgreSQL
 //!   `LISTEN`/`NOTIFY` across processes).
 //! - [`loaders`]: the DataLoader batch queries behind every relation field.
-//! - [`auth`]: principals (agent, visitor, API key), JWTs with per-kind audiences.
+//! - [`auth`]: principals (agent, visitor, API key), JWTs with per-kind audiences;
+//!   [`cache`]: the few rows every signed-in request shows, kept for seconds.
 //! - [`entity`]: sea-orm entities, one per table; [`db`] connects and migrates
 //!   (SQLite with one writer and a read pool, or PostgreSQL).
 //! - [`error`]: the one error type and its `extensions.code` mapping.
@@ -25,6 +26,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Tokens;
+use crate::cache::Recent;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppResult;
@@ -25,8 +26,15 @@ pub struct Inner {
     pub connections: TaskTracker,
     /// Parsed GraphQL documents by query text.
     pub documents: crate::graphql::limits::DocumentCache,
-    /// Recently read agents (see `domain::agents::AgentCache`).
-    pub agents: crate::domain::agents::AgentCache,
+    /// Recently read agents, the teams of each agent and workspaces (see
+    /// `crate::cache`).
+    pub agents: Recent<crate::entity::agent::Model>,
+    pub agent_teams: Recent<Vec<crate::entity::team::Model>>,
+    pub workspaces: Recent<crate::entity::workspace::Model>,
+    /// Subscriptions executed once for many connections (see `crate::ws`).
+    pub shared_operations: crate::ws::SharedOperations,
+    /// Handoff accepts running, so racing agents wait for the first.
+    pub accepts: crate::domain::handoffs::AcceptsInFlight,
     /// Serialises the handling of visitor messages per conversation.
     pub pipelines: crate::domain::pipeline::ConversationLocks,
 }
@@ -58,7 +66,11 @@ impl AppState {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             pipelines: Default::default(),
+            accepts: Default::default(),
+            shared_operations: Default::default(),
             agents: Default::default(),
+            agent_teams: Default::default(),
+            workspaces: Default::default(),
             documents: Default::default(),
         })))
     }

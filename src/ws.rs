@@ -12,13 +12,16 @@
 //! duplicate subscription id, 4429 a second `connection_init`, 1012 server restart
 //! (reconnect).
 
+mod shared;
+
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::Response;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::{self, BoxStream, SplitSink};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::StreamMap;
@@ -27,6 +30,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::graphql::{AppSchema, RequestAuth};
 use crate::state::AppState;
+pub use shared::SharedOperations;
 
 /// The sub-protocols, in order of preference.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
@@ -38,6 +42,9 @@ pub const WRITE_BUFFER: usize = 4 * 1024;
 
 /// Most operations one connection may run at once.
 const MAX_SUBSCRIPTIONS: usize = 100;
+
+/// Most events written to a connection before one flush.
+const BURST: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
@@ -78,7 +85,17 @@ struct Frame<'a> {
     id: &'a str,
     payload: &'a Response,
 }
-type Operation = BoxStream<'static, Option<Response>>;
+/// What an operation hands its connection.
+enum Outgoing {
+    /// An answer of its own execution.
+    Own(Box<Response>),
+    /// An answer of an execution shared with other connections (see [`shared`]).
+    Shared(Arc<shared::Answer>),
+    /// The operation completed.
+    Done,
+}
+
+type Operation = BoxStream<'static, Outgoing>;
 
 struct Connection {
     protocol: Protocol,
@@ -142,7 +159,19 @@ pub async fn serve(
             Some((id, response)) = conn.operations.next(), if !conn.operations.is_empty() => {
                 // Boxed, like every await below that is not a select branch: the
                 // connection's future stays small while it idles.
-                if Box::pin(conn.deliver(id, response)).await.is_err() {
+                let mut delivered = Box::pin(conn.deliver(id, response)).await;
+                // What else is ready goes out in the same write: a burst of events
+                // costs one system call per connection, not one per event.
+                for _ in 0..BURST {
+                    if delivered.is_err() {
+                        break;
+                    }
+                    let Some(Some((id, response))) = conn.operations.next().now_or_never() else {
+                        break;
+                    };
+                    delivered = Box::pin(conn.deliver(id, response)).await;
+                }
+                if delivered.is_err() || Box::pin(conn.sink.flush()).await.is_err() {
                     break None;
                 }
             }
@@ -173,6 +202,13 @@ pub async fn serve(
         let _ = conn.sink.send(Message::Close(Some(frame))).await;
     }
     let _ = conn.sink.close().await;
+}
+
+/// One error, with its `extensions.code`.
+fn coded(error: async_graphql::ServerError) -> Vec<async_graphql::ServerError> {
+    let mut errors = vec![error];
+    crate::app::ensure_codes(&mut errors);
+    errors
 }
 
 /// The bearer token in a `connection_init` payload.
@@ -285,31 +321,44 @@ impl Connection {
                 "at most {MAX_SUBSCRIPTIONS} operations per connection"
             ));
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
-            let _ = self.fail(id, Response::from_errors(vec![error])).await;
+            let _ = self.fail(id, &coded(error)).await;
             return Ok(());
         }
         let mut request: async_graphql::Request =
             serde_json::from_value(payload).map_err(|_| BAD_MESSAGE)?;
         if let Err(err) = self.state.documents.prepare(&mut request, false) {
-            let _ = self.fail(id, Response::from_errors(vec![err])).await;
+            let _ = self.fail(id, &coded(err)).await;
             return Ok(());
         }
         let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
+        let key = shared::Key::of(&mut request, principal.as_ref());
         // A live operation must read what is current at each event.
         let loaders = crate::loaders::LazyLoaders::new(&self.state, sees_internal, false);
         let request = request.data(RequestAuth::new(principal)).data(loaders);
-        let responses = self.schema.execute_stream(request);
-        let operation: Operation = responses
-            .map(Some)
-            .chain(stream::once(async { None }))
-            .boxed();
+        let done = stream::once(async { Outgoing::Done });
+        let operation: Operation = match key {
+            Some(key) => SharedOperations::subscribe(&self.state, &self.schema, key, request)
+                .map(|item| match item {
+                    shared::Item::Shared(answer) => Outgoing::Shared(answer),
+                    shared::Item::Own(response) => Outgoing::Own(response),
+                })
+                .chain(done)
+                .boxed(),
+            None => self
+                .schema
+                .execute_stream(request)
+                .map(|response| Outgoing::Own(Box::new(response)))
+                .chain(done)
+                .boxed(),
+        };
         self.operations.insert(id.to_owned(), operation);
         self.fresh.push(id.to_owned());
         Ok(())
     }
 
-    /// Send what an operation produced; `None` means it completed.
-    async fn deliver(&mut self, id: String, response: Option<Response>) -> Result<(), axum::Error> {
+    /// Send what an operation produced (written, not yet flushed, when it is a
+    /// `next`).
+    async fn deliver(&mut self, id: String, outgoing: Outgoing) -> Result<(), axum::Error> {
         let first = match self.fresh.iter().position(|f| *f == id) {
             Some(at) => {
                 self.fresh.swap_remove(at);
@@ -317,34 +366,52 @@ impl Connection {
             }
             None => false,
         };
-        let Some(mut response) = response else {
-            return self.send(json!({ "type": "complete", "id": id })).await;
-        };
-        crate::app::ensure_codes(&mut response.errors);
-        // An operation that failed before producing anything gets `error` (which
-        // ends it); later errors ride in `next`, and the stream goes on.
-        if first && response.data == async_graphql::Value::Null && !response.errors.is_empty() {
-            self.operations.remove(&id);
-            return self.fail(&id, response).await;
-        }
         let kind = match self.protocol {
             Protocol::TransportWs => "next",
             Protocol::Legacy => "data",
         };
-        // Serialised once, straight to text: this runs per subscriber per event.
-        let frame = Frame {
-            kind,
-            id: &id,
-            payload: &response,
+        // An operation that failed before producing anything gets `error` (which
+        // ends it); later errors ride in `next`, and the stream goes on.
+        let failed = |response: &Response| {
+            first && response.data == async_graphql::Value::Null && !response.errors.is_empty()
         };
-        let text = serde_json::to_string(&frame).unwrap_or_default();
-        self.sink.send(Message::Text(text.into())).await
+        let text = match outgoing {
+            Outgoing::Done => return self.send(json!({ "type": "complete", "id": id })).await,
+            Outgoing::Own(mut response) => {
+                crate::app::ensure_codes(&mut response.errors);
+                if failed(&response) {
+                    self.operations.remove(&id);
+                    return self.fail(&id, &response.errors).await;
+                }
+                // Serialised once, straight to text: this runs per subscriber per event.
+                let frame = Frame {
+                    kind,
+                    id: &id,
+                    payload: &response,
+                };
+                serde_json::to_string(&frame).unwrap_or_default()
+            }
+            Outgoing::Shared(answer) => {
+                if failed(&answer.response) {
+                    self.operations.remove(&id);
+                    return self.fail(&id, &answer.response.errors).await;
+                }
+                let id = serde_json::to_string(&id).unwrap_or_default();
+                format!(r#"{{"type":"{kind}","id":{id},"payload":{}}}"#, answer.json)
+            }
+        };
+        // Flushed by the caller, after whatever else is ready.
+        self.sink.feed(Message::Text(text.into())).await
     }
 
-    /// Report an operation that could not run, or ended in error.
-    async fn fail(&mut self, id: &str, mut response: Response) -> Result<(), axum::Error> {
-        crate::app::ensure_codes(&mut response.errors);
-        let errors = serde_json::to_value(&response.errors).unwrap_or(Value::Null);
+    /// Report an operation that could not run, or ended in error (its errors have
+    /// their codes).
+    async fn fail(
+        &mut self,
+        id: &str,
+        errors: &[async_graphql::ServerError],
+    ) -> Result<(), axum::Error> {
+        let errors = serde_json::to_value(errors).unwrap_or(Value::Null);
         match self.protocol {
             Protocol::TransportWs => {
                 self.send(json!({ "type": "error", "id": id, "payload": errors }))
@@ -365,7 +432,7 @@ impl Connection {
         for id in ids {
             let err = AppError::Unauthenticated("token expired");
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
-            let _ = self.fail(&id, Response::from_errors(vec![error])).await;
+            let _ = self.fail(&id, &coded(error)).await;
         }
         self.operations.clear();
     }

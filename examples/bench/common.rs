@@ -450,6 +450,16 @@ impl Database {
         let Some(base) = &ctx.database_url else {
             let dir = tempfile::tempdir().context("creating a temp dir")?;
             let url = format!("sqlite://{}", dir.path().join("casefile.db").display());
+            // For profiling queries afterwards (`sqlite3 FILE`): keep the file.
+            if std::env::var_os("CASEFILE_BENCH_KEEP_DB").is_some() {
+                let kept = dir.keep();
+                eprintln!("keeping {}", kept.join("casefile.db").display());
+                return Ok(Database {
+                    url,
+                    _dir: None,
+                    pg: None,
+                });
+            }
             return Ok(Database {
                 url,
                 _dir: Some(dir),

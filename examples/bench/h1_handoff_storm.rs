@@ -385,6 +385,7 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
         let started = Instant::now();
         let (_, shots) = common::open_loop(calls, PERIOD, warmers).await?;
         let intended: Vec<Instant> = shots.iter().map(|s| s.intended).collect();
+        let requests: Vec<f64> = shots.iter().map(common::Shot::latency_ms).collect();
         let mut r = Round::default();
         for shot in &shots {
             let ok = shot
@@ -418,9 +419,11 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
         let p99 = percentile(&mut latencies, 99.0);
         per_round_p99.push(p99);
         eprintln!(
-            "H1 round {}/{rounds} ({:.1?}, {statements} SQL statements): delivery p50 {:.1} ms, p99 {:.1} ms, {} lost, {} problems; {} accepts (p99 {:.1} ms), {} accepted twice, {} never accepted",
+            "H1 round {}/{rounds} ({:.1?}, {statements} SQL statements): requestHuman p50/p99 {:.1}/{:.1} ms; delivery p50 {:.1} ms, p99 {:.1} ms, {} lost, {} problems; {} accepts (p99 {:.1} ms), {} accepted twice, {} never accepted",
             round + 1,
             started.elapsed(),
+            percentile(&mut requests.clone(), 50.0),
+            percentile(&mut requests.clone(), 99.0),
             percentile(&mut latencies, 50.0),
             p99,
             r.lost,

@@ -82,7 +82,8 @@ pub async fn create(
         .await?;
     }
     txn.commit().await?;
-    state.agents.put(agent.clone());
+    state.agents.put(agent.id.clone(), agent.clone());
+    state.agent_teams.clear();
     Ok(agent)
 }
 
@@ -129,46 +130,8 @@ pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<ag
         .one(&state.db.reader)
         .await?
         .ok_or(AppError::NotFound("agent"))?;
-    state.agents.put(agent.clone());
+    state.agents.put(agent.id.clone(), agent.clone());
     Ok(agent)
-}
-
-/// Recently read agents, by id. Every signed-in request asks who its agent is
-/// (`viewer`, assignments); the answer changes rarely, so it is kept for a few
-/// seconds. A change made by this process replaces its entry at once; another
-/// process sharing the database may serve the old row for up to [`AGENT_TTL`].
-#[derive(Default)]
-pub struct AgentCache(
-    std::sync::RwLock<std::collections::HashMap<String, (std::time::Instant, agent::Model)>>,
-);
-
-/// How long a cached agent is served.
-pub const AGENT_TTL: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Agents kept at most; past that the cache starts over.
-const AGENT_CACHE_SIZE: usize = 10_000;
-
-impl AgentCache {
-    pub fn get(&self, id: &str) -> Option<agent::Model> {
-        let map = self
-            .0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.get(id)
-            .filter(|(at, _)| at.elapsed() < AGENT_TTL)
-            .map(|(_, agent)| agent.clone())
-    }
-
-    pub fn put(&self, agent: agent::Model) {
-        let mut map = self
-            .0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if map.len() >= AGENT_CACHE_SIZE {
-            map.clear();
-        }
-        map.insert(agent.id.clone(), (std::time::Instant::now(), agent));
-    }
 }
 
 pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<agent::Model>> {

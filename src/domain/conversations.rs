@@ -9,7 +9,9 @@ use sea_orm::{
 };
 
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
-use crate::entity::{ConversationStatus, conversation, conversation_tag, message, now_ms};
+use crate::entity::{
+    ConversationStatus, agent, conversation, conversation_tag, lead, message, now_ms, team,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id, random_secret};
@@ -239,31 +241,116 @@ pub async fn page(
         .await?)
 }
 
-/// One page of conversations, each with its newest message (internal notes
-/// included), in one query: an inbox row needs both.
-pub async fn page_with_last_message(
+/// The to-one relations of an inbox row to read with its page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Joined {
+    /// The newest message, internal notes included.
+    pub last_message: bool,
+    pub lead: bool,
+    pub assignee: bool,
+    pub team: bool,
+}
+
+/// A conversation of a page with the relations asked for in [`Joined`] (`None` when
+/// not asked for, or when the conversation has none).
+pub struct Row {
+    pub conversation: conversation::Model,
+    pub last_message: Option<message::Model>,
+    pub lead: Option<lead::Model>,
+    pub assignee: Option<agent::Model>,
+    pub team: Option<team::Model>,
+}
+
+/// One page of conversations with their newest message, lead, assignee and team
+/// (those asked for), in one statement of `LEFT JOIN`s: an inbox row shows them
+/// all, and a query per relation would cost more than the page.
+pub async fn page_joined(
     state: &AppState,
     workspace_id: &str,
     filter: &ConversationFilter,
     order: Order,
     after: Option<&Position>,
     limit: u64,
-) -> AppResult<Vec<(conversation::Model, Option<message::Model>)>> {
-    let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
-        .from(conversation::Column::Id)
-        .to(message::Column::ConversationId)
-        .on_condition(|conversation, message| {
-            Expr::col((message, message::Column::Seq))
-                .equals((conversation, conversation::Column::LastSeq))
-                .into_condition()
+    joined: Joined,
+) -> AppResult<Vec<Row>> {
+    use conversation::Column as C;
+    let mut select = ordered(workspace_id, filter, order, after).limit(limit);
+    if joined.last_message {
+        let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
+            .from(C::Id)
+            .to(message::Column::ConversationId)
+            .on_condition(|conversation, message| {
+                Expr::col((message, message::Column::Seq))
+                    .equals((conversation, C::LastSeq))
+                    .into_condition()
+            })
+            .into();
+        select = with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_");
+    }
+    if joined.lead {
+        let rel = conversation::Entity::belongs_to(lead::Entity)
+            .from(C::LeadId)
+            .to(lead::Column::Id)
+            .into();
+        select = with_columns::<lead::Entity>(select.join(JoinType::LeftJoin, rel), "l_");
+    }
+    if joined.assignee {
+        let rel = conversation::Entity::belongs_to(agent::Entity)
+            .from(C::AssigneeId)
+            .to(agent::Column::Id)
+            .into();
+        select = with_columns::<agent::Entity>(select.join(JoinType::LeftJoin, rel), "a_");
+    }
+    if joined.team {
+        let rel = conversation::Entity::belongs_to(team::Entity)
+            .from(C::TeamId)
+            .to(team::Column::Id)
+            .into();
+        select = with_columns::<team::Entity>(select.join(JoinType::LeftJoin, rel), "t_");
+    }
+    let rows = state
+        .db
+        .reader
+        .query_all_raw(sea_orm::QueryTrait::build(&select, state.db.backend()))
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Row {
+                conversation: conversation::Model::from_query_result(row, "")?,
+                last_message: joined_model(row, joined.last_message, "m_")?,
+                lead: joined_model(row, joined.lead, "l_")?,
+                assignee: joined_model(row, joined.assignee, "a_")?,
+                team: joined_model(row, joined.team, "t_")?,
+            })
         })
-        .into();
-    Ok(ordered(workspace_id, filter, order, after)
-        .join(JoinType::LeftJoin, newest)
-        .select_also(message::Entity)
-        .limit(limit)
-        .all(&state.db.reader)
-        .await?)
+        .collect()
+}
+
+/// `select` also reading every column of the joined `E`, named with `prefix`.
+fn with_columns<E: EntityTrait>(
+    mut select: sea_orm::Select<conversation::Entity>,
+    prefix: &str,
+) -> sea_orm::Select<conversation::Entity> {
+    use sea_orm::{IdenStatic, Iterable};
+    for column in E::Column::iter() {
+        select = select.expr_as(
+            Expr::col((E::default(), column)),
+            format!("{prefix}{}", column.as_str()),
+        );
+    }
+    select
+}
+
+/// The joined model read with `prefix`, if it was joined and found.
+fn joined_model<M: FromQueryResult>(
+    row: &sea_orm::QueryResult,
+    joined: bool,
+    prefix: &str,
+) -> AppResult<Option<M>> {
+    if !joined || row.try_get::<Option<String>>(prefix, "id")?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(M::from_query_result(row, prefix)?))
 }
 
 pub async fn count(

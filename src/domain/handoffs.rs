@@ -12,13 +12,17 @@ use sea_orm::{
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::auth::AgentPrincipal;
 use crate::entity::{
-    Author, ConversationStatus, HandoffReason, HandoffStatus, agent, conversation, handoff,
-    message, now_ms, workspace,
+    Author, ConversationStatus, HandoffReason, HandoffStatus, conversation, conversation_tag,
+    handoff, insight_tag, message, now_ms, team, workspace,
 };
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
+use crate::events::{Change, Event, EventKind};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -47,11 +51,46 @@ impl Outcome {
             conversation.clone(),
             Change::Status,
         ));
-        state
-            .events
-            .publish(Event::handoff_changed(self.handoff.clone(), conversation));
+        publish_handoff(state, self.handoff.clone(), conversation);
         self.handoff
     }
+}
+
+/// Publish a handoff change. A new request is about to be shown to every agent
+/// subscribed to escalations, with its case file and team: those are read now, once,
+/// in the background, so that no subscriber waits for the first one to get to the
+/// event (they deliver in order, and a storm of requests would otherwise queue
+/// behind each one's case file).
+fn publish_handoff(state: &AppState, handoff: handoff::Model, conversation: conversation::Model) {
+    let requested = handoff.status == HandoffStatus::Requested;
+    let event = Event::handoff_changed(handoff.clone(), conversation);
+    let resolved = match &event.kind {
+        EventKind::HandoffChanged { resolved, .. } if requested => Some(Arc::clone(resolved)),
+        _ => None,
+    };
+    state.events.publish(event);
+    let Some(resolved) = resolved else {
+        return;
+    };
+    let state = state.clone();
+    state.connections.clone().spawn(async move {
+        let case_file = resolved.case_file.get_or_try_init(|| async {
+            super::case_file::build(&state, &handoff)
+                .await
+                .map(Arc::new)
+        });
+        let team = resolved.team.get_or_try_init(|| async {
+            match &handoff.team_id {
+                Some(id) => team::Entity::find_by_id(id.as_str())
+                    .one(&state.db.reader)
+                    .await
+                    .map_err(AppError::from),
+                None => Ok(None),
+            }
+        });
+        // A failure here is the subscribers' to meet: they try again themselves.
+        let _ = tokio::join!(case_file, team);
+    });
 }
 
 fn system(body: String) -> NewMessage {
@@ -109,20 +148,19 @@ fn status_str(status: ConversationStatus) -> &'static str {
 
 /// The team a conversation goes to: that of its highest-priority tag with a team,
 /// else the workspace's default team, else the team it already has.
-async fn route(
-    state: &AppState,
+fn route(
     conversation: &conversation::Model,
     workspace: &workspace::Model,
-) -> AppResult<Option<String>> {
-    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    applied: &[(conversation_tag::Model, insight_tag::Model)],
+) -> Option<String> {
     let by_tag = applied
         .iter()
         .filter(|(_, tag)| tag.team_id.is_some())
         .max_by_key(|(applied, tag)| (tag.priority, std::cmp::Reverse(applied.applied_at)))
         .and_then(|(_, tag)| tag.team_id.clone());
-    Ok(by_tag
+    by_tag
         .or_else(|| workspace.default_team_id.clone())
-        .or_else(|| conversation.team_id.clone()))
+        .or_else(|| conversation.team_id.clone())
 }
 
 /// The open handoff of a conversation, if any.
@@ -145,16 +183,25 @@ pub async fn request(
     reason: HandoffReason,
     note: Option<String>,
 ) -> AppResult<handoff::Model> {
-    if let Some(open) = open_for(&state.db.reader, &conversation.id).await? {
+    // What the request depends on, read at once on several readers: a visitor
+    // pressing the button waits for one read, not four in a row.
+    let lead_email = async {
+        match &conversation.lead_id {
+            Some(id) => super::leads::email_of(state, id).await,
+            None => Ok(None),
+        }
+    };
+    let (open, workspace, applied, lead_email) = tokio::try_join!(
+        open_for(&state.db.reader, &conversation.id),
+        super::workspaces::get(state, &conversation.workspace_id),
+        super::tags::applied(state, std::slice::from_ref(&conversation.id)),
+        lead_email,
+    )?;
+    if let Some(open) = open {
         return Ok(open);
     }
-    let workspace = super::workspaces::get(state, &conversation.workspace_id).await?;
     let policy = HandoffPolicy::parse(&workspace.handoff_policy);
-    let team = route(state, conversation, &workspace).await?;
-    let lead_email = match &conversation.lead_id {
-        Some(id) => super::leads::email_of(state, id).await?,
-        None => None,
-    };
+    let team = route(conversation, &workspace, &applied);
     let now = now_ms();
     let txn = state.db.writer.begin().await?;
     let inserted = handoff::ActiveModel {
@@ -237,23 +284,124 @@ pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<ha
         .ok_or(AppError::NotFound("handoff"))
 }
 
-async fn agent_name(state: &AppState, agent_id: &str) -> AppResult<String> {
-    Ok(agent::Entity::find_by_id(agent_id)
-        .one(&state.db.writer)
-        .await?
-        .map(|a| a.name)
-        .unwrap_or_else(|| "An agent".to_owned()))
+async fn agent_name(state: &AppState, workspace_id: &str, agent_id: &str) -> AppResult<String> {
+    match super::agents::get(state, workspace_id, agent_id).await {
+        Ok(agent) => Ok(agent.name),
+        Err(AppError::NotFound(_)) => Ok("An agent".to_owned()),
+        Err(err) => Err(err),
+    }
 }
 
 /// Accept a requested handoff: of many agents at once, exactly one wins and becomes
 /// the assignee; the others get `CONFLICT` naming the winner.
+///
+/// The database decides (a conditional `UPDATE`), but losers are spared it where
+/// possible: agents racing for a handoff in this process wait for the attempt
+/// already running ([`AcceptsInFlight`]) and lose to it without a statement, and a
+/// handoff already taken is refused from a reader, without waiting for the one
+/// writer. When 50 agents race for each of 200 escalations, the losers must not
+/// queue in front of the next visitor's `requestHuman`.
 pub async fn accept(
     state: &AppState,
     agent: &AgentPrincipal,
     id: &str,
 ) -> AppResult<handoff::Model> {
+    let flight = match state.accepts.join(state, id) {
+        Flight::Running(mut outcome) => {
+            let won = match outcome.wait_for(Option::is_some).await {
+                Ok(won) => won.clone(),
+                Err(_) => None,
+            };
+            if let Some(won) = won {
+                return Err(lost_race(state, won).await);
+            }
+            // The attempt did not win (another process did, or it failed): try.
+            None
+        }
+        Flight::First(flight) => Some(flight),
+    };
+    let result = attempt_accept(state, agent, id).await;
+    if let (Some(flight), Ok(won)) = (flight, &result) {
+        flight.won(won.clone());
+    }
+    result
+}
+
+/// Accept attempts running in this process, by handoff id, each with the handoff
+/// it accepted once it did.
+#[derive(Default)]
+pub struct AcceptsInFlight(
+    std::sync::Mutex<std::collections::HashMap<String, watch::Receiver<Option<handoff::Model>>>>,
+);
+
+/// Joining the accepts of a handoff: run the first attempt, or wait for it.
+enum Flight {
+    First(FirstAttempt),
+    Running(watch::Receiver<Option<handoff::Model>>),
+}
+
+/// The first attempt at a handoff; its entry goes when it does, won or not
+/// (a cancelled request included).
+struct FirstAttempt {
+    state: AppState,
+    id: String,
+    outcome: watch::Sender<Option<handoff::Model>>,
+}
+
+impl FirstAttempt {
+    fn won(self, handoff: handoff::Model) {
+        self.outcome.send_replace(Some(handoff));
+    }
+}
+
+impl Drop for FirstAttempt {
+    fn drop(&mut self) {
+        self.state.accepts.lock().remove(&self.id);
+    }
+}
+
+impl AcceptsInFlight {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, watch::Receiver<Option<handoff::Model>>>,
+    > {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn join(&self, state: &AppState, id: &str) -> Flight {
+        let mut running = self.lock();
+        if let Some(outcome) = running.get(id) {
+            return Flight::Running(outcome.clone());
+        }
+        let (outcome, watcher) = watch::channel(None);
+        running.insert(id.to_owned(), watcher);
+        Flight::First(FirstAttempt {
+            state: state.clone(),
+            id: id.to_owned(),
+            outcome,
+        })
+    }
+}
+
+async fn attempt_accept(
+    state: &AppState,
+    agent: &AgentPrincipal,
+    id: &str,
+) -> AppResult<handoff::Model> {
     let ws = &agent.workspace_id;
-    let name = agent_name(state, &agent.agent_id).await?;
+    let current = handoff::Entity::find_by_id(id)
+        .filter(handoff::Column::WorkspaceId.eq(ws.as_str()))
+        .one(&state.db.reader)
+        .await?
+        .ok_or(AppError::NotFound("handoff"))?;
+    if current.status != HandoffStatus::Requested {
+        return Err(lost_race(state, current).await);
+    }
+    let name = agent_name(state, ws, &agent.agent_id).await?;
     let now = now_ms();
     let txn = state.db.writer.begin().await?;
     let won = txn
@@ -271,7 +419,13 @@ pub async fn accept(
         .await?;
     let Some(row) = won else {
         drop(txn);
-        return Err(lost_race(state, ws, id).await);
+        // Whoever won committed before this transaction began: a reader sees it.
+        let current = handoff::Entity::find_by_id(id)
+            .filter(handoff::Column::WorkspaceId.eq(ws.as_str()))
+            .one(&state.db.reader)
+            .await?
+            .ok_or(AppError::NotFound("handoff"))?;
+        return Err(lost_race(state, current).await);
     };
     let handoff = handoff::Model::from_query_result(&row, "")?;
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
@@ -279,27 +433,23 @@ pub async fn accept(
     Ok(outcome.publish(state))
 }
 
-/// Why an accept did not win.
-async fn lost_race(state: &AppState, workspace_id: &str, id: &str) -> AppError {
-    let current = match handoff::Entity::find_by_id(id)
-        .filter(handoff::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.writer)
-        .await
-    {
-        Ok(Some(current)) => current,
-        Ok(None) => return AppError::NotFound("handoff"),
-        Err(err) => return err.into(),
-    };
+/// Why an accept did not win, given the handoff as it is now.
+async fn lost_race(state: &AppState, current: handoff::Model) -> AppError {
     match (current.status, &current.accepted_by) {
         (HandoffStatus::Accepted, Some(winner)) => {
-            let name = agent_name(state, winner).await.unwrap_or_default();
+            let name = agent_name(state, &current.workspace_id, winner)
+                .await
+                .unwrap_or_default();
             AppError::Conflict {
                 message: format!("{name} already accepted this handoff"),
                 reason: Some("ALREADY_ACCEPTED"),
             }
         }
         (status, _) => AppError::Conflict {
-            message: format!("this handoff is {status:?}, not waiting").to_uppercase(),
+            message: format!(
+                "this handoff is {}, not waiting",
+                format!("{status:?}").to_uppercase()
+            ),
             reason: Some("NOT_REQUESTED"),
         },
     }
@@ -349,10 +499,10 @@ pub async fn take_over(
         return match (open.status, open.accepted_by.as_deref()) {
             (HandoffStatus::Requested, _) => accept(state, agent, &open.id).await,
             (_, Some(owner)) if owner == agent.agent_id => Ok(open),
-            _ => Err(lost_race(state, &agent.workspace_id, &open.id).await),
+            _ => Err(lost_race(state, open).await),
         };
     }
-    let name = agent_name(state, &agent.agent_id).await?;
+    let name = agent_name(state, &agent.workspace_id, &agent.agent_id).await?;
     let now = now_ms();
     let txn = state.db.writer.begin().await?;
     let handoff = handoff::ActiveModel {

@@ -96,70 +96,100 @@ impl Summary {
             self.handed_off as f64 / self.conversations as f64
         }
     }
+
+    /// The summary of a whole series: its buckets cover the cohort.
+    pub fn of(points: &[Point]) -> Summary {
+        points.iter().fold(Summary::default(), |sum, p| Summary {
+            conversations: sum.conversations + p.conversations,
+            ai_resolved: sum.ai_resolved + p.ai_resolved,
+            handed_off: sum.handed_off + p.handed_off,
+            handoffs: sum.handoffs + p.handoffs,
+        })
+    }
 }
 
-pub async fn summary(state: &AppState, cohort: &Cohort) -> AppResult<Summary> {
+/// How fast handoffs were accepted and resolved, and why they happened.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HandoffStats {
+    /// Median and 90th percentile (nearest rank) of seconds from request to
+    /// acceptance; `None` when nothing was accepted.
+    pub accept: (Option<f64>, Option<f64>),
+    /// The same, to resolution.
+    pub resolve: (Option<f64>, Option<f64>),
+    /// Handoffs by reason, most first.
+    pub reasons: Vec<(HandoffReason, i64)>,
+}
+
+/// The median and 90th percentile of the cohort's handoff durations and the
+/// handoffs by reason, in one statement: the cohort's handoffs are read once into a
+/// materialised CTE, and each duration is ranked by a window function that keeps
+/// only the rows at the ranks wanted (both middles, and ⌈0.9·n⌉).
+pub async fn handoff_stats(state: &AppState, cohort: &Cohort) -> AppResult<HandoffStats> {
     let (condition, values) = cohort.condition();
+    let ranked = |column: &str| {
+        format!(
+            "(SELECT {column} AS ms, ROW_NUMBER() OVER (ORDER BY {column}) AS k, \
+             COUNT(*) OVER () AS n FROM d WHERE {column} IS NOT NULL) {column}_ranked"
+        )
+    };
+    let wanted = "k IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)";
     let sql = format!(
-        "SELECT COUNT(*) AS conversations, \
-         SUM(CASE WHEN c.status = 'RESOLVED' AND NOT {HANDED_OFF} THEN 1 ELSE 0 END) AS ai_resolved, \
-         SUM(CASE WHEN {HANDED_OFF} THEN 1 ELSE 0 END) AS handed_off, \
-         (SELECT COUNT(*) FROM handoffs h JOIN conversations c ON c.id = h.conversation_id WHERE {condition}) AS handoffs \
-         FROM conversations c WHERE {condition}"
+        "WITH d AS MATERIALIZED (SELECT h.reason AS reason, \
+           h.accepted_at - h.requested_at AS accept_ms, \
+           h.resolved_at - h.requested_at AS resolve_ms \
+           FROM handoffs h JOIN conversations c ON c.id = h.conversation_id WHERE {condition}) \
+         SELECT 'accept' AS part, NULL AS reason, ms, k, n FROM {accept} WHERE {wanted} \
+         UNION ALL SELECT 'resolve', NULL, ms, k, n FROM {resolve} WHERE {wanted} \
+         UNION ALL SELECT 'reason', reason, NULL, NULL, COUNT(*) FROM d GROUP BY reason",
+        accept = ranked("accept_ms"),
+        resolve = ranked("resolve_ms"),
     );
-    let mut all = values.clone();
-    all.extend(values);
-    let row = rows(state, &sql, all)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| AppError::internal("no row"))?;
-    Ok(Summary {
-        conversations: int(&row, "conversations")?,
-        ai_resolved: int(&row, "ai_resolved")?,
-        handed_off: int(&row, "handed_off")?,
-        handoffs: int(&row, "handoffs")?,
+    let mut accept = Vec::new();
+    let mut resolve = Vec::new();
+    let mut reasons: Vec<(String, i64)> = Vec::new();
+    for row in rows(state, &sql, values).await? {
+        let part: String = row.try_get("", "part")?;
+        let n = int(&row, "n")?;
+        match part.as_str() {
+            "reason" => reasons.push((row.try_get("", "reason")?, n)),
+            "accept" => accept.push((int(&row, "k")?, int(&row, "ms")?, n)),
+            _ => resolve.push((int(&row, "k")?, int(&row, "ms")?, n)),
+        }
+    }
+    reasons.sort_by(|(a, x), (b, y)| y.cmp(x).then(a.cmp(b)));
+    Ok(HandoffStats {
+        accept: percentiles(&accept),
+        resolve: percentiles(&resolve),
+        reasons: reasons
+            .iter()
+            .map(|(reason, n)| (parse_reason(reason), *n))
+            .collect(),
     })
 }
 
-/// The median and 90th percentile (nearest rank) of a duration over the cohort's
-/// handoffs, in seconds; `None` when there is no value.
-pub async fn durations(
-    state: &AppState,
-    cohort: &Cohort,
-    end_column: &str,
-) -> AppResult<(Option<f64>, Option<f64>)> {
-    let (condition, values) = cohort.condition();
-    let from = format!(
-        "FROM handoffs h JOIN conversations c ON c.id = h.conversation_id \
-         WHERE {condition} AND h.{end_column} IS NOT NULL"
-    );
-    let count_sql = format!("SELECT COUNT(*) AS n {from}");
-    let n = int(&rows(state, &count_sql, values.clone()).await?[0], "n")?;
-    if n == 0 {
-        return Ok((None, None));
-    }
-    let nth = |offset: i64, limit: i64| {
-        let sql = format!(
-            "SELECT h.{end_column} - h.requested_at AS ms {from} ORDER BY ms LIMIT {limit} OFFSET {offset}"
-        );
-        let values = values.clone();
-        async move {
-            let found = rows(state, &sql, values).await?;
-            found
-                .iter()
-                .map(|r| int(r, "ms"))
-                .collect::<AppResult<Vec<i64>>>()
-        }
+/// Median and nearest-rank 90th percentile, in seconds, from the rows `(rank, ms, n)`
+/// at ranks `(n + 1) / 2`, `(n + 2) / 2` and `⌈0.9·n⌉`.
+fn percentiles(ranked: &[(i64, i64, i64)]) -> (Option<f64>, Option<f64>) {
+    let Some(&(_, _, n)) = ranked.first() else {
+        return (None, None);
     };
-    let middle = nth((n - 1) / 2, if n % 2 == 0 { 2 } else { 1 }).await?;
-    let median = middle.iter().sum::<i64>() as f64 / middle.len().max(1) as f64 / 1000.0;
-    let rank = ((n as f64) * 0.9).ceil() as i64;
-    let p90 = nth(rank - 1, 1)
-        .await?
-        .first()
-        .map(|ms| *ms as f64 / 1000.0);
-    Ok((Some(median), p90))
+    let at = |rank: i64| ranked.iter().find(|(k, _, _)| *k == rank).map(|r| r.1);
+    let median = match (at((n + 1) / 2), at((n + 2) / 2)) {
+        (Some(a), Some(b)) => Some((a + b) as f64 / 2.0 / 1000.0),
+        _ => None,
+    };
+    let p90 = at((9 * n + 9) / 10).map(|ms| ms as f64 / 1000.0);
+    (median, p90)
+}
+
+fn parse_reason(reason: &str) -> HandoffReason {
+    match reason {
+        "VISITOR_REQUESTED" => HandoffReason::VisitorRequested,
+        "LOW_CONFIDENCE" => HandoffReason::LowConfidence,
+        "UNRESOLVED" => HandoffReason::Unresolved,
+        "POLICY" => HandoffReason::Policy,
+        _ => HandoffReason::AgentTakeover,
+    }
 }
 
 /// Average visitor rating (1–5) of the cohort, and how many rated.
@@ -172,29 +202,6 @@ pub async fn csat(state: &AppState, cohort: &Cohort) -> AppResult<(Option<f64>, 
     let row = &rows(state, &sql, values).await?[0];
     let (n, total) = (int(row, "n")?, int(row, "total")?);
     Ok(((n > 0).then(|| total as f64 / n as f64), n))
-}
-
-/// Handoffs by reason.
-pub async fn reasons(state: &AppState, cohort: &Cohort) -> AppResult<Vec<(HandoffReason, i64)>> {
-    let (condition, values) = cohort.condition();
-    let sql = format!(
-        "SELECT h.reason AS reason, COUNT(*) AS n FROM handoffs h \
-         JOIN conversations c ON c.id = h.conversation_id WHERE {condition} \
-         GROUP BY h.reason ORDER BY n DESC, h.reason"
-    );
-    let mut out = Vec::new();
-    for row in rows(state, &sql, values).await? {
-        let reason: String = row.try_get("", "reason")?;
-        let reason = match reason.as_str() {
-            "VISITOR_REQUESTED" => HandoffReason::VisitorRequested,
-            "LOW_CONFIDENCE" => HandoffReason::LowConfidence,
-            "UNRESOLVED" => HandoffReason::Unresolved,
-            "POLICY" => HandoffReason::Policy,
-            _ => HandoffReason::AgentTakeover,
-        };
-        out.push((reason, int(&row, "n")?));
-    }
-    Ok(out)
 }
 
 /// Per topic: conversations of the cohort carrying it, and of those, handed off.
@@ -262,14 +269,21 @@ pub struct Point {
     /// Start of the bucket, ms since the epoch.
     pub start: i64,
     pub conversations: i64,
+    /// Conversations handed to humans at least once.
     pub handed_off: i64,
     pub ai_resolved: i64,
+    /// Handoffs of the bucket's conversations.
+    pub handoffs: i64,
 }
 
-/// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present.
+/// Buckets a series may have.
+pub const MAX_BUCKETS: i64 = 2_000;
+
+/// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present: one
+/// pass over the cohort's conversations, each joined with its handoff count.
 pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
     let buckets = ((cohort.to - cohort.from) + bucket_ms - 1) / bucket_ms;
-    if buckets > 2_000 {
+    if buckets > MAX_BUCKETS {
         return Err(AppError::bad_input(
             "bucket",
             "too many buckets for this period; use a larger bucket",
@@ -278,11 +292,20 @@ pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppRes
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT (c.created_at - ?) / ? AS bucket, COUNT(*) AS conversations, \
-         SUM(CASE WHEN {HANDED_OFF} THEN 1 ELSE 0 END) AS handed_off, \
-         SUM(CASE WHEN c.status = 'RESOLVED' AND NOT {HANDED_OFF} THEN 1 ELSE 0 END) AS ai_resolved \
-         FROM conversations c WHERE {condition} GROUP BY bucket ORDER BY bucket"
+         SUM(CASE WHEN h.n IS NOT NULL THEN 1 ELSE 0 END) AS handed_off, \
+         SUM(CASE WHEN c.status = 'RESOLVED' AND h.n IS NULL THEN 1 ELSE 0 END) AS ai_resolved, \
+         CAST(SUM(COALESCE(h.n, 0)) AS BIGINT) AS handoffs \
+         FROM conversations c \
+         LEFT JOIN (SELECT conversation_id, COUNT(*) AS n FROM handoffs \
+                    WHERE workspace_id = ? GROUP BY conversation_id) h \
+           ON h.conversation_id = c.id \
+         WHERE {condition} GROUP BY bucket ORDER BY bucket"
     );
-    let mut all: Vec<Value> = vec![cohort.from.into(), bucket_ms.into()];
+    let mut all: Vec<Value> = vec![
+        cohort.from.into(),
+        bucket_ms.into(),
+        cohort.workspace_id.as_str().into(),
+    ];
     all.extend(values);
     let mut points: Vec<Point> = (0..buckets)
         .map(|i| Point {
@@ -296,9 +319,28 @@ pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppRes
             point.conversations = int(&row, "conversations")?;
             point.handed_off = int(&row, "handed_off")?;
             point.ai_resolved = int(&row, "ai_resolved")?;
+            point.handoffs = int(&row, "handoffs")?;
         }
     }
     Ok(points)
+}
+
+/// A series with `n` times larger buckets, from the same start: every `n`
+/// consecutive points summed.
+pub fn regroup(points: &[Point], n: usize) -> Vec<Point> {
+    points
+        .chunks(n.max(1))
+        .map(|chunk| {
+            let sum = Summary::of(chunk);
+            Point {
+                start: chunk[0].start,
+                conversations: sum.conversations,
+                handed_off: sum.handed_off,
+                ai_resolved: sum.ai_resolved,
+                handoffs: sum.handoffs,
+            }
+        })
+        .collect()
 }
 
 /// Visitor questions the AI could not answer with confidence, grouped by wording.
@@ -355,43 +397,104 @@ pub fn group_questions(questions: &[(String, String)]) -> Vec<Gap> {
     gaps
 }
 
-/// The docs gaps of the cohort: questions answered below `threshold`, and those
-/// handed off as `LOW_CONFIDENCE`, newest first.
+/// The docs gaps of the cohort: the most recent questions the AI answered below
+/// `threshold`, and those handed off as `LOW_CONFIDENCE`, newest first, each
+/// question once (an unsure answer that led to a handoff is one gap, not two).
+///
+/// Two statements, each reading newest first along an index and stopping at the
+/// sample size: the AI's answers through `ix_messages_ai_answers`, the handoffs
+/// through `(workspace_id, requested_at)`.
 pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> AppResult<Vec<Gap>> {
     let (condition, values) = cohort.condition();
-    let sql = format!(
-        "SELECT q.conversation_id AS conversation_id, q.body AS body, q.created_at AS at FROM messages a \
-         JOIN messages q ON q.conversation_id = a.conversation_id AND q.seq = a.reply_to_seq \
+    let answers = format!(
+        "SELECT a.created_at AS at, q.conversation_id AS conversation_id, q.seq AS seq, \
+         q.body AS body FROM messages a \
          JOIN conversations c ON c.id = a.conversation_id \
-         WHERE a.author = 'AI' AND (a.confidence IS NULL OR a.confidence < ?) AND {condition} \
-         UNION ALL \
-         SELECT q.conversation_id AS conversation_id, q.body AS body, q.created_at AS at FROM handoffs h \
+         JOIN messages q ON q.conversation_id = a.conversation_id AND q.seq = a.reply_to_seq \
+         WHERE a.workspace_id = ? AND a.author = 'AI' \
+         AND (a.confidence IS NULL OR a.confidence < ?) AND {condition} \
+         ORDER BY a.created_at DESC LIMIT {GAP_SAMPLE}"
+    );
+    let handed = format!(
+        "SELECT h.requested_at AS at, q.conversation_id AS conversation_id, q.seq AS seq, \
+         q.body AS body FROM handoffs h \
          JOIN conversations c ON c.id = h.conversation_id \
          JOIN messages q ON q.conversation_id = h.conversation_id AND q.seq = ( \
            SELECT MAX(m.seq) FROM messages m WHERE m.conversation_id = h.conversation_id \
            AND m.author = 'VISITOR' AND m.seq <= h.trigger_seq) \
-         WHERE h.reason = 'LOW_CONFIDENCE' AND {condition} \
-         ORDER BY at DESC LIMIT {GAP_SAMPLE}"
+         WHERE h.workspace_id = ? AND h.reason = 'LOW_CONFIDENCE' AND {condition} \
+         ORDER BY h.requested_at DESC LIMIT {GAP_SAMPLE}"
     );
-    let mut all: Vec<Value> = vec![threshold.into()];
-    all.extend(values.clone());
-    all.extend(values);
-    let questions: Vec<(String, String)> = rows(state, &sql, all)
-        .await?
+    let workspace: Value = cohort.workspace_id.as_str().into();
+    let mut answer_values = vec![workspace.clone(), threshold.into()];
+    answer_values.extend(values.clone());
+    let mut handed_values = vec![workspace];
+    handed_values.extend(values);
+    let (answers, handed) = tokio::try_join!(
+        rows(state, &answers, answer_values),
+        rows(state, &handed, handed_values)
+    )?;
+    let mut questions: Vec<(i64, String, i64, String)> = answers
         .iter()
+        .chain(&handed)
         .map(|row| {
             Ok((
+                int(row, "at")?,
                 row.try_get("", "conversation_id")?,
+                int(row, "seq")?,
                 row.try_get("", "body")?,
             ))
         })
         .collect::<AppResult<_>>()?;
-    Ok(group_questions(&questions))
+    questions.sort_by_key(|q| std::cmp::Reverse(q.0));
+    let mut seen = std::collections::HashSet::new();
+    let newest: Vec<(String, String)> = questions
+        .into_iter()
+        .filter(|(_, conversation, seq, _)| seen.insert((conversation.clone(), *seq)))
+        .take(GAP_SAMPLE as usize)
+        .map(|(_, conversation, _, body)| (conversation, body))
+        .collect();
+    Ok(group_questions(&newest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_read_the_middle_ranks_and_the_nearest_rank_p90() {
+        // n = 4: the median averages ranks 2 and 3; p90 is rank ⌈3.6⌉ = 4.
+        let even = [(2, 2_000, 4), (3, 4_000, 4), (4, 9_000, 4)];
+        assert_eq!(percentiles(&even), (Some(3.0), Some(9.0)));
+        // n = 5: rank 3 is both middles; p90 is rank ⌈4.5⌉ = 5.
+        let odd = [(3, 3_000, 5), (5, 10_000, 5)];
+        assert_eq!(percentiles(&odd), (Some(3.0), Some(10.0)));
+        // n = 1: one row is every rank.
+        assert_eq!(percentiles(&[(1, 1_500, 1)]), (Some(1.5), Some(1.5)));
+        assert_eq!(percentiles(&[]), (None, None));
+    }
+
+    #[test]
+    fn regrouping_sums_consecutive_buckets_from_the_same_start() {
+        let days: Vec<Point> = (0..9)
+            .map(|i| Point {
+                start: i * 10,
+                conversations: 1,
+                handed_off: i % 2,
+                ai_resolved: 1 - i % 2,
+                handoffs: 2 * (i % 2),
+            })
+            .collect();
+        let weeks = regroup(&days, 7);
+        assert_eq!(weeks.len(), 2);
+        assert_eq!((weeks[0].start, weeks[1].start), (0, 70));
+        assert_eq!(weeks[0].conversations, 7);
+        assert_eq!(weeks[0].handed_off, 3);
+        assert_eq!(weeks[0].ai_resolved, 4);
+        assert_eq!(weeks[0].handoffs, 6);
+        assert_eq!(weeks[1].conversations, 2);
+        assert_eq!(Summary::of(&weeks), Summary::of(&days));
+    }
 
     #[test]
     fn similar_wordings_are_grouped() {

@@ -60,6 +60,7 @@ pub async fn create(
         .await?;
     }
     txn.commit().await?;
+    state.agent_teams.clear();
     Ok(team)
 }
 

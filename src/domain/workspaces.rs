@@ -79,6 +79,19 @@ pub async fn get(state: &AppState, workspace_id: &str) -> AppResult<workspace::M
         .ok_or(AppError::NotFound("workspace"))
 }
 
+/// A workspace to show (`viewer { workspace }`), from [`crate::cache`]: up to a few
+/// seconds old when another process changed it. Decisions read [`get`].
+pub async fn shown(state: &AppState, workspace_id: &str) -> AppResult<workspace::Model> {
+    if let Some(workspace) = state.workspaces.get(workspace_id) {
+        return Ok(workspace);
+    }
+    let workspace = get(state, workspace_id).await?;
+    state
+        .workspaces
+        .put(workspace.id.clone(), workspace.clone());
+    Ok(workspace)
+}
+
 /// The workspace a public widget key belongs to; an unknown key is `UNAUTHENTICATED`.
 pub async fn by_widget_key(state: &AppState, widget_key: &str) -> AppResult<workspace::Model> {
     workspace::Entity::find()
@@ -97,7 +110,8 @@ pub async fn set_policy(
     let workspace = get(state, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
     active.handoff_policy = Set(serde_json::to_string(policy)?);
-    active.update(&state.db.writer).await?;
+    let workspace = active.update(&state.db.writer).await?;
+    state.workspaces.put(workspace.id.clone(), workspace);
     Ok(())
 }
 
@@ -120,5 +134,9 @@ pub async fn update(
     if let Some(team) = default_team_id {
         active.default_team_id = Set(Some(team));
     }
-    Ok(active.update(&state.db.writer).await?)
+    let workspace = active.update(&state.db.writer).await?;
+    state
+        .workspaces
+        .put(workspace.id.clone(), workspace.clone());
+    Ok(workspace)
 }

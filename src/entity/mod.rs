@@ -25,7 +25,9 @@ pub mod workspace;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
 /// What an agent may do in its workspace.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum Role {
     /// Created the workspace; everything an admin can do.

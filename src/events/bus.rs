@@ -12,8 +12,13 @@ use tokio::sync::broadcast;
 
 use super::{Event, EventBus, EventKind};
 
-/// Events a subscriber may fall behind before it lags.
+/// Events a subscriber of one conversation may fall behind before it lags.
 pub const TOPIC_CAPACITY: usize = 512;
+
+/// The same for a workspace's subscribers (inboxes, escalations): every
+/// conversation's events pass through them, and a handoff storm (each request and
+/// accept makes three or four events) must not make them lag.
+pub const WORKSPACE_CAPACITY: usize = 8192;
 
 /// What a subscription listens to.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -87,9 +92,13 @@ impl EventBus for InProcessBus {
     }
 
     fn subscribe(&self, topic: Topic) -> Subscription {
+        let capacity = match topic {
+            Topic::Conversation(_) => TOPIC_CAPACITY,
+            Topic::Workspace(_) => WORKSPACE_CAPACITY,
+        };
         self.topics()
             .entry(topic)
-            .or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
     }
 }
@@ -140,6 +149,26 @@ mod tests {
         assert!(matches!(
             slow.recv().await,
             Err(broadcast::error::RecvError::Lagged(10))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_workspace_subscriber_has_room_for_a_storm() {
+        let bus = InProcessBus::new();
+        let mut inbox = bus.subscribe(Topic::Workspace("ws_1".into()));
+        for _ in 0..TOPIC_CAPACITY + 10 {
+            bus.publish(typing("conv_a"));
+        }
+        assert!(
+            inbox.recv().await.is_ok(),
+            "no lag below the workspace capacity"
+        );
+        for _ in 0..WORKSPACE_CAPACITY {
+            bus.publish(typing("conv_a"));
+        }
+        assert!(matches!(
+            inbox.recv().await,
+            Err(broadcast::error::RecvError::Lagged(_))
         ));
     }
 

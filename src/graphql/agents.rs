@@ -35,18 +35,29 @@ impl Agent {
         self.0.role
     }
 
+    /// The teams the agent is in (up to a few seconds old when another process
+    /// changed them).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
-        let teams = ctx
-            .loaders()
-            .load_one(TeamsOfAgentKey(self.0.id.clone()))
-            .await?;
-        Ok(teams.unwrap_or_default().into_iter().map(Team).collect())
+        let cache = &ctx.state().agent_teams;
+        let teams = match cache.get(&self.0.id) {
+            Some(teams) => teams,
+            None => {
+                let teams = ctx
+                    .loaders()
+                    .load_one(TeamsOfAgentKey(self.0.id.clone()))
+                    .await?
+                    .unwrap_or_default();
+                cache.put(self.0.id.clone(), teams.clone());
+                teams
+            }
+        };
+        Ok(teams.into_iter().map(Team).collect())
     }
 
     async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
         ctx.principal()?.agent()?;
         Ok(Workspace(
-            domain::workspaces::get(ctx.state(), &self.0.workspace_id).await?,
+            domain::workspaces::shown(ctx.state(), &self.0.workspace_id).await?,
         ))
     }
 

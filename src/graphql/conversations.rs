@@ -4,11 +4,10 @@
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::conversations::{ConversationFilter, Order, Position, StartInput};
+use crate::domain::conversations::{ConversationFilter, Joined, Order, Position, StartInput};
 use crate::domain::handoffs::HandoffFilter;
-use std::collections::HashMap;
 
-use crate::entity::{ConversationStatus, conversation, message};
+use crate::entity::{ConversationStatus, conversation};
 use crate::error::AppError;
 use crate::loaders::{
     AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
@@ -224,14 +223,15 @@ pub enum ConversationOrder {
     RecentlyUpdated,
 }
 
-/// Load the relations a client selected on a page of conversations now: one batch
-/// query per relation, run concurrently, into the request's loader cache. Field
-/// resolution then finds them at once instead of waiting for a batching window, and
-/// the statement count does not depend on timing.
+/// Load the relations a client selected on a page of conversations now, except
+/// those already read with the page (`read`): one batch query per relation, run
+/// concurrently, into the request's loader cache. Field resolution then finds them
+/// at once instead of waiting for a batching window, and the statement count does
+/// not depend on timing.
 pub async fn prefetch(
     ctx: &Context<'_>,
     rows: &[conversation::Model],
-    known_last: Option<HashMap<LastMessageKey, Option<message::Model>>>,
+    read: Joined,
 ) -> Result<(), AppError> {
     let look = ctx.look_ahead();
     let selected = |name: &str| {
@@ -248,10 +248,12 @@ pub async fn prefetch(
             keys.dedup();
             keys
         };
-    let leads = keys(selected("lead"), &|c| c.lead_id.clone());
-    let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
-    let teams = keys(selected("team"), &|c| c.team_id.clone());
-    let last = keys(selected("lastMessage") && known_last.is_none(), &|c| {
+    let leads = keys(selected("lead") && !read.lead, &|c| c.lead_id.clone());
+    let assignees = keys(selected("assignee") && !read.assignee, &|c| {
+        c.assignee_id.clone()
+    });
+    let teams = keys(selected("team") && !read.team, &|c| c.team_id.clone());
+    let last = keys(selected("lastMessage") && !read.last_message, &|c| {
         Some(c.id.clone())
     });
     let is_agent = ctx
@@ -280,9 +282,6 @@ pub async fn prefetch(
     loaders.feed_many(assignees).await;
     loaders.feed_many(teams).await;
     loaders.feed_many(last).await;
-    if let Some(known) = known_last {
-        loaders.feed_many(known).await;
-    }
     loaders.feed_many(tags).await;
     loaders.feed_many(open).await;
     Ok(())
@@ -337,36 +336,61 @@ impl ConversationQuery {
         let filter: ConversationFilter = filter.unwrap_or_default().into();
         let state = ctx.state().clone();
         let ws = principal.workspace_id().to_owned();
-        // An inbox row shows the newest message: read it with the page, in one query.
+        // An inbox row shows its newest message, lead, assignee and team: read them
+        // with the page, in one statement.
         let look = ctx.look_ahead();
-        let wants_last = look
-            .field("edges")
-            .field("node")
-            .field("lastMessage")
-            .exists()
-            || look.field("nodes").field("lastMessage").exists();
-        let (rows, last) = if wants_last && principal.sees_internal() {
-            let joined = domain::conversations::page_with_last_message(
-                &state,
-                &ws,
-                &filter,
-                order,
-                after.as_ref(),
-                limit + 1,
-            )
-            .await?;
-            let last: HashMap<LastMessageKey, Option<message::Model>> = joined
-                .iter()
-                .map(|(c, m)| (LastMessageKey(c.id.clone()), m.clone()))
-                .collect();
-            (joined.into_iter().map(|(c, _)| c).collect(), Some(last))
-        } else {
-            let rows =
-                domain::conversations::page(&state, &ws, &filter, order, after.as_ref(), limit + 1)
-                    .await?;
-            (rows, None)
+        let selected = |name: &str| {
+            look.field("edges").field("node").field(name).exists()
+                || look.field("nodes").field(name).exists()
         };
-        prefetch(ctx, &rows[..rows.len().min(limit as usize)], last).await?;
+        let joined = Joined {
+            // Visitors never list conversations, but the newest message read here
+            // includes internal notes: only for readers who may see them.
+            last_message: selected("lastMessage") && principal.sees_internal(),
+            lead: selected("lead"),
+            assignee: selected("assignee"),
+            team: selected("team"),
+        };
+        let rows = domain::conversations::page_joined(
+            &state,
+            &ws,
+            &filter,
+            order,
+            after.as_ref(),
+            limit + 1,
+            joined,
+        )
+        .await?;
+        // Rows past `limit` only tell whether there is a next page.
+        let shown = rows.len().min(limit as usize);
+        let mut conversations = Vec::with_capacity(rows.len());
+        let (mut last, mut leads, mut agents, mut teams) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (i, row) in rows.into_iter().enumerate() {
+            let c = &row.conversation;
+            if i < shown {
+                if joined.last_message {
+                    last.push((LastMessageKey(c.id.clone()), row.last_message));
+                }
+                if let (Some(id), Some(lead)) = (&c.lead_id, row.lead) {
+                    leads.push((LeadKey(id.clone()), lead));
+                }
+                if let (Some(id), Some(agent)) = (&c.assignee_id, row.assignee) {
+                    agents.push((AgentKey(id.clone()), agent));
+                }
+                if let (Some(id), Some(team)) = (&c.team_id, row.team) {
+                    teams.push((TeamKey(id.clone()), team));
+                }
+            }
+            conversations.push(row.conversation);
+        }
+        prefetch(ctx, &conversations[..shown], joined).await?;
+        let loaders = ctx.loaders();
+        loaders.feed_many(last).await;
+        loaders.feed_many(leads).await;
+        loaders.feed_many(agents).await;
+        loaders.feed_many(teams).await;
+        let rows = conversations;
         let total = TotalCount::new(move || {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
             async move { domain::conversations::count(&state, &ws, &filter).await }

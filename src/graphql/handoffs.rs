@@ -10,8 +10,9 @@ use crate::auth::Principal;
 use crate::domain;
 use crate::domain::case_file::CaseFile;
 use crate::domain::handoffs::{HandoffFilter, Transfer};
-use crate::entity::{HandoffReason, HandoffStatus, handoff};
+use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
+use crate::events::HandoffResolved;
 use crate::loaders::{AgentKey, ConversationKey, TeamKey};
 
 use super::agents::{Agent, Team};
@@ -25,21 +26,48 @@ use super::{ContextExt, timestamp};
 /// The passing of a conversation from the AI to humans.
 pub struct Handoff {
     pub model: handoff::Model,
-    /// Shared by every subscriber of one event, so a case file is built once.
-    case_file: Arc<OnceCell<Arc<CaseFile>>>,
+    /// The conversation as of the event that carried this handoff, if one did.
+    conversation: Option<Arc<conversation::Model>>,
+    /// Team, accepter and case file: shared by every subscriber of one event.
+    resolved: Arc<HandoffResolved>,
 }
 
 impl Handoff {
     pub fn new(model: handoff::Model) -> Handoff {
         Handoff {
             model,
-            case_file: Arc::default(),
+            conversation: None,
+            resolved: Arc::default(),
         }
     }
 
-    pub fn shared(model: handoff::Model, case_file: Arc<OnceCell<Arc<CaseFile>>>) -> Handoff {
-        Handoff { model, case_file }
+    /// The handoff of a `HandoffChanged` event, resolved once for all its subscribers.
+    pub fn of_event(
+        model: &handoff::Model,
+        conversation: &Arc<conversation::Model>,
+        resolved: &Arc<HandoffResolved>,
+    ) -> Handoff {
+        Handoff {
+            model: model.clone(),
+            conversation: Some(Arc::clone(conversation)),
+            resolved: Arc::clone(resolved),
+        }
     }
+}
+
+/// `cell`'s value, or `key` loaded by `ctx`'s loaders into it.
+async fn load_once<K, V>(
+    ctx: &Context<'_>,
+    cell: &OnceCell<Option<V>>,
+    key: K,
+) -> async_graphql::Result<Option<V>>
+where
+    K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
+    V: Clone + Send + Sync + 'static,
+    crate::loaders::Batcher: async_graphql::dataloader::Loader<K, Value = V, Error = AppError>,
+{
+    let value = cell.get_or_try_init(|| ctx.loaders().load_one(key)).await?;
+    Ok(value.clone())
 }
 
 #[Object]
@@ -49,6 +77,9 @@ impl Handoff {
     }
 
     async fn conversation(&self, ctx: &Context<'_>) -> async_graphql::Result<Conversation> {
+        if let Some(conversation) = &self.conversation {
+            return Ok(Conversation(conversation.as_ref().clone()));
+        }
         let conversation = ctx
             .loaders()
             .load_one(ConversationKey(self.model.conversation_id.clone()))
@@ -70,7 +101,8 @@ impl Handoff {
         let Some(id) = &self.model.team_id else {
             return Ok(None);
         };
-        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+        let team = load_once(ctx, &self.resolved.team, TeamKey(id.clone())).await?;
+        Ok(team.map(Team))
     }
 
     /// The agent who accepted it.
@@ -78,11 +110,8 @@ impl Handoff {
         let Some(id) = &self.model.accepted_by else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(id.clone()))
-            .await?
-            .map(Agent))
+        let agent = load_once(ctx, &self.resolved.accepted_by, AgentKey(id.clone())).await?;
+        Ok(agent.map(Agent))
     }
 
     /// What the visitor (or the AI) said when asking for a person.
@@ -113,6 +142,7 @@ impl Handoff {
         principal.require(crate::auth::Scope::ConversationsRead)?;
         let state = ctx.state();
         let file = self
+            .resolved
             .case_file
             .get_or_try_init(|| async {
                 domain::case_file::build(state, &self.model)

@@ -5,7 +5,7 @@ use tokio::sync::OnceCell;
 
 use crate::auth::Scope;
 use crate::domain;
-use crate::domain::insights::{Cohort, Summary};
+use crate::domain::insights::{Cohort, HandoffStats, Point, Summary};
 use crate::domain::policy::HandoffPolicy;
 use crate::entity::{HandoffReason, rating, retag_job};
 use crate::error::AppError;
@@ -22,33 +22,50 @@ use super::{ContextExt, timestamp};
 pub struct InsightsDigest {
     state: AppState,
     cohort: Cohort,
-    summary: OnceCell<Summary>,
-    accept: OnceCell<(Option<f64>, Option<f64>)>,
-    resolve: OnceCell<(Option<f64>, Option<f64>)>,
+    /// The period's conversations by day (by the whole period when it has more
+    /// days than a series may have buckets), read once for the summary and the
+    /// series: `(bucket_ms, points)`.
+    passes: OnceCell<(i64, Vec<Point>)>,
+    handoffs: OnceCell<HandoffStats>,
     csat: OnceCell<(Option<f64>, i64)>,
 }
 
+const DAY_MS: i64 = 86_400_000;
+
 impl InsightsDigest {
+    fn new(state: AppState, cohort: Cohort) -> InsightsDigest {
+        InsightsDigest {
+            state,
+            cohort,
+            passes: OnceCell::new(),
+            handoffs: OnceCell::new(),
+            csat: OnceCell::new(),
+        }
+    }
+
+    async fn days(&self) -> async_graphql::Result<&(i64, Vec<Point>)> {
+        let days = self.passes.get_or_try_init(|| async {
+            let span = (self.cohort.to - self.cohort.from).max(1);
+            let bucket = if (span + DAY_MS - 1) / DAY_MS <= domain::insights::MAX_BUCKETS {
+                DAY_MS
+            } else {
+                span
+            };
+            let points = domain::insights::series(&self.state, &self.cohort, bucket).await?;
+            Ok::<_, AppError>((bucket, points))
+        });
+        Ok(days.await?)
+    }
+
     async fn summary(&self) -> async_graphql::Result<Summary> {
-        let summary = self
-            .summary
-            .get_or_try_init(|| domain::insights::summary(&self.state, &self.cohort))
-            .await?;
-        Ok(*summary)
+        Ok(Summary::of(&self.days().await?.1))
     }
 
-    async fn accept(&self) -> async_graphql::Result<(Option<f64>, Option<f64>)> {
-        let durations = self.accept.get_or_try_init(|| {
-            domain::insights::durations(&self.state, &self.cohort, "accepted_at")
-        });
-        Ok(*durations.await?)
-    }
-
-    async fn resolve(&self) -> async_graphql::Result<(Option<f64>, Option<f64>)> {
-        let durations = self.resolve.get_or_try_init(|| {
-            domain::insights::durations(&self.state, &self.cohort, "resolved_at")
-        });
-        Ok(*durations.await?)
+    async fn handoff_stats(&self) -> async_graphql::Result<&HandoffStats> {
+        let stats = self
+            .handoffs
+            .get_or_try_init(|| domain::insights::handoff_stats(&self.state, &self.cohort));
+        Ok(stats.await?)
     }
 
     async fn csat_and_ratings(&self) -> async_graphql::Result<(Option<f64>, i64)> {
@@ -98,17 +115,17 @@ impl InsightsDigest {
 
     /// Median seconds from a handoff's request to its acceptance.
     async fn median_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(self.accept().await?.0)
+        Ok(self.handoff_stats().await?.accept.0)
     }
 
     /// 90th percentile (nearest rank) of seconds from request to acceptance.
     async fn p90_seconds_to_accept(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(self.accept().await?.1)
+        Ok(self.handoff_stats().await?.accept.1)
     }
 
     /// Median seconds from a handoff's request to its resolution.
     async fn median_seconds_to_resolve(&self) -> async_graphql::Result<Option<f64>> {
-        Ok(self.resolve().await?.0)
+        Ok(self.handoff_stats().await?.resolve.0)
     }
 
     /// Average visitor rating (1–5) of the period's conversations; `null` if none.
@@ -130,10 +147,11 @@ impl InsightsDigest {
 
     /// Handoffs by reason, most first.
     async fn reasons(&self) -> async_graphql::Result<Vec<ReasonCount>> {
-        let reasons = domain::insights::reasons(&self.state, &self.cohort).await?;
-        Ok(reasons
-            .into_iter()
-            .map(|(reason, handoffs)| ReasonCount { reason, handoffs })
+        let stats = self.handoff_stats().await?;
+        Ok(stats
+            .reasons
+            .iter()
+            .map(|&(reason, handoffs)| ReasonCount { reason, handoffs })
             .collect())
     }
 
@@ -156,11 +174,13 @@ impl InsightsDigest {
 
     /// Counts per day or week from `from`, every bucket present, for plotting.
     async fn series(&self, bucket: Bucket) -> async_graphql::Result<Vec<SeriesPoint>> {
-        let ms = match bucket {
-            Bucket::Day => 86_400_000,
-            Bucket::Week => 7 * 86_400_000,
+        let (days_ms, days) = self.days().await?;
+        let points = match bucket {
+            Bucket::Day if *days_ms == DAY_MS => days.clone(),
+            Bucket::Week if *days_ms == DAY_MS => domain::insights::regroup(days, 7),
+            Bucket::Day => domain::insights::series(&self.state, &self.cohort, DAY_MS).await?,
+            Bucket::Week => domain::insights::series(&self.state, &self.cohort, 7 * DAY_MS).await?,
         };
-        let points = domain::insights::series(&self.state, &self.cohort, ms).await?;
         Ok(points
             .into_iter()
             .map(|p| SeriesPoint {
@@ -327,19 +347,15 @@ impl InsightsQuery {
         if let Some(team) = &team_id {
             domain::teams::get(&state, principal.workspace_id(), team).await?;
         }
-        Ok(InsightsDigest {
+        Ok(InsightsDigest::new(
             state,
-            cohort: Cohort {
+            Cohort {
                 workspace_id: principal.workspace_id().to_owned(),
                 from: from.timestamp_millis(),
                 to: to.timestamp_millis(),
                 team_id: team_id.map(|id| id.0),
             },
-            summary: OnceCell::new(),
-            accept: OnceCell::new(),
-            resolve: OnceCell::new(),
-            csat: OnceCell::new(),
-        })
+        ))
     }
 
     /// A retag job, to follow its progress.

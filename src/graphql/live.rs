@@ -11,7 +11,6 @@ use futures_util::{Stream, StreamExt};
 
 use crate::auth::Principal;
 use crate::domain;
-use std::sync::Arc;
 
 use crate::entity::{Author, ConversationStatus, HandoffStatus, conversation, handoff};
 use crate::error::{AppError, AppResult};
@@ -203,9 +202,11 @@ impl ConversationEvent {
                 }
             }
             EventKind::HandoffChanged {
-                handoff, case_file, ..
+                handoff,
+                conversation,
+                resolved,
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
-                Handoff::shared(handoff.as_ref().clone(), Arc::clone(case_file)),
+                Handoff::of_event(handoff, conversation, resolved),
             ))),
             EventKind::MessageCreated { .. } | EventKind::Resync => None,
         }
@@ -445,7 +446,9 @@ impl LiveSubscription {
                     Err(err) => return Some(Err(err.into())),
                 };
                 let EventKind::HandoffChanged {
-                    handoff, case_file, ..
+                    handoff,
+                    conversation,
+                    resolved,
                 } = &event.kind
                 else {
                     return None;
@@ -454,10 +457,7 @@ impl LiveSubscription {
                     return None;
                 }
                 match escalation_matches(&state, &teams, &tags, handoff).await {
-                    Ok(true) => Some(Ok(Handoff::shared(
-                        handoff.as_ref().clone(),
-                        Arc::clone(case_file),
-                    ))),
+                    Ok(true) => Some(Ok(Handoff::of_event(handoff, conversation, resolved))),
                     Ok(false) => None,
                     Err(err) => Some(Err(err.into())),
                 }
@@ -492,13 +492,10 @@ async fn inbox_event(
         EventKind::ConversationChanged { .. } => InboxEventKind::ConversationRemoved,
         EventKind::HandoffChanged {
             handoff: changed,
-            case_file,
-            ..
+            conversation,
+            resolved,
         } => {
-            handoff = Some(Handoff::shared(
-                changed.as_ref().clone(),
-                Arc::clone(case_file),
-            ));
+            handoff = Some(Handoff::of_event(changed, conversation, resolved));
             match changed.status {
                 HandoffStatus::Requested => InboxEventKind::HandoffRequested,
                 HandoffStatus::Accepted => InboxEventKind::HandoffAccepted,

@@ -70,7 +70,7 @@ impl WorkspaceQuery {
         let principal = ctx.principal()?;
         principal.agent()?;
         Ok(Workspace(
-            domain::workspaces::get(ctx.state(), principal.workspace_id()).await?,
+            domain::workspaces::shown(ctx.state(), principal.workspace_id()).await?,
         ))
     }
 }

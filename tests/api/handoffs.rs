@@ -748,3 +748,66 @@ async fn escalations_reach_subscribers_of_the_team_with_the_case_file() {
         "not for the other team"
     );
 }
+
+#[tokio::test]
+async fn agents_running_one_escalations_query_share_it_and_each_may_leave() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    let billing = team(&app, &ws, "Billing").await;
+    tag(
+        &app,
+        &ws,
+        json!({ "label": "Billing", "keywords": ["refund"], "teamId": billing, "escalate": true }),
+    )
+    .await;
+    let query = "subscription($t: [ID!]) { escalations(teamIds: $t) { reason team { name } caseFile { question } } }";
+    let mut agents = Vec::new();
+    for name in ["Ana", "Ben", "Cy"] {
+        let (_, token) = app.agent(&ws, name, "AGENT").await;
+        let mut client = WsClient::ready(&app, TRANSPORT_WS, &token).await;
+        client
+            .subscribe("esc", query, json!({ "t": [billing] }))
+            .await;
+        agents.push(client);
+    }
+    // The first subscriber, whose execution the others joined, leaves.
+    agents[0]
+        .send(json!({ "type": "complete", "id": "esc" }))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    app.start_conversation(&ws, Some("I need a refund for last month"))
+        .await;
+    let expected = json!({ "reason": "POLICY", "team": { "name": "Billing" }, "caseFile": { "question": "I need a refund for last month" } });
+    for client in &mut agents[1..] {
+        assert_eq!(
+            client.next_data("esc").await["data"]["escalations"],
+            expected
+        );
+    }
+    assert!(
+        agents[0]
+            .recv_within(std::time::Duration::from_millis(300))
+            .await
+            .is_none(),
+        "a subscriber that completed gets nothing more"
+    );
+
+    // Everyone leaves; a new subscriber starts the execution again.
+    for client in &mut agents[1..] {
+        client
+            .send(json!({ "type": "complete", "id": "esc" }))
+            .await;
+    }
+    let mut late = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
+    late.subscribe("esc", query, json!({ "t": [billing] }))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.start_conversation(&ws, Some("another refund please"))
+        .await;
+    let alert = late.next_data("esc").await;
+    assert_eq!(
+        alert["data"]["escalations"]["caseFile"]["question"],
+        "another refund please"
+    );
+}

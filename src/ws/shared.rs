@@ -1,0 +1,241 @@
+//! Subscriptions shared between connections.
+//!
+//! When 200 agents of a workspace run the same `escalations` subscription (the same
+//! document and variables), every event would be resolved and serialised 200 times
+//! into the same bytes. Instead the first such subscriber starts one execution, the
+//! **upstream**, which resolves and serialises each event once; every subscriber
+//! with the same [`Key`] receives the shared answer and writes it to its socket.
+//!
+//! Only what cannot differ between those subscribers is shared: agent principals
+//! of one workspace and role (fields depend on nothing narrower), and only the
+//! root fields that yield nothing but what happens after they start
+//! ([`SHAREABLE`]): `messages`, which first replays history, is never shared. A
+//! subscriber that falls behind the upstream gets a `LAGGED` error and goes on, as
+//! with its own execution. The upstream stops when its last subscriber leaves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use async_graphql::Response;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
+use futures_util::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Principal;
+use crate::entity::Role;
+use crate::error::AppError;
+use crate::graphql::AppSchema;
+use crate::state::AppState;
+
+/// Root subscription fields whose answers depend only on the workspace, the role
+/// and the arguments, and that yield only what happens after they start.
+pub const SHAREABLE: [&str; 3] = ["escalations", "inbox", "conversationEvents"];
+
+/// Answers an upstream may be ahead of its slowest subscriber.
+const CAPACITY: usize = 1024;
+
+/// Subscribers with equal keys get the same answers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    query: String,
+    operation_name: Option<String>,
+    variables: String,
+    workspace_id: String,
+    role: Role,
+}
+
+impl Key {
+    /// The key of a prepared request, when it may be shared.
+    pub fn of(request: &mut async_graphql::Request, principal: Option<&Principal>) -> Option<Key> {
+        let Some(Principal::Agent(agent)) = principal else {
+            return None;
+        };
+        let name = request.operation_name.clone();
+        if !shareable(request.parsed_query().ok()?, name.as_deref()) {
+            return None;
+        }
+        Some(Key {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: serde_json::to_string(&request.variables).ok()?,
+            workspace_id: agent.workspace_id.clone(),
+            role: agent.role,
+        })
+    }
+}
+
+/// The operation is a subscription whose every root selection is a shareable field
+/// (fragments at the root are not looked into: such a document runs on its own).
+fn shareable(doc: &ExecutableDocument, name: Option<&str>) -> bool {
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        // One named operation, and no name asked for: that one runs.
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().expect("one operation")
+        }
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    let operation = &operation.node;
+    operation.ty == async_graphql::parser::types::OperationType::Subscription
+        && operation.selection_set.node.items.iter().all(|item| {
+            matches!(&item.node, Selection::Field(field)
+                if SHAREABLE.contains(&field.node.name.node.as_str()))
+        })
+}
+
+/// One answer of an upstream: the response, and its JSON, serialised once.
+pub struct Answer {
+    pub response: Response,
+    pub json: String,
+}
+
+/// A running upstream. Subscribers hold it; when the last lets go, it stops.
+struct Upstream {
+    answers: broadcast::Sender<Arc<Answer>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// The upstreams running, by key.
+#[derive(Default)]
+pub struct SharedOperations(Mutex<HashMap<Key, Weak<Upstream>>>);
+
+/// What a subscriber of an upstream receives: a shared answer, or its own error
+/// when it fell behind.
+pub enum Item {
+    Shared(Arc<Answer>),
+    Own(Box<Response>),
+}
+
+impl SharedOperations {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Weak<Upstream>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Subscribe to the upstream of `key`, starting it with `request` if none runs.
+    pub fn subscribe(
+        state: &AppState,
+        schema: &AppSchema,
+        key: Key,
+        request: async_graphql::Request,
+    ) -> impl Stream<Item = Item> + Send + 'static {
+        let (upstream, answers) = {
+            let mut running = state.shared_operations.lock();
+            match running.get(&key).and_then(Weak::upgrade) {
+                Some(upstream) => {
+                    let answers = upstream.answers.subscribe();
+                    (upstream, answers)
+                }
+                None => {
+                    let (sender, answers) = broadcast::channel(CAPACITY);
+                    let upstream = Arc::new(Upstream {
+                        answers: sender.clone(),
+                        stop: CancellationToken::new(),
+                    });
+                    running.retain(|_, weak| weak.strong_count() > 0);
+                    running.insert(key, Arc::downgrade(&upstream));
+                    let stop = upstream.stop.clone();
+                    let stream = schema.execute_stream(request);
+                    state.connections.spawn(run(stream, sender, stop));
+                    (upstream, answers)
+                }
+            }
+        };
+        follow(upstream, answers)
+    }
+}
+
+/// Execute once, serialise once, hand to every subscriber.
+async fn run(
+    mut stream: impl Stream<Item = Response> + Send + Unpin,
+    answers: broadcast::Sender<Arc<Answer>>,
+    stop: CancellationToken,
+) {
+    loop {
+        let response = tokio::select! {
+            () = stop.cancelled() => return,
+            response = stream.next() => response,
+        };
+        let Some(mut response) = response else {
+            return;
+        };
+        crate::app::ensure_codes(&mut response.errors);
+        let json = serde_json::to_string(&response).unwrap_or_default();
+        if answers.send(Arc::new(Answer { response, json })).is_err() {
+            return;
+        }
+    }
+}
+
+/// A subscriber's view of an upstream; holding it keeps the upstream running.
+fn follow(
+    upstream: Arc<Upstream>,
+    mut answers: broadcast::Receiver<Arc<Answer>>,
+) -> impl Stream<Item = Item> + Send + 'static {
+    async_stream::stream! {
+        let _upstream = upstream;
+        loop {
+            match answers.recv().await {
+                Ok(answer) => yield Item::Shared(answer),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let err = AppError::Lagged(format!(
+                        "this subscriber fell behind and missed {missed} events: refetch what you show"
+                    ));
+                    let error = async_graphql::Error::from(err).into_server_error(Default::default());
+                    let mut response = Response::from_errors(vec![error]);
+                    crate::app::ensure_codes(&mut response.errors);
+                    yield Item::Own(Box::new(response));
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).expect("valid query")
+    }
+
+    #[test]
+    fn only_subscriptions_of_shareable_fields_are_shared() {
+        assert!(shareable(&doc("subscription { escalations { id } }"), None));
+        assert!(shareable(
+            &doc("subscription S($t: [ID!]) { escalations(teamIds: $t) { id } inbox { kind } }"),
+            None
+        ));
+        // History first: every subscriber has its own.
+        assert!(!shareable(
+            &doc("subscription { messages(conversationId: \"c\") { seq } }"),
+            None
+        ));
+        assert!(!shareable(&doc("query { viewer { id } }"), None));
+        assert!(!shareable(
+            &doc("subscription { ...F } fragment F on Subscription { escalations { id } }"),
+            None
+        ));
+        let two = doc(
+            "subscription A { inbox { kind } } subscription B { messages(conversationId: \"c\") { seq } }",
+        );
+        assert!(shareable(&two, Some("A")));
+        assert!(!shareable(&two, Some("B")));
+        assert!(!shareable(&two, None));
+        let named = doc("subscription Escalations { escalations { id } }");
+        assert!(shareable(&named, None));
+    }
+}
