@@ -108,7 +108,8 @@ impl Summary {
     }
 }
 
-/// How fast handoffs were accepted and resolved, and why they happened.
+/// How fast handoffs were accepted and resolved, why they happened, and how many
+/// there were per bucket of the series.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HandoffStats {
     /// Median and 90th percentile (nearest rank) of seconds from request to
@@ -118,13 +119,28 @@ pub struct HandoffStats {
     pub resolve: (Option<f64>, Option<f64>),
     /// Handoffs by reason, most first.
     pub reasons: Vec<(HandoffReason, i64)>,
+    /// Per bucket (by the conversation's start): conversations handed off,
+    /// handoffs, and handed-off conversations now resolved.
+    pub buckets: Vec<(i64, HandedOff)>,
 }
 
-/// The median and 90th percentile of the cohort's handoff durations and the
-/// handoffs by reason, in one statement: the cohort's handoffs are read once into a
-/// materialised CTE, and each duration is ranked by a window function that keeps
-/// only the rows at the ranks wanted (both middles, and ⌈0.9·n⌉).
-pub async fn handoff_stats(state: &AppState, cohort: &Cohort) -> AppResult<HandoffStats> {
+/// The handoffs of one bucket's conversations.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HandedOff {
+    pub conversations: i64,
+    pub handoffs: i64,
+    pub resolved: i64,
+}
+
+/// Everything about the cohort's handoffs, in one statement: they are joined with
+/// their conversations once, into a materialised CTE; each duration is ranked by a
+/// window function that keeps only the rows at the ranks wanted (both middles,
+/// and ⌈0.9·n⌉); reasons and per-bucket counts are grouped from the same rows.
+pub async fn handoff_stats(
+    state: &AppState,
+    cohort: &Cohort,
+    bucket_ms: i64,
+) -> AppResult<HandoffStats> {
     let (condition, values) = cohort.condition();
     let ranked = |column: &str| {
         format!(
@@ -134,37 +150,50 @@ pub async fn handoff_stats(state: &AppState, cohort: &Cohort) -> AppResult<Hando
     };
     let wanted = "k IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)";
     let sql = format!(
-        "WITH d AS MATERIALIZED (SELECT h.reason AS reason, \
+        "WITH d AS MATERIALIZED (SELECT (c.created_at - ?) / ? AS bucket, \
+           c.id AS conversation_id, c.status AS status, h.reason AS reason, \
            h.accepted_at - h.requested_at AS accept_ms, \
            h.resolved_at - h.requested_at AS resolve_ms \
            FROM handoffs h JOIN conversations c ON c.id = h.conversation_id WHERE {condition}) \
-         SELECT 'accept' AS part, NULL AS reason, ms, k, n FROM {accept} WHERE {wanted} \
-         UNION ALL SELECT 'resolve', NULL, ms, k, n FROM {resolve} WHERE {wanted} \
-         UNION ALL SELECT 'reason', reason, NULL, NULL, COUNT(*) FROM d GROUP BY reason",
+         SELECT 'accept' AS part, NULL AS reason, ms, k, n, CAST(NULL AS BIGINT) AS x FROM {accept} WHERE {wanted} \
+         UNION ALL SELECT 'resolve', NULL, ms, k, n, NULL FROM {resolve} WHERE {wanted} \
+         UNION ALL SELECT 'reason', reason, NULL, NULL, COUNT(*), NULL FROM d GROUP BY reason \
+         UNION ALL SELECT 'bucket', NULL, bucket, COUNT(DISTINCT conversation_id), COUNT(*), \
+           COUNT(DISTINCT CASE WHEN status = 'RESOLVED' THEN conversation_id END) \
+           FROM d GROUP BY bucket",
         accept = ranked("accept_ms"),
         resolve = ranked("resolve_ms"),
     );
-    let mut accept = Vec::new();
-    let mut resolve = Vec::new();
+    let mut all: Vec<Value> = vec![cohort.from.into(), bucket_ms.into()];
+    all.extend(values);
+    let mut stats = HandoffStats::default();
+    let (mut accept, mut resolve) = (Vec::new(), Vec::new());
     let mut reasons: Vec<(String, i64)> = Vec::new();
-    for row in rows(state, &sql, values).await? {
+    for row in rows(state, &sql, all).await? {
         let part: String = row.try_get("", "part")?;
         let n = int(&row, "n")?;
         match part.as_str() {
             "reason" => reasons.push((row.try_get("", "reason")?, n)),
             "accept" => accept.push((int(&row, "k")?, int(&row, "ms")?, n)),
-            _ => resolve.push((int(&row, "k")?, int(&row, "ms")?, n)),
+            "resolve" => resolve.push((int(&row, "k")?, int(&row, "ms")?, n)),
+            _ => stats.buckets.push((
+                int(&row, "ms")?,
+                HandedOff {
+                    conversations: int(&row, "k")?,
+                    handoffs: n,
+                    resolved: int(&row, "x")?,
+                },
+            )),
         }
     }
     reasons.sort_by(|(a, x), (b, y)| y.cmp(x).then(a.cmp(b)));
-    Ok(HandoffStats {
-        accept: percentiles(&accept),
-        resolve: percentiles(&resolve),
-        reasons: reasons
-            .iter()
-            .map(|(reason, n)| (parse_reason(reason), *n))
-            .collect(),
-    })
+    stats.accept = percentiles(&accept);
+    stats.resolve = percentiles(&resolve);
+    stats.reasons = reasons
+        .iter()
+        .map(|(reason, n)| (parse_reason(reason), *n))
+        .collect();
+    Ok(stats)
 }
 
 /// Median and nearest-rank 90th percentile, in seconds, from the rows `(rank, ms, n)`
@@ -279,8 +308,10 @@ pub struct Point {
 /// Buckets a series may have.
 pub const MAX_BUCKETS: i64 = 2_000;
 
-/// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present: one
-/// pass over the cohort's conversations, each joined with its handoff count.
+/// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present:
+/// one pass over the cohort's conversations (how many, how many resolved; the
+/// AI-resolved ones are those less the handed-off ones), for [`with_handoffs`] to
+/// complete with [`handoff_stats`] run with the same bucket.
 pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
     let buckets = ((cohort.to - cohort.from) + bucket_ms - 1) / bucket_ms;
     if buckets > MAX_BUCKETS {
@@ -292,20 +323,10 @@ pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppRes
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT (c.created_at - ?) / ? AS bucket, COUNT(*) AS conversations, \
-         SUM(CASE WHEN h.n IS NOT NULL THEN 1 ELSE 0 END) AS handed_off, \
-         SUM(CASE WHEN c.status = 'RESOLVED' AND h.n IS NULL THEN 1 ELSE 0 END) AS ai_resolved, \
-         CAST(SUM(COALESCE(h.n, 0)) AS BIGINT) AS handoffs \
-         FROM conversations c \
-         LEFT JOIN (SELECT conversation_id, COUNT(*) AS n FROM handoffs \
-                    WHERE workspace_id = ? GROUP BY conversation_id) h \
-           ON h.conversation_id = c.id \
-         WHERE {condition} GROUP BY bucket ORDER BY bucket"
+         SUM(CASE WHEN c.status = 'RESOLVED' THEN 1 ELSE 0 END) AS resolved \
+         FROM conversations c WHERE {condition} GROUP BY bucket ORDER BY bucket"
     );
-    let mut all: Vec<Value> = vec![
-        cohort.from.into(),
-        bucket_ms.into(),
-        cohort.workspace_id.as_str().into(),
-    ];
+    let mut all: Vec<Value> = vec![cohort.from.into(), bucket_ms.into()];
     all.extend(values);
     let mut points: Vec<Point> = (0..buckets)
         .map(|i| Point {
@@ -317,12 +338,22 @@ pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppRes
         let bucket = int(&row, "bucket")?;
         if let Some(point) = usize::try_from(bucket).ok().and_then(|b| points.get_mut(b)) {
             point.conversations = int(&row, "conversations")?;
-            point.handed_off = int(&row, "handed_off")?;
-            point.ai_resolved = int(&row, "ai_resolved")?;
-            point.handoffs = int(&row, "handoffs")?;
+            point.ai_resolved = int(&row, "resolved")?;
         }
     }
     Ok(points)
+}
+
+/// The series of [`series`] with the handoff counts of the same buckets.
+pub fn with_handoffs(mut points: Vec<Point>, handoffs: &HandoffStats) -> Vec<Point> {
+    for &(bucket, handed) in &handoffs.buckets {
+        if let Some(point) = usize::try_from(bucket).ok().and_then(|b| points.get_mut(b)) {
+            point.handed_off = handed.conversations;
+            point.handoffs = handed.handoffs;
+            point.ai_resolved -= handed.resolved;
+        }
+    }
+    points
 }
 
 /// A series with `n` times larger buckets, from the same start: every `n`

@@ -22,12 +22,19 @@ use super::{ContextExt, timestamp};
 pub struct InsightsDigest {
     state: AppState,
     cohort: Cohort,
-    /// The period's conversations by day (by the whole period when it has more
-    /// days than a series may have buckets), read once for the summary and the
-    /// series: `(bucket_ms, points)`.
-    passes: OnceCell<(i64, Vec<Point>)>,
-    handoffs: OnceCell<HandoffStats>,
+    /// The period's conversations and handoffs, read once for every field but
+    /// topics, docs gaps and ratings.
+    passes: OnceCell<Passes>,
     csat: OnceCell<(Option<f64>, i64)>,
+}
+
+/// The two passes over the period: handoffs (durations, reasons, counts per
+/// bucket) and conversations per bucket, by day (by the whole period when it has
+/// more days than a series may have buckets).
+struct Passes {
+    bucket_ms: i64,
+    points: Vec<Point>,
+    handoffs: HandoffStats,
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -38,34 +45,38 @@ impl InsightsDigest {
             state,
             cohort,
             passes: OnceCell::new(),
-            handoffs: OnceCell::new(),
             csat: OnceCell::new(),
         }
     }
 
-    async fn days(&self) -> async_graphql::Result<&(i64, Vec<Point>)> {
-        let days = self.passes.get_or_try_init(|| async {
+    async fn passes(&self) -> async_graphql::Result<&Passes> {
+        let passes = self.passes.get_or_try_init(|| async {
             let span = (self.cohort.to - self.cohort.from).max(1);
-            let bucket = if (span + DAY_MS - 1) / DAY_MS <= domain::insights::MAX_BUCKETS {
+            let bucket_ms = if (span + DAY_MS - 1) / DAY_MS <= domain::insights::MAX_BUCKETS {
                 DAY_MS
             } else {
                 span
             };
-            let points = domain::insights::series(&self.state, &self.cohort, bucket).await?;
-            Ok::<_, AppError>((bucket, points))
+            let (state, cohort) = (&self.state, &self.cohort);
+            let (points, handoffs) = tokio::try_join!(
+                domain::insights::series(state, cohort, bucket_ms),
+                domain::insights::handoff_stats(state, cohort, bucket_ms),
+            )?;
+            Ok::<_, AppError>(Passes {
+                bucket_ms,
+                points: domain::insights::with_handoffs(points, &handoffs),
+                handoffs,
+            })
         });
-        Ok(days.await?)
+        Ok(passes.await?)
     }
 
     async fn summary(&self) -> async_graphql::Result<Summary> {
-        Ok(Summary::of(&self.days().await?.1))
+        Ok(Summary::of(&self.passes().await?.points))
     }
 
     async fn handoff_stats(&self) -> async_graphql::Result<&HandoffStats> {
-        let stats = self
-            .handoffs
-            .get_or_try_init(|| domain::insights::handoff_stats(&self.state, &self.cohort));
-        Ok(stats.await?)
+        Ok(&self.passes().await?.handoffs)
     }
 
     async fn csat_and_ratings(&self) -> async_graphql::Result<(Option<f64>, i64)> {
@@ -174,12 +185,25 @@ impl InsightsDigest {
 
     /// Counts per day or week from `from`, every bucket present, for plotting.
     async fn series(&self, bucket: Bucket) -> async_graphql::Result<Vec<SeriesPoint>> {
-        let (days_ms, days) = self.days().await?;
+        let passes = self.passes().await?;
+        let (state, cohort) = (&self.state, &self.cohort);
         let points = match bucket {
-            Bucket::Day if *days_ms == DAY_MS => days.clone(),
-            Bucket::Week if *days_ms == DAY_MS => domain::insights::regroup(days, 7),
-            Bucket::Day => domain::insights::series(&self.state, &self.cohort, DAY_MS).await?,
-            Bucket::Week => domain::insights::series(&self.state, &self.cohort, 7 * DAY_MS).await?,
+            Bucket::Day if passes.bucket_ms == DAY_MS => passes.points.clone(),
+            Bucket::Week if passes.bucket_ms == DAY_MS => {
+                domain::insights::regroup(&passes.points, 7)
+            }
+            Bucket::Day | Bucket::Week => {
+                let ms = if bucket == Bucket::Day {
+                    DAY_MS
+                } else {
+                    7 * DAY_MS
+                };
+                let (points, handoffs) = tokio::try_join!(
+                    domain::insights::series(state, cohort, ms),
+                    domain::insights::handoff_stats(state, cohort, ms),
+                )?;
+                domain::insights::with_handoffs(points, &handoffs)
+            }
         };
         Ok(points
             .into_iter()
