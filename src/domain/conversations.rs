@@ -427,9 +427,7 @@ pub async fn resolve(
         .events
         .publish(Event::conversation_changed(conv.clone(), Change::Status));
     if let Some(handoff) = handoff {
-        state
-            .events
-            .publish(Event::handoff_changed(handoff, conv.clone()));
+        super::handoffs::publish_handoff(state, handoff, conv.clone());
     }
     Ok(conv)
 }

@@ -56,12 +56,18 @@ impl Outcome {
     }
 }
 
-/// Publish a handoff change. A new request is about to be shown to every agent
+/// Publish a handoff change (every change this process makes goes through here).
+/// A new request is about to be shown to every agent
 /// subscribed to escalations, with its case file and team: those are read now, once,
 /// in the background, so that no subscriber waits for the first one to get to the
 /// event (they deliver in order, and a storm of requests would otherwise queue
 /// behind each one's case file).
-fn publish_handoff(state: &AppState, handoff: handoff::Model, conversation: conversation::Model) {
+pub(crate) fn publish_handoff(
+    state: &AppState,
+    handoff: handoff::Model,
+    conversation: conversation::Model,
+) {
+    state.accepts.changed(&handoff);
     let requested = handoff.status == HandoffStatus::Requested;
     let event = Event::handoff_changed(handoff.clone(), conversation);
     let resolved = match &event.kind {
@@ -319,6 +325,7 @@ pub async fn accept(
             None
         }
         Flight::First(flight) => Some(flight),
+        Flight::Taken(won) => return Err(lost_race(state, won).await),
     };
     let result = attempt_accept(state, agent, id).await;
     if let (Some(flight), Ok(won)) = (flight, &result) {
@@ -328,16 +335,27 @@ pub async fn accept(
 }
 
 /// Accept attempts running in this process, by handoff id, each with the handoff
-/// it accepted once it did.
+/// it accepted once it did; and, where this process sees every change (SQLite: one
+/// server owns the file), the handoffs accepted since, so that late racers lose
+/// without a statement. Every handoff change this process publishes updates it.
 #[derive(Default)]
-pub struct AcceptsInFlight(
-    std::sync::Mutex<std::collections::HashMap<String, watch::Receiver<Option<handoff::Model>>>>,
-);
+pub struct AcceptsInFlight(std::sync::Mutex<Accepts>);
 
-/// Joining the accepts of a handoff: run the first attempt, or wait for it.
+#[derive(Default)]
+struct Accepts {
+    running: std::collections::HashMap<String, watch::Receiver<Option<handoff::Model>>>,
+    accepted: std::collections::HashMap<String, handoff::Model>,
+}
+
+/// Accepted handoffs remembered at most; past that the memory starts over.
+const ACCEPTED_KEPT: usize = 10_000;
+
+/// Joining the accepts of a handoff: run the first attempt, wait for the one
+/// running, or lose to the one that won.
 enum Flight {
     First(FirstAttempt),
     Running(watch::Receiver<Option<handoff::Model>>),
+    Taken(handoff::Model),
 }
 
 /// The first attempt at a handoff; its entry goes when it does, won or not
@@ -356,34 +374,46 @@ impl FirstAttempt {
 
 impl Drop for FirstAttempt {
     fn drop(&mut self) {
-        self.state.accepts.lock().remove(&self.id);
+        self.state.accepts.lock().running.remove(&self.id);
     }
 }
 
 impl AcceptsInFlight {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<String, watch::Receiver<Option<handoff::Model>>>,
-    > {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Accepts> {
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn join(&self, state: &AppState, id: &str) -> Flight {
-        let mut running = self.lock();
-        if let Some(outcome) = running.get(id) {
+        let mut accepts = self.lock();
+        let sees_every_change = state.db.pg_pool.is_none();
+        if let Some(won) = accepts.accepted.get(id).filter(|_| sees_every_change) {
+            return Flight::Taken(won.clone());
+        }
+        if let Some(outcome) = accepts.running.get(id) {
             return Flight::Running(outcome.clone());
         }
         let (outcome, watcher) = watch::channel(None);
-        running.insert(id.to_owned(), watcher);
+        accepts.running.insert(id.to_owned(), watcher);
         Flight::First(FirstAttempt {
             state: state.clone(),
             id: id.to_owned(),
             outcome,
         })
+    }
+
+    /// A handoff changed (committed, about to be published).
+    fn changed(&self, handoff: &handoff::Model) {
+        let mut accepts = self.lock();
+        if handoff.status == HandoffStatus::Accepted {
+            if accepts.accepted.len() >= ACCEPTED_KEPT {
+                accepts.accepted.clear();
+            }
+            accepts.accepted.insert(handoff.id.clone(), handoff.clone());
+        } else {
+            accepts.accepted.remove(&handoff.id);
+        }
     }
 }
 

@@ -811,3 +811,57 @@ async fn agents_running_one_escalations_query_share_it_and_each_may_leave() {
         "another refund please"
     );
 }
+
+#[tokio::test]
+async fn a_late_accept_loses_to_the_winner_until_the_handoff_waits_again() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    let billing = team(&app, &ws, "Billing").await;
+    let (_, sam) = app.agent(&ws, "Sam", "AGENT").await;
+    let (kim_id, kim) = app.agent(&ws, "Kim", "AGENT").await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("talk to a person")).await;
+    let handoff = thread(&app, &visitor, &conversation).await["openHandoff"]["id"]
+        .as_str()
+        .expect("handoff")
+        .to_owned();
+    let accept = "mutation($h: ID!) { acceptHandoff(id: $h) { status acceptedBy { id name } } }";
+
+    app.data(Some(&sam), accept, json!({ "h": handoff })).await;
+    let late = app.gql(Some(&kim), accept, json!({ "h": handoff })).await;
+    assert_eq!(error_code(&late), "CONFLICT");
+    assert_eq!(
+        late["errors"][0]["extensions"]["reason"],
+        "ALREADY_ACCEPTED"
+    );
+    assert_eq!(
+        late["errors"][0]["message"],
+        "Sam already accepted this handoff"
+    );
+
+    // Sent back to the team's queue: the same handoff may be accepted again.
+    app.data(
+        Some(&ws.admin_token),
+        "mutation($h: ID!, $t: ID!) { transferHandoff(id: $h, teamId: $t) { status } }",
+        json!({ "h": handoff, "t": billing }),
+    )
+    .await;
+    let again = app.data(Some(&kim), accept, json!({ "h": handoff })).await;
+    assert_eq!(
+        again["acceptHandoff"],
+        json!({ "status": "ACCEPTED", "acceptedBy": { "id": kim_id, "name": "Kim" } })
+    );
+
+    // Resolved: nobody accepts it any more, and the answer says why.
+    app.data(
+        Some(&ws.admin_token),
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { status } }",
+        json!({ "c": conversation }),
+    )
+    .await;
+    let closed = app.gql(Some(&sam), accept, json!({ "h": handoff })).await;
+    assert_eq!(closed["errors"][0]["extensions"]["reason"], "NOT_REQUESTED");
+    assert_eq!(
+        closed["errors"][0]["message"],
+        "this handoff is RESOLVED, not waiting"
+    );
+}
