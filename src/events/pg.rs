@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
@@ -23,6 +24,12 @@ use crate::ids::random_secret;
 
 /// The `NOTIFY` channel.
 const CHANNEL: &str = "casefile_events";
+
+/// Events sent with one `NOTIFY` statement at most.
+const NOTIFY_BATCH: usize = 256;
+
+/// Notified events being loaded at once, at most.
+const HYDRATING: usize = 64;
 
 /// What crosses between processes: ids, and the whole of ephemeral events.
 #[derive(Debug, Serialize, Deserialize)]
@@ -79,17 +86,20 @@ impl PgBus {
 
         let (outbox, mut queue) = mpsc::unbounded_channel::<String>();
         tokio::spawn(async move {
-            while let Some(payload) = queue.recv().await {
-                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            let mut payloads = Vec::new();
+            // Whatever queued up meanwhile goes in one statement, in order.
+            while queue.recv_many(&mut payloads, NOTIFY_BATCH).await > 0 {
+                let sent = sqlx::query("SELECT pg_notify($1, payload) FROM unnest($2::text[]) WITH ORDINALITY AS p(payload, n) ORDER BY n")
                     .bind(CHANNEL)
-                    .bind(&payload)
+                    .bind(&payloads)
                     .execute(&pool)
                     .await;
                 if let Err(err) = sent {
-                    // Other processes miss this event; their subscribers catch up at
-                    // the next event of the same conversation.
+                    // Other processes miss these events; their subscribers catch up
+                    // at the next event of the same conversation.
                     tracing::warn!(error.detail = %err, "NOTIFY failed");
                 }
+                payloads.clear();
             }
         });
         Ok(PgBus {
@@ -148,9 +158,43 @@ impl EventBus for PgBus {
     }
 }
 
-async fn listen(mut listener: PgListener, db: Db, local: Arc<InProcessBus>, node: String) {
+/// What the receiving task hands on.
+enum Received {
+    Event(Wire),
+    /// The connection dropped: notifications may have been lost.
+    Lost,
+}
+
+/// Receive notifications on their own task (reading the connection must not be
+/// interrupted), and load the rows they name several at a time, delivering the
+/// events in the order they were sent: at 500 messages a second, loading them one
+/// after the other would queue.
+async fn listen(listener: PgListener, db: Db, local: Arc<InProcessBus>, node: String) {
+    let (received, mut incoming) = mpsc::channel(1024);
+    tokio::spawn(receive(listener, received, node));
+    let mut hydrating = futures_util::stream::FuturesOrdered::new();
     loop {
-        match listener.try_recv().await {
+        tokio::select! {
+            Some(hydrated) = hydrating.next(), if !hydrating.is_empty() => match hydrated {
+                Ok(Some(event)) => local.publish(event),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(error.detail = ?err, "could not load a notified event");
+                    local.resync_all();
+                }
+            },
+            next = incoming.recv(), if hydrating.len() < HYDRATING => match next {
+                Some(Received::Event(wire)) => hydrating.push_back(hydrate(&db, wire)),
+                Some(Received::Lost) => local.resync_all(),
+                None => return,
+            },
+        }
+    }
+}
+
+async fn receive(mut listener: PgListener, received: mpsc::Sender<Received>, node: String) {
+    loop {
+        let next = match listener.try_recv().await {
             Ok(Some(notification)) => {
                 let Ok(wire) = serde_json::from_str::<Wire>(notification.payload()) else {
                     tracing::warn!("ignoring a malformed event notification");
@@ -159,23 +203,19 @@ async fn listen(mut listener: PgListener, db: Db, local: Arc<InProcessBus>, node
                 if wire.o == node {
                     continue;
                 }
-                match hydrate(&db, wire).await {
-                    Ok(Some(event)) => local.publish(event),
-                    Ok(None) => {}
-                    Err(err) => {
-                        tracing::warn!(error.detail = ?err, "could not load a notified event");
-                        local.resync_all();
-                    }
-                }
+                Received::Event(wire)
             }
             // The connection dropped; the next call reconnects. Whatever was sent
             // in between is lost, so everyone catches up from the database.
-            Ok(None) => local.resync_all(),
+            Ok(None) => Received::Lost,
             Err(err) => {
                 tracing::warn!(error.detail = %err, "event listener failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                local.resync_all();
+                Received::Lost
             }
+        };
+        if received.send(next).await.is_err() {
+            return;
         }
     }
 }
@@ -189,19 +229,17 @@ async fn hydrate(db: &Db, wire: Wire) -> AppResult<Option<Event>> {
     };
     let event = match wire.kind {
         WireKind::Message { id } => {
-            let Some(message) = message::Entity::find_by_id(id).one(&db.reader).await? else {
-                return Ok(None);
-            };
-            let Some(conversation) = conversation().await? else {
+            let message = message::Entity::find_by_id(id).one(&db.reader);
+            let (Some(message), Some(conversation)) = tokio::try_join!(message, conversation())?
+            else {
                 return Ok(None);
             };
             Event::message_created(message, conversation)
         }
         WireKind::Handoff { id } => {
-            let Some(handoff) = handoff::Entity::find_by_id(id).one(&db.reader).await? else {
-                return Ok(None);
-            };
-            let Some(conversation) = conversation().await? else {
+            let handoff = handoff::Entity::find_by_id(id).one(&db.reader);
+            let (Some(handoff), Some(conversation)) = tokio::try_join!(handoff, conversation())?
+            else {
                 return Ok(None);
             };
             Event::handoff_changed(handoff, conversation)
