@@ -288,25 +288,13 @@ pub async fn page_joined(
         select = with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_");
     }
     if joined.lead {
-        let rel = conversation::Entity::belongs_to(lead::Entity)
-            .from(C::LeadId)
-            .to(lead::Column::Id)
-            .into();
-        select = with_columns::<lead::Entity>(select.join(JoinType::LeftJoin, rel), "l_");
+        select = by_id::<lead::Entity>(select, C::LeadId, lead::Column::Id, "l_");
     }
     if joined.assignee {
-        let rel = conversation::Entity::belongs_to(agent::Entity)
-            .from(C::AssigneeId)
-            .to(agent::Column::Id)
-            .into();
-        select = with_columns::<agent::Entity>(select.join(JoinType::LeftJoin, rel), "a_");
+        select = by_id::<agent::Entity>(select, C::AssigneeId, agent::Column::Id, "a_");
     }
     if joined.team {
-        let rel = conversation::Entity::belongs_to(team::Entity)
-            .from(C::TeamId)
-            .to(team::Column::Id)
-            .into();
-        select = with_columns::<team::Entity>(select.join(JoinType::LeftJoin, rel), "t_");
+        select = by_id::<team::Entity>(select, C::TeamId, team::Column::Id, "t_");
     }
     let rows = state
         .db
@@ -324,6 +312,21 @@ pub async fn page_joined(
             })
         })
         .collect()
+}
+
+/// `select` joined with the `E` whose `id` is the conversation's `from` (if any),
+/// reading its columns with `prefix`.
+fn by_id<E: EntityTrait>(
+    select: sea_orm::Select<conversation::Entity>,
+    from: conversation::Column,
+    id: E::Column,
+    prefix: &str,
+) -> sea_orm::Select<conversation::Entity> {
+    let rel = conversation::Entity::belongs_to(E::default())
+        .from(from)
+        .to(id)
+        .into();
+    with_columns::<E>(select.join(JoinType::LeftJoin, rel), prefix)
 }
 
 /// `select` also reading every column of the joined `E`, named with `prefix`.
