@@ -94,9 +94,11 @@ pub struct Answer {
     pub json: String,
 }
 
-/// A running upstream. Subscribers hold it; when the last lets go, it stops.
+/// A running upstream. Subscribers hold it; when the last lets go, it stops. Only
+/// the upstream's task holds its sender, so when the execution ends, every
+/// subscriber's stream ends too, and a newcomer starts a new execution.
 struct Upstream {
-    answers: broadcast::Sender<Arc<Answer>>,
+    answers: broadcast::WeakSender<Arc<Answer>>,
     stop: CancellationToken,
 }
 
@@ -133,15 +135,19 @@ impl SharedOperations {
     ) -> impl Stream<Item = Item> + Send + 'static {
         let (upstream, answers) = {
             let mut running = state.shared_operations.lock();
-            match running.get(&key).and_then(Weak::upgrade) {
-                Some(upstream) => {
-                    let answers = upstream.answers.subscribe();
-                    (upstream, answers)
-                }
+            let joined = running
+                .get(&key)
+                .and_then(Weak::upgrade)
+                .and_then(|upstream| {
+                    let answers = upstream.answers.upgrade()?.subscribe();
+                    Some((upstream, answers))
+                });
+            match joined {
+                Some(joined) => joined,
                 None => {
                     let (sender, answers) = broadcast::channel(CAPACITY);
                     let upstream = Arc::new(Upstream {
-                        answers: sender.clone(),
+                        answers: sender.downgrade(),
                         stop: CancellationToken::new(),
                     });
                     running.retain(|_, weak| weak.strong_count() > 0);

@@ -554,3 +554,22 @@ async fn a_thousand_subscribers_receive_every_message_in_order() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_shared_subscription_that_fails_at_start_fails_for_every_subscriber() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let query = "subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename } }";
+    // Agents of one workspace and role share executions of the same document; an
+    // execution that ends must not leave a newcomer waiting on it.
+    for name in ["Ana", "Ben"] {
+        let (_, token) = app.agent(&ws, name, "AGENT").await;
+        let mut client = WsClient::ready(&app, TRANSPORT_WS, &token).await;
+        client
+            .subscribe("1", query, json!({ "c": "conv_missing" }))
+            .await;
+        let message = client.recv().await;
+        assert_eq!(message["type"], "error", "{message}");
+        assert_eq!(message["payload"][0]["extensions"]["code"], "NOT_FOUND");
+    }
+}
