@@ -175,67 +175,42 @@ async fn raw_send(raw: &Raw, ws: &str, agent: &str, conversation: &str) -> Resul
     let now = chrono::Utc::now().timestamp_millis();
     let id = format!("msg_{}", ulid::Ulid::new());
     let text = |e: sqlx::Error| e.to_string();
+    // The same two statements in one transaction, on either database.
+    macro_rules! send {
+        ($pool:expr, $update:expr, $insert:expr) => {{
+            let mut tx = $pool.begin().await.map_err(text)?;
+            let row = sqlx::query($update)
+                .bind(now)
+                .bind(false)
+                .bind(conversation)
+                .bind(ws)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(text)?;
+            let seq: i64 = row.try_get("last_seq").map_err(text)?;
+            sqlx::query($insert)
+                .bind(&id)
+                .bind(ws)
+                .bind(conversation)
+                .bind(seq)
+                .bind("AGENT")
+                .bind(agent)
+                .bind(BODY)
+                .bind(false)
+                .bind(Option::<f64>::None)
+                .bind("[]")
+                .bind(Option::<String>::None)
+                .bind(Option::<i64>::None)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(text)?;
+            tx.commit().await.map_err(text)
+        }};
+    }
     match raw {
-        Raw::Sqlite(pool) => {
-            let mut tx = pool.begin().await.map_err(text)?;
-            let row = sqlx::query(UPDATE)
-                .bind(now)
-                .bind(false)
-                .bind(conversation)
-                .bind(ws)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(text)?;
-            let seq: i64 = row.try_get("last_seq").map_err(text)?;
-            sqlx::query(INSERT)
-                .bind(&id)
-                .bind(ws)
-                .bind(conversation)
-                .bind(seq)
-                .bind("AGENT")
-                .bind(agent)
-                .bind(BODY)
-                .bind(false)
-                .bind(Option::<f64>::None)
-                .bind("[]")
-                .bind(Option::<String>::None)
-                .bind(Option::<i64>::None)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(text)?;
-            tx.commit().await.map_err(text)
-        }
-        Raw::Postgres(pool) => {
-            let mut tx = pool.begin().await.map_err(text)?;
-            let row = sqlx::query(UPDATE_PG)
-                .bind(now)
-                .bind(false)
-                .bind(conversation)
-                .bind(ws)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(text)?;
-            let seq: i64 = row.try_get("last_seq").map_err(text)?;
-            sqlx::query(INSERT_PG)
-                .bind(&id)
-                .bind(ws)
-                .bind(conversation)
-                .bind(seq)
-                .bind("AGENT")
-                .bind(agent)
-                .bind(BODY)
-                .bind(false)
-                .bind(Option::<f64>::None)
-                .bind("[]")
-                .bind(Option::<String>::None)
-                .bind(Option::<i64>::None)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(text)?;
-            tx.commit().await.map_err(text)
-        }
+        Raw::Sqlite(pool) => send!(pool, UPDATE, INSERT),
+        Raw::Postgres(pool) => send!(pool, UPDATE_PG, INSERT_PG),
     }
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::auth::AgentPrincipal;
 use crate::entity::{
     Author, ConversationStatus, HandoffReason, HandoffStatus, conversation, conversation_tag,
-    handoff, insight_tag, message, now_ms, team, workspace,
+    handoff, insight_tag, message, now_ms, workspace,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event, EventKind};
@@ -87,10 +87,9 @@ pub(crate) fn publish_handoff(
         });
         let team = resolved.team.get_or_try_init(|| async {
             match &handoff.team_id {
-                Some(id) => team::Entity::find_by_id(id.as_str())
-                    .one(&state.db.reader)
+                Some(id) => super::teams::get(&state, &handoff.workspace_id, id)
                     .await
-                    .map_err(AppError::from),
+                    .map(Some),
                 None => Ok(None),
             }
         });

@@ -308,11 +308,26 @@ pub struct Point {
 /// Buckets a series may have.
 pub const MAX_BUCKETS: i64 = 2_000;
 
+/// The period's series by bucket of `bucket_ms` and its handoff statistics: the
+/// conversation pass ([`series`]) and the handoff pass ([`handoff_stats`]), run
+/// concurrently and merged.
+pub async fn passes(
+    state: &AppState,
+    cohort: &Cohort,
+    bucket_ms: i64,
+) -> AppResult<(Vec<Point>, HandoffStats)> {
+    let (points, handoffs) = tokio::try_join!(
+        series(state, cohort, bucket_ms),
+        handoff_stats(state, cohort, bucket_ms),
+    )?;
+    Ok((with_handoffs(points, &handoffs), handoffs))
+}
+
 /// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present:
 /// one pass over the cohort's conversations (how many, how many resolved; the
-/// AI-resolved ones are those less the handed-off ones), for [`with_handoffs`] to
-/// complete with [`handoff_stats`] run with the same bucket.
-pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
+/// AI-resolved ones are those less the handed-off ones, which [`with_handoffs`]
+/// takes from the handoff pass).
+async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
     let buckets = ((cohort.to - cohort.from) + bucket_ms - 1) / bucket_ms;
     if buckets > MAX_BUCKETS {
         return Err(AppError::bad_input(
@@ -345,7 +360,7 @@ pub async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppRes
 }
 
 /// The series of [`series`] with the handoff counts of the same buckets.
-pub fn with_handoffs(mut points: Vec<Point>, handoffs: &HandoffStats) -> Vec<Point> {
+fn with_handoffs(mut points: Vec<Point>, handoffs: &HandoffStats) -> Vec<Point> {
     for &(bucket, handed) in &handoffs.buckets {
         if let Some(point) = usize::try_from(bucket).ok().and_then(|b| points.get_mut(b)) {
             point.handed_off = handed.conversations;

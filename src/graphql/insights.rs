@@ -57,14 +57,11 @@ impl InsightsDigest {
             } else {
                 span
             };
-            let (state, cohort) = (&self.state, &self.cohort);
-            let (points, handoffs) = tokio::try_join!(
-                domain::insights::series(state, cohort, bucket_ms),
-                domain::insights::handoff_stats(state, cohort, bucket_ms),
-            )?;
+            let (points, handoffs) =
+                domain::insights::passes(&self.state, &self.cohort, bucket_ms).await?;
             Ok::<_, AppError>(Passes {
                 bucket_ms,
-                points: domain::insights::with_handoffs(points, &handoffs),
+                points,
                 handoffs,
             })
         });
@@ -185,25 +182,18 @@ impl InsightsDigest {
 
     /// Counts per day or week from `from`, every bucket present, for plotting.
     async fn series(&self, bucket: Bucket) -> async_graphql::Result<Vec<SeriesPoint>> {
+        let ms = match bucket {
+            Bucket::Day => DAY_MS,
+            Bucket::Week => 7 * DAY_MS,
+        };
         let passes = self.passes().await?;
-        let (state, cohort) = (&self.state, &self.cohort);
-        let points = match bucket {
-            Bucket::Day if passes.bucket_ms == DAY_MS => passes.points.clone(),
-            Bucket::Week if passes.bucket_ms == DAY_MS => {
-                domain::insights::regroup(&passes.points, 7)
-            }
-            Bucket::Day | Bucket::Week => {
-                let ms = if bucket == Bucket::Day {
-                    DAY_MS
-                } else {
-                    7 * DAY_MS
-                };
-                let (points, handoffs) = tokio::try_join!(
-                    domain::insights::series(state, cohort, ms),
-                    domain::insights::handoff_stats(state, cohort, ms),
-                )?;
-                domain::insights::with_handoffs(points, &handoffs)
-            }
+        // Weeks are days summed; only a period too long for daily buckets reads again.
+        let points = if passes.bucket_ms == DAY_MS {
+            domain::insights::regroup(&passes.points, (ms / DAY_MS) as usize)
+        } else {
+            domain::insights::passes(&self.state, &self.cohort, ms)
+                .await?
+                .0
         };
         Ok(points
             .into_iter()
