@@ -2,18 +2,19 @@
 //! queries), `/healthz`, and serving until shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 
 use async_graphql::http::GraphiQLSource;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
@@ -23,6 +24,7 @@ use crate::auth::Principal;
 use crate::error::{AppError, code};
 use crate::graphql::{AppSchema, RequestAuth};
 use crate::loaders;
+use crate::net::Connections;
 use crate::state::AppState;
 use crate::ws;
 
@@ -61,6 +63,22 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers every answer carries: browsers must not guess content types, and no page
+/// leaks its URL (which may hold a token) to the sites it links to.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
 
 /// Serve on `listener` until `shutdown` completes, then finish in-flight requests.
@@ -69,10 +87,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::net::serve(listener, router(state.clone()), state, shutdown).await
 }
 
 /// An error response outside GraphQL execution (transport problems), in the same
@@ -86,6 +101,71 @@ fn app_error(err: AppError) -> Response {
     transport_error(StatusCode::OK, err.code(), &err.message())
 }
 
+/// A whole request refused for rate: 429 with `Retry-After`, and the GraphQL error
+/// with `retryAfter`.
+fn rate_limited(err: AppError) -> Response {
+    let retry_after = match &err {
+        AppError::RateLimited { retry_after, .. } => *retry_after,
+        _ => crate::net::RETRY_AFTER_SECONDS,
+    };
+    let body = json!({ "errors": [{
+        "message": err.message(),
+        "extensions": { "code": err.code(), "retryAfter": retry_after },
+    }]});
+    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+/// The JSON of a GraphQL response, or an error in its place when it is larger than
+/// `CASEFILE_MAX_RESPONSE_BYTES`.
+pub fn serialise_response(max: usize, response: &async_graphql::Response) -> String {
+    match serde_json::to_string(response) {
+        Ok(json) if json.len() <= max => json,
+        Ok(json) => {
+            tracing::warn!(
+                bytes = json.len(),
+                max,
+                "a response over the size limit was replaced"
+            );
+            json!({ "errors": [{
+                "message": format!("the response would be {} bytes, more than the {max} allowed: ask for fewer objects (smaller `first`)", json.len()),
+                "extensions": { "code": code::BAD_USER_INPUT, "reason": "RESPONSE_TOO_LARGE", "limit": max },
+            }]})
+            .to_string()
+        }
+        Err(err) => {
+            tracing::error!(error.detail = %err, "serialising a response failed");
+            json!({ "errors": [{ "message": "internal error", "extensions": { "code": code::INTERNAL } }] })
+                .to_string()
+        }
+    }
+}
+
+fn json_response(state: &AppState, response: &async_graphql::Response) -> Response {
+    let max = state.config.limits.max_response_bytes;
+    let mut answer = Response::new(Body::from(serialise_response(max, response)));
+    answer.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    answer
+}
+
+/// The response of an operation that panicked: an `INTERNAL` error for it alone (the
+/// panic hook has logged the cause).
+pub fn panicked() -> async_graphql::Response {
+    let err = AppError::internal("a resolver panicked");
+    let mut error = async_graphql::ServerError::new(err.message(), None);
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code::INTERNAL);
+    async_graphql::Response::from_errors(vec![error])
+}
+
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
     let value = headers
         .get(header::AUTHORIZATION)
@@ -97,29 +177,41 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Princ
     crate::domain::api_keys::authenticate(state, value).await
 }
 
-/// Execute one GraphQL request as `principal`; `read_only` when it came over `GET`.
+/// Execute one GraphQL request as `principal` from `client`; `read_only` when it
+/// came over `GET`. A panic in a resolver becomes an `INTERNAL` error of this
+/// request alone.
 pub async fn execute(
     state: &AppState,
     schema: &AppSchema,
     mut request: async_graphql::Request,
     principal: Option<Principal>,
+    client: IpAddr,
     read_only: bool,
 ) -> async_graphql::Response {
     // Parse once, check, and hand the parsed document to the executor.
-    let kind = match state.documents.prepare(&mut request, read_only) {
-        Ok(kind) => kind,
-        Err(err) => {
-            let mut errors = vec![err];
-            ensure_codes(&mut errors);
-            return async_graphql::Response::from_errors(errors);
-        }
-    };
+    let kind =
+        match state
+            .documents
+            .prepare(&mut request, read_only, state.config.limits.max_query_cost)
+        {
+            Ok(kind) => kind,
+            Err(err) => {
+                let mut errors = vec![err];
+                ensure_codes(&mut errors);
+                return async_graphql::Response::from_errors(errors);
+            }
+        };
     let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
     // Queries share what they loaded across the request; a mutation reads what it
     // just wrote, so nothing is cached for it.
     let loaders = loaders::LazyLoaders::new(state, sees_internal, !kind.writes);
-    let request = request.data(RequestAuth::new(principal)).data(loaders);
-    let mut response = schema.execute(request).await;
+    let request = request
+        .data(RequestAuth::new(principal, client))
+        .data(loaders);
+    let mut response = AssertUnwindSafe(schema.execute(request))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| panicked());
     ensure_codes(&mut response.errors);
     response
 }
@@ -135,10 +227,50 @@ pub fn ensure_codes(errors: &mut [async_graphql::ServerError]) {
     }
 }
 
+/// The caller's principal and address, or the answer that refuses it: bad
+/// credentials, or a token over its rate.
+async fn caller(
+    shared: &Shared,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Result<(Option<Principal>, IpAddr), Response> {
+    let client = crate::net::client_ip(
+        peer.ip(),
+        headers,
+        &shared.state.config.limits.trusted_proxies,
+    );
+    let principal = principal(&shared.state, headers).await.map_err(app_error)?;
+    if let Some(principal) = &principal {
+        shared.state.rate.request(principal).map_err(rate_limited)?;
+    }
+    Ok((principal, client))
+}
+
+/// Execute under the request time-out: past it, 503.
+async fn respond(
+    shared: &Shared,
+    request: async_graphql::Request,
+    (principal, client): (Option<Principal>, IpAddr),
+    read_only: bool,
+) -> Response {
+    let state = &shared.state;
+    let limit = state.config.limits.http_request_timeout;
+    let executing = execute(state, &shared.schema, request, principal, client, read_only);
+    match tokio::time::timeout(limit, executing).await {
+        Ok(response) => json_response(state, &response),
+        Err(_) => transport_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code::SERVICE_UNAVAILABLE,
+            &format!("the request did not finish within {limit:?}; try again"),
+        ),
+    }
+}
+
 async fn graphql_post(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -155,23 +287,35 @@ async fn graphql_post(
             "POST /graphql needs `Content-Type: application/json`",
         );
     }
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+    let limits = &shared.state.config;
+    let reading = axum::body::to_bytes(body, limits.max_body_bytes);
+    let body = match tokio::time::timeout(limits.limits.http_body_timeout, reading).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) if is_too_large(&err) => {
             return transport_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 code::BAD_USER_INPUT,
                 &format!(
                     "request body is larger than {} bytes",
-                    shared.state.config.max_body_bytes
+                    limits.max_body_bytes
                 ),
             );
         }
-        Err(_) => {
+        Ok(Err(_)) => {
             return transport_error(
                 StatusCode::BAD_REQUEST,
                 code::BAD_USER_INPUT,
                 "could not read the request body",
+            );
+        }
+        Err(_) => {
+            return transport_error(
+                StatusCode::REQUEST_TIMEOUT,
+                code::BAD_USER_INPUT,
+                &format!(
+                    "the request body did not arrive within {:?}",
+                    limits.limits.http_body_timeout
+                ),
             );
         }
     };
@@ -193,24 +337,42 @@ async fn graphql_post(
             );
         }
     };
-    let principal = match principal(&shared.state, &headers).await {
-        Ok(principal) => principal,
-        Err(err) => return app_error(err),
-    };
-    axum::Json(execute(&shared.state, &shared.schema, request, principal, false).await)
-        .into_response()
+    match caller(&shared, &headers, peer).await {
+        Ok(caller) => respond(&shared, request, caller, false).await,
+        Err(refused) => refused,
+    }
+}
+
+/// Whether reading a body failed on the size limit (rather than the connection).
+fn is_too_large(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 async fn graphql_get(
     State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
-        return websocket(shared, headers, upgrade).await;
+        return websocket(shared, peer, headers, upgrade).await;
     }
     let Some(query) = query.filter(|q| !q.is_empty()) else {
+        if !shared.state.config.graphiql {
+            return transport_error(
+                StatusCode::NOT_FOUND,
+                code::NOT_FOUND,
+                "GraphiQL is turned off on this server (CASEFILE_GRAPHIQL=false); POST queries to /graphql",
+            );
+        }
         return Html(
             GraphiQLSource::build()
                 .endpoint("/graphql")
@@ -230,42 +392,73 @@ async fn graphql_get(
             );
         }
     };
-    let principal = match principal(&shared.state, &headers).await {
-        Ok(principal) => principal,
-        Err(err) => return app_error(err),
-    };
-    axum::Json(execute(&shared.state, &shared.schema, request, principal, true).await)
-        .into_response()
+    match caller(&shared, &headers, peer).await {
+        Ok(caller) => respond(&shared, request, caller, true).await,
+        Err(refused) => refused,
+    }
 }
 
 /// Upgrade to GraphQL over WebSocket. Credentials normally come in
 /// `connection_init`; an `Authorization` header on the upgrade (non-browser
-/// clients) is the fallback.
-async fn websocket(shared: Shared, headers: HeaderMap, upgrade: WebSocketUpgrade) -> Response {
+/// clients) is the fallback. A client address with `CASEFILE_MAX_WS_PER_IP` sockets
+/// open gets 429.
+async fn websocket(
+    shared: Shared,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let config = &shared.state.config;
+    let client = crate::net::client_ip(peer.ip(), &headers, &config.limits.trusted_proxies);
+    let Some(slot) = Connections::socket(&shared.state, client) else {
+        return rate_limited(AppError::RateLimited {
+            message: format!(
+                "this address has {} WebSockets open, the most allowed",
+                config.limits.max_ws_per_ip
+            ),
+            retry_after: crate::net::RETRY_AFTER_SECONDS,
+        });
+    };
     let header_principal = match principal(&shared.state, &headers).await {
         Ok(principal) => principal,
         Err(err) => return transport_error(StatusCode::UNAUTHORIZED, err.code(), &err.message()),
     };
+    // Frames and messages over the body limit are refused before their declared
+    // size is allocated.
     let upgrade = upgrade
         .protocols(ws::PROTOCOLS)
         .read_buffer_size(ws::READ_BUFFER)
         .write_buffer_size(ws::WRITE_BUFFER)
-        .max_message_size(shared.state.config.max_body_bytes);
+        .max_frame_size(config.max_body_bytes)
+        .max_message_size(config.max_body_bytes);
     let protocol =
         ws::Protocol::from_header(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     let Shared { state, schema } = shared;
     upgrade.on_upgrade(move |socket| {
         let tracker = state.connections.clone();
-        tracker.track_future(ws::serve(socket, protocol, state, schema, header_principal))
+        let client = ws::Client {
+            ip: client,
+            header_principal,
+            _slot: slot,
+        };
+        tracker.track_future(ws::serve(socket, protocol, state, schema, client))
     })
 }
 
+/// `200 ok` when the writer and the readers answer; otherwise 503 naming what is down.
 async fn healthz(State(shared): State<Shared>) -> Response {
-    match shared.state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ok").into_response(),
-        Err(err) => {
-            tracing::warn!(error.detail = ?err, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    let (writer, reader) = shared.state.db.health().await;
+    let mut down = Vec::new();
+    for (role, result) in [("writer", writer), ("readers", reader)] {
+        if let Err(err) = result {
+            tracing::warn!(error.detail = ?err, database.role = role, "health check failed");
+            down.push(role);
         }
+    }
+    if down.is_empty() {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        let body = format!("database unavailable: {}", down.join(", "));
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
     }
 }

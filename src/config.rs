@@ -140,6 +140,227 @@ pub struct Config {
         default_value_t = 8
     )]
     pub db_pool_size: u32,
+
+    /// Serve the demo on an address other than loopback (with `--demo`).
+    #[arg(long, global = true, env = "CASEFILE_DEMO_PUBLIC")]
+    pub demo_public: bool,
+
+    /// Serve GraphiQL on `GET /graphql`.
+    #[arg(long, global = true, env = "CASEFILE_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+
+    /// Answer introspection queries (`__schema`, `__type`).
+    #[arg(long, global = true, env = "CASEFILE_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+
+    /// How long a database call may wait for a connection before the request fails
+    /// with `SERVICE_UNAVAILABLE`.
+    #[arg(long, global = true, env = "CASEFILE_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub db_timeout: Duration,
+
+    /// How long shutdown waits for requests, exports and sockets before it cuts them.
+    #[arg(long, global = true, env = "CASEFILE_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// Limits that keep hostile or broken clients from taking the server down. Each is
+/// listed, with its default, in the README's "Limits and abuse".
+#[derive(Clone, Debug, Args)]
+pub struct Limits {
+    /// `off` turns every rate limit off at once (benchmarks and test suites only).
+    #[arg(long, global = true, env = "CASEFILE_RATE_LIMITS", default_value = "on", value_parser = on_off)]
+    pub rate_limits: bool,
+
+    /// Failed `signIn`s per email; past it the email is refused until the bucket
+    /// refills (`N/DURATION[,burst=B]`, `0` for no limit).
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_SIGNIN_EMAIL",
+        default_value = "5/15m"
+    )]
+    pub rate_signin_email: Rate,
+
+    /// `signIn` attempts per client IP.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_SIGNIN_IP",
+        default_value = "30/1m"
+    )]
+    pub rate_signin_ip: Rate,
+
+    /// `startConversation` per client IP and widget key.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_START_CONVERSATION",
+        default_value = "10/1m"
+    )]
+    pub rate_start_conversation: Rate,
+
+    /// A visitor's `sendMessage`, `captureLead`, `rateConversation` and
+    /// `requestHuman`, per conversation.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_VISITOR_WRITES",
+        default_value = "20/1m,burst=10"
+    )]
+    pub rate_visitor_writes: Rate,
+
+    /// `setTyping` per conversation and author (its own budget, so typing never eats
+    /// the message budget).
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_TYPING",
+        default_value = "60/1m,burst=20"
+    )]
+    pub rate_typing: Rate,
+
+    /// Requests per agent token or API key, over HTTP and WebSocket together.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_RATE_TOKEN",
+        default_value = "50/1s,burst=100"
+    )]
+    pub rate_token: Rate,
+
+    /// Proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs, e.g.
+    /// `10.0.0.0/8,127.0.0.1/32`).
+    #[arg(long, global = true, env = "CASEFILE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
+    /// Largest cost of a document: the most objects it can return.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_MAX_QUERY_COST",
+        default_value_t = 20_000
+    )]
+    pub max_query_cost: usize,
+
+    /// Largest response, in bytes; a larger one is replaced by an error.
+    #[arg(long, global = true, env = "CASEFILE_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
+    /// Concurrent WebSockets per client IP.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_MAX_WS_PER_IP",
+        default_value_t = 500
+    )]
+    pub max_ws_per_ip: usize,
+
+    /// Concurrent connections (HTTP and WebSocket) in all.
+    #[arg(
+        long,
+        global = true,
+        env = "CASEFILE_MAX_CONNECTIONS",
+        default_value_t = 20_000
+    )]
+    pub max_connections: usize,
+
+    /// How long a send to a WebSocket may take before the socket is closed (1008).
+    #[arg(long, global = true, env = "CASEFILE_WS_SEND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_send_timeout: Duration,
+
+    /// How long a client may take to send a request's headers.
+    #[arg(long, global = true, env = "CASEFILE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// How long a client may take to send a request's body.
+    #[arg(long, global = true, env = "CASEFILE_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_body_timeout: Duration,
+
+    /// How long a request may take to answer before it is cut with 503 (exports
+    /// stream and are not cut).
+    #[arg(long, global = true, env = "CASEFILE_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http_request_timeout: Duration,
+}
+
+/// A CIDR (`10.0.0.0/8`) or a single address.
+fn cidr(value: &str) -> Result<ipnet::IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected a CIDR like `10.0.0.0/8` or an address, not `{value}`"))
+}
+
+fn on_off(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" | "yes" => Ok(true),
+        "off" | "false" | "0" | "no" => Ok(false),
+        other => Err(format!("expected `on` or `off`, not `{other}`")),
+    }
+}
+
+/// A rate: `N/DURATION` (`10/1m`, `5/15m`, `50/1s`), optionally `,burst=B`; `0`
+/// turns the limit off. Without a burst, up to N calls may come at once.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Calls allowed per `per`; 0 when the limit is off.
+    pub count: u32,
+    pub per: Duration,
+    /// The most calls allowed at once (the bucket's size).
+    pub burst: u32,
+}
+
+impl Rate {
+    pub const OFF: Rate = Rate {
+        count: 0,
+        per: Duration::from_secs(1),
+        burst: 0,
+    };
+
+    pub fn is_off(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Rate, String> {
+        let value = value.trim();
+        if value == "0" || value.eq_ignore_ascii_case("off") {
+            return Ok(Rate::OFF);
+        }
+        let bad = || format!("expected N/DURATION (like `10/1m`) or `0`, not `{value}`");
+        let (rate, burst) = match value.split_once(',') {
+            Some((rate, burst)) => {
+                let burst = burst
+                    .trim()
+                    .strip_prefix("burst=")
+                    .and_then(|b| b.parse::<u32>().ok())
+                    .filter(|b| *b > 0)
+                    .ok_or_else(bad)?;
+                (rate, Some(burst))
+            }
+            None => (value, None),
+        };
+        let (count, per) = rate.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per = humantime::parse_duration(per.trim()).map_err(|_| bad())?;
+        if count == 0 {
+            return Ok(Rate::OFF);
+        }
+        if per.is_zero() {
+            return Err(bad());
+        }
+        Ok(Rate {
+            count,
+            per,
+            burst: burst.unwrap_or(count),
+        })
+    }
 }
 
 impl Config {
@@ -156,6 +377,8 @@ impl Config {
     }
 
     /// A configuration for tests and embedding: the defaults, with this database.
+    /// Rate limits stay on, as in production; test suites that flood on purpose turn
+    /// them off with `limits.rate_limits = false`.
     pub fn for_database(database_url: impl Into<String>) -> Config {
         let mut config = Cli::parse_from(["casefile"]).config;
         config.database_url = Some(database_url.into());
@@ -167,8 +390,6 @@ impl Config {
 pub mod limits {
     /// Deepest selection set nesting accepted.
     pub const MAX_DEPTH: usize = 15;
-    /// Largest query complexity (one per field, lists not multiplied).
-    pub const MAX_COMPLEXITY: usize = 1_000;
     /// Most aliases in one document.
     pub const MAX_ALIASES: usize = 30;
     /// Longest message body, in characters.
@@ -177,4 +398,24 @@ pub mod limits {
     pub const MAX_SHORT_TEXT: usize = 200;
     /// Largest page a connection returns.
     pub const MAX_PAGE: i32 = 200;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_and_without_burst() {
+        let rate: Rate = "10/1m".parse().expect("valid");
+        assert_eq!(
+            (rate.count, rate.per, rate.burst),
+            (10, Duration::from_secs(60), 10)
+        );
+        let rate: Rate = "20/1m,burst=10".parse().expect("valid");
+        assert_eq!((rate.count, rate.burst), (20, 10));
+        assert!("0".parse::<Rate>().expect("valid").is_off());
+        assert!("ten/1m".parse::<Rate>().is_err());
+        assert!("10/0s".parse::<Rate>().is_err());
+        assert!("10/1m,burst=0".parse::<Rate>().is_err());
+    }
 }

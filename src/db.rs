@@ -24,6 +24,9 @@ use crate::error::{AppError, AppResult};
 /// a backup) before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a health check waits for each answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The database handles of one server.
 #[derive(Clone)]
 pub struct Db {
@@ -38,12 +41,24 @@ pub struct Db {
 
 impl Db {
     /// Connect to `url` (`sqlite://…` or `postgres://…`), creating a SQLite file if
-    /// it does not exist, and run the migrations.
+    /// it does not exist, and run the migrations; calls wait at most 5 s for a
+    /// connection.
     pub async fn connect(url: &str, pool_size: u32) -> AppResult<Db> {
+        Self::connect_with_timeout(url, pool_size, Duration::from_secs(5)).await
+    }
+
+    /// [`Db::connect`], where a call waits at most `timeout` for a connection (then
+    /// it fails with `SERVICE_UNAVAILABLE` rather than hang while the database is
+    /// away).
+    pub async fn connect_with_timeout(
+        url: &str,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> AppResult<Db> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Self::connect_postgres(url, pool_size).await?
+            Self::connect_postgres(url, pool_size, timeout).await?
         } else if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url, pool_size).await?
+            Self::connect_sqlite(url, pool_size, timeout).await?
         } else {
             return Err(AppError::bad_input(
                 "database-url",
@@ -54,7 +69,7 @@ impl Db {
         Ok(db)
     }
 
-    async fn connect_sqlite(url: &str, pool_size: u32) -> AppResult<Db> {
+    async fn connect_sqlite(url: &str, pool_size: u32, timeout: Duration) -> AppResult<Db> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -62,6 +77,7 @@ impl Db {
             .foreign_keys(true)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
         let writer = SqlitePoolOptions::new()
+            .acquire_timeout(timeout)
             .max_connections(1)
             .min_connections(1)
             .connect_with(options.clone())
@@ -69,6 +85,7 @@ impl Db {
         // Readers open after the writer has created the file and switched it to WAL.
         // Opened up front: a burst must not wait for connections to open.
         let reader = SqlitePoolOptions::new()
+            .acquire_timeout(timeout)
             .max_connections(pool_size.max(1))
             .min_connections(pool_size.max(1))
             .connect_with(options.read_only(true))
@@ -88,9 +105,10 @@ impl Db {
         })
     }
 
-    async fn connect_postgres(url: &str, pool_size: u32) -> AppResult<Db> {
+    async fn connect_postgres(url: &str, pool_size: u32, timeout: Duration) -> AppResult<Db> {
         let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
+            .acquire_timeout(timeout)
             .max_connections(pool_size.max(2) * 2)
             .connect_with(options)
             .await?;
@@ -140,6 +158,31 @@ impl Db {
         self.reader.ping().await?;
         Ok(())
     }
+
+    /// Whether the writer takes a write (a row of `settings` is rewritten: a ping
+    /// would not notice a file that became read-only, or a PostgreSQL server that
+    /// became a standby) and the readers answer, each within `HEALTH_TIMEOUT`.
+    pub async fn health(&self) -> (AppResult<()>, AppResult<()>) {
+        let backend = self.backend();
+        let write = async {
+            self.writer
+                .execute_raw(crate::domain::stmt(
+                    backend,
+                    "INSERT INTO settings (key, value) VALUES ('healthz', ?) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    vec![crate::entity::now_ms().to_string().into()],
+                ))
+                .await?;
+            Ok(())
+        };
+        tokio::join!(within(write), within(self.ping()))
+    }
+}
+
+async fn within(check: impl std::future::Future<Output = AppResult<()>>) -> AppResult<()> {
+    tokio::time::timeout(HEALTH_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| Err(AppError::Unavailable("no answer in time".into())))
 }
 
 fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseConnection {

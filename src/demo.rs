@@ -1,6 +1,8 @@
 //! The demo workspace (`casefile serve --demo`, `casefile demo seed`): a
 //! content-management product's help center, tags routed to two teams, lead fields,
-//! an owner and two agents. Created once; later runs reuse it and issue fresh tokens.
+//! an owner and two agents. Created once, with a random password for every demo
+//! account that is printed that once (a demo reachable from elsewhere must not open
+//! with a password everyone knows); later runs reuse it and issue fresh tokens.
 
 use std::fmt::Write as _;
 
@@ -18,8 +20,6 @@ use crate::state::AppState;
 
 const WORKSPACE: &str = "Inkwell CMS (demo)";
 const OWNER_EMAIL: &str = "admin@inkwell.example";
-/// Known on purpose: the demo prints it, so people can sign in to the inbox.
-pub const PASSWORD: &str = "demo-password-123";
 /// The setting that remembers the demo workspace.
 pub const SETTING: &str = "demo_workspace_id";
 
@@ -159,6 +159,8 @@ const TAGS: &[(&str, &[&str], &str, bool, i32)] = &[
 /// The demo workspace and fresh tokens for its people.
 pub struct Demo {
     pub workspace: workspace::Model,
+    /// The password of every demo account, when this run created them.
+    pub password: Option<String>,
     /// (name, email, role, team, token)
     pub people: Vec<(String, String, Role, Option<String>, String)>,
 }
@@ -178,7 +180,20 @@ impl Demo {
         }
         let _ = writeln!(out, "  GraphiQL:     {base_url}/graphql");
         let _ = writeln!(out, "  widget key:   {}", self.workspace.widget_key);
-        let _ = writeln!(out, "  password of every demo account: {PASSWORD}");
+        match &self.password {
+            Some(password) => {
+                let _ = writeln!(
+                    out,
+                    "  password of every demo account (shown this once): {password}"
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  the demo accounts keep the password printed when they were created"
+                );
+            }
+        }
         for (name, email, role, team, token) in &self.people {
             let team = team
                 .as_deref()
@@ -206,9 +221,12 @@ pub async fn seed(state: &AppState) -> AppResult<Demo> {
         }
         None => None,
     };
-    let workspace = match existing {
-        Some(workspace) => workspace,
-        None => create(state).await?,
+    let (workspace, password) = match existing {
+        Some(workspace) => (workspace, None),
+        None => {
+            let password = crate::ids::random_secret(12);
+            (create(state, &password).await?, Some(password))
+        }
     };
     let agents = agent::Entity::find()
         .filter(agent::Column::WorkspaceId.eq(workspace.id.as_str()))
@@ -226,12 +244,16 @@ pub async fn seed(state: &AppState) -> AppResult<Demo> {
             .map(|(_, _, t)| (*t).to_owned());
         people.push((agent.name, agent.email, agent.role, team, token));
     }
-    Ok(Demo { workspace, people })
+    Ok(Demo {
+        workspace,
+        password,
+        people,
+    })
 }
 
-async fn create(state: &AppState) -> AppResult<workspace::Model> {
+async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model> {
     let created =
-        domain::workspaces::create(state, WORKSPACE, OWNER_EMAIL, PASSWORD, Some("Morgan Lee"))
+        domain::workspaces::create(state, WORKSPACE, OWNER_EMAIL, password, Some("Morgan Lee"))
             .await?;
     let admin = AgentPrincipal {
         agent_id: created.admin_id.clone(),
@@ -249,7 +271,7 @@ async fn create(state: &AppState) -> AppResult<workspace::Model> {
         let new = NewAgent {
             email,
             name,
-            password: PASSWORD,
+            password,
             role: Role::Agent,
             team_ids: &team_ids,
         };

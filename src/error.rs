@@ -17,6 +17,8 @@ pub mod code {
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// The database (or another part the server needs) does not answer; retry later.
+    pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
     /// A subscriber fell behind and missed events; it should refetch.
     pub const LAGGED: &str = "LAGGED";
     pub const INTERNAL: &str = "INTERNAL";
@@ -38,8 +40,11 @@ pub enum AppError {
         message: String,
         reason: Option<&'static str>,
     },
-    /// Too many requests from one client.
-    RateLimited(String),
+    /// Too many requests from one client; `retry_after` is in whole seconds (≥ 1).
+    RateLimited { message: String, retry_after: u64 },
+    /// The database does not answer (down, unreachable, read-only, out of
+    /// connections); the request may succeed later. `detail` is logged, not shown.
+    Unavailable(String),
     /// A subscription missed events (its client read too slowly, or a listener
     /// connection dropped); the stream goes on, and the client should refetch.
     Lagged(String),
@@ -80,7 +85,8 @@ impl AppError {
             AppError::NotFound(_) => code::NOT_FOUND,
             AppError::BadInput { .. } => code::BAD_USER_INPUT,
             AppError::Conflict { .. } => code::CONFLICT,
-            AppError::RateLimited(_) => code::RATE_LIMITED,
+            AppError::RateLimited { .. } => code::RATE_LIMITED,
+            AppError::Unavailable(_) => code::SERVICE_UNAVAILABLE,
             AppError::Lagged(_) => code::LAGGED,
             AppError::Internal(_) => code::INTERNAL,
         }
@@ -94,7 +100,10 @@ impl AppError {
             AppError::NotFound(what) => format!("{what} not found"),
             AppError::BadInput { field, message } => format!("invalid `{field}`: {message}"),
             AppError::Conflict { message, .. } => message.clone(),
-            AppError::RateLimited(message) | AppError::Lagged(message) => message.clone(),
+            AppError::RateLimited { message, .. } | AppError::Lagged(message) => message.clone(),
+            AppError::Unavailable(_) => {
+                "the database is not answering; try again in a few seconds".to_owned()
+            }
             AppError::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -102,7 +111,49 @@ impl AppError {
 
 impl From<sea_orm::DbErr> for AppError {
     fn from(err: sea_orm::DbErr) -> Self {
-        AppError::Internal(format!("database: {err}"))
+        use sea_orm::{DbErr, RuntimeErr};
+        let unavailable = match &err {
+            // Failing to get a connection at all is an outage, whatever the reason
+            // (refused, database not accepting connections, pool time-out).
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+            DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+            | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => is_outage(sqlx),
+            _ => false,
+        };
+        if unavailable {
+            AppError::Unavailable(format!("database: {err}"))
+        } else {
+            AppError::Internal(format!("database: {err}"))
+        }
+    }
+}
+
+/// Whether a database error means the database is not answering (or cannot take
+/// writes), rather than that this statement is wrong: connection failures, pool
+/// time-outs, PostgreSQL's connection and shutdown classes, SQLite's I/O, read-only,
+/// full-disk and locked errors.
+pub fn is_outage(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.parse::<i64>() {
+                // SQLite: the primary result code is the low byte. BUSY, LOCKED,
+                // IOERR, FULL, CANTOPEN, READONLY.
+                Ok(sqlite) => matches!(sqlite & 0xff, 5 | 6 | 8 | 10 | 13 | 14),
+                // PostgreSQL: connection exceptions, insufficient resources,
+                // operator intervention (terminated backends, shutdown).
+                Err(_) => {
+                    code.starts_with("08") || code.starts_with("53") || code.starts_with("57P")
+                }
+            }
+        }
+        _ => false,
     }
 }
 
@@ -117,7 +168,11 @@ impl From<sea_orm::TransactionError<AppError>> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        AppError::Internal(format!("database: {err}"))
+        if is_outage(&err) {
+            AppError::Unavailable(format!("database: {err}"))
+        } else {
+            AppError::Internal(format!("database: {err}"))
+        }
     }
 }
 
@@ -129,8 +184,12 @@ impl From<serde_json::Error> for AppError {
 
 impl ErrorExtensions for AppError {
     fn extend(&self) -> async_graphql::Error {
-        if let AppError::Internal(detail) = self {
-            tracing::error!(error.detail = %detail, "internal error");
+        match self {
+            AppError::Internal(detail) => tracing::error!(error.detail = %detail, "internal error"),
+            AppError::Unavailable(detail) => {
+                tracing::warn!(error.detail = %detail, "database unavailable");
+            }
+            _ => {}
         }
         async_graphql::Error::new(self.message()).extend_with(|_, ext| {
             ext.set("code", self.code());
@@ -140,6 +199,9 @@ impl ErrorExtensions for AppError {
                     reason: Some(reason),
                     ..
                 } => ext.set("reason", *reason),
+                AppError::RateLimited { retry_after, .. } => {
+                    ext.set("retryAfter", *retry_after);
+                }
                 _ => {}
             }
         })

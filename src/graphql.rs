@@ -3,6 +3,7 @@
 
 pub mod agents;
 pub mod conversations;
+pub mod cost;
 pub mod handoffs;
 pub mod insights;
 pub mod knowledge;
@@ -19,7 +20,7 @@ pub mod workspaces;
 use async_graphql::{Context, MergedObject, Schema};
 
 use crate::auth::Principal;
-use crate::config::limits::{MAX_COMPLEXITY, MAX_DEPTH};
+use crate::config::limits::MAX_DEPTH;
 use crate::error::{AppError, AppResult};
 use crate::loaders::{LazyLoaders, Loaders};
 use crate::state::AppState;
@@ -61,9 +62,11 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
         Mutation::default(),
         live::LiveSubscription,
     )
-    .limit_depth(MAX_DEPTH)
-    .limit_complexity(MAX_COMPLEXITY);
+    .limit_depth(MAX_DEPTH);
     if let Some(state) = state {
+        if !state.config.introspection {
+            builder = builder.disable_introspection();
+        }
         builder = builder.data(state);
     }
     builder.finish()
@@ -74,18 +77,22 @@ pub fn sdl() -> String {
     schema(None).sdl()
 }
 
-/// Who made the request, as found in its `Authorization` header or `connection_init`.
+/// Who made the request, as found in its `Authorization` header or `connection_init`,
+/// and from where.
 pub struct RequestAuth {
     presented: Option<Principal>,
+    /// The client's address (see `crate::net::client_ip`).
+    client_ip: std::net::IpAddr,
     /// A principal that an unauthenticated request became during its execution
     /// (`startConversation`, `signIn`), so the rest of its selection can be read.
     granted: std::sync::OnceLock<Principal>,
 }
 
 impl RequestAuth {
-    pub fn new(presented: Option<Principal>) -> RequestAuth {
+    pub fn new(presented: Option<Principal>, client_ip: std::net::IpAddr) -> RequestAuth {
         RequestAuth {
             presented,
+            client_ip,
             granted: std::sync::OnceLock::new(),
         }
     }
@@ -100,6 +107,8 @@ pub trait ContextExt {
     /// obtained credentials for. A request that presented a token keeps it.
     fn grant(&self, principal: Principal);
     fn loaders(&self) -> &Loaders;
+    /// The client's address, for limits per address.
+    fn client_ip(&self) -> std::net::IpAddr;
 }
 
 impl ContextExt for Context<'_> {
@@ -123,6 +132,13 @@ impl ContextExt for Context<'_> {
 
     fn loaders(&self) -> &Loaders {
         self.data_unchecked::<LazyLoaders>().get()
+    }
+
+    fn client_ip(&self) -> std::net::IpAddr {
+        self.data_opt::<RequestAuth>().map_or(
+            std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            |auth| auth.client_ip,
+        )
     }
 }
 

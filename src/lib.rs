@@ -4,9 +4,12 @@
 //! # Layout
 //!
 //! - [`config`]: flags and `CASEFILE_*` environment variables, and request limits.
-//! - [`app`]: the HTTP surface (`/graphql`, `/healthz`, exports) and serving with
-//!   graceful shutdown; [`ws`]: GraphQL over WebSocket in both sub-protocols.
-//!   [`spawn`] starts a server on a bound listener, as tests and `main` do.
+//! - [`app`]: the HTTP surface (`/graphql`, `/healthz`, exports); [`net`]: the
+//!   listening socket (connection caps, header time-outs, client addresses behind
+//!   trusted proxies, shutdown within its time-out); [`ws`]: GraphQL over WebSocket
+//!   in both sub-protocols. [`spawn`] starts a server on a bound listener, as tests
+//!   and `main` do.
+//! - [`rate`]: the rate limits, token buckets per caller.
 //! - [`graphql`]: the schema, one module per domain, merged into `Query`,
 //!   `Mutation` and `Subscription`; resolvers authorise, call [`domain`], and return.
 //! - [`domain`]: queries, transactions and invariants: workspaces, agents, teams,
@@ -40,6 +43,8 @@ pub mod export;
 pub mod graphql;
 pub mod ids;
 pub mod loaders;
+pub mod net;
+pub mod rate;
 pub mod state;
 pub mod ws;
 
@@ -61,17 +66,23 @@ pub struct Running {
 
 impl Running {
     /// Stop accepting, close live connections with a code that tells clients to
-    /// reconnect, finish in-flight requests, and wait for the server to end.
+    /// reconnect, finish in-flight requests, and wait for the server to end: all
+    /// within the shutdown time-out, after which what is left is cut.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        let limit = self.state.config.shutdown_timeout;
+        let started = tokio::time::Instant::now();
         self.state.shutdown.cancel();
         self.state.connections.close();
         let served = self
             .task
             .await
             .unwrap_or_else(|err| Err(std::io::Error::other(err)));
-        // Connections were told to close; give them a moment to say goodbye.
-        let closing = self.state.connections.wait();
-        let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+        // Connections were told to close; give them what is left of the time-out
+        // (and at least a moment) to say goodbye.
+        let left = limit
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(100));
+        let _ = tokio::time::timeout(left, self.state.connections.wait()).await;
         served
     }
 }

@@ -17,6 +17,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A panic is logged once, here, with its cause; the request, subscription or
+    // task it happened in ends with `INTERNAL`, and the process goes on.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(panic = %info, "panic");
+    }));
     let cli = Cli::parse();
     match cli.command {
         None | Some(Command::Serve) => serve(cli.config).await,
@@ -27,6 +32,12 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: casefile::Config) -> anyhow::Result<()> {
     let listen = config.listen;
     let demo = config.demo;
+    if demo && !listen.ip().is_loopback() && !config.demo_public {
+        anyhow::bail!(
+            "--demo serves accounts anyone can read about on {listen}, which is not a loopback address: \
+             listen on 127.0.0.1, or add --demo-public if you mean it"
+        );
+    }
     let running = casefile::spawn(config, listen).await?;
     tracing::info!("casefile serving on http://{}/graphql", running.addr);
     if demo {

@@ -37,6 +37,15 @@ pub struct Inner {
     pub accepts: crate::domain::handoffs::AcceptsInFlight,
     /// Serialises the handling of visitor messages per conversation.
     pub pipelines: crate::domain::pipeline::ConversationLocks,
+    /// Panics armed by tests of fault handling (see `crate::state::Faults`).
+    pub faults: Faults,
+    /// Open connections, and WebSockets by client address (see `crate::net`).
+    pub net: crate::net::Connections,
+    /// The rate limits' buckets (see `crate::rate`).
+    pub rate: crate::rate::RateLimits,
+    /// Password hashing runs behind this, one at a time per CPU: a burst of sign-ins
+    /// queues instead of taking all memory (Argon2 uses 19 MiB per hash).
+    pub hashing: tokio::sync::Semaphore,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,7 +58,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Connect to the configured database, migrate it and load the signing secret.
     pub async fn open(config: Config) -> AppResult<AppState> {
-        let db = Db::connect(&config.database_url(), config.db_pool_size).await?;
+        let db = Db::connect_with_timeout(
+            &config.database_url(),
+            config.db_pool_size,
+            config.db_timeout,
+        )
+        .await?;
         let secret = Tokens::load_secret(&db, config.jwt_secret.as_deref()).await?;
         let tokens = Tokens::new(&secret, config.agent_token_ttl, config.visitor_token_ttl);
         // Several processes may share a PostgreSQL database: fan out through it.
@@ -62,7 +76,6 @@ impl AppState {
             db,
             tokens,
             events,
-            config,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             pipelines: Default::default(),
@@ -72,6 +85,40 @@ impl AppState {
             agent_teams: Default::default(),
             workspaces: Default::default(),
             documents: Default::default(),
+            net: Default::default(),
+            faults: Default::default(),
+            rate: crate::rate::RateLimits::new(&config.limits),
+            config,
+            hashing: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
+            ),
         })))
+    }
+}
+
+/// Faults a test can inject into a running server, to prove that a panic stays
+/// within its operation. Nothing in the server arms them.
+#[derive(Default)]
+pub struct Faults(std::sync::atomic::AtomicUsize);
+
+impl Faults {
+    /// Make the next `n` resolutions of `Conversation.id` panic.
+    pub fn arm_panics(&self, n: usize) {
+        self.0.store(n, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Panic if armed.
+    pub fn maybe_panic(&self) {
+        let armed = self
+            .0
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if armed {
+            panic!("a fault injected by a test");
+        }
     }
 }

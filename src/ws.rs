@@ -7,13 +7,22 @@
 //! connection. One task owns each connection and polls all its subscriptions, so an
 //! idle subscribed connection costs a few KiB.
 //!
-//! Close codes: 4400 bad message, 4401 subscribe before `connection_ack`, 4403
+//! Close codes: 4400 bad message, 4401 subscribe before `connection_init`, 4403
 //! rejected credentials or expired token, 4408 no `connection_init` in time, 4409
 //! duplicate subscription id, 4429 a second `connection_init`, 1012 server restart
-//! (reconnect).
+//! (reconnect), 1009 a frame or message over the body limit, 1008 a client that
+//! does not read what it is sent within `CASEFILE_WS_SEND_TIMEOUT`, or that answers
+//! no ping for two keep-alive intervals.
+//!
+//! Every write is bounded by the send time-out and raced against shutdown and the
+//! token's expiry, so a client that stops reading cannot hold its connection's task
+//! (and the events queued for it) past the time-out, nor delay shutdown.
 
 mod shared;
 
+use std::future::Future;
+use std::net::IpAddr;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,17 +83,24 @@ const EXPIRED: Close = Close(4403, "Forbidden: token expired");
 const INIT_TIMEOUT: Close = Close(4408, "Connection initialisation timeout");
 const TOO_MANY_INITS: Close = Close(4429, "Too many initialisation requests");
 const RESTART: Close = Close(1012, "Server restarting; reconnect");
+const TOO_BIG: Close = Close(1009, "Message too big");
+const SLOW_READER: Close = Close(1008, "Not reading: sends timed out");
+const NO_PONG: Close = Close(1008, "No answer to pings");
+
+/// How long the closing frame may take to go out before the socket is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Who is on the other end of a connection.
+pub struct Client {
+    pub ip: IpAddr,
+    /// The principal of an `Authorization` header on the upgrade, if any.
+    pub header_principal: Option<Principal>,
+    /// Counts the socket against its address while it lives.
+    pub _slot: crate::net::SocketSlot,
+}
 
 type Sink = SplitSink<WebSocket, Message>;
 
-/// A `next` (or legacy `data`) message.
-#[derive(serde::Serialize)]
-struct Frame<'a> {
-    #[serde(rename = "type")]
-    kind: &'a str,
-    id: &'a str,
-    payload: &'a Response,
-}
 /// What an operation hands its connection.
 enum Outgoing {
     /// An answer of its own execution.
@@ -108,6 +124,32 @@ struct Connection {
     /// Operations that have sent nothing yet: their first error is an `error`
     /// message rather than a `next`.
     fresh: Vec<String>,
+    client_ip: IpAddr,
+}
+
+/// Run `work` (which writes to the socket) unless the send time-out, shutdown or the
+/// connection's deadline comes first; then the connection closes with their code.
+async fn bounded<T>(
+    work: impl Future<Output = T>,
+    send_timeout: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+    deadline: &mut Option<Pin<Box<Sleep>>>,
+    before_init: bool,
+) -> Result<T, Close> {
+    tokio::select! {
+        done = tokio::time::timeout(send_timeout, work) => done.map_err(|_| SLOW_READER),
+        () = shutdown.cancelled() => Err(RESTART),
+        () = async { deadline.as_mut().expect("guarded by is_some").await }, if deadline.is_some() => {
+            Err(if before_init { INIT_TIMEOUT } else { EXPIRED })
+        }
+    }
+}
+
+/// Whether a read failed because a frame or message was over the size limit.
+fn too_big(err: &axum::Error) -> bool {
+    std::error::Error::source(err)
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|err| matches!(err, tungstenite::Error::Capacity(_)))
 }
 
 /// Serve one upgraded connection until it closes.
@@ -116,10 +158,16 @@ pub async fn serve(
     protocol: Protocol,
     state: AppState,
     schema: AppSchema,
-    header_principal: Option<Principal>,
+    client: Client,
 ) {
+    let Client {
+        ip,
+        header_principal,
+        _slot,
+    } = client;
     let (sink, mut incoming) = socket.split();
     let config = &state.config;
+    let send_timeout = config.limits.ws_send_timeout;
     // One timer: the init timeout until `connection_init`, then the token's expiry.
     let mut deadline: Option<Pin<Box<Sleep>>> =
         Some(Box::pin(tokio::time::sleep(config.ws_init_timeout)));
@@ -133,75 +181,81 @@ pub async fn serve(
         principal: None,
         operations: StreamMap::new(),
         fresh: Vec::new(),
+        client_ip: ip,
     };
     let mut keepalive = tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
+    // Anything the client sends (a pong included) shows it is there.
+    let mut last_heard = Instant::now();
 
     let close = loop {
+        let before_init = conn.principal.is_none();
         tokio::select! {
             frame = incoming.next() => {
-                let Some(Ok(frame)) = frame else { break None };
                 let text = match frame {
-                    Message::Text(text) => text,
-                    Message::Close(_) => break None,
-                    Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Binary(_) => break Some(BAD_MESSAGE),
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_heard = Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Binary(_))) => break Some(BAD_MESSAGE),
+                    Some(Err(err)) if too_big(&err) => break Some(TOO_BIG),
+                    Some(Err(_)) => break None,
                 };
+                last_heard = Instant::now();
                 // Boxed: handling (auth, parsing) needs a large future, only briefly;
                 // the connection's own state stays small while it idles.
-                match Box::pin(conn.handle(text.as_str(), &header_principal)).await {
-                    Ok(Some(principal_expiry)) => {
+                let handled = Box::pin(conn.handle(text.as_str(), &header_principal));
+                match bounded(handled, send_timeout, &shutdown, &mut deadline, before_init).await {
+                    Ok(Ok(Some(principal_expiry))) => {
                         deadline = principal_expiry.map(|at| Box::pin(tokio::time::sleep_until(at)));
                     }
-                    Ok(None) => {}
-                    Err(close) => break Some(close),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(close)) | Err(close) => break Some(close),
                 }
             }
             Some((id, response)) = conn.operations.next(), if !conn.operations.is_empty() => {
-                // Boxed, like every await below that is not a select branch: the
-                // connection's future stays small while it idles.
-                let mut delivered = Box::pin(conn.deliver(id, response)).await;
-                // What else is ready goes out in the same write: a burst of events
-                // costs one system call per connection, not one per event.
-                for _ in 0..BURST {
-                    if delivered.is_err() {
-                        break;
-                    }
-                    let Some(Some((id, response))) = conn.operations.next().now_or_never() else {
-                        break;
-                    };
-                    delivered = Box::pin(conn.deliver(id, response)).await;
-                }
-                if delivered.is_err() || Box::pin(conn.sink.flush()).await.is_err() {
-                    break None;
+                let writing = Box::pin(conn.deliver_burst(id, response));
+                match bounded(writing, send_timeout, &shutdown, &mut deadline, before_init).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(close) => break Some(close),
                 }
             }
             () = async { deadline.as_mut().expect("guarded by is_some").await }, if deadline.is_some() => {
                 if conn.principal.is_none() {
                     break Some(INIT_TIMEOUT);
                 }
-                Box::pin(conn.expire()).await;
+                let _ = tokio::time::timeout(send_timeout, Box::pin(conn.expire())).await;
                 break Some(EXPIRED);
             }
             _ = keepalive.tick(), if conn.principal.is_some() => {
-                let ping = match conn.protocol {
-                    Protocol::TransportWs => json!({ "type": "ping" }),
-                    Protocol::Legacy => json!({ "type": "ka" }),
-                };
-                if Box::pin(conn.send(ping)).await.is_err() {
-                    break None;
+                if last_heard.elapsed() > keepalive_every * 2 {
+                    break Some(NO_PONG);
+                }
+                let pinging = Box::pin(conn.ping());
+                match bounded(pinging, send_timeout, &shutdown, &mut deadline, before_init).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break None,
+                    Err(close) => break Some(close),
                 }
             }
             () = shutdown.cancelled() => break Some(RESTART),
         }
     };
-    if let Some(Close(code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let _ = conn.sink.send(Message::Close(Some(frame))).await;
-    }
-    let _ = conn.sink.close().await;
+    // The operations (and what they hold queued) go now, whatever the socket does.
+    conn.operations.clear();
+    let closing = async {
+        if let Some(Close(code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: Utf8Bytes::from_static(reason),
+            };
+            let _ = conn.sink.send(Message::Close(Some(frame))).await;
+        }
+        let _ = conn.sink.close().await;
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
 }
 
 /// One error, with its `extensions.code`.
@@ -229,6 +283,33 @@ impl Connection {
         self.sink
             .send(Message::Text(message.to_string().into()))
             .await
+    }
+
+    /// A WebSocket ping (browsers answer it by themselves) and the protocol's own
+    /// (`ping`, or `ka` in the legacy protocol), in one write.
+    async fn ping(&mut self) -> Result<(), axum::Error> {
+        let ping = match self.protocol {
+            Protocol::TransportWs => r#"{"type":"ping"}"#,
+            Protocol::Legacy => r#"{"type":"ka"}"#,
+        };
+        self.sink.feed(Message::Ping(Default::default())).await?;
+        self.sink.feed(Message::Text(ping.into())).await?;
+        self.sink.flush().await
+    }
+
+    /// Deliver what one operation produced, and what else is ready, in one write: a
+    /// burst of events costs one system call per connection, not one per event.
+    async fn deliver_burst(&mut self, id: String, outgoing: Outgoing) -> Result<(), axum::Error> {
+        // Boxed, like every await below that is not a select branch: the
+        // connection's future stays small while it idles.
+        Box::pin(self.deliver(id, outgoing)).await?;
+        for _ in 0..BURST {
+            let Some(Some((id, outgoing))) = self.operations.next().now_or_never() else {
+                break;
+            };
+            Box::pin(self.deliver(id, outgoing)).await?;
+        }
+        self.sink.flush().await
     }
 
     /// Handle one client message. `Ok(Some(expiry))` after a successful init.
@@ -317,39 +398,76 @@ impl Connection {
             return Err(Close(4409, "Subscriber for this id already exists"));
         }
         if self.operations.len() >= MAX_SUBSCRIPTIONS {
-            let err = AppError::RateLimited(format!(
-                "at most {MAX_SUBSCRIPTIONS} operations per connection"
-            ));
+            let err = AppError::RateLimited {
+                message: format!(
+                    "at most {MAX_SUBSCRIPTIONS} operations per connection: complete one first"
+                ),
+                retry_after: 1,
+            };
+            let error = async_graphql::Error::from(err).into_server_error(Default::default());
+            let _ = self.fail(id, &coded(error)).await;
+            return Ok(());
+        }
+        if let Some(Err(err)) = principal.as_ref().map(|p| self.state.rate.request(p)) {
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
             let _ = self.fail(id, &coded(error)).await;
             return Ok(());
         }
         let mut request: async_graphql::Request =
             serde_json::from_value(payload).map_err(|_| BAD_MESSAGE)?;
-        if let Err(err) = self.state.documents.prepare(&mut request, false) {
+        if let Err(err) = self.state.documents.prepare(
+            &mut request,
+            false,
+            self.state.config.limits.max_query_cost,
+        ) {
             let _ = self.fail(id, &coded(err)).await;
             return Ok(());
         }
         let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
         let key = shared::Key::of(&mut request, principal.as_ref());
-        // A live operation must read what is current at each event.
-        let loaders = crate::loaders::LazyLoaders::new(&self.state, sees_internal, false);
-        let request = request.data(RequestAuth::new(principal)).data(loaders);
         let done = stream::once(async { Outgoing::Done });
         let operation: Operation = match key {
-            Some(key) => SharedOperations::subscribe(&self.state, &self.schema, key, request)
-                .map(|item| match item {
-                    shared::Item::Shared(answer) => Outgoing::Shared(answer),
-                    shared::Item::Own(response) => Outgoing::Own(response),
-                })
-                .chain(done)
-                .boxed(),
-            None => self
-                .schema
-                .execute_stream(request)
-                .map(|response| Outgoing::Own(Box::new(response)))
-                .chain(done)
-                .boxed(),
+            Some(key) => {
+                // A shared execution that panics starts again from this request.
+                let template = shared::Template {
+                    query: request.query.clone(),
+                    operation_name: request.operation_name.clone(),
+                    variables: request.variables.clone(),
+                    document: request.parsed_query().ok().cloned(),
+                };
+                let (state, client_ip) = (self.state.clone(), self.client_ip);
+                let build = move || {
+                    // A live operation must read what is current at each event.
+                    let loaders = crate::loaders::LazyLoaders::new(&state, sees_internal, false);
+                    template
+                        .request()
+                        .data(RequestAuth::new(principal.clone(), client_ip))
+                        .data(loaders)
+                };
+                SharedOperations::subscribe(&self.state, &self.schema, key, build)
+                    .map(|item| match item {
+                        shared::Item::Shared(answer) => Outgoing::Shared(answer),
+                        shared::Item::Own(response) => Outgoing::Own(response),
+                    })
+                    .chain(done)
+                    .boxed()
+            }
+            // A panic ends this operation alone, with an `INTERNAL` error.
+            None => {
+                let loaders = crate::loaders::LazyLoaders::new(&self.state, sees_internal, false);
+                let request = request
+                    .data(RequestAuth::new(principal, self.client_ip))
+                    .data(loaders);
+                AssertUnwindSafe(self.schema.execute_stream(request))
+                    .catch_unwind()
+                    .map(|response| {
+                        Outgoing::Own(Box::new(
+                            response.unwrap_or_else(|_| crate::app::panicked()),
+                        ))
+                    })
+                    .chain(done)
+                    .boxed()
+            }
         };
         self.operations.insert(id.to_owned(), operation);
         self.fresh.push(id.to_owned());
@@ -384,15 +502,13 @@ impl Connection {
                     return self.fail(&id, &response.errors).await;
                 }
                 // Serialised once, straight to text: this runs per subscriber per event.
-                let frame = Frame {
-                    kind,
-                    id: &id,
-                    payload: &response,
-                };
-                serde_json::to_string(&frame).unwrap_or_default()
+                let max = self.state.config.limits.max_response_bytes;
+                let payload = crate::app::serialise_response(max, &response);
+                let id = serde_json::to_string(&id).unwrap_or_default();
+                format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
             }
             Outgoing::Shared(answer) => {
-                if failed(&answer.response) {
+                if !answer.panicked && failed(&answer.response) {
                     self.operations.remove(&id);
                     return self.fail(&id, &answer.response.errors).await;
                 }

@@ -550,6 +550,7 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
             let mut config = casefile::Config::for_database(url);
             // Known to the bench, so it can issue tokens for the accounts it seeds.
             config.jwt_secret = Some(BENCH_JWT_SECRET.to_owned());
+            raise_limits(&mut config.limits);
             let running = casefile::spawn(config, local)
                 .await
                 .context("starting casefile")?;
@@ -610,6 +611,22 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
     // The watcher never returns; wait on it without blocking the runtime.
     let _ = tokio::task::spawn_blocking(move || watcher.join()).await;
     Ok(())
+}
+
+/// The bench floods on purpose from one address with a few tokens. Rate limits stay
+/// on (their buckets are taken on every request, as in production) with rates no
+/// scenario reaches; connection caps are raised for S1 and S2's thousands of sockets.
+fn raise_limits(limits: &mut casefile::config::Limits) {
+    let unreachable: casefile::config::Rate = "1000000000/1s".parse().expect("a valid rate");
+    limits.rate_limits = true;
+    limits.rate_signin_email = unreachable;
+    limits.rate_signin_ip = unreachable;
+    limits.rate_start_conversation = unreachable;
+    limits.rate_visitor_writes = unreachable;
+    limits.rate_typing = unreachable;
+    limits.rate_token = unreachable;
+    limits.max_ws_per_ip = 1_000_000;
+    limits.max_connections = 1_000_000;
 }
 
 /// A server running in a child process of the bench.

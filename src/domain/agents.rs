@@ -90,23 +90,43 @@ pub async fn create(
 /// Exchange an email and password for an agent token. When the email exists in
 /// several workspaces, `workspace_id` chooses; without it the newest account whose
 /// password matches wins.
+///
+/// Guessing is bounded twice: attempts per client address (`signin_ip`), and
+/// failures per email (`signin_email`: each attempt takes a call from the email's
+/// bucket and a right password gives it back, so past the limit the email is refused,
+/// the right password too, until the bucket refills). An unknown email is checked
+/// against a dummy hash, so it takes as long as a wrong password and timing does not
+/// tell which accounts exist. Hashing waits for `state.hashing`.
 pub async fn sign_in(
     state: &AppState,
+    client: std::net::IpAddr,
     email: &str,
     password: &str,
     workspace_id: Option<&str>,
 ) -> AppResult<(agent::Model, IssuedToken)> {
     const INVALID: AppError = AppError::Unauthenticated("invalid email or password");
+    state.rate.signin_ip.take(&client.to_string())?;
     let email = email.trim().to_lowercase();
+    state.rate.signin_email.take(&email)?;
     let mut query = agent::Entity::find()
-        .filter(agent::Column::Email.eq(email))
+        .filter(agent::Column::Email.eq(&email))
         .order_by_desc(agent::Column::Id);
     if let Some(ws) = workspace_id {
         query = query.filter(agent::Column::WorkspaceId.eq(ws));
     }
     let candidates = query.all(&state.db.reader).await?;
+    let _permit = state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+    if candidates.is_empty() {
+        verify_password(password.to_owned(), dummy_hash().await).await;
+        return Err(INVALID);
+    }
     for candidate in candidates {
         if verify_password(password.to_owned(), candidate.password_hash.clone()).await {
+            state.rate.signin_email.give_back(&email);
             let token =
                 state
                     .tokens
@@ -115,6 +135,20 @@ pub async fn sign_in(
         }
     }
     Err(INVALID)
+}
+
+/// A hash of a random password, with the parameters of real ones: what an unknown
+/// email is checked against.
+async fn dummy_hash() -> String {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_init(|| async {
+            hash_password(crate::ids::random_secret(16))
+                .await
+                .unwrap_or_default()
+        })
+        .await
+        .clone()
 }
 
 pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<agent::Model> {

@@ -162,6 +162,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<SignInPayload> {
         let (agent, token) = domain::agents::sign_in(
             ctx.state(),
+            ctx.client_ip(),
             &email,
             &password,
             workspace_id.as_ref().map(|id| id.as_str()),

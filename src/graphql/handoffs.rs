@@ -281,6 +281,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let principal = ctx.principal()?;
         let state = ctx.state();
+        state.rate.visitor_write(principal)?;
         let default = match principal {
             Principal::Visitor(_) => HandoffReason::VisitorRequested,
             Principal::ApiKey(_) if principal.is_ai() => HandoffReason::LowConfidence,

@@ -396,6 +396,7 @@ impl InsightsMutation {
         comment: Option<String>,
     ) -> async_graphql::Result<Rating> {
         let principal = ctx.principal()?;
+        ctx.state().rate.visitor_write(principal)?;
         let rating = domain::ratings::rate(
             ctx.state(),
             principal,

@@ -187,6 +187,7 @@ impl LeadMutation {
         input: LeadInput,
     ) -> async_graphql::Result<Lead> {
         let principal = ctx.principal()?;
+        ctx.state().rate.visitor_write(principal)?;
         let lead =
             domain::leads::capture(ctx.state(), principal, &conversation_id, &input.into()).await?;
         Ok(Lead(lead))

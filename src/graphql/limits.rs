@@ -1,6 +1,7 @@
-//! Per-document checks that async-graphql does not make: aliases per document, and
-//! no mutations over `GET` (a link or an `<img>` must never change anything). Depth
-//! and complexity are limited by the schema builder.
+//! Per-document checks that async-graphql does not make: aliases per document, no
+//! mutations over `GET` (a link or an `<img>` must never change anything), one
+//! `signIn` per document (aliases would otherwise try many passwords in one request),
+//! and the document's cost ([`super::cost`]). Depth is limited by the schema builder.
 //!
 //! These run on the document the handler parses once and hands to the executor; an
 //! async-graphql extension would do the same but costs a hook on every field.
@@ -40,6 +41,34 @@ fn count_aliases(set: &SelectionSet) -> usize {
         .sum()
 }
 
+/// Root fields named `name` in `set`, through inline fragments and fragment spreads
+/// (at each spread; `depth` bounds spreads of spreads).
+fn count_root_fields(
+    doc: &ExecutableDocument,
+    set: &SelectionSet,
+    name: &str,
+    depth: usize,
+) -> usize {
+    if depth > 32 {
+        return 0;
+    }
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => usize::from(field.node.name.node == name),
+            Selection::InlineFragment(fragment) => {
+                count_root_fields(doc, &fragment.node.selection_set.node, name, depth + 1)
+            }
+            Selection::FragmentSpread(spread) => doc
+                .fragments
+                .get(&spread.node.fragment_name.node)
+                .map_or(0, |fragment| {
+                    count_root_fields(doc, &fragment.node.selection_set.node, name, depth + 1)
+                }),
+        })
+        .sum()
+}
+
 /// Check a parsed document; `read_only` when it arrived over `GET`.
 pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, ServerError> {
     let writes = doc
@@ -66,6 +95,17 @@ pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, 
             "too many aliases ({aliases} > {MAX_ALIASES})"
         )));
     }
+    let sign_ins: usize = doc
+        .operations
+        .iter()
+        .filter(|(_, op)| op.node.ty == OperationType::Mutation)
+        .map(|(_, op)| count_root_fields(doc, &op.node.selection_set.node, "signIn", 0))
+        .sum();
+    if sign_ins > 1 {
+        return Err(refused(
+            "a document may contain one `signIn`: send one request per sign-in".into(),
+        ));
+    }
     Ok(DocumentKind { writes })
 }
 
@@ -80,12 +120,14 @@ const CACHED_DOCUMENTS: usize = 500;
 const CACHED_QUERY_BYTES: usize = 16 * 1024;
 
 impl DocumentCache {
-    /// Parse (or recall) the request's document and check it; the parsed document
-    /// stays in the request for the executor.
+    /// Parse (or recall) the request's document and check it, its cost against
+    /// `max_cost` included (a cost depends on the variables, so it is counted for
+    /// every request); the parsed document stays in the request for the executor.
     pub fn prepare(
         &self,
         request: &mut async_graphql::Request,
         read_only: bool,
+        max_cost: usize,
     ) -> Result<DocumentKind, ServerError> {
         let cached = self
             .0
@@ -93,10 +135,10 @@ impl DocumentCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&request.query)
             .cloned();
-        match cached {
-            Some(doc) => request.set_parsed_query(doc),
+        let doc = match cached {
+            Some(doc) => doc,
             None => {
-                let doc = request.parsed_query()?.clone();
+                let doc = async_graphql::parser::parse_query(&request.query)?;
                 if request.query.len() <= CACHED_QUERY_BYTES {
                     let mut cache = self
                         .0
@@ -105,11 +147,20 @@ impl DocumentCache {
                     if cache.len() >= CACHED_DOCUMENTS {
                         cache.clear();
                     }
-                    cache.insert(request.query.clone(), doc);
+                    cache.insert(request.query.clone(), doc.clone());
                 }
+                doc
             }
-        }
-        check(request.parsed_query()?, read_only)
+        };
+        let kind = check(&doc, read_only)?;
+        super::cost::check(
+            &doc,
+            request.operation_name.as_deref(),
+            &request.variables,
+            max_cost,
+        )?;
+        request.set_parsed_query(doc);
+        Ok(kind)
     }
 }
 
@@ -130,6 +181,20 @@ mod tests {
             .map(|i| format!("a{i}: viewer {{ id }} "))
             .collect();
         assert!(check(&parse(&format!("{{ {many} }}")), false).is_err());
+    }
+
+    #[test]
+    fn one_sign_in_per_document() {
+        let one = parse("mutation { signIn(email: \"a\", password: \"b\") { token } }");
+        assert!(check(&one, false).is_ok());
+        let two = parse(
+            "mutation { a: signIn(email: \"a\", password: \"b\") { token } b: signIn(email: \"a\", password: \"c\") { token } }",
+        );
+        assert!(check(&two, false).is_err());
+        let spread = parse(
+            "mutation { ...S ...S } fragment S on Mutation { signIn(email: \"a\", password: \"b\") { token } }",
+        );
+        assert!(check(&spread, false).is_err());
     }
 
     #[test]

@@ -559,6 +559,7 @@ impl LiveMutation {
     ) -> async_graphql::Result<bool> {
         let principal = ctx.principal()?;
         let state = ctx.state();
+        state.rate.visitor_typing(principal)?;
         let conv = domain::conversations::get(state, principal, &conversation_id).await?;
         let (author, agent_id) = match principal {
             Principal::Agent(agent) => (Author::Agent, Some(agent.agent_id.clone())),

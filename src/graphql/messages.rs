@@ -137,6 +137,7 @@ impl MessageMutation {
     ) -> async_graphql::Result<Message> {
         let principal = ctx.principal()?;
         let state = ctx.state();
+        state.rate.visitor_write(principal)?;
         let mut new = NewMessage::from_principal(
             principal,
             &input.body,

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, Weak};
 use async_graphql::Response;
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection};
 use futures_util::{Stream, StreamExt};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -92,6 +93,9 @@ fn shareable(doc: &ExecutableDocument, name: Option<&str>) -> bool {
 pub struct Answer {
     pub response: Response,
     pub json: String,
+    /// The execution panicked on this event and starts again: an error for this
+    /// event only, never the end of the subscription.
+    pub panicked: bool,
 }
 
 /// A running upstream. Subscribers hold it; when the last lets go, it stops. Only
@@ -105,6 +109,29 @@ struct Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// What a shared execution is started (and, after a panic, started again) from.
+pub struct Template {
+    pub query: String,
+    pub operation_name: Option<String>,
+    pub variables: async_graphql::Variables,
+    pub document: Option<ExecutableDocument>,
+}
+
+impl Template {
+    /// A new request of this operation, parsed already.
+    pub fn request(&self) -> async_graphql::Request {
+        let mut request =
+            async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
+        if let Some(name) = &self.operation_name {
+            request = request.operation_name(name.clone());
+        }
+        if let Some(document) = &self.document {
+            request.set_parsed_query(document.clone());
+        }
+        request
     }
 }
 
@@ -126,12 +153,12 @@ impl SharedOperations {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Subscribe to the upstream of `key`, starting it with `request` if none runs.
+    /// Subscribe to the upstream of `key`, starting it with `build()` if none runs.
     pub fn subscribe(
         state: &AppState,
         schema: &AppSchema,
         key: Key,
-        request: async_graphql::Request,
+        build: impl Fn() -> async_graphql::Request + Send + 'static,
     ) -> impl Stream<Item = Item> + Send + 'static {
         let (upstream, answers) = {
             let mut running = state.shared_operations.lock();
@@ -153,8 +180,11 @@ impl SharedOperations {
                     running.retain(|_, weak| weak.strong_count() > 0);
                     running.insert(key, Arc::downgrade(&upstream));
                     let stop = upstream.stop.clone();
-                    let stream = schema.execute_stream(request);
-                    state.connections.spawn(run(stream, sender, stop));
+                    let max = state.config.limits.max_response_bytes;
+                    let schema = schema.clone();
+                    state
+                        .connections
+                        .spawn(run(schema, build, sender, stop, max));
                     (upstream, answers)
                 }
             }
@@ -163,24 +193,41 @@ impl SharedOperations {
     }
 }
 
-/// Execute once, serialise once, hand to every subscriber.
+/// Execute once, serialise once, hand to every subscriber. A panic while resolving
+/// an event sends every subscriber an `INTERNAL` error for that event, and the
+/// execution starts again, so they go on.
 async fn run(
-    mut stream: impl Stream<Item = Response> + Send + Unpin,
+    schema: AppSchema,
+    build: impl Fn() -> async_graphql::Request + Send + 'static,
     answers: broadcast::Sender<Arc<Answer>>,
     stop: CancellationToken,
+    max_bytes: usize,
 ) {
     loop {
-        let response = tokio::select! {
-            () = stop.cancelled() => return,
-            response = stream.next() => response,
-        };
-        let Some(mut response) = response else {
-            return;
-        };
-        crate::app::ensure_codes(&mut response.errors);
-        let json = serde_json::to_string(&response).unwrap_or_default();
-        if answers.send(Arc::new(Answer { response, json })).is_err() {
-            return;
+        let mut stream = AssertUnwindSafe(schema.execute_stream(build())).catch_unwind();
+        loop {
+            let response = tokio::select! {
+                () = stop.cancelled() => return,
+                response = stream.next() => response,
+            };
+            let (mut response, panicked) = match response {
+                None => return,
+                Some(Ok(response)) => (response, false),
+                Some(Err(_)) => (crate::app::panicked(), true),
+            };
+            crate::app::ensure_codes(&mut response.errors);
+            let json = crate::app::serialise_response(max_bytes, &response);
+            let answer = Answer {
+                response,
+                json,
+                panicked,
+            };
+            if answers.send(Arc::new(answer)).is_err() {
+                return;
+            }
+            if panicked {
+                break;
+            }
         }
     }
 }

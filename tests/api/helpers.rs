@@ -51,7 +51,17 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// The configuration of most tests: rate limits off (`CASEFILE_RATE_LIMITS=off`),
+/// since tests create agents, conversations and messages faster than any person.
+/// The tests of the limits themselves use [`limited_config`].
 pub fn test_config(database_url: &str) -> Config {
+    let mut config = limited_config(database_url);
+    config.limits.rate_limits = false;
+    config
+}
+
+/// The production defaults, limits on, with the test signing secret.
+pub fn limited_config(database_url: &str) -> Config {
     let mut config = Config::for_database(database_url);
     config.jwt_secret = Some(TEST_SECRET.to_owned());
     config
@@ -61,6 +71,12 @@ impl TestApp {
     pub async fn spawn() -> TestApp {
         let (url, dir) = fresh_database().await;
         Self::spawn_with(test_config(&url), dir).await
+    }
+
+    /// A server with the production rate limits.
+    pub async fn spawn_limited() -> TestApp {
+        let (url, dir) = fresh_database().await;
+        Self::spawn_with(limited_config(&url), dir).await
     }
 
     pub async fn spawn_with(config: Config, dir: Option<tempfile::TempDir>) -> TestApp {

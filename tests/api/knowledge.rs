@@ -149,6 +149,25 @@ async fn the_demo_workspace_is_seeded_once_with_docs_tags_teams_and_lead_fields(
         .expect("reused");
     assert_eq!(first.workspace.id, second.workspace.id);
     assert_eq!(first.people.len(), 3);
+    // A random password, printed when the accounts are made and never again.
+    let password = first.password.clone().expect("a new demo has a password");
+    assert!(password.len() >= 16 && second.password.is_none());
+    let signed = app
+        .data(
+            None,
+            "mutation($p: String!) { signIn(email: \"alex@inkwell.example\", password: $p) { token } }",
+            json!({ "p": password }),
+        )
+        .await;
+    assert!(signed["signIn"]["token"].is_string());
+    let fixed = app
+        .gql(
+            None,
+            "mutation { signIn(email: \"alex@inkwell.example\", password: \"demo-password-123\") { token } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&fixed), "UNAUTHENTICATED");
     let token = &first.people[0].4;
     let data = app
         .data(Some(token), "{ articles { totalCount } tags { slug team { name } } teams { name } leadFields { key } }", json!({}))

@@ -1,19 +1,47 @@
 //! Request limits and transport rules.
 
+use std::collections::HashMap;
+
+use async_graphql::Variables;
+use async_graphql::parser::parse_query;
+use async_graphql::parser::types::OperationType;
+use casefile::config::limits::MAX_PAGE;
+use casefile::graphql::cost;
+use regex::Regex;
 use serde_json::json;
 
 use crate::helpers::{TestApp, error_code};
+
+/// The default `CASEFILE_MAX_QUERY_COST`.
+const MAX_QUERY_COST: usize = 20_000;
+
+const OPERATIONS: &str = include_str!("../../examples/operations.graphql");
+
+const DEMO_PAGES: [(&str, &str); 2] = [
+    ("inbox.js", include_str!("../../examples/web/src/inbox.js")),
+    (
+        "widget.js",
+        include_str!("../../examples/web/src/widget.js"),
+    ),
+];
 
 #[tokio::test]
 async fn too_deep_query_is_refused() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let mut query = String::from("{ viewer { id } }");
+    // One object per level, so the depth is refused rather than the cost.
+    let mut query = String::from("{ conversation(id: \"x\") { id } }");
     for _ in 0..10 {
-        query = query.replace("{ id }", "{ teams { members { id } } }");
+        query = query.replace("{ id }", "{ openHandoff { conversation { id } } }");
     }
     let body = app.gql(Some(&ws.admin_token), &query, json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deep")),
+        "{body:#}"
+    );
     assert!(body["data"].is_null());
 }
 
@@ -126,4 +154,139 @@ async fn syntax_errors_carry_a_code() {
     let app = TestApp::spawn().await;
     let body = app.gql(None, "{ viewer { id ", json!({})).await;
     assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}
+
+/// 29 aliased pages of 200 messages in each of 200 conversations: over a million
+/// objects, under the alias and depth limits.
+fn aliased_messages_attack() -> String {
+    let aliases: String = (0..29)
+        .map(|i| format!("m{i}: messages(first: 200) {{ edges {{ node {{ id body }} }} }} "))
+        .collect();
+    format!("{{ conversations(first: 200) {{ edges {{ node {{ {aliases} }} }} }} }}")
+}
+
+#[tokio::test]
+async fn costly_document_is_refused_before_it_runs() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+
+    let body = app
+        .gql(Some(&ws.admin_token), &aliased_messages_attack(), json!({}))
+        .await;
+
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    let extensions = &body["errors"][0]["extensions"];
+    assert_eq!(extensions["reason"], "QUERY_TOO_COSTLY");
+    assert_eq!(extensions["limit"], MAX_QUERY_COST);
+    assert!(
+        extensions["cost"]
+            .as_u64()
+            .is_some_and(|cost| cost > 1_000_000),
+        "{body:#}"
+    );
+    assert!(body["data"].is_null());
+}
+
+/// The GraphQL documents of a demo page: the literals it hands to `gql`, `call` and
+/// `act`, or as a subscription's `query`, with its `${ROW}`-style constants filled in.
+fn demo_documents(source: &str) -> Vec<String> {
+    let constants: HashMap<&str, &str> = Regex::new(r"const (\w+) = `([^`]*)`;")
+        .expect("regex")
+        .captures_iter(source)
+        .filter_map(|c| Some((c.get(1)?.as_str(), c.get(2)?.as_str())))
+        .collect();
+    let literal =
+        Regex::new(r"(?:\b(?:gql|call|act)\(\s*|query:\s*)(?:`([^`]*)`|'([^']*)')").expect("regex");
+    let documents: Vec<String> = literal
+        .captures_iter(source)
+        .filter_map(|c| c.get(1).or(c.get(2)))
+        .map(|document| {
+            constants
+                .iter()
+                .fold(document.as_str().to_owned(), |document, (name, value)| {
+                    document.replace(&format!("${{{name}}}"), value)
+                })
+        })
+        .collect();
+    // Every operation keyword of the page sits in one of them.
+    let keyword = Regex::new(r"\b(?:query|mutation|subscription)\s*[({]").expect("regex");
+    assert_eq!(
+        keyword.find_iter(source).count(),
+        documents
+            .iter()
+            .map(|d| keyword.find_iter(d).count())
+            .sum::<usize>(),
+        "a document of the page was missed: {documents:#?}"
+    );
+    documents
+}
+
+#[test]
+fn documented_operations_cost_well_under_the_limit() {
+    let doc = parse_query(OPERATIONS).expect("operations.graphql parses");
+    let largest_page = Variables::from_json(json!({ "first": MAX_PAGE }));
+    for (name, _) in doc.operations.iter() {
+        let name = name.expect("operations are named").as_str();
+
+        let usual = cost::cost(&doc, Some(name), &Variables::default());
+        let largest = cost::cost(&doc, Some(name), &largest_page);
+
+        assert!(usual < MAX_QUERY_COST / 4, "{name} costs {usual}");
+        assert!(
+            largest < MAX_QUERY_COST,
+            "{name} costs {largest} with `first: {MAX_PAGE}`"
+        );
+    }
+}
+
+#[test]
+fn demo_page_documents_cost_well_under_the_limit() {
+    for (page, source) in DEMO_PAGES {
+        let documents = demo_documents(source);
+        assert!(documents.len() >= 5, "{page}: {documents:#?}");
+        for document in documents {
+            let doc =
+                parse_query(&document).unwrap_or_else(|err| panic!("{page}: {err} in {document}"));
+
+            let cost = cost::cost(&doc, None, &Variables::default());
+
+            assert!(cost < MAX_QUERY_COST / 4, "{page}: {cost} for {document}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_heaviest_documented_queries_run() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let heaviest_demo_query = DEMO_PAGES
+        .iter()
+        .flat_map(|(_, source)| demo_documents(source))
+        .filter_map(|document| {
+            let doc = parse_query(&document).expect("parses");
+            let (_, operation) = doc.operations.iter().next()?;
+            (operation.node.ty == OperationType::Query)
+                .then(|| (cost::cost(&doc, None, &Variables::default()), document))
+        })
+        .max()
+        .map(|(_, document)| document)
+        .expect("the demo pages query");
+
+    app.data(Some(&ws.admin_token), &heaviest_demo_query, json!({}))
+        .await;
+    let handoffs = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ws.admin_token)
+        .json(&json!({
+            "query": OPERATIONS,
+            "operationName": "Handoffs",
+            "variables": { "first": MAX_PAGE },
+        }))
+        .send()
+        .await
+        .expect("sent");
+    let body: serde_json::Value = handoffs.json().await.expect("json");
+    assert!(body.get("errors").is_none(), "{body:#}");
+    assert_eq!(body["data"]["handoffs"]["totalCount"], 0);
 }

@@ -518,7 +518,11 @@ async fn shutdown_closes_live_connections_so_clients_reconnect() {
 #[tokio::test]
 async fn a_thousand_subscribers_receive_every_message_in_order() {
     rlimit::increase_nofile_limit(8_192).expect("raise the open-files limit");
-    let app = TestApp::spawn().await;
+    // A thousand sockets from one address: over the default per-address cap.
+    let (url, dir) = crate::helpers::fresh_database().await;
+    let mut config = crate::helpers::test_config(&url);
+    config.limits.max_ws_per_ip = 2_000;
+    let app = TestApp::spawn_with(config, dir).await;
     let ws = app.workspace("Acme").await;
     let (conversation, _) = app.start_conversation(&ws, None).await;
     let mut subscribers = Vec::new();

@@ -6,6 +6,7 @@ mod helpers;
 mod insights;
 mod ws_client;
 
+mod abuse;
 mod access;
 mod auth;
 mod clients;

@@ -122,6 +122,23 @@ impl WsClient {
         message["payload"].clone()
     }
 
+    /// Send a protocol `ping` and wait for its `pong`: the socket is open and served.
+    pub async fn ping_pong(&mut self) {
+        self.send(json!({ "type": "ping" })).await;
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                match self.socket.next().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"pong\"") => return,
+                    Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
+                    Some(Ok(_)) => continue,
+                    other => panic!("socket failed: {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("a pong in time");
+    }
+
     /// Wait for the server to close the socket; its close code.
     pub async fn closed(&mut self) -> u16 {
         loop {

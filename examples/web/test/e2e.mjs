@@ -39,6 +39,7 @@ const printed = await new Promise((ok, fail) => {
 });
 const widgetUrl = printed.match(/chat widget:\s+(\S+)/)[1];
 const inboxUrl = printed.match(/agent inbox:\s+(\S+)/)[1];
+const password = printed.match(/password of every demo account[^:]*:\s+(\S+)/)[1];
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -71,7 +72,7 @@ try {
   await step('the agent signs in to the inbox', async () => {
     await agent.goto(inboxUrl);
     await agent.fill('input[name=email]', 'alex@inkwell.example');
-    await agent.fill('input[name=password]', 'demo-password-123');
+    await agent.fill('input[name=password]', password);
     await agent.click('#signin button');
     await agent.locator('#app').waitFor({ state: 'visible' });
     await agent.locator('.row').first().waitFor();

@@ -1,0 +1,248 @@
+//! The listening socket: accepting connections within the connection limits, headers
+//! within their time-out, the client's address, and a shutdown that ends in time.
+//!
+//! Served with hyper directly rather than `axum::serve`, which offers neither a
+//! header time-out (a client that trickles its headers, slowloris, would hold its
+//! connection forever) nor a cap on connections.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_service::Service;
+
+use crate::config::Limits;
+use crate::state::AppState;
+
+/// What a client over a limit is told to wait, in seconds.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Live connections: all of them, and WebSockets by client address.
+#[derive(Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    sockets_by_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Counts a connection while it lives.
+pub struct ConnectionSlot(AppState);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.net.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a WebSocket against its client's address while it lives.
+pub struct SocketSlot {
+    state: AppState,
+    ip: IpAddr,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut by_ip = self.state.net.lock();
+        if let Some(count) = by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Connections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.sockets_by_ip
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Count one more connection: `Ok` when it is within `CASEFILE_MAX_CONNECTIONS`,
+    /// `Err` (still counted while it is refused) when it is over.
+    fn open(state: &AppState) -> Result<ConnectionSlot, ConnectionSlot> {
+        let previous = state.net.open.fetch_add(1, Ordering::Relaxed);
+        let slot = ConnectionSlot(state.clone());
+        if previous < state.config.limits.max_connections {
+            Ok(slot)
+        } else {
+            Err(slot)
+        }
+    }
+
+    /// Connections open now.
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// WebSockets open now from `ip`.
+    pub fn sockets_from(&self, ip: IpAddr) -> usize {
+        self.lock().get(&ip).copied().unwrap_or(0)
+    }
+
+    /// A slot for one more WebSocket from `ip`, unless it has `max` open.
+    pub fn socket(state: &AppState, ip: IpAddr) -> Option<SocketSlot> {
+        let max = state.config.limits.max_ws_per_ip;
+        let mut by_ip = state.net.lock();
+        let count = by_ip.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(SocketSlot {
+            state: state.clone(),
+            ip,
+        })
+    }
+}
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the
+/// right-most address of `X-Forwarded-For` that is not a trusted proxy (addresses
+/// to its left were written by the client and prove nothing).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect::<Vec<_>>();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    client
+}
+
+/// What a connection over `CASEFILE_MAX_CONNECTIONS` gets for any request.
+fn too_many_connections() -> Response<axum::body::Body> {
+    let body = serde_json::json!({ "errors": [{
+        "message": "the server has too many connections: try again shortly",
+        "extensions": { "code": crate::error::code::RATE_LIMITED, "retryAfter": RETRY_AFTER_SECONDS },
+    }]});
+    let mut response = Response::new(axum::body::Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Accept on `listener` and serve `router` until `shutdown` completes; then stop
+/// accepting, let in-flight requests finish for up to the shutdown time-out, and cut
+/// what is left.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits: &Limits = &state.config.limits;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.http_header_timeout)
+        .keep_alive(true);
+    // Draining asks each connection to finish its request and close; cutting drops
+    // it where it is.
+    let tasks = TaskTracker::new();
+    let draining = CancellationToken::new();
+    let cut = CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, or a connection reset before it was
+                    // accepted: wait a moment instead of spinning.
+                    tracing::warn!(error.detail = %err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let io = TokioIo::new(stream);
+        let (draining, cut) = (draining.clone(), cut.clone());
+        let slot = match Connections::open(&state) {
+            Ok(slot) => slot,
+            Err(slot) => {
+                let service =
+                    hyper::service::service_fn(|_request: hyper::Request<Incoming>| async {
+                        Ok::<_, std::convert::Infallible>(too_many_connections())
+                    });
+                let mut refuse = http.clone();
+                refuse.keep_alive(false);
+                let connection = refuse.serve_connection(io, service);
+                tasks.spawn(async move {
+                    let _slot = slot;
+                    tokio::select! {
+                        _ = connection => {}
+                        () = cut.cancelled() => {}
+                    }
+                });
+                continue;
+            }
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().call(request)
+        });
+        let connection = http.serve_connection(io, service).with_upgrades();
+        tasks.spawn(async move {
+            let _slot = slot;
+            let mut connection = std::pin::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                () = cut.cancelled() => return,
+                () = draining.cancelled() => {}
+            }
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = connection => {}
+                () = cut.cancelled() => {}
+            }
+        });
+    }
+    drop(listener);
+    draining.cancel();
+    tasks.close();
+    let limit = state.config.shutdown_timeout;
+    if tokio::time::timeout(limit, tasks.wait()).await.is_err() {
+        tracing::warn!(
+            timeout = ?limit,
+            "requests still running at the shutdown time-out were cut"
+        );
+        cut.cancel();
+    }
+    Ok(())
+}
+
+/// The peer address a handler was reached from.
+pub type Peer = ConnectInfo<SocketAddr>;
