@@ -186,23 +186,25 @@ impl RateLimits {
     /// A visitor's write to its conversation (`sendMessage`, `captureLead`,
     /// `rateConversation`, `requestHuman`); agents and keys are not counted here.
     pub fn visitor_write(&self, principal: &Principal) -> AppResult<()> {
-        match principal {
-            Principal::Visitor(visitor) => self.visitor_writes.take(&visitor.conversation_id),
-            _ => Ok(()),
-        }
+        per_conversation(&self.visitor_writes, principal)
     }
 
     /// A visitor's `setTyping`.
     pub fn visitor_typing(&self, principal: &Principal) -> AppResult<()> {
-        match principal {
-            Principal::Visitor(visitor) => self.typing.take(&visitor.conversation_id),
-            _ => Ok(()),
-        }
+        per_conversation(&self.typing, principal)
     }
 
     /// A `startConversation` from `ip` with `widget_key`.
     pub fn start_conversation(&self, ip: IpAddr, widget_key: &str) -> AppResult<()> {
         self.start_conversation.take(&format!("{ip}|{widget_key}"))
+    }
+}
+
+/// Take from a visitor's conversation's bucket; other principals pass.
+fn per_conversation(limiter: &Limiter, principal: &Principal) -> AppResult<()> {
+    match principal {
+        Principal::Visitor(visitor) => limiter.take(&visitor.conversation_id),
+        _ => Ok(()),
     }
 }
 

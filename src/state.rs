@@ -102,7 +102,8 @@ impl AppState {
 pub struct Faults(std::sync::atomic::AtomicUsize);
 
 impl Faults {
-    /// Make the next `n` resolutions of `Conversation.id` panic.
+    /// Make the next `n` fault points panic: resolutions of `Conversation.id`, and
+    /// the handling of a visitor message in the background.
     pub fn arm_panics(&self, n: usize) {
         self.0.store(n, std::sync::atomic::Ordering::SeqCst);
     }

@@ -7,9 +7,11 @@
 //! connections).
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::entity::{Author, ConversationStatus, conversation, message};
@@ -58,7 +60,10 @@ pub fn after_visitor_message(state: &AppState, message: &message::Model) {
     let tracker = state.connections.clone();
     state.pipelines.running.fetch_add(1, Ordering::SeqCst);
     tracker.spawn(async move {
-        if let Err(err) = run(&state, &message).await {
+        // A panic (logged once by the panic hook) ends this message's handling
+        // alone; the conversation's next message is handled as usual.
+        let handled = AssertUnwindSafe(run(&state, &message)).catch_unwind().await;
+        if let Ok(Err(err)) = handled {
             let err: async_graphql::Error = err.into();
             tracing::error!(conversation.id = %message.conversation_id, error = %err.message, "handling a visitor message failed");
         }
@@ -92,6 +97,8 @@ async fn ai_answers(
 async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
     let lock = state.pipelines.get(&message.conversation_id);
     let _turn = lock.lock().await;
+    // Where tests of fault handling make a background task panic.
+    state.faults.maybe_panic();
     let Some(conversation) = conversation::Entity::find_by_id(message.conversation_id.as_str())
         .one(&state.db.reader)
         .await?

@@ -393,12 +393,7 @@ async fn connections_over_the_total_are_answered_429() {
         state.net.open_count() == 3
     })
     .await;
-    let response = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("answered");
+    let response = healthz(&app).await;
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     drop(idle);
@@ -406,13 +401,15 @@ async fn connections_over_the_total_are_answered_429() {
         state.net.open_count() == 0
     })
     .await;
-    let response = app
-        .client
+    assert_eq!(healthz(&app).await.status(), 200);
+}
+
+async fn healthz(app: &TestApp) -> reqwest::Response {
+    app.client
         .get(app.url("/healthz"))
         .send()
         .await
-        .expect("answered");
-    assert_eq!(response.status(), 200);
+        .expect("answered")
 }
 
 #[tokio::test]
@@ -626,7 +623,7 @@ async fn a_request_that_cannot_finish_in_time_gets_503() {
 async fn a_panic_is_an_internal_error_of_its_operation_alone() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let (conversation, visitor) = app.start_conversation(&ws, Some("hello")).await;
+    let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;
     let query = "query($c: ID!) { conversation(id: $c) { id } }";
 
     app.running.state.faults.arm_panics(1);
@@ -644,13 +641,14 @@ async fn a_panic_is_an_internal_error_of_its_operation_alone() {
     );
 
     // Two sockets share one inbox execution; a panic on one event is an error for
-    // that event, and both go on receiving.
+    // that event, and both go on receiving. (Agents write here: a visitor's message
+    // would also reach the background fault point.)
     let inbox = "subscription { inbox { kind message { body } conversation { id } } }";
     let mut one = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     let mut two = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     one.subscribe("i", inbox, json!({})).await;
     two.subscribe("i", inbox, json!({})).await;
-    app.send(&visitor, &conversation, "first").await;
+    app.send(&ws.admin_token, &conversation, "first").await;
     for client in [&mut one, &mut two] {
         until_event(client, |event| {
             event["data"]["inbox"]["message"]["body"] == "first"
@@ -658,14 +656,14 @@ async fn a_panic_is_an_internal_error_of_its_operation_alone() {
         .await;
     }
     app.running.state.faults.arm_panics(1);
-    app.send(&visitor, &conversation, "second").await;
+    app.send(&ws.admin_token, &conversation, "second").await;
     for client in [&mut one, &mut two] {
         until_event(client, |event| {
             event["errors"][0]["extensions"]["code"] == "INTERNAL"
         })
         .await;
     }
-    app.send(&visitor, &conversation, "third").await;
+    app.send(&ws.admin_token, &conversation, "third").await;
     for client in [&mut one, &mut two] {
         until_event(client, |event| {
             event["data"]["inbox"]["message"]["body"] == "third"
@@ -884,12 +882,7 @@ async fn a_database_outage_answers_service_unavailable_and_the_server_recovers()
     let ws = app.workspace("Acme").await;
     let create = "mutation($n: String!) { createTeam(input: { name: $n }) { id } }";
     let health = || async {
-        let response = app
-            .client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .expect("answered");
+        let response = healthz(&app).await;
         (
             response.status().as_u16(),
             response.text().await.expect("text"),
@@ -921,4 +914,112 @@ async fn a_database_outage_answers_service_unavailable_and_the_server_recovers()
     .expect("healthy again by itself");
     app.data(Some(&ws.admin_token), create, json!({ "n": "After" }))
         .await;
+}
+
+#[tokio::test]
+async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;
+    // An API key's subscriptions run on their own, never shared.
+    let key = app
+        .data(
+            Some(&ws.admin_token),
+            "mutation { createApiKey(name: \"reader\", scopes: [CONVERSATIONS_READ]) { secret } }",
+            json!({}),
+        )
+        .await["createApiKey"]["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let mut client = WsClient::ready(&app, TRANSPORT_WS, &key).await;
+    let own = "subscription { inbox { conversation { id } } }";
+    client.subscribe("own", own, json!({})).await;
+    client
+        .subscribe("m", MESSAGES, json!({ "c": conversation, "after": 1 }))
+        .await;
+    app.running.state.faults.arm_panics(1);
+    app.send(&ws.admin_token, &conversation, "second").await;
+    let mut own_ended = false;
+    let mut message_seen = false;
+    while !(own_ended && message_seen) {
+        let message = client.recv().await;
+        match (message["type"].as_str(), message["id"].as_str()) {
+            (Some("error"), Some("own")) => {
+                assert_eq!(
+                    message["payload"][0]["extensions"]["code"], "INTERNAL",
+                    "{message}"
+                );
+                own_ended = true;
+            }
+            (Some("next"), Some("m")) => {
+                assert_eq!(message["payload"]["data"]["messages"]["seq"], 2);
+                message_seen = true;
+            }
+            other => panic!(
+                "unexpected {other:?}: {message} (own ended: {own_ended}, message seen: {message_seen})"
+            ),
+        }
+    }
+    app.send(&ws.admin_token, &conversation, "third").await;
+    assert_eq!(client.next_data("m").await["data"]["messages"]["seq"], 3);
+    client.ping_pong().await;
+}
+
+#[tokio::test]
+async fn a_panic_in_background_work_spares_the_next_message() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("hello")).await;
+    app.settle().await;
+    let status = || async {
+        app.data(
+            Some(&ws.admin_token),
+            "query($c: ID!) { conversation(id: $c) { status } }",
+            json!({ "c": conversation }),
+        )
+        .await["conversation"]["status"]
+            .as_str()
+            .expect("status")
+            .to_owned()
+    };
+    app.running.state.faults.arm_panics(1);
+    app.send(&visitor, &conversation, "talk to a human").await;
+    app.settle().await;
+    assert_eq!(status().await, "AI", "the panicking handling did nothing");
+    app.send(&visitor, &conversation, "talk to a human please")
+        .await;
+    app.settle().await;
+    assert_eq!(status().await, "QUEUED", "the next message is handled");
+}
+
+#[tokio::test]
+async fn a_client_that_answers_no_ping_is_closed() {
+    let app = spawn(|c| c.ws_keepalive = Duration::from_millis(200)).await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, _) = app.start_conversation(&ws, None).await;
+    let mut silent = paused_reader(&app, &ws.admin_token, &conversation, 0).await;
+    let state = app.running.state.clone();
+    let ip = "127.0.0.1".parse().expect("ip");
+    until("the silent client is closed", || {
+        state.net.sockets_from(ip) == 0
+    })
+    .await;
+    // What it finds when it reads again: the ack, pings, then a close with 1008.
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(TIMEOUT, silent.read(&mut buf))
+            .await
+            .expect("read in time")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+    }
+    let close = received
+        .windows(4)
+        .position(|w| w[0] == 0x88 && w[1] >= 2 && u16::from_be_bytes([w[2], w[3]]) == 1008);
+    assert!(close.is_some(), "a close frame with 1008");
 }
