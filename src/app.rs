@@ -63,22 +63,6 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(cors)
-        .layer(axum::middleware::map_response(security_headers))
-}
-
-/// Headers every answer carries: browsers must not guess content types, and no page
-/// leaks its URL (which may hold a token) to the sites it links to.
-async fn security_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    response
 }
 
 /// Serve on `listener` until `shutdown` completes, then finish in-flight requests.
@@ -103,7 +87,7 @@ fn app_error(err: AppError) -> Response {
 
 /// A whole request refused for rate: 429 with `Retry-After`, and the GraphQL error
 /// with `retryAfter`.
-fn rate_limited(err: AppError) -> Response {
+pub fn rate_limited(err: AppError) -> Response {
     let retry_after = match &err {
         AppError::RateLimited { retry_after, .. } => *retry_after,
         _ => crate::net::RETRY_AFTER_SECONDS,
@@ -255,7 +239,16 @@ async fn respond(
 ) -> Response {
     let state = &shared.state;
     let limit = state.config.limits.http_request_timeout;
-    let executing = execute(state, &shared.schema, request, principal, client, read_only);
+    // Boxed: the execution's future is large, and moving it into the time-out and
+    // the handler's future would copy it at each step.
+    let executing = Box::pin(execute(
+        state,
+        &shared.schema,
+        request,
+        principal,
+        client,
+        read_only,
+    ));
     match tokio::time::timeout(limit, executing).await {
         Ok(response) => json_response(state, &response),
         Err(_) => transport_error(

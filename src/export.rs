@@ -35,9 +35,13 @@ fn iso(ms: i64) -> String {
 }
 
 fn failure(err: &AppError) -> Response {
+    if let AppError::RateLimited { .. } = err {
+        return crate::app::rate_limited(err.clone());
+    }
     let status = match err {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     let body = serde_json::json!({ "errors": [{ "message": err.message(), "extensions": { "code": err.code() } }] });
@@ -58,6 +62,8 @@ async fn authorize(state: &AppState, headers: &HeaderMap, scope: Scope) -> AppRe
             "an export needs a token or an API key",
         ))?;
     principal.require(scope)?;
+    // An export counts as one request of its token's budget.
+    state.rate.request(&principal)?;
     Ok(principal)
 }
 

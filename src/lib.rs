@@ -96,6 +96,7 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::retag::resume(&state)
         .await
         .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
+    domain::agents::warm_up().await;
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();

@@ -18,8 +18,6 @@ use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 use crate::config::Limits;
@@ -135,6 +133,20 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) ->
     client
 }
 
+/// Headers every answer carries: browsers must not guess content types, and no page
+/// leaks its URL (which may hold a token) to the sites it links to. Set here, once
+/// per response, rather than as a layer on every route.
+fn security_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
 /// What a connection over `CASEFILE_MAX_CONNECTIONS` gets for any request.
 fn too_many_connections() -> Response<axum::body::Body> {
     let body = serde_json::json!({ "errors": [{
@@ -144,6 +156,7 @@ fn too_many_connections() -> Response<axum::body::Body> {
     let mut response = Response::new(axum::body::Body::from(body.to_string()));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let headers = response.headers_mut();
+    security_headers(headers);
     headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     headers.insert(
         header::CONTENT_TYPE,
@@ -166,11 +179,11 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.http_header_timeout)
         .keep_alive(true);
-    // Draining asks each connection to finish its request and close; cutting drops
-    // it where it is.
-    let tasks = TaskTracker::new();
-    let draining = CancellationToken::new();
-    let cut = CancellationToken::new();
+    // Draining asks each connection to finish its request and close (a watch
+    // channel: its notifications are sharded, and every connection polls it); cutting
+    // aborts the connections' tasks where they are.
+    let mut tasks = tokio::task::JoinSet::new();
+    let (drain, draining) = tokio::sync::watch::channel(());
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -186,9 +199,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
+        // Forget the connections that ended.
+        while tasks.try_join_next().is_some() {}
         let io = TokioIo::new(stream);
-        let (draining, cut) = (draining.clone(), cut.clone());
         let slot = match Connections::open(&state) {
             Ok(slot) => slot,
             Err(slot) => {
@@ -201,10 +214,7 @@ pub async fn serve(
                 let connection = refuse.serve_connection(io, service);
                 tasks.spawn(async move {
                     let _slot = slot;
-                    tokio::select! {
-                        _ = connection => {}
-                        () = cut.cancelled() => {}
-                    }
+                    let _ = connection.await;
                 });
                 continue;
             }
@@ -212,34 +222,36 @@ pub async fn serve(
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().call(request)
+            let answering = router.clone().call(request);
+            async move {
+                let mut response = answering.await?;
+                security_headers(response.headers_mut());
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = http.serve_connection(io, service).with_upgrades();
+        let mut draining = draining.clone();
         tasks.spawn(async move {
             let _slot = slot;
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => return,
-                () = cut.cancelled() => return,
-                () = draining.cancelled() => {}
+                _ = draining.changed() => {}
             }
             connection.as_mut().graceful_shutdown();
-            tokio::select! {
-                _ = connection => {}
-                () = cut.cancelled() => {}
-            }
+            let _ = connection.await;
         });
     }
     drop(listener);
-    draining.cancel();
-    tasks.close();
+    let _ = drain.send(());
     let limit = state.config.shutdown_timeout;
-    if tokio::time::timeout(limit, tasks.wait()).await.is_err() {
+    let finished = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(limit, finished).await.is_err() {
         tracing::warn!(
             timeout = ?limit,
             "requests still running at the shutdown time-out were cut"
         );
-        cut.cancel();
+        tasks.abort_all();
     }
     Ok(())
 }

@@ -53,7 +53,10 @@ pub async fn create(
     let name = validate::short("name", new.name)?;
     let password = password("password", new.password)?;
     let teams = super::teams::existing(state, &admin.workspace_id, new.team_ids, "teamIds").await?;
-    let password_hash = hash_password(password).await?;
+    let password_hash = {
+        let _permit = hashing_turn(state).await?;
+        hash_password(password).await?
+    };
     let model = agent::ActiveModel {
         id: Set(new_id(Kind::Agent)),
         workspace_id: Set(admin.workspace_id.clone()),
@@ -115,11 +118,7 @@ pub async fn sign_in(
         query = query.filter(agent::Column::WorkspaceId.eq(ws));
     }
     let candidates = query.all(&state.db.reader).await?;
-    let _permit = state
-        .hashing
-        .acquire()
-        .await
-        .map_err(|_| AppError::internal("the hashing semaphore is closed"))?;
+    let _permit = hashing_turn(state).await?;
     if candidates.is_empty() {
         verify_password(password.to_owned(), dummy_hash().await).await;
         return Err(INVALID);
@@ -135,6 +134,21 @@ pub async fn sign_in(
         }
     }
     Err(INVALID)
+}
+
+/// Wait for a turn to hash: one hash per CPU at a time (each takes 19 MiB).
+async fn hashing_turn(state: &AppState) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+    state
+        .hashing
+        .acquire()
+        .await
+        .map_err(|_| AppError::internal("the hashing semaphore is closed"))
+}
+
+/// Compute the dummy hash now, so the first sign-in with an unknown email does not
+/// pay for it (and take longer than a wrong password).
+pub async fn warm_up() {
+    dummy_hash().await;
 }
 
 /// A hash of a random password, with the parameters of real ones: what an unknown

@@ -71,8 +71,13 @@ pub fn check(
     limit: usize,
 ) -> Result<usize, ServerError> {
     let cost = cost(doc, operation_name, variables);
+    within(cost, limit).map(|()| cost)
+}
+
+/// Refuse a document that costs `cost` when that is more than `limit`.
+pub fn within(cost: usize, limit: usize) -> Result<(), ServerError> {
     if cost <= limit {
-        return Ok(cost);
+        return Ok(());
     }
     let mut err = ServerError::new(
         format!(
@@ -89,14 +94,33 @@ pub fn check(
     Err(err)
 }
 
+/// A cost, and the variables it read for `first`, with the values the request gave
+/// them (`None`: not given): the same document, operation and values cost the same.
+pub struct Counted {
+    pub cost: usize,
+    pub inputs: Vec<(String, Option<Value>)>,
+}
+
 /// The cost of the operation that runs for `operation_name` (0 when none would).
 pub fn cost(
     doc: &ExecutableDocument,
     operation_name: Option<&str>,
     variables: &Variables,
 ) -> usize {
+    count(doc, operation_name, variables).cost
+}
+
+/// The cost of the operation that runs, with what it depended on.
+pub fn count(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+) -> Counted {
     let Some(operation) = running(doc, operation_name) else {
-        return 0;
+        return Counted {
+            cost: 0,
+            inputs: Vec::new(),
+        };
     };
     let mut walk = Walk {
         doc,
@@ -104,12 +128,17 @@ pub fn cost(
         variables,
         fragments: HashMap::new(),
         spreads: 0,
+        inputs: Vec::new(),
     };
-    walk.set(
+    let cost = walk.set(
         &operation.selection_set.node,
         TABLE.root(operation.ty),
         None,
-    )
+    );
+    Counted {
+        cost,
+        inputs: walk.inputs,
+    }
 }
 
 /// The operation the executor picks: the one named, or the only one.
@@ -137,6 +166,8 @@ struct Walk<'a> {
     fragments: HashMap<(&'a str, Option<usize>), Option<usize>>,
     /// Fragments being counted, one inside another.
     spreads: usize,
+    /// The variables read, with the request's values.
+    inputs: Vec<(String, Option<Value>)>,
 }
 
 impl<'a> Walk<'a> {
@@ -207,13 +238,19 @@ impl<'a> Walk<'a> {
 
     /// The `first` a field asks for, as given or through a variable; `default` when
     /// it gives none. A negative `first` counts 0 (the field refuses it).
-    fn first(&self, field: &Field, default: usize) -> usize {
+    fn first(&mut self, field: &Field, default: usize) -> usize {
         let given = field.get_argument("first").and_then(|value| {
-            value
+            let mut read = Vec::new();
+            let given = value
                 .node
                 .clone()
-                .into_const_with(|name| self.variable(&name).cloned().ok_or(()))
-                .ok()
+                .into_const_with(|name| {
+                    read.push((name.to_string(), self.variables.get(&name).cloned()));
+                    self.variable(&name).cloned().ok_or(())
+                })
+                .ok();
+            self.inputs.extend(read);
+            given
         });
         match given {
             Some(Value::Number(number)) => number.as_i64().map_or(default, |first| {

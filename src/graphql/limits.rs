@@ -109,10 +109,69 @@ pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, 
     Ok(DocumentKind { writes })
 }
 
-/// Parsed documents by query text. Clients send the same few operations over and
-/// over; parsing each again costs more than copying the parsed one.
+/// Parsed documents by query text, with their costs. Clients send the same few
+/// operations over and over; parsing (and costing) each again costs more than
+/// copying the parsed one.
 #[derive(Default)]
-pub struct DocumentCache(std::sync::RwLock<std::collections::HashMap<String, ExecutableDocument>>);
+pub struct DocumentCache(
+    std::sync::RwLock<std::collections::HashMap<String, std::sync::Arc<Cached>>>,
+);
+
+/// A parsed document and the costs counted for it.
+pub struct Cached {
+    doc: ExecutableDocument,
+    costs: std::sync::Mutex<Vec<Memo>>,
+}
+
+/// The cost of one operation of a document, for the values its `first`s read.
+struct Memo {
+    operation: Option<String>,
+    inputs: Vec<(String, Option<async_graphql::Value>)>,
+    cost: usize,
+}
+
+/// Costs remembered per document (different operations or page sizes).
+const MEMOS: usize = 16;
+
+impl Cached {
+    fn new(doc: ExecutableDocument) -> Cached {
+        Cached {
+            doc,
+            costs: Default::default(),
+        }
+    }
+
+    /// The cost of `request`'s operation: remembered, or counted and remembered.
+    fn cost(&self, request: &async_graphql::Request) -> usize {
+        let operation = request.operation_name.as_deref();
+        let memos = || {
+            self.costs
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        let known = memos().iter().find_map(|memo| {
+            let same = memo.operation.as_deref() == operation
+                && memo
+                    .inputs
+                    .iter()
+                    .all(|(name, value)| request.variables.get(name.as_str()) == value.as_ref());
+            same.then_some(memo.cost)
+        });
+        if let Some(cost) = known {
+            return cost;
+        }
+        let counted = super::cost::count(&self.doc, operation, &request.variables);
+        let mut memos = memos();
+        if memos.len() < MEMOS {
+            memos.push(Memo {
+                operation: operation.map(str::to_owned),
+                inputs: counted.inputs,
+                cost: counted.cost,
+            });
+        }
+        counted.cost
+    }
+}
 
 /// Documents kept at most (past that the cache starts over), and the longest query
 /// text kept.
@@ -135,10 +194,11 @@ impl DocumentCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .get(&request.query)
             .cloned();
-        let doc = match cached {
-            Some(doc) => doc,
+        let cached = match cached {
+            Some(cached) => cached,
             None => {
                 let doc = async_graphql::parser::parse_query(&request.query)?;
+                let cached = std::sync::Arc::new(Cached::new(doc));
                 if request.query.len() <= CACHED_QUERY_BYTES {
                     let mut cache = self
                         .0
@@ -147,19 +207,14 @@ impl DocumentCache {
                     if cache.len() >= CACHED_DOCUMENTS {
                         cache.clear();
                     }
-                    cache.insert(request.query.clone(), doc.clone());
+                    cache.insert(request.query.clone(), cached.clone());
                 }
-                doc
+                cached
             }
         };
-        let kind = check(&doc, read_only)?;
-        super::cost::check(
-            &doc,
-            request.operation_name.as_deref(),
-            &request.variables,
-            max_cost,
-        )?;
-        request.set_parsed_query(doc);
+        let kind = check(&cached.doc, read_only)?;
+        super::cost::within(cached.cost(request), max_cost)?;
+        request.set_parsed_query(cached.doc.clone());
         Ok(kind)
     }
 }
@@ -181,6 +236,20 @@ mod tests {
             .map(|i| format!("a{i}: viewer {{ id }} "))
             .collect();
         assert!(check(&parse(&format!("{{ {many} }}")), false).is_err());
+    }
+
+    #[test]
+    fn a_remembered_cost_follows_the_variables_it_read() {
+        let cache = DocumentCache::default();
+        let query = "query($n: Int) { conversations(first: $n) { edges { node { messages(first: 200) { edges { node { id } } } } } } }";
+        let request = |n: i64| {
+            async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(
+                serde_json::json!({ "n": n }),
+            ))
+        };
+        assert!(cache.prepare(&mut request(2), false, 20_000).is_ok());
+        assert!(cache.prepare(&mut request(200), false, 20_000).is_err());
+        assert!(cache.prepare(&mut request(2), false, 20_000).is_ok());
     }
 
     #[test]
