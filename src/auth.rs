@@ -130,6 +130,14 @@ impl Principal {
         }
     }
 
+    /// The visitor behind this request, if a visitor made it.
+    pub fn visitor(&self) -> Option<&VisitorPrincipal> {
+        match self {
+            Principal::Visitor(visitor) => Some(visitor),
+            _ => None,
+        }
+    }
+
     /// The AI principal (an API key with `AI_WRITE`).
     pub fn is_ai(&self) -> bool {
         matches!(self, Principal::ApiKey(key) if key.has(Scope::AiWrite))

@@ -103,6 +103,9 @@ pub trait ContextExt {
     fn state(&self) -> &AppState;
     /// The principal, or `UNAUTHENTICATED` when the request carried no credentials.
     fn principal(&self) -> AppResult<&Principal>;
+    /// The principal of the credentials the request presented, if any (not one it
+    /// was granted during its execution).
+    fn presented(&self) -> Option<&Principal>;
     /// Let the rest of an unauthenticated request act as `principal`, which it just
     /// obtained credentials for. A request that presented a token keeps it.
     fn grant(&self, principal: Principal);
@@ -120,6 +123,11 @@ impl ContextExt for Context<'_> {
         self.data_opt::<RequestAuth>()
             .and_then(|auth| auth.presented.as_ref().or_else(|| auth.granted.get()))
             .ok_or(AppError::Unauthenticated("this operation needs a token"))
+    }
+
+    fn presented(&self) -> Option<&Principal> {
+        self.data_opt::<RequestAuth>()
+            .and_then(|auth| auth.presented.as_ref())
     }
 
     fn grant(&self, principal: Principal) {

@@ -41,9 +41,17 @@ pub async fn get(
 pub struct StartInput {
     pub widget_key: String,
     pub visitor_id: Option<String>,
+    /// The visitor the request proved to be (a visitor token it presented): only
+    /// then does a client-sent `visitor_id` reach that visitor's lead.
+    pub proof: Option<VisitorPrincipal>,
     pub lead: LeadInput,
     pub context: Option<serde_json::Value>,
     pub message: Option<String>,
+}
+
+/// A visitor id the server makes: `vis_` and 128 random bits.
+fn new_visitor_id() -> String {
+    format!("vis_{}", random_secret(16))
 }
 
 pub struct Started {
@@ -56,11 +64,23 @@ pub struct Started {
 /// Open a conversation from the widget: authorised by the workspace's public widget
 /// key, it links (or creates) the visitor's lead, stores the first message if any,
 /// and issues a visitor token scoped to this conversation.
+///
+/// A visitor id is not a credential (widgets keep it in local storage, sites derive
+/// it from their own user ids): a client-sent `visitor_id` is kept only when the
+/// request proves it is that visitor, with a still-valid visitor token of one of its
+/// conversations in this workspace. Otherwise the conversation gets a new visitor
+/// id (128 random bits) and a new, empty lead, so nobody reads another visitor's
+/// details by naming their id.
 pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
     let ws = super::workspaces::by_widget_key(state, &input.widget_key).await?;
-    let visitor_id = match input.visitor_id.as_deref() {
-        Some(id) => validate::text("visitorId", id, 128)?,
-        None => format!("vis_{}", random_secret(12)),
+    let claimed = input
+        .visitor_id
+        .as_deref()
+        .map(|id| validate::text("visitorId", id, 128))
+        .transpose()?;
+    let visitor_id = match (claimed, &input.proof) {
+        (Some(id), Some(proof)) if proof.visitor_id == id && proof.workspace_id == ws.id => id,
+        _ => new_visitor_id(),
     };
     let context = validate::json_object("context", input.context, MAX_CONTEXT_BYTES)?;
     let first = input.message.as_deref().map(body_text).transpose()?;

@@ -405,8 +405,11 @@ impl ConversationQuery {
 pub struct StartConversationInput {
     /// The workspace's public widget key.
     pub widget_key: String,
-    /// The widget's stable id for this browser; a returning visitor keeps their lead.
-    /// Generated when absent.
+    /// The visitor id a returning visitor got from an earlier `startConversation`.
+    /// It reaches that visitor's lead only with proof: send one of their still-valid
+    /// visitor tokens as `Authorization: Bearer …` with this request. Without proof
+    /// (or without an id) the server makes a new visitor with an empty lead; read it
+    /// from `StartConversationPayload.visitorId` and keep it with the token.
     pub visitor_id: Option<String>,
     /// What is already known about the visitor. Values are checked against the lead
     /// fields; required fields are enforced by `captureLead`, not here.
@@ -420,6 +423,9 @@ pub struct StartConversationInput {
 #[derive(SimpleObject)]
 pub struct StartConversationPayload {
     pub conversation: Conversation,
+    /// The visitor this conversation belongs to: the proven `visitorId` sent, or a
+    /// new one. Keep it, with the visitor token, to be recognised next time.
+    pub visitor_id: String,
     /// A token scoped to this conversation: send it as `Authorization: Bearer …`
     /// to read and write it, and in `connection_init` to subscribe.
     pub visitor_token: String,
@@ -441,11 +447,13 @@ impl ConversationMutation {
         ctx.state()
             .rate
             .start_conversation(ctx.client_ip(), &input.widget_key)?;
+        let proof = ctx.presented().and_then(|p| p.visitor()).cloned();
         let started = domain::conversations::start(
             ctx.state(),
             StartInput {
                 widget_key: input.widget_key,
                 visitor_id: input.visitor_id,
+                proof,
                 lead: input.lead.map(Into::into).unwrap_or_default(),
                 context: input.context.map(|json| json.0),
                 message: input.message,
@@ -454,6 +462,7 @@ impl ConversationMutation {
         .await?;
         ctx.grant(started.visitor.clone());
         Ok(StartConversationPayload {
+            visitor_id: started.conversation.visitor_id.clone(),
             conversation: Conversation(started.conversation),
             visitor_token: started.visitor_token.token,
             visitor_token_expires_at: started.visitor_token.expires_at,

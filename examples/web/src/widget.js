@@ -8,7 +8,8 @@ const widgetKey =
   new URLSearchParams(location.search).get('key');
 const storeKey = `casefile.widget.${widgetKey}`;
 const saved = JSON.parse(localStorage.getItem(storeKey) ?? '{}');
-const state = { visitorId: saved.visitorId ?? uuid(), conversationId: saved.conversationId, token: saved.token, lastSeq: 0 };
+// The visitor id comes from the server, and only counts with a token that proves it.
+const state = { visitorId: saved.visitorId, conversationId: saved.conversationId, token: saved.token, lastSeq: 0 };
 const save = () =>
   localStorage.setItem(storeKey, JSON.stringify({ visitorId: state.visitorId, conversationId: state.conversationId, token: state.token }));
 save();
@@ -76,10 +77,11 @@ async function send(body) {
   if (!state.conversationId) {
     const cms = document.body.dataset;
     const data = await gql(`mutation($input: StartConversationInput!) {
-      startConversation(input: $input) { visitorToken conversation { id } } }`, {
+      startConversation(input: $input) { visitorId visitorToken conversation { id } } }`, {
       input: { widgetKey, visitorId: state.visitorId, message: body,
         context: { pageUrl: location.href, cms: cms.cms, cmsVersion: cms.cmsVersion, title: document.title } },
-    });
+    }, state.token);
+    state.visitorId = data.startConversation.visitorId;
     state.conversationId = data.startConversation.conversation.id;
     state.token = data.startConversation.visitorToken;
     save();
