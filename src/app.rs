@@ -22,8 +22,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::Principal;
 use crate::error::{AppError, code};
-use crate::graphql::{AppSchema, RequestAuth};
-use crate::loaders;
+use crate::graphql::AppSchema;
 use crate::net::Connections;
 use crate::state::AppState;
 use crate::ws;
@@ -167,31 +166,21 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Princ
 pub async fn execute(
     state: &AppState,
     schema: &AppSchema,
-    mut request: async_graphql::Request,
+    request: async_graphql::Request,
     principal: Option<Principal>,
     client: IpAddr,
     read_only: bool,
 ) -> async_graphql::Response {
     // Parse once, check, and hand the parsed document to the executor.
-    let kind =
-        match state
-            .documents
-            .prepare(&mut request, read_only, state.config.limits.max_query_cost)
-        {
-            Ok(kind) => kind,
-            Err(err) => {
-                let mut errors = vec![err];
-                ensure_codes(&mut errors);
-                return async_graphql::Response::from_errors(errors);
-            }
-        };
-    let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
-    // Queries share what they loaded across the request; a mutation reads what it
-    // just wrote, so nothing is cached for it.
-    let loaders = loaders::LazyLoaders::new(state, sees_internal, !kind.writes);
-    let request = request
-        .data(RequestAuth::new(principal, client))
-        .data(loaders);
+    let request = match crate::graphql::prepare(state, request, principal, client, read_only, false)
+    {
+        Ok(request) => request,
+        Err(err) => {
+            let mut errors = vec![err];
+            ensure_codes(&mut errors);
+            return async_graphql::Response::from_errors(errors);
+        }
+    };
     let mut response = AssertUnwindSafe(schema.execute(request))
         .catch_unwind()
         .await

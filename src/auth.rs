@@ -161,12 +161,37 @@ impl Principal {
         }
     }
 
-    /// Whether this principal may see internal notes.
+    /// Whether this principal may see internal notes: agents, and keys that read
+    /// conversations, unless they are the AI's (an `AI_WRITE` key never sees a note,
+    /// whatever else it may do).
     pub fn sees_internal(&self) -> bool {
         match self {
             Principal::Agent(_) => true,
-            Principal::ApiKey(key) => key.has(Scope::ConversationsRead),
+            Principal::ApiKey(key) => key.has(Scope::ConversationsRead) && !key.has(Scope::AiWrite),
             Principal::Visitor(_) => false,
+        }
+    }
+
+    /// Whether this principal may see lead details (name, email, fields): agents,
+    /// keys with `LEADS_READ`, and a visitor (its own, the only conversation it
+    /// reaches).
+    pub fn sees_leads(&self) -> bool {
+        match self {
+            Principal::Agent(_) | Principal::Visitor(_) => true,
+            Principal::ApiKey(key) => key.has(Scope::LeadsRead),
+        }
+    }
+
+    /// Whether this principal may run mutations at all: agents, visitors (in their
+    /// own conversation), and the AI (`AI_WRITE`, writing as the AI). Keys that only
+    /// read never write.
+    pub fn may_write(&self) -> AppResult<()> {
+        match self {
+            Principal::Agent(_) | Principal::Visitor(_) => Ok(()),
+            Principal::ApiKey(key) if key.has(Scope::AiWrite) => Ok(()),
+            Principal::ApiKey(_) => Err(AppError::forbidden(
+                "this API key only reads: writing needs an agent token or the AI_WRITE scope",
+            )),
         }
     }
 

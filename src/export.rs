@@ -167,6 +167,8 @@ pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) ->
         Err(err) => return failure(&err),
     };
     let ws = principal.workspace_id().to_owned();
+    // Lead columns stay empty for keys without LEADS_READ.
+    let sees_leads = principal.sees_leads();
     let rows = async_stream::try_stream! {
         let header = [
             "id", "status", "created_at", "updated_at", "visitor_id", "lead_id", "lead_name", "lead_email",
@@ -182,7 +184,8 @@ pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) ->
             let page = select.order_by_asc(conversation::Column::Id).limit(PAGE).all(&state.db.reader).await?;
             let Some(last) = page.last().map(|c| c.id.clone()) else { break };
             let ids: Vec<String> = page.iter().map(|c| c.id.clone()).collect();
-            let leads = by_id::<lead::Entity, _>(&state, page.iter().filter_map(|c| c.lead_id.clone()).collect(), lead::Column::Id, |l| l.id.clone()).await?;
+            let lead_ids = if sees_leads { page.iter().filter_map(|c| c.lead_id.clone()).collect() } else { Vec::new() };
+            let leads = by_id::<lead::Entity, _>(&state, lead_ids, lead::Column::Id, |l| l.id.clone()).await?;
             let agents = by_id::<agent::Entity, _>(&state, page.iter().filter_map(|c| c.assignee_id.clone()).collect(), agent::Column::Id, |a| a.id.clone()).await?;
             let teams = by_id::<team::Entity, _>(&state, page.iter().filter_map(|c| c.team_id.clone()).collect(), team::Column::Id, |t| t.id.clone()).await?;
             let ratings = by_id::<rating::Entity, _>(&state, ids.clone(), rating::Column::ConversationId, |r| r.conversation_id.clone()).await?;
@@ -209,7 +212,7 @@ pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) ->
                     iso(c.created_at),
                     iso(c.updated_at),
                     c.visitor_id.clone(),
-                    c.lead_id.clone().unwrap_or_default(),
+                    c.lead_id.clone().filter(|_| sees_leads).unwrap_or_default(),
                     lead.and_then(|l| l.name.clone()).unwrap_or_default(),
                     lead.and_then(|l| l.email.clone()).unwrap_or_default(),
                     c.assignee_id.as_ref().and_then(|id| agents.get(id)).map(|a| a.email.clone()).unwrap_or_default(),

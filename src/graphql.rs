@@ -72,6 +72,47 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
     builder.finish()
 }
 
+/// Ready `request` to run as `principal` from `client`, the same way over HTTP and
+/// WebSocket: its document parsed (or recalled) and checked (limits, cost), the
+/// principal asked whether it may run such a document at all (a key that only reads
+/// never runs a mutation), and its context attached. `read_only` for `GET`; `live`
+/// for operations on a socket, whose loaders must read what is current at each event.
+pub fn prepare(
+    state: &AppState,
+    mut request: async_graphql::Request,
+    principal: Option<Principal>,
+    client: std::net::IpAddr,
+    read_only: bool,
+    live: bool,
+) -> Result<async_graphql::Request, async_graphql::ServerError> {
+    let limit = state.config.limits.max_query_cost;
+    let kind = state.documents.prepare(&mut request, read_only, limit)?;
+    if kind.mutates
+        && let Some(Err(err)) = principal.as_ref().map(Principal::may_write)
+    {
+        return Err(async_graphql::Error::from(err).into_server_error(Default::default()));
+    }
+    // Queries share what they loaded across the request; a mutation reads what it
+    // just wrote, and a live operation what is current, so nothing is cached then.
+    let cache = !live && !kind.writes;
+    Ok(with_context(request, state, principal, client, cache))
+}
+
+/// Attach who runs `request`, from where, and its loaders.
+pub fn with_context(
+    request: async_graphql::Request,
+    state: &AppState,
+    principal: Option<Principal>,
+    client: std::net::IpAddr,
+    cache: bool,
+) -> async_graphql::Request {
+    let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
+    let loaders = LazyLoaders::new(state, sees_internal, cache);
+    request
+        .data(RequestAuth::new(principal, client))
+        .data(loaders)
+}
+
 /// The SDL that `schema.graphql` must equal.
 pub fn sdl() -> String {
     schema(None).sdl()

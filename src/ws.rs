@@ -37,7 +37,7 @@ use tokio_stream::StreamMap;
 
 use crate::auth::Principal;
 use crate::error::AppError;
-use crate::graphql::{AppSchema, RequestAuth};
+use crate::graphql::AppSchema;
 use crate::state::AppState;
 pub use shared::SharedOperations;
 
@@ -413,17 +413,24 @@ impl Connection {
             let _ = self.fail(id, &coded(error)).await;
             return Ok(());
         }
-        let mut request: async_graphql::Request =
+        let request: async_graphql::Request =
             serde_json::from_value(payload).map_err(|_| BAD_MESSAGE)?;
-        if let Err(err) = self.state.documents.prepare(
-            &mut request,
+        let state = &self.state;
+        let prepared = crate::graphql::prepare(
+            state,
+            request,
+            principal.clone(),
+            self.client_ip,
             false,
-            self.state.config.limits.max_query_cost,
-        ) {
-            let _ = self.fail(id, &coded(err)).await;
-            return Ok(());
-        }
-        let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
+            true,
+        );
+        let mut request = match prepared {
+            Ok(request) => request,
+            Err(err) => {
+                let _ = self.fail(id, &coded(err)).await;
+                return Ok(());
+            }
+        };
         let key = shared::Key::of(&mut request, principal.as_ref());
         let done = stream::once(async { Outgoing::Done });
         let operation: Operation = match key {
@@ -435,14 +442,16 @@ impl Connection {
                     variables: request.variables.clone(),
                     document: request.parsed_query().ok().cloned(),
                 };
-                let (state, client_ip) = (self.state.clone(), self.client_ip);
+                let (state, client_ip) = (state.clone(), self.client_ip);
                 let build = move || {
-                    // A live operation must read what is current at each event.
-                    let loaders = crate::loaders::LazyLoaders::new(&state, sees_internal, false);
-                    template
-                        .request()
-                        .data(RequestAuth::new(principal.clone(), client_ip))
-                        .data(loaders)
+                    let request = template.request();
+                    crate::graphql::with_context(
+                        request,
+                        &state,
+                        principal.clone(),
+                        client_ip,
+                        false,
+                    )
                 };
                 SharedOperations::subscribe(&self.state, &self.schema, key, build)
                     .map(|item| match item {
@@ -453,21 +462,15 @@ impl Connection {
                     .boxed()
             }
             // A panic ends this operation alone, with an `INTERNAL` error.
-            None => {
-                let loaders = crate::loaders::LazyLoaders::new(&self.state, sees_internal, false);
-                let request = request
-                    .data(RequestAuth::new(principal, self.client_ip))
-                    .data(loaders);
-                AssertUnwindSafe(self.schema.execute_stream(request))
-                    .catch_unwind()
-                    .map(|response| {
-                        Outgoing::Own(Box::new(
-                            response.unwrap_or_else(|_| crate::app::panicked()),
-                        ))
-                    })
-                    .chain(done)
-                    .boxed()
-            }
+            None => AssertUnwindSafe(self.schema.execute_stream(request))
+                .catch_unwind()
+                .map(|response| {
+                    Outgoing::Own(Box::new(
+                        response.unwrap_or_else(|_| crate::app::panicked()),
+                    ))
+                })
+                .chain(done)
+                .boxed(),
         };
         self.operations.insert(id.to_owned(), operation);
         self.fresh.push(id.to_owned());

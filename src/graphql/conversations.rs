@@ -42,11 +42,15 @@ impl Conversation {
         &self.0.visitor_id
     }
 
-    /// The person chatting, once anything is known about them.
+    /// The person chatting, once anything is known about them. `null` for API keys
+    /// without `LEADS_READ`.
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         let Some(id) = &self.0.lead_id else {
             return Ok(None);
         };
+        if !ctx.principal()?.sees_leads() {
+            return Ok(None);
+        }
         Ok(ctx.loaders().load_one(LeadKey(id.clone())).await?.map(Lead))
     }
 

@@ -170,9 +170,18 @@ impl CaseFileView {
         self.0.question.as_deref()
     }
 
-    /// Every message, internal notes included.
-    async fn transcript(&self) -> Vec<Message> {
-        self.0.transcript.iter().cloned().map(Message).collect()
+    /// Every message, internal notes included (for those who see them: never the
+    /// AI's key).
+    async fn transcript(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Message>> {
+        let sees_internal = ctx.principal()?.sees_internal();
+        Ok(self
+            .0
+            .transcript
+            .iter()
+            .filter(|message| sees_internal || !message.internal)
+            .cloned()
+            .map(Message)
+            .collect())
     }
 
     /// The AI's answers, with their sources and confidence.
@@ -180,9 +189,10 @@ impl CaseFileView {
         self.0.ai_answers.iter().cloned().map(Message).collect()
     }
 
-    /// The lead, with its custom fields.
-    async fn lead(&self) -> Option<Lead> {
-        self.0.lead.clone().map(Lead)
+    /// The lead, with its custom fields (`null` for API keys without `LEADS_READ`).
+    async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
+        let sees_leads = ctx.principal()?.sees_leads();
+        Ok(self.0.lead.clone().filter(|_| sees_leads).map(Lead))
     }
 
     /// What the widget sent: page URL, CMS version, …

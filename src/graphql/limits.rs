@@ -16,6 +16,8 @@ use crate::error::code;
 pub struct DocumentKind {
     /// It contains a mutation or subscription.
     pub writes: bool,
+    /// It contains a mutation.
+    pub mutates: bool,
 }
 
 fn refused(message: String) -> ServerError {
@@ -106,7 +108,11 @@ pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, 
             "a document may contain one `signIn`: send one request per sign-in".into(),
         ));
     }
-    Ok(DocumentKind { writes })
+    let mutates = doc
+        .operations
+        .iter()
+        .any(|(_, op)| op.node.ty == OperationType::Mutation);
+    Ok(DocumentKind { writes, mutates })
 }
 
 /// Parsed documents by query text, with their costs. Clients send the same few

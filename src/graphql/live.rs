@@ -223,7 +223,8 @@ pub enum InboxEventKind {
     /// A conversation changed so that it no longer matches the filter: drop its row
     /// if you show it.
     ConversationRemoved,
-    /// A new message (`message` holds it, internal notes included).
+    /// A new message (`message` holds it; internal notes only for those who see
+    /// them).
     MessageCreated,
     /// A handoff was requested, or transferred to a team (`handoff` holds it).
     HandoffRequested,
@@ -390,6 +391,7 @@ impl LiveSubscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<InboxEvent>> + use<>> {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
+        let sees_internal = principal.sees_internal();
         let state = ctx.state().clone();
         let filter = filter.unwrap_or_default();
         let events = state
@@ -402,6 +404,12 @@ impl LiveSubscription {
                     Ok(event) => event,
                     Err(err) => return Some(Err(err.into())),
                 };
+                if let EventKind::MessageCreated { message, .. } = &event.kind
+                    && message.internal
+                    && !sees_internal
+                {
+                    return None;
+                }
                 inbox_event(&state, &filter, &event)
                     .await
                     .map_err(Into::into)

@@ -665,19 +665,25 @@ async fn csv_exports_use_lead_fields_as_columns_and_quote_properly() {
         .expect("sent");
     assert_eq!(anonymous.status(), 401);
 
-    let conversations_key = key(&app, &ws, "CONVERSATIONS_READ").await;
-    let body = app
-        .client
-        .get(app.url("/export/conversations.csv"))
-        .bearer_auth(&conversations_key)
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("body");
-    let rows = parse_csv(&body);
-    assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0][0], conversation);
-    assert_eq!(rows[0][7], "kim@example.com");
+    // Lead columns need LEADS_READ beside CONVERSATIONS_READ.
+    for (scopes, email) in [
+        ("CONVERSATIONS_READ", ""),
+        ("CONVERSATIONS_READ, LEADS_READ", "kim@example.com"),
+    ] {
+        let conversations_key = key(&app, &ws, scopes).await;
+        let body = app
+            .client
+            .get(app.url("/export/conversations.csv"))
+            .bearer_auth(&conversations_key)
+            .send()
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("body");
+        let rows = parse_csv(&body);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][0], conversation);
+        assert_eq!(rows[0][7], email, "{scopes}");
+    }
 }

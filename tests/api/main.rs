@@ -19,3 +19,4 @@ mod leads;
 mod limits;
 mod live;
 mod platform;
+mod scopes;
