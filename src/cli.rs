@@ -58,6 +58,7 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 }
 
 async fn open(config: Config) -> anyhow::Result<AppState> {
+    config.check().map_err(anyhow::Error::msg)?;
     AppState::open(config)
         .await
         .map_err(|err| anyhow::anyhow!("opening the database: {}", err.message()))

@@ -376,6 +376,20 @@ impl Config {
             .unwrap_or_else(|| "sqlite://casefile.db".to_owned())
     }
 
+    /// Settings that cannot work, in one plain sentence.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(secret) = self.jwt_secret.as_deref().filter(|s| !s.is_empty())
+            && secret.len() < MIN_JWT_SECRET_BYTES
+        {
+            return Err(format!(
+                "CASEFILE_JWT_SECRET has {} bytes, fewer than the {MIN_JWT_SECRET_BYTES} a signing secret needs: \
+                 generate one with `openssl rand -base64 48`, or leave it unset to have one generated and kept in the database",
+                secret.len()
+            ));
+        }
+        Ok(())
+    }
+
     /// A configuration for tests and embedding: the defaults, with this database.
     /// Rate limits stay on, as in production; test suites that flood on purpose turn
     /// them off with `limits.rate_limits = false`.
@@ -385,6 +399,9 @@ impl Config {
         config
     }
 }
+
+/// The shortest configured signing secret accepted: HS256 is as strong as its key.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// Request limits applied to every GraphQL operation, over HTTP and WebSocket.
 pub mod limits {

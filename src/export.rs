@@ -23,11 +23,24 @@ const PAGE: u64 = 500;
 fn csv_row(fields: &[String]) -> AppResult<Vec<u8>> {
     let mut writer = csv::Writer::from_writer(Vec::new());
     writer
-        .write_record(fields)
+        .write_record(fields.iter().map(|field| match neutralised(field) {
+            std::borrow::Cow::Borrowed(text) => std::borrow::Cow::Borrowed(text.as_bytes()),
+            std::borrow::Cow::Owned(text) => std::borrow::Cow::Owned(text.into_bytes()),
+        }))
         .map_err(|err| AppError::internal(format!("csv: {err}")))?;
     writer
         .into_inner()
         .map_err(|err| AppError::internal(format!("csv: {err}")))
+}
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, carriage
+/// return first: visitors write these cells) gets a leading `'`, so it shows as text.
+fn neutralised(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{field}"))
+    } else {
+        std::borrow::Cow::Borrowed(field)
+    }
 }
 
 fn iso(ms: i64) -> String {
@@ -247,6 +260,22 @@ fn screaming(camel: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for formula in [
+            "=HYPERLINK(\"http://x\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(neutralised(formula), format!("'{formula}"));
+        }
+        assert_eq!(neutralised("Kim"), "Kim");
+        assert_eq!(neutralised(""), "");
+    }
 
     #[test]
     fn fields_with_commas_quotes_and_newlines_are_quoted() {

@@ -90,6 +90,7 @@ impl Running {
 /// Open the database of `config`, bind `listener_addr` (port 0 picks a free port),
 /// and serve in the background.
 pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<Running> {
+    config.check().map_err(anyhow::Error::msg)?;
     let state = AppState::open(config)
         .await
         .map_err(|err| anyhow::anyhow!("opening the database: {err:?}"))?;

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::auth::AgentPrincipal;
 use crate::entity::{
     Author, ConversationStatus, HandoffReason, HandoffStatus, conversation, conversation_tag,
-    handoff, insight_tag, message, now_ms, workspace,
+    handoff, insight_tag, message, now_ms, team_member, workspace,
 };
 use crate::error::{AppError, AppResult};
 use crate::events::{Change, Event, EventKind};
@@ -659,6 +659,33 @@ pub enum Transfer<'a> {
 
 /// Transfer an open handoff to a team (it waits again, for that team) or to an agent
 /// (who owns it at once).
+/// Who may pass a handoff on: owners and admins; the agent who accepted it; and,
+/// while it waits, the agents of the team it is routed to.
+async fn may_transfer(
+    state: &AppState,
+    by: &AgentPrincipal,
+    handoff: &handoff::Model,
+) -> AppResult<()> {
+    if by.role.manages_workspace() || handoff.accepted_by.as_deref() == Some(&by.agent_id) {
+        return Ok(());
+    }
+    if handoff.status == HandoffStatus::Requested
+        && let Some(team_id) = &handoff.team_id
+    {
+        let member = team_member::Entity::find()
+            .filter(team_member::Column::TeamId.eq(team_id.as_str()))
+            .filter(team_member::Column::AgentId.eq(by.agent_id.as_str()))
+            .one(&state.db.reader)
+            .await?;
+        if member.is_some() {
+            return Ok(());
+        }
+    }
+    Err(AppError::forbidden(
+        "only the agent holding this conversation, its team while it waits, and admins can transfer it",
+    ))
+}
+
 pub async fn transfer(
     state: &AppState,
     by: &AgentPrincipal,
@@ -673,6 +700,7 @@ pub async fn transfer(
             reason: Some("NOT_OPEN"),
         });
     }
+    may_transfer(state, by, &current).await?;
     match to {
         Transfer::Team(team_id) => {
             let team = super::teams::get(state, ws, team_id).await?;

@@ -74,6 +74,9 @@ pub fn body_text(body: &str) -> AppResult<String> {
     validate::text("body", body, MAX_MESSAGE_CHARS)
 }
 
+/// `extensions.reason` of a `clientMessageId` reused for a different message.
+pub const IDEMPOTENCY_KEY_REUSED: &str = "IDEMPOTENCY_KEY_REUSED";
+
 /// The outcome of an append.
 pub struct Appended {
     pub message: message::Model,
@@ -121,6 +124,18 @@ pub async fn append(
             .one(txn)
             .await?;
         if let Some(message) = existing {
+            // A retry of the same send returns what was stored. The key is its
+            // author's alone: another author's, or another body, is a conflict, and
+            // never returns someone else's message.
+            let same_author = message.author == new.author && message.agent_id == new.agent_id;
+            if !same_author || message.body != new.body || message.internal != new.internal {
+                return Err(AppError::Conflict {
+                    message: "this clientMessageId was already used for another message: \
+                              send a new one for a new message"
+                        .to_owned(),
+                    reason: Some(IDEMPOTENCY_KEY_REUSED),
+                });
+            }
             return Ok(Appended {
                 message,
                 created: false,

@@ -114,9 +114,13 @@ impl Handoff {
         Ok(agent.map(Agent))
     }
 
-    /// What the visitor (or the AI) said when asking for a person.
-    async fn note(&self) -> Option<&str> {
-        self.model.note.as_deref()
+    /// What was said when asking for a person (by the visitor, the AI or an agent).
+    /// `null` for visitors: notes are for the team.
+    async fn note(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        if ctx.principal()?.visitor().is_some() {
+            return Ok(None);
+        }
+        Ok(self.model.note.as_deref())
     }
 
     async fn requested_at(&self) -> chrono::DateTime<chrono::Utc> {

@@ -13,6 +13,7 @@ mod clients;
 mod conversations;
 mod examples;
 mod handoffs;
+mod holes;
 mod identity;
 mod knowledge;
 mod leads;
