@@ -39,93 +39,106 @@ pub struct NodeQuery;
 
 #[Object]
 impl NodeQuery {
-    /// Any object by id, if the token's holder may read it; otherwise `NOT_FOUND`,
-    /// as if it did not exist.
-    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
-        let principal = ctx.principal()?;
-        let state = ctx.state();
-        let ws = principal.workspace_id();
-        let not_found = AppError::NotFound("node");
-        let kind = Kind::of(&id).ok_or_else(|| not_found.clone())?;
-        // Anything but a visitor's own conversation, message or lead is for agents.
-        let agents_only = !matches!(
-            kind,
-            Kind::Conversation | Kind::Message | Kind::Lead | Kind::Article
-        );
-        if agents_only && principal.agent().is_err() {
-            return Err(not_found.into());
+    /// Any object by id, if the token's holder may read it. Otherwise `null`, with a
+    /// `NOT_FOUND` error, as if it did not exist (nullable, as the Relay
+    /// specification has it: the rest of the answer stands).
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Option<Node> {
+        match find(ctx, id).await {
+            Ok(node) => Some(node),
+            Err(err) => {
+                // `null` in the answer, the error beside it (async-graphql would
+                // otherwise drop the key, or the whole `data` when it is alone).
+                let error = ctx.set_error_path(err.into_server_error(ctx.item.pos));
+                ctx.add_error(error);
+                None
+            }
         }
-        let in_workspace = |owner: &str| {
-            if owner == ws {
-                Ok(())
-            } else {
-                Err(not_found.clone())
-            }
-        };
-        let loaders = ctx.loaders();
-        let node = match kind {
-            Kind::Workspace => Node::Workspace(Workspace(
-                domain::workspaces::get(state, &id)
-                    .await
-                    .and_then(|w| in_workspace(&w.id).map(|_| w))?,
-            )),
-            Kind::Agent => {
-                let agent = loaders
-                    .load_one(AgentKey(id.0.clone()))
-                    .await?
-                    .ok_or_else(|| not_found.clone())?;
-                in_workspace(&agent.workspace_id)?;
-                Node::Agent(Agent(agent))
-            }
-            Kind::Team => {
-                let team = loaders
-                    .load_one(TeamKey(id.0.clone()))
-                    .await?
-                    .ok_or_else(|| not_found.clone())?;
-                in_workspace(&team.workspace_id)?;
-                Node::Team(Team(team))
-            }
-            Kind::Tag => {
-                let tag = loaders
-                    .load_one(TagKey(id.0.clone()))
-                    .await?
-                    .ok_or_else(|| not_found.clone())?;
-                in_workspace(&tag.workspace_id)?;
-                Node::InsightTag(InsightTag(tag))
-            }
-            Kind::LeadField => {
-                let fields = domain::leads::fields(&state.db.reader, ws).await?;
-                let field = fields
-                    .into_iter()
-                    .find(|f| f.id == id.0)
-                    .ok_or_else(|| not_found.clone())?;
-                Node::LeadField(LeadField(field))
-            }
-            Kind::Lead => {
-                let lead = match principal.agent() {
-                    Ok(_) => loaders
-                        .load_one(LeadKey(id.0.clone()))
-                        .await?
-                        .ok_or_else(|| not_found.clone())?,
-                    Err(_) => domain::leads::get(state, principal, &id).await?,
-                };
-                in_workspace(&lead.workspace_id)?;
-                Node::Lead(Lead(lead))
-            }
-            Kind::Conversation => Node::Conversation(Conversation(
-                domain::conversations::get(state, principal, &id).await?,
-            )),
-            Kind::Message => {
-                Node::Message(Message(domain::messages::get(state, principal, &id).await?))
-            }
-            Kind::Handoff => {
-                Node::Handoff(Handoff::new(domain::handoffs::get(state, ws, &id).await?))
-            }
-            Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
-                domain::knowledge::get(state, ws, &id).await?,
-            )),
-            Kind::ApiKey | Kind::Job => return Err(not_found.into()),
-        };
-        Ok(node)
     }
+}
+
+/// The node `id` names, if the request's principal may read it.
+async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
+    let principal = ctx.principal()?;
+    let state = ctx.state();
+    let ws = principal.workspace_id();
+    let not_found = AppError::NotFound("node");
+    let kind = Kind::of(&id).ok_or_else(|| not_found.clone())?;
+    // Anything but a visitor's own conversation, message or lead is for agents.
+    let agents_only = !matches!(
+        kind,
+        Kind::Conversation | Kind::Message | Kind::Lead | Kind::Article
+    );
+    if agents_only && principal.agent().is_err() {
+        return Err(not_found.into());
+    }
+    let in_workspace = |owner: &str| {
+        if owner == ws {
+            Ok(())
+        } else {
+            Err(not_found.clone())
+        }
+    };
+    let loaders = ctx.loaders();
+    let node = match kind {
+        Kind::Workspace => Node::Workspace(Workspace(
+            domain::workspaces::get(state, &id)
+                .await
+                .and_then(|w| in_workspace(&w.id).map(|_| w))?,
+        )),
+        Kind::Agent => {
+            let agent = loaders
+                .load_one(AgentKey(id.0.clone()))
+                .await?
+                .ok_or_else(|| not_found.clone())?;
+            in_workspace(&agent.workspace_id)?;
+            Node::Agent(Agent(agent))
+        }
+        Kind::Team => {
+            let team = loaders
+                .load_one(TeamKey(id.0.clone()))
+                .await?
+                .ok_or_else(|| not_found.clone())?;
+            in_workspace(&team.workspace_id)?;
+            Node::Team(Team(team))
+        }
+        Kind::Tag => {
+            let tag = loaders
+                .load_one(TagKey(id.0.clone()))
+                .await?
+                .ok_or_else(|| not_found.clone())?;
+            in_workspace(&tag.workspace_id)?;
+            Node::InsightTag(InsightTag(tag))
+        }
+        Kind::LeadField => {
+            let fields = domain::leads::fields(&state.db.reader, ws).await?;
+            let field = fields
+                .into_iter()
+                .find(|f| f.id == id.0)
+                .ok_or_else(|| not_found.clone())?;
+            Node::LeadField(LeadField(field))
+        }
+        Kind::Lead => {
+            let lead = match principal.agent() {
+                Ok(_) => loaders
+                    .load_one(LeadKey(id.0.clone()))
+                    .await?
+                    .ok_or_else(|| not_found.clone())?,
+                Err(_) => domain::leads::get(state, principal, &id).await?,
+            };
+            in_workspace(&lead.workspace_id)?;
+            Node::Lead(Lead(lead))
+        }
+        Kind::Conversation => Node::Conversation(Conversation(
+            domain::conversations::get(state, principal, &id).await?,
+        )),
+        Kind::Message => {
+            Node::Message(Message(domain::messages::get(state, principal, &id).await?))
+        }
+        Kind::Handoff => Node::Handoff(Handoff::new(domain::handoffs::get(state, ws, &id).await?)),
+        Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
+            domain::knowledge::get(state, ws, &id).await?,
+        )),
+        Kind::ApiKey | Kind::Job => return Err(not_found.into()),
+    };
+    Ok(node)
 }

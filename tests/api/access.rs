@@ -74,6 +74,11 @@ async fn agent_cannot_read_another_workspace_by_id_or_node() {
             )
             .await;
         assert_eq!(error_code(&body), "NOT_FOUND", "node({id})");
+        // Relay: `node` is nullable, so the rest of the answer stands.
+        assert!(
+            body["data"].is_object() && body["data"]["node"].is_null(),
+            "{body}"
+        );
     }
     let missing = app
         .gql(
