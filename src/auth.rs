@@ -76,7 +76,10 @@ impl ApiKeyPrincipal {
 pub struct AgentPrincipal {
     pub agent_id: String,
     pub workspace_id: String,
+    /// The agent's role now (read again at each request, not trusted from the token).
     pub role: Role,
+    /// The token generation the token was issued in.
+    pub generation: i32,
     /// Expiry, seconds since the epoch.
     pub expires_at: i64,
 }
@@ -208,6 +211,10 @@ impl Principal {
     }
 }
 
+fn is_zero(value: &i32) -> bool {
+    *value == 0
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -217,6 +224,9 @@ struct Claims {
     iat: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     role: Option<String>,
+    /// An agent's token generation (see `agent::Model::token_generation`).
+    #[serde(default, rename = "gen", skip_serializing_if = "is_zero")]
+    generation: i32,
     /// The conversation a visitor token is scoped to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cid: Option<String>,
@@ -267,11 +277,13 @@ impl Tokens {
         Ok(secret.into_bytes())
     }
 
+    /// An agent's token, of the agent's current token `generation`.
     pub fn issue_agent(
         &self,
         agent_id: &str,
         workspace_id: &str,
         role: Role,
+        generation: i32,
     ) -> AppResult<IssuedToken> {
         self.issue(
             Claims {
@@ -279,6 +291,7 @@ impl Tokens {
                 wid: workspace_id.to_owned(),
                 aud: AGENT_AUDIENCE.to_owned(),
                 role: Some(role.as_str().to_owned()),
+                generation,
                 cid: None,
                 iat: 0,
                 exp: 0,
@@ -299,6 +312,7 @@ impl Tokens {
                 wid: workspace_id.to_owned(),
                 aud: VISITOR_AUDIENCE.to_owned(),
                 role: None,
+                generation: 0,
                 cid: Some(conversation_id.to_owned()),
                 iat: 0,
                 exp: 0,
@@ -340,6 +354,7 @@ impl Tokens {
                 };
                 Ok(Principal::Agent(AgentPrincipal {
                     agent_id: claims.sub,
+                    generation: claims.generation,
                     workspace_id: claims.wid,
                     role,
                     expires_at: claims.exp,
@@ -415,7 +430,7 @@ mod tests {
     #[test]
     fn agent_tokens_round_trip() {
         let issued = tokens()
-            .issue_agent("agt_1", "ws_1", Role::Admin)
+            .issue_agent("agt_1", "ws_1", Role::Admin, 0)
             .expect("issue");
         let Principal::Agent(agent) = tokens().verify(&issued.token).expect("verify") else {
             panic!("expected an agent principal");
@@ -439,7 +454,7 @@ mod tests {
     fn tokens_signed_with_another_secret_are_rejected() {
         let other = Tokens::new(b"other", Duration::from_secs(60), Duration::from_secs(60));
         let issued = other
-            .issue_agent("agt_1", "ws_1", Role::Owner)
+            .issue_agent("agt_1", "ws_1", Role::Owner, 0)
             .expect("issue");
         assert!(matches!(
             tokens().verify(&issued.token),

@@ -16,12 +16,20 @@ pub const TTL: Duration = Duration::from_secs(5);
 /// Entries kept at most; past that the cache starts over.
 const CAPACITY: usize = 10_000;
 
-/// Values by id, each served for [`TTL`] after it was read.
-pub struct Recent<V>(RwLock<HashMap<String, (Instant, V)>>);
+/// Values by id, each served for its time to live ([`TTL`] unless told) after it
+/// was read.
+pub struct Recent<V>(RwLock<HashMap<String, (Instant, V)>>, Duration);
 
 impl<V> Default for Recent<V> {
     fn default() -> Self {
-        Recent(RwLock::default())
+        Recent::with_ttl(TTL)
+    }
+}
+
+impl<V> Recent<V> {
+    /// Entries served for `ttl`.
+    pub fn with_ttl(ttl: Duration) -> Self {
+        Recent(RwLock::default(), ttl)
     }
 }
 
@@ -32,7 +40,7 @@ impl<V: Clone> Recent<V> {
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.get(id)
-            .filter(|(at, _)| at.elapsed() < TTL)
+            .filter(|(at, _)| at.elapsed() < self.1)
             .map(|(_, value)| value.clone())
     }
 

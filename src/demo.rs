@@ -236,7 +236,7 @@ pub async fn seed(state: &AppState) -> AppResult<Demo> {
     for agent in agents {
         let token = state
             .tokens
-            .issue_agent(&agent.id, &workspace.id, agent.role)?
+            .issue_agent(&agent.id, &workspace.id, agent.role, agent.token_generation)?
             .token;
         let team = AGENTS
             .iter()
@@ -259,6 +259,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
         agent_id: created.admin_id.clone(),
         workspace_id: created.workspace_id.clone(),
         role: Role::Owner,
+        generation: 0,
         expires_at: i64::MAX,
     };
     let mut teams = Vec::new();

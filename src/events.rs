@@ -60,6 +60,12 @@ pub enum EventKind {
     },
     /// Events for this topic may have been missed (a dropped listener connection):
     /// catch up from the database.
+    /// An agent (deactivated, or a password change: then only tokens below
+    /// `below_generation`) or an API key (revoked) lost access: its sockets close.
+    AccessRevoked {
+        subject: String,
+        below_generation: Option<i32>,
+    },
     Resync,
 }
 
@@ -126,7 +132,23 @@ impl Event {
             EventKind::MessageCreated { conversation, .. }
             | EventKind::ConversationChanged { conversation, .. }
             | EventKind::HandoffChanged { conversation, .. } => Some(conversation),
-            EventKind::Typing { .. } | EventKind::Resync => None,
+            EventKind::Typing { .. } | EventKind::Resync | EventKind::AccessRevoked { .. } => None,
+        }
+    }
+
+    /// `subject` (an agent or API key id) of `workspace_id` lost access.
+    pub fn access_revoked(
+        workspace_id: &str,
+        subject: &str,
+        below_generation: Option<i32>,
+    ) -> Event {
+        Event {
+            workspace_id: workspace_id.to_owned(),
+            conversation_id: String::new(),
+            kind: EventKind::AccessRevoked {
+                subject: subject.to_owned(),
+                below_generation,
+            },
         }
     }
 }

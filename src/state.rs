@@ -26,11 +26,15 @@ pub struct Inner {
     pub connections: TaskTracker,
     /// Parsed GraphQL documents by query text.
     pub documents: crate::graphql::limits::DocumentCache,
-    /// Recently read agents, the teams of each agent and workspaces (see
-    /// `crate::cache`).
+    /// Recently read agents (for one second: a deactivation, a role or a password
+    /// change reaches every process within it), the teams of each agent and
+    /// workspaces (see `crate::cache`).
     pub agents: Recent<crate::entity::agent::Model>,
     pub agent_teams: Recent<Vec<crate::entity::team::Model>>,
     pub workspaces: Recent<crate::entity::workspace::Model>,
+    /// Sockets that close when their principal's access is revoked (see
+    /// `crate::ws`).
+    pub sessions: crate::ws::Sessions,
     /// Subscriptions executed once for many connections (see `crate::ws`).
     pub shared_operations: crate::ws::SharedOperations,
     /// Handoff accepts running, so racing agents wait for the first.
@@ -81,7 +85,8 @@ impl AppState {
             pipelines: Default::default(),
             accepts: Default::default(),
             shared_operations: Default::default(),
-            agents: Default::default(),
+            sessions: Default::default(),
+            agents: crate::cache::Recent::with_ttl(std::time::Duration::from_secs(1)),
             agent_teams: Default::default(),
             workspaces: Default::default(),
             documents: Default::default(),

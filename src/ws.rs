@@ -18,6 +18,7 @@
 //! token's expiry, so a client that stops reading cannot hold its connection's task
 //! (and the events queued for it) past the time-out, nor delay shutdown.
 
+mod revocation;
 mod shared;
 
 use std::future::Future;
@@ -39,6 +40,7 @@ use crate::auth::Principal;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::state::AppState;
+pub use revocation::Sessions;
 pub use shared::SharedOperations;
 
 /// The sub-protocols, in order of preference.
@@ -86,6 +88,7 @@ const RESTART: Close = Close(1012, "Server restarting; reconnect");
 const TOO_BIG: Close = Close(1009, "Message too big");
 const SLOW_READER: Close = Close(1008, "Not reading: sends timed out");
 const NO_PONG: Close = Close(1008, "No answer to pings");
+const REVOKED: Close = Close(4403, "Forbidden: access revoked");
 
 /// How long the closing frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -125,6 +128,8 @@ struct Connection {
     /// message rather than a `next`.
     fresh: Vec<String>,
     client_ip: IpAddr,
+    /// For agents and API keys: cancelled when their access is revoked.
+    registration: Option<revocation::Registration>,
 }
 
 /// Run `work` (which writes to the socket) unless the send time-out, shutdown or the
@@ -182,7 +187,10 @@ pub async fn serve(
         operations: StreamMap::new(),
         fresh: Vec::new(),
         client_ip: ip,
+        registration: None,
     };
+    // Cancelled when the principal's access is revoked (set at `connection_init`).
+    let mut revoked: Option<tokio_util::sync::CancellationToken> = None;
     let mut keepalive = tokio::time::interval_at(Instant::now() + keepalive_every, keepalive_every);
     // Anything the client sends (a pong included) shows it is there.
     let mut last_heard = Instant::now();
@@ -209,6 +217,7 @@ pub async fn serve(
                 match bounded(handled, send_timeout, &shutdown, &mut deadline, before_init).await {
                     Ok(Ok(Some(principal_expiry))) => {
                         deadline = principal_expiry.map(|at| Box::pin(tokio::time::sleep_until(at)));
+                        revoked = conn.registration.as_ref().map(|r| r.revoked.clone());
                     }
                     Ok(Ok(None)) => {}
                     Ok(Err(close)) | Err(close) => break Some(close),
@@ -239,6 +248,9 @@ pub async fn serve(
                     Ok(Err(_)) => break None,
                     Err(close) => break Some(close),
                 }
+            }
+            () = async { revoked.as_ref().expect("guarded by is_some").cancelled().await }, if revoked.is_some() => {
+                break Some(REVOKED);
             }
             () = shutdown.cancelled() => break Some(RESTART),
         }
@@ -385,6 +397,9 @@ impl Connection {
                 let left = at - chrono::Utc::now().timestamp();
                 Instant::now() + Duration::from_secs(left.max(0) as u64)
             });
+        self.registration = principal
+            .as_ref()
+            .and_then(|principal| Sessions::register(&self.state, principal));
         self.principal = Some(principal);
         let _ = self.send(json!({ "type": "connection_ack" })).await;
         Ok(expiry)
@@ -409,6 +424,16 @@ impl Connection {
             return Ok(());
         }
         if let Some(Err(err)) = principal.as_ref().map(|p| self.state.rate.request(p)) {
+            let error = async_graphql::Error::from(err).into_server_error(Default::default());
+            let _ = self.fail(id, &coded(error)).await;
+            return Ok(());
+        }
+        // An agent's token is checked against the agent as it is now (deactivated,
+        // password changed, new role), as every HTTP request's is.
+        let mut principal = principal;
+        if let Some(Principal::Agent(agent)) = principal.as_mut()
+            && let Err(err) = crate::domain::agents::check_token(&self.state, agent).await
+        {
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
             let _ = self.fail(id, &coded(error)).await;
             return Ok(());

@@ -495,7 +495,7 @@ impl Seeder {
     pub fn agent_token(&self, agent_id: &str, role: Role) -> anyhow::Result<String> {
         Ok(self
             .tokens
-            .issue_agent(agent_id, &self.workspace_id, role)
+            .issue_agent(agent_id, &self.workspace_id, role, 0)
             .map_err(|err| anyhow::anyhow!("issuing a token: {}", err.message()))?
             .token)
     }

@@ -10,6 +10,7 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_handoffs;
 mod m20261126_000003_insights;
 mod m20261126_000004_insight_indexes;
+mod m20261130_000005_agent_lifecycle;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_handoffs::Migration),
             Box::new(m20261126_000003_insights::Migration),
             Box::new(m20261126_000004_insight_indexes::Migration),
+            Box::new(m20261130_000005_agent_lifecycle::Migration),
         ]
     }
 }

@@ -65,6 +65,8 @@ pub async fn create(
         password_hash: Set(password_hash),
         role: Set(new.role),
         created_at: Set(now_ms()),
+        active: Set(true),
+        token_generation: Set(0),
     };
     let txn = state.db.writer.begin().await?;
     let agent = match model.insert(&txn).await {
@@ -125,11 +127,16 @@ pub async fn sign_in(
     }
     for candidate in candidates {
         if verify_password(password.to_owned(), candidate.password_hash.clone()).await {
+            if !candidate.active {
+                return Err(AppError::Unauthenticated("this account is deactivated"));
+            }
             state.rate.signin_email.give_back(&email);
-            let token =
-                state
-                    .tokens
-                    .issue_agent(&candidate.id, &candidate.workspace_id, candidate.role)?;
+            let token = state.tokens.issue_agent(
+                &candidate.id,
+                &candidate.workspace_id,
+                candidate.role,
+                candidate.token_generation,
+            )?;
             return Ok((candidate, token));
         }
     }
@@ -137,7 +144,7 @@ pub async fn sign_in(
 }
 
 /// Wait for a turn to hash: one hash per CPU at a time (each takes 19 MiB).
-async fn hashing_turn(state: &AppState) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+pub(crate) async fn hashing_turn(state: &AppState) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
     state
         .hashing
         .acquire()
@@ -163,6 +170,29 @@ async fn dummy_hash() -> String {
         })
         .await
         .clone()
+}
+
+/// Check an agent's token against the agent as it is now (read at most a second
+/// ago): a deactivated agent's tokens, and tokens of an earlier generation (before a
+/// password change), are `UNAUTHENTICATED`; the role is the agent's current one.
+pub async fn check_token(state: &AppState, principal: &mut AgentPrincipal) -> AppResult<()> {
+    let agent = match get(state, &principal.workspace_id, &principal.agent_id).await {
+        Ok(agent) => agent,
+        Err(AppError::NotFound(_)) => {
+            return Err(AppError::Unauthenticated("this agent no longer exists"));
+        }
+        Err(err) => return Err(err),
+    };
+    if !agent.active {
+        return Err(AppError::Unauthenticated("this agent is deactivated"));
+    }
+    if agent.token_generation != principal.generation {
+        return Err(AppError::Unauthenticated(
+            "this token was ended by a password change: sign in again",
+        ));
+    }
+    principal.role = agent.role;
+    Ok(())
 }
 
 pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<agent::Model> {

@@ -29,7 +29,11 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<O
         return Ok(None);
     };
     if !token.starts_with(KEY_PREFIX) {
-        return state.tokens.verify(token).map(Some);
+        let mut principal = state.tokens.verify(token)?;
+        if let Principal::Agent(agent) = &mut principal {
+            super::agents::check_token(state, agent).await?;
+        }
+        return Ok(Some(principal));
     }
     let key = api_key::Entity::find()
         .filter(api_key::Column::SecretHash.eq(hash(token)))
@@ -91,7 +95,14 @@ pub async fn revoke(
     }
     let mut active: api_key::ActiveModel = key.into();
     active.revoked_at = Set(Some(now_ms()));
-    Ok(active.update(&state.db.writer).await?)
+    let key = active.update(&state.db.writer).await?;
+    // Its open sockets close, on every process.
+    state.events.publish(crate::events::Event::access_revoked(
+        &key.workspace_id,
+        &key.id,
+        None,
+    ));
+    Ok(key)
 }
 
 pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<api_key::Model>> {

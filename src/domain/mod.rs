@@ -12,6 +12,7 @@ pub mod handoffs;
 pub mod insights;
 pub mod knowledge;
 pub mod leads;
+pub mod lifecycle;
 pub mod messages;
 pub mod pipeline;
 pub mod policy;

@@ -59,11 +59,15 @@ pub async fn create(
         password_hash: Set(password_hash),
         role: Set(Role::Owner),
         created_at: Set(now),
+        active: Set(true),
+        token_generation: Set(0),
     }
     .insert(&txn)
     .await?;
     txn.commit().await?;
-    let token = state.tokens.issue_agent(&owner_id, &ws.id, Role::Owner)?;
+    let token = state
+        .tokens
+        .issue_agent(&owner_id, &ws.id, Role::Owner, 0)?;
     Ok(CreatedWorkspace {
         workspace_id: ws.id,
         widget_key: ws.widget_key,

@@ -11,6 +11,11 @@ pub struct Model {
     pub password_hash: String,
     pub role: super::Role,
     pub created_at: i64,
+    /// A deactivated agent cannot sign in, and its tokens and sockets end.
+    pub active: bool,
+    /// Tokens carry the generation they were issued in; only the current one's are
+    /// valid (a password change or a reactivation moves it on).
+    pub token_generation: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

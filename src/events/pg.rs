@@ -58,6 +58,8 @@ enum WireKind {
         typing: bool,
         internal: bool,
     },
+    #[serde(rename = "r")]
+    Revoked { subject: String, below: Option<i32> },
 }
 
 pub struct PgBus {
@@ -130,6 +132,13 @@ impl PgBus {
                 agent: agent_id.clone(),
                 typing: *typing,
                 internal: *internal,
+            },
+            EventKind::AccessRevoked {
+                subject,
+                below_generation,
+            } => WireKind::Revoked {
+                subject: subject.clone(),
+                below: *below_generation,
             },
             EventKind::Resync => return None,
         };
@@ -265,6 +274,7 @@ async fn hydrate(db: &Db, wire: Wire) -> AppResult<Option<Event>> {
                 internal,
             },
         },
+        WireKind::Revoked { subject, below } => Event::access_revoked(&wire.w, &subject, below),
     };
     Ok(Some(event))
 }

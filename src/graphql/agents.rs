@@ -35,6 +35,12 @@ impl Agent {
         self.0.role
     }
 
+    /// `false` once deactivated: the agent cannot sign in, and stays on past
+    /// messages and in insights.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+
     /// The teams the agent is in (up to a few seconds old when another process
     /// changed them).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
@@ -141,6 +147,16 @@ pub struct SignInPayload {
     pub agent: Agent,
 }
 
+/// What `updateAgent` changes; fields left out stay as they are.
+#[derive(InputObject)]
+pub struct UpdateAgentInput {
+    pub agent_id: ID,
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    /// The agent's teams, all of them (replacing the current ones).
+    pub team_ids: Option<Vec<ID>>,
+}
+
 #[derive(Default)]
 pub struct AgentMutation;
 
@@ -172,6 +188,7 @@ impl AgentMutation {
             agent_id: agent.id.clone(),
             workspace_id: agent.workspace_id.clone(),
             role: agent.role,
+            generation: agent.token_generation,
             expires_at: token.expires_at.timestamp(),
         }));
         Ok(SignInPayload {
@@ -203,6 +220,70 @@ impl AgentMutation {
         )
         .await?;
         Ok(Agent(agent))
+    }
+
+    /// Change an agent's name, role or teams (what is not given stays). Owners and
+    /// admins; only an owner changes an owner or makes one. The role applies from the
+    /// agent's next request. Demoting the last active owner is `CONFLICT`
+    /// (`reason: LAST_OWNER`).
+    async fn update_agent(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateAgentInput,
+    ) -> async_graphql::Result<Agent> {
+        let admin = ctx.principal()?.admin()?;
+        let team_ids = input.team_ids.map(ids);
+        let change = domain::lifecycle::AgentUpdate {
+            name: input.name.as_deref(),
+            role: input.role,
+            team_ids: team_ids.as_deref(),
+        };
+        let agent = domain::lifecycle::update(ctx.state(), admin, &input.agent_id, change).await?;
+        Ok(Agent(agent))
+    }
+
+    /// Turn an agent off: it cannot sign in, its tokens answer `UNAUTHENTICATED`
+    /// from its next request and its sockets close (4403), on every process; its
+    /// open conversations go back to their team's queue. Owners and admins; the last
+    /// active owner cannot be deactivated (`CONFLICT`, `reason: LAST_OWNER`).
+    async fn deactivate_agent(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+    ) -> async_graphql::Result<Agent> {
+        let admin = ctx.principal()?.admin()?;
+        let agent = domain::lifecycle::deactivate(ctx.state(), admin, &agent_id).await?;
+        Ok(Agent(agent))
+    }
+
+    /// Let a deactivated agent sign in again (its old tokens stay ended).
+    async fn reactivate_agent(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: ID,
+    ) -> async_graphql::Result<Agent> {
+        let admin = ctx.principal()?.admin()?;
+        let agent = domain::lifecycle::reactivate(ctx.state(), admin, &agent_id).await?;
+        Ok(Agent(agent))
+    }
+
+    /// Change the signed-in agent's password. Every other token of the agent ends
+    /// (its sockets close); the answer carries a new token to use from now on.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+    ) -> async_graphql::Result<SignInPayload> {
+        let me = ctx.principal()?.agent()?;
+        let (agent, token) =
+            domain::lifecycle::change_password(ctx.state(), me, &current_password, &new_password)
+                .await?;
+        Ok(SignInPayload {
+            token: token.token,
+            expires_at: token.expires_at,
+            agent: Agent(agent),
+        })
     }
 
     /// Create a team. Owners and admins only.

@@ -208,7 +208,9 @@ impl ConversationEvent {
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
                 Handoff::of_event(handoff, conversation, resolved),
             ))),
-            EventKind::MessageCreated { .. } | EventKind::Resync => None,
+            EventKind::MessageCreated { .. }
+            | EventKind::Resync
+            | EventKind::AccessRevoked { .. } => None,
         }
     }
 }
@@ -511,7 +513,9 @@ async fn inbox_event(
                 HandoffStatus::Cancelled => InboxEventKind::HandoffCancelled,
             }
         }
-        EventKind::Typing { .. } | EventKind::Resync => return Ok(None),
+        EventKind::Typing { .. } | EventKind::Resync | EventKind::AccessRevoked { .. } => {
+            return Ok(None);
+        }
     };
     if !matches && kind != InboxEventKind::ConversationRemoved {
         return Ok(None);

@@ -17,6 +17,7 @@ mod holes;
 mod identity;
 mod knowledge;
 mod leads;
+mod lifecycle;
 mod limits;
 mod live;
 mod platform;
