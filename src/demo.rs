@@ -344,6 +344,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
         None,
         Some(true),
         team_id("Content Support"),
+        None,
     )
     .await?;
     state.db.setting_or_insert(SETTING, &workspace.id).await?;

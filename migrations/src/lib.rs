@@ -11,6 +11,7 @@ mod m20261126_000002_handoffs;
 mod m20261126_000003_insights;
 mod m20261126_000004_insight_indexes;
 mod m20261130_000005_agent_lifecycle;
+mod m20261130_000006_identity_verification;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_insights::Migration),
             Box::new(m20261126_000004_insight_indexes::Migration),
             Box::new(m20261130_000005_agent_lifecycle::Migration),
+            Box::new(m20261130_000006_identity_verification::Migration),
         ]
     }
 }

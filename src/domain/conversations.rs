@@ -44,6 +44,8 @@ pub struct StartInput {
     /// The visitor the request proved to be (a visitor token it presented): only
     /// then does a client-sent `visitor_id` reach that visitor's lead.
     pub proof: Option<VisitorPrincipal>,
+    /// An identity the site signed (see `identity`).
+    pub identity_token: Option<String>,
     pub lead: LeadInput,
     pub context: Option<serde_json::Value>,
     pub message: Option<String>,
@@ -73,13 +75,25 @@ pub struct Started {
 /// details by naming their id.
 pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
     let ws = super::workspaces::by_widget_key(state, &input.widget_key).await?;
+    let identity = match input.identity_token.as_deref() {
+        Some(token) => Some(super::identity::verify(&ws, token)?),
+        None if ws.require_verified_identity => {
+            return Err(AppError::Unauthenticated(
+                "this workspace talks only with signed-in visitors: pass their identityToken",
+            ));
+        }
+        None => None,
+    };
     let claimed = input
         .visitor_id
         .as_deref()
         .map(|id| validate::text("visitorId", id, 128))
         .transpose()?;
-    let visitor_id = match (claimed, &input.proof) {
-        (Some(id), Some(proof)) if proof.visitor_id == id && proof.workspace_id == ws.id => id,
+    let visitor_id = match (&identity, claimed, &input.proof) {
+        (Some(identity), _, _) => identity.visitor_id(),
+        (None, Some(id), Some(proof)) if proof.visitor_id == id && proof.workspace_id == ws.id => {
+            id
+        }
         _ => new_visitor_id(),
     };
     let context = validate::json_object("context", input.context, MAX_CONTEXT_BYTES)?;
@@ -87,7 +101,16 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
     let now = now_ms();
 
     let txn = state.db.writer.begin().await?;
-    let lead = super::leads::for_visitor(&txn, &ws.id, &visitor_id, &input.lead).await?;
+    let lead = match identity {
+        // What the site signed wins over what the widget says.
+        Some(identity) => {
+            let mut lead = input.lead;
+            lead.email = identity.email.or(lead.email);
+            lead.name = identity.name.or(lead.name);
+            Some(super::leads::for_verified_visitor(&txn, &ws.id, &visitor_id, &lead).await?)
+        }
+        None => super::leads::for_visitor(&txn, &ws.id, &visitor_id, &input.lead).await?,
+    };
     let mut conversation = conversation::ActiveModel {
         id: Set(new_id(Kind::Conversation)),
         workspace_id: Set(ws.id.clone()),

@@ -224,6 +224,7 @@ fn apply(
             fields: Set("{}".to_owned()),
             created_at: Set(now),
             updated_at: Set(now),
+            verified: Set(false),
         },
     };
     if let Some(name) = &input.name {
@@ -242,6 +243,31 @@ fn apply(
     active.fields = Set(serde_json::to_string(&fields)?);
     active.updated_at = Set(now);
     Ok(active)
+}
+
+/// The lead of a verified visitor (see `identity`), made if absent, updated with
+/// `input` (the identity's email and name in it) and marked verified.
+pub async fn for_verified_visitor<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    visitor_id: &str,
+    input: &LeadInput,
+) -> AppResult<lead::Model> {
+    let current = lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(workspace_id))
+        .filter(lead::Column::VisitorId.eq(visitor_id))
+        .order_by_desc(lead::Column::Id)
+        .one(conn)
+        .await?;
+    let defs = fields(conn, workspace_id).await?;
+    let is_new = current.is_none();
+    let mut active = apply(&defs, current, workspace_id, Some(visitor_id), input, false)?;
+    active.verified = Set(true);
+    Ok(if is_new {
+        active.insert(conn).await?
+    } else {
+        active.update(conn).await?
+    })
 }
 
 /// The lead of a returning visitor, updated with `input`; a new lead when there is
@@ -289,6 +315,22 @@ pub async fn capture(
         Some(id) => lead::Entity::find_by_id(id.as_str()).one(&txn).await?,
         None => None,
     };
+    // A verified email or name is the site's word: a visitor cannot overwrite it.
+    if let Some(verified) = current.as_ref().filter(|lead| lead.verified)
+        && principal.visitor().is_some()
+    {
+        let changes = |given: &Option<String>, now: &Option<String>| {
+            given.as_deref().is_some_and(|given| {
+                !now.as_deref()
+                    .is_some_and(|now| given.trim().eq_ignore_ascii_case(now))
+            })
+        };
+        if changes(&input.email, &verified.email) || changes(&input.name, &verified.name) {
+            return Err(AppError::forbidden(
+                "this email and name were verified by the site you are signed in to",
+            ));
+        }
+    }
     let is_new = current.is_none();
     let active = apply(&defs, current, ws, Some(&conv.visitor_id), input, true)?;
     let lead = if is_new {

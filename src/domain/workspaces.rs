@@ -47,6 +47,8 @@ pub async fn create(
         default_team_id: Set(None),
         handoff_policy: Set("{}".to_owned()),
         created_at: Set(now),
+        identity_secret: Set(None),
+        require_verified_identity: Set(false),
     };
     let owner_id = new_id(Kind::Agent);
     let txn = state.db.writer.begin().await?;
@@ -126,6 +128,7 @@ pub async fn update(
     name: Option<&str>,
     responder_enabled: Option<bool>,
     default_team_id: Option<String>,
+    require_verified_identity: Option<bool>,
 ) -> AppResult<workspace::Model> {
     let workspace = get(state, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
@@ -137,6 +140,9 @@ pub async fn update(
     }
     if let Some(team) = default_team_id {
         active.default_team_id = Set(Some(team));
+    }
+    if let Some(required) = require_verified_identity {
+        active.require_verified_identity = Set(required);
     }
     let workspace = active.update(&state.db.writer).await?;
     state

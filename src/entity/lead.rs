@@ -14,6 +14,8 @@ pub struct Model {
     pub fields: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Its email and name came in an identity token the site signed.
+    pub verified: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -12,6 +12,11 @@ pub struct Model {
     /// JSON: the workspace's `HandoffPolicy` (defaults fill what is absent).
     pub handoff_policy: String,
     pub created_at: i64,
+    /// The HS256 secret the site's backend signs visitor identities with
+    /// (`rotateIdentitySecret`); `None` until made.
+    pub identity_secret: Option<String>,
+    /// Conversations need a valid identity token.
+    pub require_verified_identity: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

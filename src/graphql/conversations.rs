@@ -422,6 +422,13 @@ pub struct StartConversationInput {
     pub context: Option<Json<serde_json::Value>>,
     /// The visitor's first message.
     pub message: Option<String>,
+    /// For sites whose visitors are signed in: a JWT your backend signs (HS256) with
+    /// the workspace's identity secret (`rotateIdentitySecret`), claims `sub` (your
+    /// user id), `exp`, and optionally `email` and `name`. It binds the conversation
+    /// to that user's lead on any device, email and name marked verified. A bad or
+    /// expired token is `UNAUTHENTICATED`; required when the workspace has
+    /// `requireVerifiedIdentity`.
+    pub identity_token: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -458,6 +465,7 @@ impl ConversationMutation {
                 widget_key: input.widget_key,
                 visitor_id: input.visitor_id,
                 proof,
+                identity_token: input.identity_token,
                 lead: input.lead.map(Into::into).unwrap_or_default(),
                 context: input.context.map(|json| json.0),
                 message: input.message,

@@ -14,6 +14,12 @@ pub struct Lead(pub lead::Model);
 
 #[Object]
 impl Lead {
+    /// Its email and name came in an identity token your site signed
+    /// (`StartConversationInput.identityToken`), not from what the visitor typed.
+    async fn verified(&self) -> bool {
+        self.0.verified
+    }
+
     pub async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }

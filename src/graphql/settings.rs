@@ -70,6 +70,9 @@ pub struct UpdateWorkspaceInput {
     pub responder_enabled: Option<bool>,
     /// The team handoffs go to when no tag routes them.
     pub default_team_id: Option<ID>,
+    /// Talk only with signed-in visitors: `startConversation` needs a valid
+    /// `identityToken`.
+    pub require_verified_identity: Option<bool>,
 }
 
 /// An integrator's API key. Its secret is shown once, when created.
@@ -200,9 +203,18 @@ impl SettingsMutation {
             input.name.as_deref(),
             input.responder_enabled,
             input.default_team_id.map(|id| id.0),
+            input.require_verified_identity,
         )
         .await?;
         Ok(Workspace(workspace))
+    }
+
+    /// Make a new secret for identity verification and return it, this once (the
+    /// previous one stops verifying). Your backend signs visitors' identities with it;
+    /// see `StartConversationInput.identityToken`. Owners and admins only.
+    async fn rotate_identity_secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let admin = ctx.principal()?.admin()?;
+        Ok(domain::identity::rotate_secret(ctx.state(), admin).await?)
     }
 
     /// Create an API key with the given scopes. Owners and admins only.

@@ -35,6 +35,11 @@ impl Workspace {
         self.0.responder_enabled
     }
 
+    /// Conversations need a valid `identityToken` (signed-in visitors only).
+    async fn require_verified_identity(&self) -> bool {
+        self.0.require_verified_identity
+    }
+
     /// When the AI hands conversations to humans.
     async fn handoff_policy(&self) -> HandoffPolicyView {
         HandoffPolicyView(HandoffPolicy::parse(&self.0.handoff_policy))

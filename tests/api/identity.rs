@@ -97,3 +97,161 @@ async fn a_visitor_token_of_another_workspace_proves_nothing() {
     assert_ne!(here["visitorId"], there["visitorId"]);
     assert!(here["conversation"]["lead"].is_null());
 }
+
+/// An identity token as a site's backend would sign it.
+fn identity(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("signed")
+}
+
+fn in_an_hour() -> i64 {
+    chrono::Utc::now().timestamp() + 3600
+}
+
+async fn rotate(app: &TestApp, token: &str) -> String {
+    app.data(Some(token), "mutation { rotateIdentitySecret }", json!({}))
+        .await["rotateIdentitySecret"]
+        .as_str()
+        .expect("secret")
+        .to_owned()
+}
+
+const VERIFIED: &str = "mutation($input: StartConversationInput!) { startConversation(input: $input) { visitorId visitorToken conversation { id lead { id name email verified } } } }";
+
+#[tokio::test]
+async fn a_signed_identity_binds_the_lead_across_devices() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let secret = rotate(&app, &ws.admin_token).await;
+    let token = identity(
+        &secret,
+        json!({ "sub": "user-7", "email": "kim@example.com", "name": "Kim", "exp": in_an_hour() }),
+    );
+    // The widget also types a different email: the signed one wins.
+    let laptop = app
+        .data(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key, "identityToken": token, "lead": { "email": "typo@example.com" } } }),
+        )
+        .await["startConversation"]
+        .clone();
+    let lead = &laptop["conversation"]["lead"];
+    assert_eq!(lead["email"], "kim@example.com");
+    assert_eq!(lead["verified"], true);
+    // Another device, no visitor token: the same lead.
+    let phone = app
+        .data(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key, "identityToken": token } }),
+        )
+        .await["startConversation"]
+        .clone();
+    assert_eq!(phone["conversation"]["lead"]["id"], lead["id"]);
+    assert_eq!(phone["visitorId"], laptop["visitorId"]);
+    // The visitor cannot overwrite what the site verified.
+    let overwrite = app
+        .gql(
+            phone["visitorToken"].as_str(),
+            "mutation($c: ID!) { captureLead(conversationId: $c, input: { email: \"mallory@example.com\" }) { email } }",
+            json!({ "c": phone["conversation"]["id"] }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&overwrite), "FORBIDDEN");
+    // An unverified visitor's lead says so.
+    let anonymous = app
+        .data(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key, "lead": { "name": "Anon" } } }),
+        )
+        .await;
+    assert_eq!(
+        anonymous["startConversation"]["conversation"]["lead"]["verified"],
+        false
+    );
+}
+
+#[tokio::test]
+async fn a_bad_or_expired_identity_is_refused() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let secret = rotate(&app, &ws.admin_token).await;
+    for token in [
+        identity(
+            "not-the-secret",
+            json!({ "sub": "user-7", "exp": in_an_hour() }),
+        ),
+        identity(&secret, json!({ "sub": "user-7", "exp": 1_000_000 })),
+        identity(&secret, json!({ "exp": in_an_hour() })),
+        "garbage".to_owned(),
+    ] {
+        let body = app
+            .gql(
+                None,
+                VERIFIED,
+                json!({ "input": { "widgetKey": ws.widget_key, "identityToken": token } }),
+            )
+            .await;
+        assert_eq!(
+            crate::helpers::error_code(&body),
+            "UNAUTHENTICATED",
+            "{body}"
+        );
+    }
+    // A rotated secret stops verifying the tokens of the old one.
+    let old = identity(&secret, json!({ "sub": "user-7", "exp": in_an_hour() }));
+    rotate(&app, &ws.admin_token).await;
+    let body = app
+        .gql(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key, "identityToken": old } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&body), "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn a_workspace_may_require_verified_visitors() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let secret = rotate(&app, &ws.admin_token).await;
+    app.data(
+        Some(&ws.admin_token),
+        "mutation { updateWorkspace(input: { requireVerifiedIdentity: true }) { requireVerifiedIdentity } }",
+        json!({}),
+    )
+    .await;
+    let refused = app
+        .gql(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&refused), "UNAUTHENTICATED");
+    let token = identity(&secret, json!({ "sub": "user-9", "exp": in_an_hour() }));
+    let accepted = app
+        .data(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": ws.widget_key, "identityToken": token } }),
+        )
+        .await;
+    assert_eq!(
+        accepted["startConversation"]["conversation"]["lead"]["verified"],
+        true
+    );
+    // Only admins make the secret.
+    let (_, agent) = app.agent(&ws, "Alex", "AGENT").await;
+    let body = app
+        .gql(Some(&agent), "mutation { rotateIdentitySecret }", json!({}))
+        .await;
+    assert_eq!(crate::helpers::error_code(&body), "FORBIDDEN");
+}
