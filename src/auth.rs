@@ -5,6 +5,10 @@
 //! [`Principal`] variant, and guards match on the variant. Only HS256 is accepted, so
 //! `alg: none` and algorithm-swapped tokens fail verification.
 
+pub mod keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -13,14 +17,11 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::db::Db;
 use crate::entity::Role;
 use crate::error::{AppError, AppResult};
-use crate::ids::random_secret;
 
 const AGENT_AUDIENCE: &str = "casefile:agent";
 const VISITOR_AUDIENCE: &str = "casefile:visitor";
-const SECRET_SETTING: &str = "jwt_secret";
 
 /// Who is making a request.
 #[derive(Clone, Debug)]
@@ -232,14 +233,47 @@ struct Claims {
     cid: Option<String>,
 }
 
-/// Signs and verifies tokens.
+/// Signs and verifies tokens, with the signing key ring (see [`keys`]).
 #[derive(Clone)]
-pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+pub struct Tokens(Arc<TokensInner>);
+
+struct TokensInner {
+    ring: RwLock<Ring>,
+    /// When the ring was last read again for an unknown key (at most once a second).
+    reloaded: std::sync::Mutex<Option<std::time::Instant>>,
     validation: Validation,
     agent_ttl: Duration,
     visitor_ttl: Duration,
+}
+
+/// The keys in force: the newest signs, all verify.
+struct Ring {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    /// The oldest key: tokens without a `kid` (signed before keys had ids).
+    legacy: DecodingKey,
+}
+
+impl Ring {
+    fn of(keys: &[keys::Key]) -> Ring {
+        let newest = keys.last().expect("a ring has a key");
+        let oldest = keys.first().expect("a ring has a key");
+        Ring {
+            kid: newest.kid.clone(),
+            encoding: EncodingKey::from_secret(newest.secret.as_bytes()),
+            decoding: keys
+                .iter()
+                .map(|key| {
+                    (
+                        key.kid.clone(),
+                        DecodingKey::from_secret(key.secret.as_bytes()),
+                    )
+                })
+                .collect(),
+            legacy: DecodingKey::from_secret(oldest.secret.as_bytes()),
+        }
+    }
 }
 
 /// A freshly issued token and when it expires.
@@ -250,31 +284,69 @@ pub struct IssuedToken {
 }
 
 impl Tokens {
+    /// Tokens signed with the one key `secret`.
     pub fn new(secret: &[u8], agent_ttl: Duration, visitor_ttl: Duration) -> Tokens {
+        let key = keys::Key::configured(&String::from_utf8_lossy(secret));
+        Tokens::with_keys(&[key], agent_ttl, visitor_ttl)
+    }
+
+    /// Tokens signed with the newest of `keys` (which must not be empty).
+    pub fn with_keys(keys: &[keys::Key], agent_ttl: Duration, visitor_ttl: Duration) -> Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_audience(&[AGENT_AUDIENCE, VISITOR_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "sub"]);
         validation.leeway = 0;
-        Tokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+        Tokens(Arc::new(TokensInner {
+            ring: RwLock::new(Ring::of(keys)),
+            reloaded: Default::default(),
             validation,
             agent_ttl,
             visitor_ttl,
-        }
+        }))
     }
 
-    /// The configured secret, else the one kept in the database, else a new random
-    /// one, stored so that every process sharing the database uses the same.
-    pub async fn load_secret(db: &Db, configured: Option<&str>) -> AppResult<Vec<u8>> {
-        if let Some(secret) = configured.filter(|s| !s.is_empty()) {
-            return Ok(secret.as_bytes().to_vec());
+    /// Use `keys` from now on (read again from the database).
+    pub fn set_keys(&self, keys: &[keys::Key]) {
+        if keys.is_empty() {
+            return;
         }
-        // Two processes may start at once: the first insert wins, both read it back.
-        let secret = db
-            .setting_or_insert(SECRET_SETTING, &random_secret(48))
-            .await?;
-        Ok(secret.into_bytes())
+        *self
+            .0
+            .ring
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Ring::of(keys);
+    }
+
+    fn ring(&self) -> std::sync::RwLockReadGuard<'_, Ring> {
+        self.0
+            .ring
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether to read the ring again for a token of an unknown key: at most once a
+    /// second, so tokens with made-up key ids cannot flood the database.
+    pub fn may_reload(&self) -> bool {
+        let mut last = self
+            .0
+            .reloaded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::Instant::now();
+        if last.is_some_and(|at| now.duration_since(at) < Duration::from_secs(1)) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
+    /// Whether `token` names a signing key this server does not know (yet: another
+    /// process may have rotated the keys).
+    pub fn names_unknown_key(&self, token: &str) -> bool {
+        jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|header| header.kid)
+            .is_some_and(|kid| !self.ring().decoding.contains_key(&kid))
     }
 
     /// An agent's token, of the agent's current token `generation`.
@@ -296,7 +368,7 @@ impl Tokens {
                 iat: 0,
                 exp: 0,
             },
-            self.agent_ttl,
+            self.0.agent_ttl,
         )
     }
 
@@ -317,7 +389,7 @@ impl Tokens {
                 iat: 0,
                 exp: 0,
             },
-            self.visitor_ttl,
+            self.0.visitor_ttl,
         )
     }
 
@@ -326,15 +398,29 @@ impl Tokens {
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(1));
         claims.iat = now.timestamp();
         claims.exp = expires_at.timestamp();
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let ring = self.ring();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(ring.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &ring.encoding)
             .map_err(|err| AppError::internal(format!("signing a token: {err}")))?;
         Ok(IssuedToken { token, expires_at })
     }
 
     /// The principal a bearer token stands for; any defect is `UNAUTHENTICATED`.
     pub fn verify(&self, token: &str) -> AppResult<Principal> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|err| {
+        let kid = jsonwebtoken::decode_header(token)
+            .map_err(|_| AppError::Unauthenticated("token is malformed"))?
+            .kid;
+        let ring = self.ring();
+        let key = match &kid {
+            Some(kid) => ring
+                .decoding
+                .get(kid)
+                .ok_or(AppError::Unauthenticated("token signing key is unknown"))?,
+            None => &ring.legacy,
+        };
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.0.validation).map_err(|err| {
                 AppError::Unauthenticated(match err.kind() {
                     ErrorKind::ExpiredSignature => "token expired",
                     ErrorKind::InvalidSignature => "token signature is invalid",

@@ -1,6 +1,6 @@
 //! The commands besides `serve`: `migrate`, `schema`, `workspace create`.
 
-use crate::config::{ArticlesCommand, Command, Config, DemoCommand, WorkspaceCommand};
+use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
 use crate::domain::workspaces::{self, CreatedWorkspace};
 use crate::state::AppState;
 
@@ -44,6 +44,23 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let imported =
                 crate::domain::knowledge::import_dir(&state, &workspace, &dir, &base_url).await?;
             println!("imported {imported} articles into {workspace}");
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            if config.jwt_secret.as_deref().is_some_and(|s| !s.is_empty()) {
+                anyhow::bail!(
+                    "the signing key comes from CASEFILE_JWT_SECRET: rotate it by changing that \
+                     variable (tokens it signed end), or unset it to keep a key ring in the database"
+                );
+            }
+            let state = open(config).await?;
+            let key = crate::auth::keys::rotate(&state.db)
+                .await
+                .map_err(|err| anyhow::anyhow!("rotating the signing keys: {}", err.message()))?;
+            println!(
+                "added signing key {}: new tokens are signed with it (running servers pick it up \
+                 within a minute); tokens signed before stay valid until they expire",
+                key.kid
+            );
         }
         Command::Demo(DemoCommand::Seed) => {
             let listen = config.listen;

@@ -40,6 +40,16 @@ pub enum Command {
     /// The demo workspace.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// The keys tokens are signed with.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: new tokens are signed with it (running servers pick it
+    /// up within a minute), and tokens signed before stay valid until they expire.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -98,6 +98,19 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
         .await
         .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
     domain::agents::warm_up().await;
+    // Signing keys rotated elsewhere are picked up within a minute.
+    let keys_state = state.clone();
+    state.connections.spawn(async move {
+        loop {
+            tokio::select! {
+                () = keys_state.shutdown.cancelled() => return,
+                () = tokio::time::sleep(auth::keys::RELOAD_EVERY) => {}
+            }
+            if let Err(err) = domain::api_keys::reload_keys(&keys_state).await {
+                tracing::warn!(error.detail = ?err, "reading the signing keys again failed");
+            }
+        }
+    });
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();

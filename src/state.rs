@@ -68,8 +68,8 @@ impl AppState {
             config.db_timeout,
         )
         .await?;
-        let secret = Tokens::load_secret(&db, config.jwt_secret.as_deref()).await?;
-        let tokens = Tokens::new(&secret, config.agent_token_ttl, config.visitor_token_ttl);
+        let keys = crate::auth::keys::load(&db, config.jwt_secret.as_deref()).await?;
+        let tokens = Tokens::with_keys(&keys, config.agent_token_ttl, config.visitor_token_ttl);
         // Several processes may share a PostgreSQL database: fan out through it.
         let events: Arc<dyn EventBus> = if db.pg_pool.is_some() {
             Arc::new(PgBus::start(&db).await?)

@@ -29,6 +29,9 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<O
         return Ok(None);
     };
     if !token.starts_with(KEY_PREFIX) {
+        if state.tokens.names_unknown_key(token) && state.tokens.may_reload() {
+            reload_keys(state).await?;
+        }
         let mut principal = state.tokens.verify(token)?;
         if let Principal::Agent(agent) = &mut principal {
             super::agents::check_token(state, agent).await?;
@@ -47,6 +50,14 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<O
         workspace_id: key.workspace_id,
         scopes,
     })))
+}
+
+/// Read the signing keys again: another process (or `casefile keys rotate`) may
+/// have added one.
+pub async fn reload_keys(state: &AppState) -> AppResult<()> {
+    let keys = crate::auth::keys::load(&state.db, state.config.jwt_secret.as_deref()).await?;
+    state.tokens.set_keys(&keys);
+    Ok(())
 }
 
 /// Create a key; the secret is returned here and never again.

@@ -15,6 +15,7 @@ mod examples;
 mod handoffs;
 mod holes;
 mod identity;
+mod keys;
 mod knowledge;
 mod leads;
 mod lifecycle;
