@@ -22,4 +22,5 @@ mod lifecycle;
 mod limits;
 mod live;
 mod platform;
+mod scope_table;
 mod scopes;

@@ -17,6 +17,8 @@ pub const LEGACY_WS: &str = "graphql-ws";
 pub struct WsClient {
     socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub protocol: &'static str,
+    /// Messages read while waiting for something else (a pong), in order.
+    pending: std::collections::VecDeque<Value>,
 }
 
 impl WsClient {
@@ -44,7 +46,11 @@ impl WsClient {
                 .and_then(|v| v.to_str().ok()),
             Some(protocol)
         );
-        WsClient { socket, protocol }
+        WsClient {
+            socket,
+            protocol,
+            pending: Default::default(),
+        }
     }
 
     /// Connect and initialise with `token`; panics unless acknowledged.
@@ -92,6 +98,9 @@ impl WsClient {
 
     /// The next protocol message within `limit`, if any.
     pub async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
+        if let Some(message) = self.pending.pop_front() {
+            return Some(message);
+        }
         loop {
             let frame = tokio::time::timeout(limit, self.socket.next()).await.ok()?;
             match frame {
@@ -129,6 +138,12 @@ impl WsClient {
             loop {
                 match self.socket.next().await {
                     Some(Ok(Message::Text(text))) if text.contains("\"pong\"") => return,
+                    Some(Ok(Message::Text(text))) => {
+                        let value: Value = serde_json::from_str(&text).expect("JSON message");
+                        if !matches!(value["type"].as_str(), Some("ping" | "ka")) {
+                            self.pending.push_back(value);
+                        }
+                    }
                     Some(Ok(Message::Close(frame))) => panic!("closed: {frame:?}"),
                     Some(Ok(_)) => continue,
                     other => panic!("socket failed: {other:?}"),
