@@ -245,6 +245,20 @@ fn apply(
     Ok(active)
 }
 
+/// The newest lead of `visitor_id`, if any.
+async fn of_visitor<C: ConnectionTrait>(
+    conn: &C,
+    workspace_id: &str,
+    visitor_id: &str,
+) -> AppResult<Option<lead::Model>> {
+    Ok(lead::Entity::find()
+        .filter(lead::Column::WorkspaceId.eq(workspace_id))
+        .filter(lead::Column::VisitorId.eq(visitor_id))
+        .order_by_desc(lead::Column::Id)
+        .one(conn)
+        .await?)
+}
+
 /// The lead of a verified visitor (see `identity`), made if absent, updated with
 /// `input` (the identity's email and name in it) and marked verified.
 pub async fn for_verified_visitor<C: ConnectionTrait>(
@@ -253,12 +267,7 @@ pub async fn for_verified_visitor<C: ConnectionTrait>(
     visitor_id: &str,
     input: &LeadInput,
 ) -> AppResult<lead::Model> {
-    let current = lead::Entity::find()
-        .filter(lead::Column::WorkspaceId.eq(workspace_id))
-        .filter(lead::Column::VisitorId.eq(visitor_id))
-        .order_by_desc(lead::Column::Id)
-        .one(conn)
-        .await?;
+    let current = of_visitor(conn, workspace_id, visitor_id).await?;
     let defs = fields(conn, workspace_id).await?;
     let is_new = current.is_none();
     let mut active = apply(&defs, current, workspace_id, Some(visitor_id), input, false)?;
@@ -279,12 +288,7 @@ pub async fn for_visitor<C: ConnectionTrait>(
     visitor_id: &str,
     input: &LeadInput,
 ) -> AppResult<Option<lead::Model>> {
-    let current = lead::Entity::find()
-        .filter(lead::Column::WorkspaceId.eq(workspace_id))
-        .filter(lead::Column::VisitorId.eq(visitor_id))
-        .order_by_desc(lead::Column::Id)
-        .one(conn)
-        .await?;
+    let current = of_visitor(conn, workspace_id, visitor_id).await?;
     if input.is_empty() {
         return Ok(current);
     }

@@ -201,6 +201,33 @@ impl TestApp {
             .clone()
     }
 
+    /// Ask for a person in `conversation` as `token`'s holder; the handoff's id.
+    pub async fn request_human(&self, token: &str, conversation: &str) -> String {
+        self.data(
+            Some(token),
+            "mutation($c: ID!) { requestHuman(conversationId: $c) { id } }",
+            json!({ "c": conversation }),
+        )
+        .await["requestHuman"]["id"]
+            .as_str()
+            .expect("handoff id")
+            .to_owned()
+    }
+
+    /// An API key of the workspace with `scopes` (e.g. `"LEADS_READ, AI_WRITE"`);
+    /// its secret.
+    pub async fn api_key(&self, ws: &Workspace, scopes: &str) -> String {
+        self.data(
+            Some(&ws.admin_token),
+            &format!("mutation {{ createApiKey(name: \"key\", scopes: [{scopes}]) {{ secret }} }}"),
+            json!({}),
+        )
+        .await["createApiKey"]["secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned()
+    }
+
     /// Create an agent with `role` in the workspace; its id and token.
     pub async fn agent(&self, ws: &Workspace, name: &str, role: &str) -> (String, String) {
         let email = format!(

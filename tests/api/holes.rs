@@ -146,16 +146,7 @@ async fn only_the_holder_its_waiting_team_and_admins_transfer_a_handoff() {
     let billing = team("Billing", vec![member_id.clone()]).await;
     let support = team("Support", vec![]).await;
     let (conversation, _) = app.start_conversation(&ws, Some("hi")).await;
-    let handoff = app
-        .data(
-            Some(&ws.admin_token),
-            "mutation($c: ID!) { requestHuman(conversationId: $c) { id } }",
-            json!({ "c": conversation }),
-        )
-        .await["requestHuman"]["id"]
-        .as_str()
-        .expect("handoff")
-        .to_owned();
+    let handoff = app.request_human(&ws.admin_token, &conversation).await;
     let transfer = "mutation($h: ID!, $t: ID!) { transferHandoff(id: $h, teamId: $t) { status team { name } } }";
     app.data(
         Some(&ws.admin_token),

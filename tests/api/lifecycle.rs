@@ -28,16 +28,7 @@ async fn a_deactivated_agent_is_out_everywhere_and_its_conversations_go_back_to_
     let ws = app.workspace("Acme").await;
     let (agent_id, agent) = app.agent(&ws, "Alex", "AGENT").await;
     let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;
-    let handoff = app
-        .data(
-            Some(&ws.admin_token),
-            "mutation($c: ID!) { requestHuman(conversationId: $c) { id } }",
-            json!({ "c": conversation }),
-        )
-        .await["requestHuman"]["id"]
-        .as_str()
-        .expect("handoff")
-        .to_owned();
+    let handoff = app.request_human(&ws.admin_token, &conversation).await;
     app.data(
         Some(&agent),
         "mutation($h: ID!) { acceptHandoff(id: $h) { id } }",

@@ -305,16 +305,7 @@ async fn fixture(app: &TestApp, ws: &Workspace) -> Fixture {
         .as_str()
         .expect("lead")
         .to_owned();
-    let handoff = app
-        .data(
-            Some(&ws.admin_token),
-            "mutation($c: ID!) { requestHuman(conversationId: $c) { id } }",
-            json!({ "c": conversation }),
-        )
-        .await["requestHuman"]["id"]
-        .as_str()
-        .expect("handoff")
-        .to_owned();
+    let handoff = app.request_human(&ws.admin_token, &conversation).await;
     let tag = app
         .data(
             Some(&ws.admin_token),
@@ -421,19 +412,7 @@ async fn every_scope_reaches_exactly_what_the_readme_table_says() {
     let vars = variables(&fixture);
     let mut keys = Vec::new();
     for scope in SCOPES {
-        let secret = app
-            .data(
-                Some(&ws.admin_token),
-                &format!(
-                    "mutation {{ createApiKey(name: \"{scope}\", scopes: [{scope}]) {{ secret }} }}"
-                ),
-                json!({}),
-            )
-            .await["createApiKey"]["secret"]
-            .as_str()
-            .expect("secret")
-            .to_owned();
-        keys.push(secret);
+        keys.push(app.api_key(&ws, scope).await);
     }
     let mut seen: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for call in QUERIES.iter().chain(MUTATIONS) {

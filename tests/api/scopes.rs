@@ -9,15 +9,7 @@ use crate::ws_client::{TRANSPORT_WS, WsClient};
 const NOTE: &str = "mutation($c: ID!) { sendMessage(input: { conversationId: $c, body: \"internal: refund them quietly\", internal: true }) { seq } }";
 
 async fn key(app: &TestApp, ws: &Workspace, scopes: &str) -> String {
-    app.data(
-        Some(&ws.admin_token),
-        &format!("mutation {{ createApiKey(name: \"k\", scopes: [{scopes}]) {{ secret }} }}"),
-        json!({}),
-    )
-    .await["createApiKey"]["secret"]
-        .as_str()
-        .expect("secret")
-        .to_owned()
+    app.api_key(ws, scopes).await
 }
 
 /// A conversation with a lead, a visitor message, an internal note and a handoff.
@@ -35,16 +27,7 @@ async fn conversation_with_a_note(app: &TestApp, ws: &Workspace) -> (String, Str
         .expect("id")
         .to_owned();
     let visitor = started["visitorToken"].as_str().expect("token").to_owned();
-    let handoff = app
-        .data(
-            Some(&visitor),
-            "mutation($c: ID!) { requestHuman(conversationId: $c) { id } }",
-            json!({ "c": conversation }),
-        )
-        .await["requestHuman"]["id"]
-        .as_str()
-        .expect("handoff")
-        .to_owned();
+    let handoff = app.request_human(&visitor, &conversation).await;
     app.data(Some(&ws.admin_token), NOTE, json!({ "c": conversation }))
         .await;
     (conversation, handoff)
