@@ -23,23 +23,59 @@ pub fn router(state: AppState) -> Router {
         .route("/demo/widget", get(widget))
         .route("/demo/inbox", get(inbox))
         .route("/demo/assets/{file}", get(asset))
+        .route("/demo/identity", get(identity))
         .with_state(state)
 }
 
-/// The demo workspace's widget key, if the demo was seeded.
-async fn demo_widget_key(state: &AppState) -> Option<String> {
+/// The demo workspace, if the demo was seeded.
+async fn demo_workspace(state: &AppState) -> Option<workspace::Model> {
     let id = setting::Entity::find_by_id(crate::demo::SETTING)
         .one(&state.db.reader)
         .await
         .ok()??
         .value;
-    Some(
-        workspace::Entity::find_by_id(id)
-            .one(&state.db.reader)
-            .await
-            .ok()??
-            .widget_key,
-    )
+    workspace::Entity::find_by_id(id)
+        .one(&state.db.reader)
+        .await
+        .ok()?
+}
+
+/// The demo workspace's widget key, if the demo was seeded.
+async fn demo_widget_key(state: &AppState) -> Option<String> {
+    Some(demo_workspace(state).await?.widget_key)
+}
+
+/// The signed-in user of the demo's stand-in customer site.
+const DEMO_USER: (&str, &str, &str) = ("inkwell-user-kim", "kim.lee@customer.example", "Kim Lee");
+
+/// What a site's backend does for its signed-in user (identity verification): sign
+/// `{sub, email, name, exp}` with the workspace's identity secret. The demo page plays
+/// the site, so this stands in for its backend, for its one demo user.
+async fn identity(State(state): State<AppState>) -> Response {
+    let Some(workspace) = demo_workspace(&state).await else {
+        return not_seeded();
+    };
+    let (sub, email, name) = DEMO_USER;
+    let signed = match crate::domain::identity::secret(&state, &workspace.id).await {
+        Ok(secret) => crate::domain::identity::sign(
+            &secret,
+            sub,
+            email,
+            name,
+            std::time::Duration::from_secs(3600),
+        ),
+        Err(err) => Err(err),
+    };
+    match signed {
+        Ok(token) => {
+            axum::Json(serde_json::json!({ "identityToken": token, "name": name, "email": email }))
+                .into_response()
+        }
+        Err(err) => {
+            tracing::error!(error.detail = ?err, "signing the demo identity failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 fn not_seeded() -> Response {

@@ -77,7 +77,40 @@ pub fn verify(workspace: &workspace::Model, token: &str) -> AppResult<Identity> 
 /// Make a new identity secret for the workspace (the old one stops verifying); it
 /// is returned this once.
 pub async fn rotate_secret(state: &AppState, admin: &AgentPrincipal) -> AppResult<String> {
-    let workspace = super::workspaces::get(state, &admin.workspace_id).await?;
+    new_secret(state, &admin.workspace_id).await
+}
+
+/// The workspace's identity secret, made if it has none (for the demo's stand-in of
+/// a site's backend).
+pub async fn secret(state: &AppState, workspace_id: &str) -> AppResult<String> {
+    let workspace = super::workspaces::get(state, workspace_id).await?;
+    match workspace.identity_secret {
+        Some(secret) => Ok(secret),
+        None => new_secret(state, workspace_id).await,
+    }
+}
+
+/// Sign an identity as a site's backend does: `sub`, `email`, `name`, valid for
+/// `ttl`.
+pub fn sign(
+    secret: &str,
+    sub: &str,
+    email: &str,
+    name: &str,
+    ttl: std::time::Duration,
+) -> AppResult<String> {
+    let exp = chrono::Utc::now().timestamp() + ttl.as_secs() as i64;
+    let claims = serde_json::json!({ "sub": sub, "email": email, "name": name, "exp": exp });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|err| AppError::internal(format!("signing an identity: {err}")))
+}
+
+async fn new_secret(state: &AppState, workspace_id: &str) -> AppResult<String> {
+    let workspace = super::workspaces::get(state, workspace_id).await?;
     let secret = random_secret(32);
     let mut active: workspace::ActiveModel = workspace.into();
     active.identity_secret = Set(Some(secret.clone()));

@@ -255,3 +255,31 @@ async fn a_workspace_may_require_verified_visitors() {
         .await;
     assert_eq!(crate::helpers::error_code(&body), "FORBIDDEN");
 }
+
+#[tokio::test]
+async fn the_demo_site_signs_its_user_for_the_widget() {
+    let app = TestApp::spawn().await;
+    let demo = casefile::demo::seed(&app.running.state)
+        .await
+        .expect("seeded");
+    let signed: Value = app
+        .client
+        .get(app.url("/demo/identity"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = signed["identityToken"].as_str().expect("a token");
+    let started = app
+        .data(
+            None,
+            VERIFIED,
+            json!({ "input": { "widgetKey": demo.workspace.widget_key, "identityToken": token } }),
+        )
+        .await;
+    let lead = &started["startConversation"]["conversation"]["lead"];
+    assert_eq!(lead["name"], "Kim Lee");
+    assert_eq!(lead["verified"], true);
+}

@@ -9,7 +9,7 @@ let client;
 const rows = new Map(); // conversation id → row data
 let openSubscriptions = [];
 
-const ROW = `id status updatedAt lead { name email } assignee { id name } team { id name }
+const ROW = `id status updatedAt lead { name email verified } assignee { id name } team { id name }
   lastMessage { author body } tags { tag { id label } source } openHandoff { id reason status }`;
 const CASE = `id reason status requestedAt team { name } acceptedBy { name } conversation { id }
   caseFile { summary question attempts context lead { name email company fields }
@@ -33,6 +33,7 @@ function drawList() {
   },
   el('span', { class: `status ${c.status.toLowerCase()}` }, c.status),
   el('strong', {}, c.lead?.name ?? c.lead?.email ?? 'Visitor'),
+  c.lead?.verified ? el('span', { class: 'verified', title: 'Email and name verified by the site' }, 'verified') : null,
   el('span', { class: 'preview' }, c.lastMessage ? `${c.lastMessage.author.toLowerCase()}: ${c.lastMessage.body.slice(0, 80)}` : ''),
   el('span', { class: 'chips' }, c.tags.map((t) => el('span', { class: 'chip' }, t.tag.label))))));
 }

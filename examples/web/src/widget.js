@@ -9,9 +9,11 @@ const widgetKey =
 const storeKey = `casefile.widget.${widgetKey}`;
 const saved = JSON.parse(localStorage.getItem(storeKey) ?? '{}');
 // The visitor id comes from the server, and only counts with a token that proves it.
-const state = { visitorId: saved.visitorId, conversationId: saved.conversationId, token: saved.token, lastSeq: 0 };
+const state = { visitorId: saved.visitorId, conversationId: saved.conversationId, token: saved.token,
+  identity: saved.identity, lastSeq: 0 };
 const save = () =>
-  localStorage.setItem(storeKey, JSON.stringify({ visitorId: state.visitorId, conversationId: state.conversationId, token: state.token }));
+  localStorage.setItem(storeKey, JSON.stringify({ visitorId: state.visitorId, conversationId: state.conversationId,
+    token: state.token, identity: state.identity }));
 save();
 
 const $ = (id) => document.getElementById(id);
@@ -78,9 +80,9 @@ async function send(body) {
     const cms = document.body.dataset;
     const data = await gql(`mutation($input: StartConversationInput!) {
       startConversation(input: $input) { visitorId visitorToken conversation { id } } }`, {
-      input: { widgetKey, visitorId: state.visitorId, message: body,
+      input: { widgetKey, visitorId: state.visitorId, message: body, identityToken: state.identity?.identityToken,
         context: { pageUrl: location.href, cms: cms.cms, cmsVersion: cms.cmsVersion, title: document.title } },
-    }, state.token);
+    }, state.identity ? undefined : state.token);
     state.visitorId = data.startConversation.visitorId;
     state.conversationId = data.startConversation.conversation.id;
     state.token = data.startConversation.visitorToken;
@@ -164,6 +166,23 @@ $('lead').addEventListener('submit', async (event) => {
     $('lead-error').textContent = error.field ? `${error.field}: ${error.message}` : error.message;
   }
 });
+
+// Signing in to the site: its backend (here the demo server, standing in for it)
+// signs the user's identity; the next conversation starts as that verified user.
+function showAccount() {
+  $('account').textContent = state.identity ? `signed in as ${state.identity.name} (verified)` : 'signed out';
+  $('signin').hidden = Boolean(state.identity);
+}
+$('signin').addEventListener('click', async () => {
+  const response = await fetch('/demo/identity');
+  if (!response.ok) { banner('The site could not sign you in.'); return; }
+  state.identity = await response.json();
+  // A new conversation, as the signed-in user.
+  Object.assign(state, { visitorId: undefined, conversationId: undefined, token: undefined, lastSeq: 0 });
+  save();
+  location.reload();
+});
+showAccount();
 
 if (!widgetKey) banner('No widget key: open this page from `casefile serve --demo`, or add ?key=wk_…');
 if (state.conversationId) connect();

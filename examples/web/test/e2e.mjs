@@ -115,13 +115,24 @@ try {
     if (new Set(after).size !== after.length) throw new Error(`a message is shown twice: ${after}`);
   });
 
+  await step('a visitor signed in to the site chats as a verified user', async () => {
+    const site = await (await browser.newContext()).newPage();
+    await site.goto(widgetUrl);
+    await site.click('#signin');
+    await site.locator('#account', { hasText: 'signed in as Kim Lee (verified)' }).waitFor();
+    await site.fill('#input', 'Where do I change my billing plan?');
+    await site.click('#composer button[type=submit]');
+    await site.locator('.message.visitor', { hasText: 'billing plan' }).waitFor();
+    await agent.locator('.row', { hasText: 'Kim Lee' }).locator('.verified').waitFor({ timeout: 15_000 });
+  });
+
   await step('screenshots for the README', async () => {
     await visitor.screenshot({ path: join(root, 'docs/screenshots/widget.png') });
     await agent.locator('.row').first().click();
     await agent.waitForTimeout(300);
     await agent.screenshot({ path: join(root, 'docs/screenshots/inbox.png') });
   });
-  console.log('browser: 6 passed, 0 failed');
+  console.log('browser: 7 passed, 0 failed');
 } catch (error) {
   console.error(`not ok - ${current}: ${error.message}`);
   const slug = current.replace(/[^a-z]+/gi, '-').slice(0, 60);
