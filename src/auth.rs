@@ -233,6 +233,10 @@ struct Claims {
     cid: Option<String>,
 }
 
+/// Why a token whose key this server does not know is refused (yet: another process
+/// may have rotated the keys; see [`keys`]).
+pub const UNKNOWN_KEY: &str = "token signing key is unknown";
+
 /// Signs and verifies tokens, with the signing key ring (see [`keys`]).
 #[derive(Clone)]
 pub struct Tokens(Arc<TokensInner>);
@@ -340,15 +344,6 @@ impl Tokens {
         true
     }
 
-    /// Whether `token` names a signing key this server does not know (yet: another
-    /// process may have rotated the keys).
-    pub fn names_unknown_key(&self, token: &str) -> bool {
-        jsonwebtoken::decode_header(token)
-            .ok()
-            .and_then(|header| header.kid)
-            .is_some_and(|kid| !self.ring().decoding.contains_key(&kid))
-    }
-
     /// An agent's token, of the agent's current token `generation`.
     pub fn issue_agent(
         &self,
@@ -408,27 +403,29 @@ impl Tokens {
 
     /// The principal a bearer token stands for; any defect is `UNAUTHENTICATED`.
     pub fn verify(&self, token: &str) -> AppResult<Principal> {
-        let kid = jsonwebtoken::decode_header(token)
-            .map_err(|_| AppError::Unauthenticated("token is malformed"))?
-            .kid;
         let ring = self.ring();
-        let key = match &kid {
-            Some(kid) => ring
-                .decoding
-                .get(kid)
-                .ok_or(AppError::Unauthenticated("token signing key is unknown"))?,
-            None => &ring.legacy,
-        };
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.0.validation).map_err(|err| {
-                AppError::Unauthenticated(match err.kind() {
-                    ErrorKind::ExpiredSignature => "token expired",
-                    ErrorKind::InvalidSignature => "token signature is invalid",
-                    ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
-                    ErrorKind::InvalidAudience => "token audience is not accepted",
-                    _ => "token is malformed",
-                })
-            })?;
+        let validation = &self.0.validation;
+        // Nearly every token is of the newest key: try it first, so the header is
+        // read once; only a token of another key has its `kid` looked up.
+        let newest = ring.decoding.get(&ring.kid).unwrap_or(&ring.legacy);
+        let data = match jsonwebtoken::decode::<Claims>(token, newest, validation) {
+            Err(err) if *err.kind() == ErrorKind::InvalidSignature => {
+                let kid = jsonwebtoken::decode_header(token)
+                    .map_err(|_| AppError::Unauthenticated("token is malformed"))?
+                    .kid;
+                let key = match &kid {
+                    Some(kid) if *kid == ring.kid => return Err(refusal(&err)),
+                    Some(kid) => ring
+                        .decoding
+                        .get(kid)
+                        .ok_or(AppError::Unauthenticated(UNKNOWN_KEY))?,
+                    None => &ring.legacy,
+                };
+                jsonwebtoken::decode::<Claims>(token, key, validation)
+            }
+            decoded => decoded,
+        }
+        .map_err(|err| refusal(&err))?;
         let claims = data.claims;
         match claims.aud.as_str() {
             AGENT_AUDIENCE => {
@@ -457,6 +454,17 @@ impl Tokens {
             _ => Err(AppError::Unauthenticated("token audience is not accepted")),
         }
     }
+}
+
+/// Why a token was refused, for its holder.
+fn refusal(err: &jsonwebtoken::errors::Error) -> AppError {
+    AppError::Unauthenticated(match err.kind() {
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::InvalidSignature => "token signature is invalid",
+        ErrorKind::InvalidAlgorithm => "token algorithm is not accepted",
+        ErrorKind::InvalidAudience => "token audience is not accepted",
+        _ => "token is malformed",
+    })
 }
 
 /// The token in an `Authorization` header value (`Bearer …`), if any.

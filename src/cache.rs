@@ -44,6 +44,17 @@ impl<V: Clone> Recent<V> {
             .map(|(_, value)| value.clone())
     }
 
+    /// `f` of the entry of `id`, if it is fresh, without copying the entry.
+    pub fn read<R>(&self, id: &str, f: impl FnOnce(&V) -> R) -> Option<R> {
+        let map = self
+            .0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < self.1)
+            .map(|(_, value)| f(value))
+    }
+
     pub fn put(&self, id: String, value: V) {
         let mut map = self
             .0

@@ -172,16 +172,34 @@ async fn dummy_hash() -> String {
         .clone()
 }
 
+/// What a token check reads of an agent.
+struct Access {
+    in_workspace: bool,
+    active: bool,
+    token_generation: i32,
+    role: Role,
+}
+
 /// Check an agent's token against the agent as it is now (read at most a second
 /// ago): a deactivated agent's tokens, and tokens of an earlier generation (before a
 /// password change), are `UNAUTHENTICATED`; the role is the agent's current one.
 pub async fn check_token(state: &AppState, principal: &mut AgentPrincipal) -> AppResult<()> {
-    let agent = match get(state, &principal.workspace_id, &principal.agent_id).await {
-        Ok(agent) => agent,
-        Err(AppError::NotFound(_)) => {
-            return Err(AppError::Unauthenticated("this agent no longer exists"));
-        }
-        Err(err) => return Err(err),
+    // What the check needs, without copying the whole row (this runs per request).
+    let access = |agent: &agent::Model| Access {
+        in_workspace: agent.workspace_id == principal.workspace_id,
+        active: agent.active,
+        token_generation: agent.token_generation,
+        role: agent.role,
+    };
+    let agent = match state.agents.read(&principal.agent_id, access) {
+        Some(agent) if agent.in_workspace => agent,
+        _ => match get(state, &principal.workspace_id, &principal.agent_id).await {
+            Ok(agent) => access(&agent),
+            Err(AppError::NotFound(_)) => {
+                return Err(AppError::Unauthenticated("this agent no longer exists"));
+            }
+            Err(err) => return Err(err),
+        },
     };
     if !agent.active {
         return Err(AppError::Unauthenticated("this agent is deactivated"));

@@ -29,10 +29,15 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<O
         return Ok(None);
     };
     if !token.starts_with(KEY_PREFIX) {
-        if state.tokens.names_unknown_key(token) && state.tokens.may_reload() {
-            reload_keys(state).await?;
-        }
-        let mut principal = state.tokens.verify(token)?;
+        let mut principal = match state.tokens.verify(token) {
+            Err(AppError::Unauthenticated(crate::auth::UNKNOWN_KEY))
+                if state.tokens.may_reload() =>
+            {
+                reload_keys(state).await?;
+                state.tokens.verify(token)?
+            }
+            verified => verified?,
+        };
         if let Principal::Agent(agent) = &mut principal {
             super::agents::check_token(state, agent).await?;
         }
