@@ -190,6 +190,9 @@ async fn conversations_filter_by_status_assignee_and_tag() {
     let (assigned, _) = app.start_conversation(&ws, Some("a")).await;
     let (tagged, _) = app.start_conversation(&ws, Some("b")).await;
     let (resolved, _) = app.start_conversation(&ws, Some("c")).await;
+    // The first messages are handled (tagged, the policy asked) before the agent
+    // tags: an escalating tag found by that handling would hand the chat off.
+    app.settle().await;
     app.data(Some(&agent), "mutation($c: ID!, $a: ID!) { assignConversation(conversationId: $c, agentId: $a) { assignee { id } } }", json!({ "c": assigned, "a": agent_id })).await;
     let tagged_view = app
         .data(Some(&agent), "mutation($c: ID!, $t: ID!) { tagConversation(conversationId: $c, tagId: $t) { tags { source tag { slug } appliedBy { name } } } }", json!({ "c": tagged, "t": tag["id"] }))
