@@ -2,9 +2,11 @@
 //! (who the agent is, its teams, its workspace), kept for a few seconds.
 //!
 //! A change made by this process replaces or forgets its entry at once; another
-//! process sharing the database may serve the old row for up to [`TTL`]. Only
-//! what is shown is read from here: decisions (the handoff policy, the responder
-//! switch, a handoff's routing) always read the database.
+//! process sharing the database may serve the old row for up to its time to live
+//! ([`TTL`], one second for agents). Besides what is shown, only the token check
+//! reads from here (an agent's activity, token generation and role, at most a second
+//! old); other decisions (the handoff policy, the responder switch, a handoff's
+//! routing) always read the database.
 
 use std::collections::HashMap;
 use std::sync::RwLock;

@@ -153,6 +153,18 @@ impl Db {
         Ok(row.value)
     }
 
+    /// Replace the value of an existing setting.
+    pub async fn set_setting(&self, key: &str, value: &str) -> AppResult<()> {
+        use sea_orm::{ActiveModelTrait, Set};
+        crate::entity::setting::ActiveModel {
+            key: Set(key.to_owned()),
+            value: Set(value.to_owned()),
+        }
+        .update(&self.writer)
+        .await?;
+        Ok(())
+    }
+
     /// `Ok` when the database answers a trivial query.
     pub async fn ping(&self) -> AppResult<()> {
         self.reader.ping().await?;

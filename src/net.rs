@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -255,6 +255,3 @@ pub async fn serve(
     }
     Ok(())
 }
-
-/// The peer address a handler was reached from.
-pub type Peer = ConnectInfo<SocketAddr>;

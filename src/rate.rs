@@ -123,8 +123,9 @@ impl Limiter {
         }
     }
 
-    /// Callers with a bucket that has not refilled (for tests of expiry).
-    pub fn tracked(&self) -> usize {
+    /// Callers with a bucket that has not refilled.
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
         self.buckets
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -460,16 +460,9 @@ impl Connection {
         let done = stream::once(async { Outgoing::Done });
         let operation: Operation = match key {
             Some(key) => {
-                // A shared execution that panics starts again from this request.
-                let template = shared::Template {
-                    query: request.query.clone(),
-                    operation_name: request.operation_name.clone(),
-                    variables: request.variables.clone(),
-                    document: request.parsed_query().ok().cloned(),
-                };
+                // How a shared execution that panicked starts again.
                 let (state, client_ip) = (state.clone(), self.client_ip);
-                let build = move || {
-                    let request = template.request();
+                let context = move |request| {
                     crate::graphql::with_context(
                         request,
                         &state,
@@ -478,7 +471,7 @@ impl Connection {
                         false,
                     )
                 };
-                SharedOperations::subscribe(&self.state, &self.schema, key, build)
+                SharedOperations::subscribe(&self.state, &self.schema, key, request, context)
                     .map(|item| match item {
                         shared::Item::Shared(answer) => Outgoing::Shared(answer),
                         shared::Item::Own(response) => Outgoing::Own(response),

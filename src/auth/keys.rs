@@ -81,17 +81,8 @@ pub async fn rotate(db: &Db) -> AppResult<Key> {
         secret: random_secret(48),
     };
     keys.push(key.clone());
-    let ring = serde_json::to_string(&keys)?;
-    let backend = db.backend();
-    sea_orm::ConnectionTrait::execute_raw(
-        &db.writer,
-        crate::domain::stmt(
-            backend,
-            "UPDATE settings SET value = ? WHERE key = ?",
-            vec![ring.into(), RING_SETTING.into()],
-        ),
-    )
-    .await?;
+    db.set_setting(RING_SETTING, &serde_json::to_string(&keys)?)
+        .await?;
     Ok(key)
 }
 

@@ -78,18 +78,28 @@ pub async fn create(
         }
         Err(err) => return Err(err.into()),
     };
-    for team in teams {
-        team_member::ActiveModel {
-            team_id: Set(team.id),
-            agent_id: Set(agent.id.clone()),
-        }
-        .insert(&txn)
-        .await?;
-    }
+    join_teams(&txn, &agent.id, teams).await?;
     txn.commit().await?;
     state.agents.put(agent.id.clone(), agent.clone());
     state.agent_teams.clear();
     Ok(agent)
+}
+
+/// Make `agent_id` a member of `teams` (in the caller's transaction).
+pub(crate) async fn join_teams(
+    txn: &sea_orm::DatabaseTransaction,
+    agent_id: &str,
+    teams: Vec<crate::entity::team::Model>,
+) -> AppResult<()> {
+    for team in teams {
+        team_member::ActiveModel {
+            team_id: Set(team.id),
+            agent_id: Set(agent_id.to_owned()),
+        }
+        .insert(txn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Exchange an email and password for an agent token. When the email exists in

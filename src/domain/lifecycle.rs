@@ -111,14 +111,7 @@ pub async fn update(
             .filter(team_member::Column::AgentId.eq(id))
             .exec(&txn)
             .await?;
-        for team in teams {
-            team_member::ActiveModel {
-                team_id: Set(team.id),
-                agent_id: Set(id.to_owned()),
-            }
-            .insert(&txn)
-            .await?;
-        }
+        super::agents::join_teams(&txn, id, teams).await?;
     }
     txn.commit().await?;
     state.agents.put(agent.id.clone(), agent.clone());

@@ -112,17 +112,26 @@ impl Drop for Upstream {
     }
 }
 
-/// What a shared execution is started (and, after a panic, started again) from.
-pub struct Template {
-    pub query: String,
-    pub operation_name: Option<String>,
-    pub variables: async_graphql::Variables,
-    pub document: Option<ExecutableDocument>,
+/// What a shared execution is started again from after a panic.
+struct Template {
+    query: String,
+    operation_name: Option<String>,
+    variables: async_graphql::Variables,
+    document: Option<ExecutableDocument>,
 }
 
 impl Template {
+    fn of(request: &mut async_graphql::Request) -> Template {
+        Template {
+            query: request.query.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            document: request.parsed_query().ok().cloned(),
+        }
+    }
+
     /// A new request of this operation, parsed already.
-    pub fn request(&self) -> async_graphql::Request {
+    fn request(&self) -> async_graphql::Request {
         let mut request =
             async_graphql::Request::new(self.query.clone()).variables(self.variables.clone());
         if let Some(name) = &self.operation_name {
@@ -153,12 +162,14 @@ impl SharedOperations {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Subscribe to the upstream of `key`, starting it with `build()` if none runs.
+    /// Subscribe to the upstream of `key`, starting it with `request` if none runs
+    /// (then `context` readies a copy of it, should the execution start again).
     pub fn subscribe(
         state: &AppState,
         schema: &AppSchema,
         key: Key,
-        build: impl Fn() -> async_graphql::Request + Send + 'static,
+        mut request: async_graphql::Request,
+        context: impl Fn(async_graphql::Request) -> async_graphql::Request + Send + 'static,
     ) -> impl Stream<Item = Item> + Send + 'static {
         let (upstream, answers) = {
             let mut running = state.shared_operations.lock();
@@ -182,9 +193,11 @@ impl SharedOperations {
                     let stop = upstream.stop.clone();
                     let max = state.config.limits.max_response_bytes;
                     let schema = schema.clone();
+                    let template = Template::of(&mut request);
+                    let again = move || context(template.request());
                     state
                         .connections
-                        .spawn(run(schema, build, sender, stop, max));
+                        .spawn(run(schema, request, again, sender, stop, max));
                     (upstream, answers)
                 }
             }
@@ -198,13 +211,16 @@ impl SharedOperations {
 /// execution starts again, so they go on.
 async fn run(
     schema: AppSchema,
-    build: impl Fn() -> async_graphql::Request + Send + 'static,
+    first: async_graphql::Request,
+    again: impl Fn() -> async_graphql::Request + Send + 'static,
     answers: broadcast::Sender<Arc<Answer>>,
     stop: CancellationToken,
     max_bytes: usize,
 ) {
+    let mut request = Some(first);
     loop {
-        let mut stream = AssertUnwindSafe(schema.execute_stream(build())).catch_unwind();
+        let request = request.take().unwrap_or_else(&again);
+        let mut stream = AssertUnwindSafe(schema.execute_stream(request)).catch_unwind();
         loop {
             let response = tokio::select! {
                 () = stop.cancelled() => return,

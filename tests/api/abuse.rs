@@ -1023,3 +1023,27 @@ async fn a_client_that_answers_no_ping_is_closed() {
         .position(|w| w[0] == 0x88 && w[1] >= 2 && u16::from_be_bytes([w[2], w[3]]) == 1008);
     assert!(close.is_some(), "a close frame with 1008");
 }
+
+#[tokio::test]
+async fn a_costly_subscription_is_refused_per_event_and_the_socket_stays() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let mut client = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
+    let aliases: String = (0..29)
+        .map(|i| {
+            format!("m{i}: messages(first: 200) {{ edges {{ node {{ sources {{ title }} }} }} }} ")
+        })
+        .collect();
+    let costly = format!("subscription {{ inbox {{ conversation {{ {aliases} }} }} }}");
+    client.subscribe("c", &costly, json!({})).await;
+    let refused = client.recv().await;
+    assert_eq!(
+        (refused["type"].as_str(), refused["id"].as_str()),
+        (Some("error"), Some("c"))
+    );
+    assert_eq!(
+        refused["payload"][0]["extensions"]["reason"],
+        "QUERY_TOO_COSTLY"
+    );
+    client.ping_pong().await;
+}
