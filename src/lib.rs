@@ -15,8 +15,9 @@
 //! - [`domain`]: queries, transactions and invariants: workspaces, agents, teams,
 //!   leads, conversations, messages, tags and the auto-tagger, knowledge articles, the
 //!   responder, the handoff policy and handoffs, case files, insights, API keys.
-//!   Writes commit, then publish to [`events`] (in process, or through PostgreSQL
-//!   `LISTEN`/`NOTIFY` across processes).
+//!   A write stores its events in its own transaction (`domain::feed`); the
+//!   [`events`] log carries them to subscriptions, the `events` query and
+//!   [`webhooks`], by cursor, on every process.
 //! - [`loaders`]: the DataLoader batch queries behind every relation field.
 //! - [`auth`]: principals (agent, visitor, API key), JWTs with per-kind audiences;
 //!   [`cache`]: the few rows every signed-in request shows, kept for seconds.
@@ -46,6 +47,7 @@ pub mod loaders;
 pub mod net;
 pub mod rate;
 pub mod state;
+pub mod webhooks;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -111,6 +113,7 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
             }
         }
     });
+    domain::feed::start_pruning(&state);
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
