@@ -47,6 +47,10 @@ pub enum Scope {
     /// Post AI answers and request handoffs, as the AI; read the conversations it
     /// answers (without internal notes).
     AiWrite,
+    /// Read the event log (`events`): what happened, in order, by cursor. What each
+    /// event shows still follows the key's other scopes (internal notes only with
+    /// `CONVERSATIONS_READ`, never with `AI_WRITE`).
+    EventsRead,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +67,7 @@ impl Scope {
             Scope::LeadsRead => "LEADS_READ",
             Scope::ConversationsRead => "CONVERSATIONS_READ",
             Scope::AiWrite => "AI_WRITE",
+            Scope::EventsRead => "EVENTS_READ",
         }
     }
 }

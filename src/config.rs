@@ -172,6 +172,27 @@ pub struct Config {
     #[arg(long, global = true, env = "CASEFILE_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long the event log keeps events (`events`, resuming subscriptions,
+    /// webhooks); older ones are pruned in the background, and resuming from before
+    /// them answers `CURSOR_EXPIRED`.
+    #[arg(long, global = true, env = "CASEFILE_EVENT_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub event_retention: Duration,
+
+    /// How often each process reads the event log even when nothing woke it: the
+    /// longest an event can be delayed by a lost notification or a crashed peer.
+    #[arg(long, global = true, env = "CASEFILE_EVENT_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub event_poll: Duration,
+
+    /// Let webhooks reach private, loopback and link-local addresses (tests, and
+    /// intranets whose receivers live there). Off: such URLs are refused.
+    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
+    /// The first retry of a failed webhook delivery waits about this long (with
+    /// jitter); each next one twice as long, for up to 24 hours.
+    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_base: Duration,
+
     #[command(flatten)]
     pub limits: Limits,
 }

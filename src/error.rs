@@ -32,8 +32,14 @@ pub enum AppError {
     Forbidden(String),
     /// The object does not exist, or belongs to another workspace (indistinguishable).
     NotFound(&'static str),
-    /// Input that fails validation; `field` names the offending input field.
-    BadInput { field: String, message: String },
+    /// Input that fails validation; `field` names the offending input field, and
+    /// `reason` (`extensions.reason`) refines it where a client acts on it, such
+    /// as `CURSOR_EXPIRED`.
+    BadInput {
+        field: String,
+        message: String,
+        reason: Option<&'static str>,
+    },
     /// The operation collides with the current state; `reason` is a machine-readable
     /// refinement (`extensions.reason`), such as `CONTROL_NOT_HELD`.
     Conflict {
@@ -59,6 +65,7 @@ impl AppError {
         AppError::BadInput {
             field: field.into(),
             message: message.into(),
+            reason: None,
         }
     }
 
@@ -98,7 +105,7 @@ impl AppError {
             AppError::Unauthenticated(why) => format!("not authenticated: {why}"),
             AppError::Forbidden(message) => message.clone(),
             AppError::NotFound(what) => format!("{what} not found"),
-            AppError::BadInput { field, message } => format!("invalid `{field}`: {message}"),
+            AppError::BadInput { field, message, .. } => format!("invalid `{field}`: {message}"),
             AppError::Conflict { message, .. } => message.clone(),
             AppError::RateLimited { message, .. } | AppError::Lagged(message) => message.clone(),
             AppError::Unavailable(_) => {
@@ -194,7 +201,12 @@ impl ErrorExtensions for AppError {
         async_graphql::Error::new(self.message()).extend_with(|_, ext| {
             ext.set("code", self.code());
             match self {
-                AppError::BadInput { field, .. } => ext.set("field", field.as_str()),
+                AppError::BadInput { field, reason, .. } => {
+                    ext.set("field", field.as_str());
+                    if let Some(reason) = reason {
+                        ext.set("reason", *reason);
+                    }
+                }
                 AppError::Conflict {
                     reason: Some(reason),
                     ..

@@ -1,164 +1,186 @@
-//! The event bus: writes commit, then publish an [`Event`]; subscriptions listen to
-//! topics (one conversation, or one workspace).
+//! The event log, and the bus that carries it to subscribers.
 //!
-//! Events carry the committed rows (shared, not copied, between subscribers) or, for
-//! typing, the whole of what happened; subscribers never invent state. Two
-//! implementations sit behind [`EventBus`]: [`InProcessBus`] for one server, and
-//! [`PgBus`], which also sends each event's ids through PostgreSQL `NOTIFY` so that
-//! every process sharing the database delivers it. A subscriber that misses events
-//! (its buffer overflowed, or a listener connection dropped) is told so with
-//! [`EventKind::Resync`] or a lag, and catches up from the database.
+//! Every write that others must hear of stores its events in the `events` table in
+//! its own transaction (a transactional outbox; see `crate::domain::feed`, which
+//! builds them). Nothing reaches a subscriber from memory alone: one tailer per
+//! process reads the log in cursor order from its own last cursor and hands each
+//! [`Record`] to the in-process [`InProcessBus`], where subscriptions listen to
+//! topics (a conversation, or a workspace). The `events` query, a resuming
+//! subscription and the webhook deliverer read the same log by the same cursors.
+//!
+//! The tailer is woken at once by a commit in this process, and on PostgreSQL by a
+//! `NOTIFY` from another process; a lost notification, a dropped listener
+//! connection or a peer that died between its commit and its `NOTIFY` only delays
+//! an event until the next poll (`CASEFILE_EVENT_POLL`), never loses it.
+//!
+//! This module knows nothing of the domain: a record is plain data (type, ids,
+//! JSON payload), and a record's decoded form is cached on it, typed by whoever
+//! decodes it (see [`Record::decoded`]), so that 1,000 subscribers of one event
+//! decode it once.
+//!
+//! # Cursors
+//!
+//! A [`Cursor`] is `(tx, pos)`. `pos` numbers rows as they are inserted. On SQLite
+//! one writer commits at a time, so rows commit in `pos` order and `tx` is 0. On
+//! PostgreSQL, concurrent transactions take `pos` values from a sequence but may
+//! commit in any order, so a reader that had seen `pos` 7 could later meet a
+//! committed 6 and skip it. Each row therefore also stores its writing
+//! transaction's id (`tx`, from `pg_current_xact_id()`), and readers order by
+//! `(tx, pos)` and read only rows with `tx` below `pg_snapshot_xmin` of their own
+//! snapshot: every transaction with a smaller id has ended (committed or rolled
+//! back), so no row can later appear below a cursor already read. A transaction
+//! that is still running holds back the rows of younger ones until it ends, which
+//! delays them by its length (our transactions are short), never reorders them.
+//! Cursors are therefore strictly increasing, in the order readers consume them,
+//! within a workspace and across all of them. They reach clients as 32 hex digits,
+//! which also sort as strings.
 
 mod bus;
+mod log;
 mod pg;
+mod tail;
 
-use std::sync::Arc;
-
-use crate::domain::case_file::CaseFile;
-use tokio::sync::OnceCell;
-
-use crate::entity::{Author, agent, conversation, handoff, message, team};
+use std::any::Any;
+use std::sync::{Arc, OnceLock};
 
 pub use bus::{InProcessBus, Subscription, Topic};
-pub use pg::PgBus;
+pub use log::{Expired, NewRecord, Scope, append, check_cursor, newest, prune, read};
+pub use tail::Events;
 
-/// Something that changed, published after the change committed.
-#[derive(Clone, Debug)]
-pub struct Event {
+/// A position in the event log.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Cursor {
+    pub tx: i64,
+    pub pos: i64,
+}
+
+impl Cursor {
+    /// Before every event.
+    pub const START: Cursor = Cursor { tx: 0, pos: 0 };
+
+    /// The opaque form clients see.
+    pub fn encode(self) -> String {
+        format!("{:016x}{:016x}", self.tx, self.pos)
+    }
+
+    /// A cursor from its opaque form, if well formed.
+    pub fn parse(text: &str) -> Option<Cursor> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let tx = i64::from_str_radix(&text[..16], 16).ok()?;
+        let pos = i64::from_str_radix(&text[16..], 16).ok()?;
+        (tx >= 0 && pos >= 0).then_some(Cursor { tx, pos })
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.encode())
+    }
+}
+
+/// One event, as stored and as carried to subscribers.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    /// Where it sits in the log; `None` for ephemeral events (typing), which are
+    /// never stored.
+    pub cursor: Option<Cursor>,
+    /// `evt_…`, stable: a webhook's `webhook-id`.
+    pub id: String,
     pub workspace_id: String,
-    pub conversation_id: String,
-    pub kind: EventKind,
+    pub conversation_id: Option<String>,
+    /// What happened (`MESSAGE_CREATED`, …), as the domain names it.
+    pub kind: String,
+    /// The message, handoff, tag or agent it concerns.
+    pub subject_id: Option<String>,
+    /// Unix milliseconds.
+    pub occurred_at: i64,
+    /// What subscribers need, as JSON the domain wrote.
+    pub payload: String,
+    #[serde(skip)]
+    decoded: OnceLock<Option<Arc<dyn Any + Send + Sync>>>,
 }
 
-#[derive(Clone, Debug)]
-pub enum EventKind {
-    /// A message was stored; the conversation as it was right after.
-    MessageCreated {
-        message: Arc<message::Model>,
-        conversation: Arc<conversation::Model>,
-    },
-    /// A conversation was opened or changed; the conversation right after.
-    ConversationChanged {
-        conversation: Arc<conversation::Model>,
-        change: Change,
-    },
-    /// A handoff was requested, accepted, transferred, resolved or cancelled; the
-    /// handoff and its conversation right after.
-    HandoffChanged {
-        handoff: Arc<handoff::Model>,
-        conversation: Arc<conversation::Model>,
-        /// What its subscribers resolve, built by the first that asks.
-        resolved: Arc<HandoffResolved>,
-    },
-    /// Someone started or stopped typing (not stored).
-    Typing {
-        author: Author,
-        agent_id: Option<String>,
-        typing: bool,
-        /// Typing an internal note: never shown to the visitor.
-        internal: bool,
-    },
-    /// Events for this topic may have been missed (a dropped listener connection):
-    /// catch up from the database.
-    /// An agent (deactivated, or a password change: then only tokens below
-    /// `below_generation`) or an API key (revoked) lost access: its sockets close.
-    AccessRevoked {
-        subject: String,
-        below_generation: Option<i32>,
-    },
-    Resync,
+impl Record {
+    pub fn new(cursor: Option<Cursor>, new: NewRecord) -> Record {
+        Record {
+            cursor,
+            id: new.id,
+            workspace_id: new.workspace_id,
+            conversation_id: new.conversation_id,
+            kind: new.kind,
+            subject_id: new.subject_id,
+            occurred_at: new.occurred_at,
+            payload: new.payload,
+            decoded: OnceLock::new(),
+        }
+    }
+
+    /// This record decoded by `decode`, which runs once per record however many
+    /// subscribers ask (`None` when it does not decode, or decoded to another type).
+    pub fn decoded<T: Send + Sync + 'static>(
+        &self,
+        decode: impl FnOnce(&Record) -> Option<T>,
+    ) -> Option<Arc<T>> {
+        self.decoded
+            .get_or_init(|| decode(self).map(|t| Arc::new(t) as Arc<dyn Any + Send + Sync>))
+            .clone()?
+            .downcast::<T>()
+            .ok()
+    }
 }
 
-/// What the subscribers of one handoff event look up about it: loaded by the first
-/// subscriber that asks and shared by the others, so an escalation to 200 agents
-/// reads its team and builds its case file once, not 200 times. As of the event,
-/// like the rows the event carries.
-#[derive(Debug, Default)]
-pub struct HandoffResolved {
-    pub case_file: OnceCell<Arc<CaseFile>>,
-    pub team: OnceCell<Option<team::Model>>,
-    pub accepted_by: OnceCell<Option<agent::Model>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// What about a conversation changed.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Change {
-    Opened,
-    Status,
-    Assigned,
-    Tagged { tag_id: String },
-    Untagged { tag_id: String },
-    Lead,
-}
+    #[test]
+    fn cursors_round_trip_and_sort_as_strings() {
+        let a = Cursor { tx: 5, pos: 900 };
+        let b = Cursor { tx: 6, pos: 12 };
+        assert!(a < b);
+        assert!(a.encode() < b.encode());
+        assert_eq!(Cursor::parse(&a.encode()), Some(a));
+        assert_eq!(Cursor::parse("nope"), None);
+        assert_eq!(Cursor::parse(&"g".repeat(32)), None);
+        assert_eq!(Cursor::parse(&"f".repeat(32)), None, "negative halves");
+    }
 
-impl Event {
-    pub fn message_created(message: message::Model, conversation: conversation::Model) -> Event {
-        Event {
-            workspace_id: message.workspace_id.clone(),
-            conversation_id: message.conversation_id.clone(),
-            kind: EventKind::MessageCreated {
-                message: Arc::new(message),
-                conversation: Arc::new(conversation),
+    #[test]
+    fn a_record_is_decoded_once() {
+        let record = Record::new(
+            None,
+            NewRecord {
+                id: "evt_1".into(),
+                workspace_id: "ws".into(),
+                conversation_id: None,
+                kind: "X".into(),
+                subject_id: None,
+                occurred_at: 0,
+                payload: "41".into(),
             },
-        }
+        );
+        let mut calls = 0;
+        let first = record.decoded(|r| {
+            calls += 1;
+            r.payload.parse::<u32>().ok()
+        });
+        assert_eq!(first.as_deref(), Some(&41));
+        let again = record.decoded(|_| -> Option<u32> { unreachable!("decoded twice") });
+        assert_eq!(again.as_deref(), Some(&41));
+        assert_eq!(calls, 1);
     }
-
-    pub fn conversation_changed(conversation: conversation::Model, change: Change) -> Event {
-        Event {
-            workspace_id: conversation.workspace_id.clone(),
-            conversation_id: conversation.id.clone(),
-            kind: EventKind::ConversationChanged {
-                conversation: Arc::new(conversation),
-                change,
-            },
-        }
-    }
-
-    pub fn handoff_changed(handoff: handoff::Model, conversation: conversation::Model) -> Event {
-        Event {
-            workspace_id: conversation.workspace_id.clone(),
-            conversation_id: conversation.id.clone(),
-            kind: EventKind::HandoffChanged {
-                handoff: Arc::new(handoff),
-                conversation: Arc::new(conversation),
-                resolved: Arc::default(),
-            },
-        }
-    }
-
-    /// The conversation as of this event, when the event carries it.
-    pub fn conversation(&self) -> Option<&Arc<conversation::Model>> {
-        match &self.kind {
-            EventKind::MessageCreated { conversation, .. }
-            | EventKind::ConversationChanged { conversation, .. }
-            | EventKind::HandoffChanged { conversation, .. } => Some(conversation),
-            EventKind::Typing { .. } | EventKind::Resync | EventKind::AccessRevoked { .. } => None,
-        }
-    }
-
-    /// `subject` (an agent or API key id) of `workspace_id` lost access.
-    pub fn access_revoked(
-        workspace_id: &str,
-        subject: &str,
-        below_generation: Option<i32>,
-    ) -> Event {
-        Event {
-            workspace_id: workspace_id.to_owned(),
-            conversation_id: String::new(),
-            kind: EventKind::AccessRevoked {
-                subject: subject.to_owned(),
-                below_generation,
-            },
-        }
-    }
-}
-
-/// Where events go after a commit, and where subscriptions get them.
-pub trait EventBus: Send + Sync {
-    /// Deliver `event` to every subscriber of its conversation and workspace, on
-    /// every process. Call only after the change committed. Never blocks.
-    fn publish(&self, event: Event);
-
-    /// Receive the events of `topic` from now on.
-    fn subscribe(&self, topic: Topic) -> Subscription;
 }

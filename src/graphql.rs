@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod conversations;
 pub mod cost;
+pub mod events;
 pub mod handoffs;
 pub mod insights;
 pub mod knowledge;
@@ -37,6 +38,7 @@ pub struct Query(
     knowledge::KnowledgeQuery,
     settings::SettingsQuery,
     insights::InsightsQuery,
+    events::EventQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -25,10 +25,13 @@ pub enum Kind {
     Article,
     ApiKey,
     Job,
+    Event,
+    Webhook,
+    Delivery,
 }
 
 impl Kind {
-    const ALL: [Kind; 12] = [
+    const ALL: [Kind; 15] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -41,6 +44,9 @@ impl Kind {
         Kind::Article,
         Kind::ApiKey,
         Kind::Job,
+        Kind::Event,
+        Kind::Webhook,
+        Kind::Delivery,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -57,6 +63,9 @@ impl Kind {
             Kind::Article => "art",
             Kind::ApiKey => "key",
             Kind::Job => "job",
+            Kind::Event => "evt",
+            Kind::Webhook => "whk",
+            Kind::Delivery => "whd",
         }
     }
 

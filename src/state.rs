@@ -10,7 +10,7 @@ use crate::cache::Recent;
 use crate::config::Config;
 use crate::db::Db;
 use crate::error::AppResult;
-use crate::events::{EventBus, InProcessBus, PgBus};
+use crate::events::Events;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -18,7 +18,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub db: Db,
     pub tokens: Tokens,
-    pub events: Arc<dyn EventBus>,
+    /// The event log: commits are announced here, subscriptions listen here.
+    pub events: Arc<Events>,
     pub config: Config,
     /// Cancelled when the server shuts down: live connections close with 1012.
     pub shutdown: CancellationToken,
@@ -70,13 +71,8 @@ impl AppState {
         .await?;
         let keys = crate::auth::keys::load(&db, config.jwt_secret.as_deref()).await?;
         let tokens = Tokens::with_keys(&keys, config.agent_token_ttl, config.visitor_token_ttl);
-        // Several processes may share a PostgreSQL database: fan out through it.
-        let events: Arc<dyn EventBus> = if db.pg_pool.is_some() {
-            Arc::new(PgBus::start(&db).await?)
-        } else {
-            Arc::new(InProcessBus::new())
-        };
-        Ok(AppState(Arc::new(Inner {
+        let events = Events::start(&db, config.event_poll).await?;
+        let state = AppState(Arc::new(Inner {
             db,
             tokens,
             events,
@@ -97,7 +93,14 @@ impl AppState {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
-        })))
+        }));
+        let weak = Arc::downgrade(&state.0);
+        state.events.observe(move |record| {
+            if let Some(inner) = weak.upgrade() {
+                crate::domain::feed::observe(&AppState(inner), record);
+            }
+        });
+        Ok(state)
     }
 }
 

@@ -12,6 +12,7 @@ mod m20261126_000003_insights;
 mod m20261126_000004_insight_indexes;
 mod m20261130_000005_agent_lifecycle;
 mod m20261130_000006_identity_verification;
+mod m20261130_000007_event_log;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_insight_indexes::Migration),
             Box::new(m20261130_000005_agent_lifecycle::Migration),
             Box::new(m20261130_000006_identity_verification::Migration),
+            Box::new(m20261130_000007_event_log::Migration),
         ]
     }
 }

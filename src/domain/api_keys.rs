@@ -1,7 +1,9 @@
 //! Integrator API keys (`ck_…`): created by admins with scopes, shown once, stored
 //! as a SHA-256 hash, revocable. Also where any bearer credential is authenticated.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{AgentPrincipal, ApiKeyPrincipal, Principal, Scope, bearer};
@@ -111,13 +113,11 @@ pub async fn revoke(
     }
     let mut active: api_key::ActiveModel = key.into();
     active.revoked_at = Set(Some(now_ms()));
-    let key = active.update(&state.db.writer).await?;
+    let txn = state.db.writer.begin().await?;
+    let key = active.update(&txn).await?;
     // Its open sockets close, on every process.
-    state.events.publish(crate::events::Event::access_revoked(
-        &key.workspace_id,
-        &key.id,
-        None,
-    ));
+    let revoked = super::feed::Event::access_revoked(&key.workspace_id, &key.id, None);
+    super::feed::commit(state, txn, &[revoked]).await?;
     Ok(key)
 }
 

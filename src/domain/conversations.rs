@@ -8,12 +8,12 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
 use crate::entity::{
     ConversationStatus, agent, conversation, conversation_tag, lead, message, now_ms, team,
 };
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
 
@@ -145,7 +145,17 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         }
         None => None,
     };
-    txn.commit().await?;
+    let mut events = vec![Event::conversation_changed(
+        conversation.clone(),
+        Change::Opened,
+    )];
+    if let Some(message) = &first {
+        events.push(Event::message_created(
+            message.clone(),
+            conversation.clone(),
+        ));
+    }
+    feed::commit(state, txn, &events).await?;
 
     let visitor_token = state
         .tokens
@@ -156,15 +166,8 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         conversation_id: conversation.id.clone(),
         expires_at: visitor_token.expires_at.timestamp(),
     });
-    state.events.publish(Event::conversation_changed(
-        conversation.clone(),
-        Change::Opened,
-    ));
     if let Some(message) = first {
         super::pipeline::after_visitor_message(state, &message);
-        state
-            .events
-            .publish(Event::message_created(message, conversation.clone()));
     }
     Ok(Started {
         conversation,
@@ -431,10 +434,10 @@ pub async fn assign(
         active.team_id = Set(Some(team.to_owned()));
     }
     active.updated_at = Set(now_ms());
-    let conv = active.update(&state.db.writer).await?;
-    state
-        .events
-        .publish(Event::conversation_changed(conv.clone(), Change::Assigned));
+    let txn = state.db.writer.begin().await?;
+    let conv = active.update(&txn).await?;
+    let assigned = Event::conversation_changed(conv.clone(), Change::Assigned);
+    feed::commit(state, txn, &[assigned]).await?;
     Ok(conv)
 }
 
@@ -468,12 +471,13 @@ pub async fn resolve(
     };
     let conv = conversation::Model::from_query_result(&row, "")?;
     let handoff = super::handoffs::resolve_open(&txn, conversation_id).await?;
-    txn.commit().await?;
-    state
-        .events
-        .publish(Event::conversation_changed(conv.clone(), Change::Status));
-    if let Some(handoff) = handoff {
-        super::handoffs::publish_handoff(state, handoff, conv.clone());
+    let mut events = vec![Event::conversation_changed(conv.clone(), Change::Status)];
+    if let Some(handoff) = &handoff {
+        events.push(Event::handoff_changed(handoff.clone(), conv.clone()));
+    }
+    feed::commit(state, txn, &events).await?;
+    if let Some(handoff) = &handoff {
+        state.accepts.changed(handoff);
     }
     Ok(conv)
 }

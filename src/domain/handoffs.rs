@@ -12,17 +12,15 @@ use sea_orm::{
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
-use std::sync::Arc;
-
 use tokio::sync::watch;
 
+use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
 use crate::entity::{
     Author, ConversationStatus, HandoffReason, HandoffStatus, conversation, conversation_tag,
     handoff, insight_tag, message, now_ms, team_member, workspace,
 };
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event, EventKind};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -30,7 +28,7 @@ use super::messages::{NewMessage, append};
 use super::policy::HandoffPolicy;
 use super::{is_unique_violation, stmt};
 
-/// What a handoff transaction produced, to publish after it commits.
+/// What a handoff transaction produced, to store as events with it.
 struct Outcome {
     handoff: handoff::Model,
     conversation: conversation::Model,
@@ -38,64 +36,24 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn publish(self, state: &AppState) -> handoff::Model {
+    /// Store the events of this outcome in `txn` and commit it.
+    async fn commit(self, state: &AppState, txn: DatabaseTransaction) -> AppResult<handoff::Model> {
         let mut conversation = self.conversation;
+        let mut events = Vec::with_capacity(self.messages.len() + 2);
         for message in self.messages {
-            // Each system message is published with the conversation as it stood then.
+            // Each system message is told with the conversation as it stood then.
             conversation.last_seq = message.seq;
-            state
-                .events
-                .publish(Event::message_created(message, conversation.clone()));
+            events.push(Event::message_created(message, conversation.clone()));
         }
-        state.events.publish(Event::conversation_changed(
+        events.push(Event::conversation_changed(
             conversation.clone(),
             Change::Status,
         ));
-        publish_handoff(state, self.handoff.clone(), conversation);
-        self.handoff
+        events.push(Event::handoff_changed(self.handoff.clone(), conversation));
+        feed::commit(state, txn, &events).await?;
+        state.accepts.changed(&self.handoff);
+        Ok(self.handoff)
     }
-}
-
-/// Publish a handoff change (every change this process makes goes through here).
-/// A new request is about to be shown to every agent
-/// subscribed to escalations, with its case file and team: those are read now, once,
-/// in the background, so that no subscriber waits for the first one to get to the
-/// event (they deliver in order, and a storm of requests would otherwise queue
-/// behind each one's case file).
-pub(crate) fn publish_handoff(
-    state: &AppState,
-    handoff: handoff::Model,
-    conversation: conversation::Model,
-) {
-    state.accepts.changed(&handoff);
-    let requested = handoff.status == HandoffStatus::Requested;
-    let event = Event::handoff_changed(handoff.clone(), conversation);
-    let resolved = match &event.kind {
-        EventKind::HandoffChanged { resolved, .. } if requested => Some(Arc::clone(resolved)),
-        _ => None,
-    };
-    state.events.publish(event);
-    let Some(resolved) = resolved else {
-        return;
-    };
-    let state = state.clone();
-    state.connections.clone().spawn(async move {
-        let case_file = resolved.case_file.get_or_try_init(|| async {
-            super::case_file::build(&state, &handoff)
-                .await
-                .map(Arc::new)
-        });
-        let team = resolved.team.get_or_try_init(|| async {
-            match &handoff.team_id {
-                Some(id) => super::teams::get(&state, &handoff.workspace_id, id)
-                    .await
-                    .map(Some),
-                None => Ok(None),
-            }
-        });
-        // A failure here is the subscribers' to meet: they try again themselves.
-        let _ = tokio::join!(case_file, team);
-    });
 }
 
 fn system(body: String) -> NewMessage {
@@ -272,13 +230,13 @@ pub async fn request(
         .last()
         .map(|m| m.conversation.clone())
         .ok_or_else(|| AppError::internal("no system message"))?;
-    txn.commit().await?;
-    Ok(Outcome {
+    Outcome {
         handoff,
         conversation,
         messages: messages.into_iter().map(|m| m.message).collect(),
     }
-    .publish(state))
+    .commit(state, txn)
+    .await
 }
 
 pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<handoff::Model> {
@@ -336,7 +294,7 @@ pub async fn accept(
 /// Accept attempts running in this process, by handoff id, each with the handoff
 /// it accepted once it did; and, where this process sees every change (SQLite: one
 /// server owns the file), the handoffs accepted since, so that late racers lose
-/// without a statement. Every handoff change this process publishes updates it.
+/// without a statement. Every handoff change this process commits updates it.
 #[derive(Default)]
 pub struct AcceptsInFlight(std::sync::Mutex<Accepts>);
 
@@ -402,8 +360,8 @@ impl AcceptsInFlight {
         })
     }
 
-    /// A handoff changed (committed, about to be published).
-    fn changed(&self, handoff: &handoff::Model) {
+    /// A handoff changed (committed, about to be delivered).
+    pub(crate) fn changed(&self, handoff: &handoff::Model) {
         let mut accepts = self.lock();
         if handoff.status == HandoffStatus::Accepted {
             if accepts.accepted.len() >= ACCEPTED_KEPT {
@@ -458,8 +416,7 @@ async fn attempt_accept(
     };
     let handoff = handoff::Model::from_query_result(&row, "")?;
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
-    txn.commit().await?;
-    Ok(outcome.publish(state))
+    outcome.commit(state, txn).await
 }
 
 /// Why an accept did not win, given the handoff as it is now.
@@ -562,8 +519,7 @@ pub async fn take_over(
         }
     })?;
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
-    txn.commit().await?;
-    Ok(outcome.publish(state))
+    outcome.commit(state, txn).await
 }
 
 /// Hand the conversation back to the AI: the open handoff is cancelled, and the AI's
@@ -607,7 +563,6 @@ pub async fn return_to_ai(
         true,
     )
     .await?;
-    txn.commit().await?;
     match cancelled {
         Some(handoff) => {
             Outcome {
@@ -615,17 +570,15 @@ pub async fn return_to_ai(
                 conversation: conversation.clone(),
                 messages: vec![appended.message],
             }
-            .publish(state);
+            .commit(state, txn)
+            .await?;
         }
         None => {
-            state.events.publish(Event::message_created(
-                appended.message,
-                appended.conversation,
-            ));
-            state.events.publish(Event::conversation_changed(
-                conversation.clone(),
-                Change::Status,
-            ));
+            let events = [
+                Event::message_created(appended.message, appended.conversation),
+                Event::conversation_changed(conversation.clone(), Change::Status),
+            ];
+            feed::commit(state, txn, &events).await?;
         }
     }
     Ok(conversation)
@@ -734,13 +687,13 @@ pub async fn transfer(
                 )),
             )
             .await?;
-            txn.commit().await?;
-            Ok(Outcome {
+            Outcome {
                 handoff,
                 conversation: appended.conversation,
                 messages: vec![appended.message],
             }
-            .publish(state))
+            .commit(state, txn)
+            .await
         }
         Transfer::Agent(agent_id) => {
             let target = super::agents::get(state, ws, agent_id).await?;
@@ -756,8 +709,7 @@ pub async fn transfer(
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
             let handoff = handoff::Model::from_query_result(&row, "")?;
             let outcome = joined(&txn, handoff, &target.id, &target.name).await?;
-            txn.commit().await?;
-            Ok(outcome.publish(state))
+            outcome.commit(state, txn).await
         }
     }
 }

@@ -7,10 +7,10 @@ use sea_orm::{
 };
 use serde_json::{Map, Value};
 
+use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, Principal};
 use crate::entity::{LeadFieldType, conversation, lead, lead_field, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -346,10 +346,12 @@ pub async fn capture(
     active.lead_id = Set(Some(lead.id.clone()));
     active.updated_at = Set(now_ms());
     let conv = active.update(&txn).await?;
-    txn.commit().await?;
-    state
-        .events
-        .publish(Event::conversation_changed(conv, Change::Lead));
+    feed::commit(
+        state,
+        txn,
+        &[Event::conversation_changed(conv, Change::Lead)],
+    )
+    .await?;
     Ok(lead)
 }
 

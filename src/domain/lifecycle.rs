@@ -12,10 +12,10 @@ use sea_orm::{
     TransactionTrait,
 };
 
+use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
 use crate::entity::{Role, agent, conversation, handoff, now_ms, team_member};
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::state::AppState;
 
 use super::{stmt, validate};
@@ -159,25 +159,27 @@ pub async fn deactivate(
         .iter()
         .map(|row| conversation::Model::from_query_result(row, ""))
         .collect::<Result<Vec<_>, _>>()?;
-    txn.commit().await?;
-    state.agents.put(agent.id.clone(), agent.clone());
-    for conversation in &conversations {
-        state.events.publish(Event::conversation_changed(
-            conversation.clone(),
-            Change::Assigned,
-        ));
-    }
-    for handoff in handoffs {
+    let mut events: Vec<Event> = conversations
+        .iter()
+        .map(|c| Event::conversation_changed(c.clone(), Change::Assigned))
+        .collect();
+    for handoff in &handoffs {
         if let Some(conversation) = conversations
             .iter()
             .find(|c| c.id == handoff.conversation_id)
         {
-            super::handoffs::publish_handoff(state, handoff, conversation.clone());
+            events.push(Event::handoff_changed(
+                handoff.clone(),
+                conversation.clone(),
+            ));
         }
     }
-    state
-        .events
-        .publish(Event::access_revoked(&agent.workspace_id, &agent.id, None));
+    events.push(Event::access_revoked(&agent.workspace_id, &agent.id, None));
+    feed::commit(state, txn, &events).await?;
+    state.agents.put(agent.id.clone(), agent.clone());
+    for handoff in &handoffs {
+        state.accepts.changed(handoff);
+    }
     Ok(agent)
 }
 
@@ -225,13 +227,11 @@ pub async fn change_password(
     let mut model: agent::ActiveModel = agent.into();
     model.password_hash = Set(hash);
     model.token_generation = Set(generation);
-    let agent = model.update(&state.db.writer).await?;
+    let txn = state.db.writer.begin().await?;
+    let agent = model.update(&txn).await?;
+    let revoked = Event::access_revoked(&agent.workspace_id, &agent.id, Some(generation));
+    feed::commit(state, txn, &[revoked]).await?;
     state.agents.put(agent.id.clone(), agent.clone());
-    state.events.publish(Event::access_revoked(
-        &agent.workspace_id,
-        &agent.id,
-        Some(generation),
-    ));
     let token = state
         .tokens
         .issue_agent(&agent.id, &agent.workspace_id, agent.role, generation)?;

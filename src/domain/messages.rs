@@ -6,11 +6,11 @@ use sea_orm::{
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use super::feed::{self, Change, Event};
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
 use crate::entity::{Author, ConversationStatus, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -220,11 +220,8 @@ pub async fn post(
         conversation,
         ..
     } = append(&txn, workspace_id, conversation_id, new).await?;
-    txn.commit().await?;
-    state.events.publish(Event::message_created(
-        message.clone(),
-        conversation.clone(),
-    ));
+    let created = Event::message_created(message.clone(), conversation.clone());
+    feed::commit(state, txn, &[created]).await?;
     super::tagger::tag_cited_articles(state, &conversation, &message).await?;
     Ok(message)
 }
@@ -244,20 +241,23 @@ pub async fn send(
         txn.rollback().await?;
         return Ok(appended.message);
     }
-    txn.commit().await?;
     let Appended {
         message,
         conversation,
         ..
     } = appended;
+    let mut events = Vec::with_capacity(2);
     if before.status != conversation.status {
-        let changed = Event::conversation_changed(conversation.clone(), Change::Status);
-        state.events.publish(changed);
+        events.push(Event::conversation_changed(
+            conversation.clone(),
+            Change::Status,
+        ));
     }
-    state.events.publish(Event::message_created(
+    events.push(Event::message_created(
         message.clone(),
         conversation.clone(),
     ));
+    feed::commit(state, txn, &events).await?;
     match message.author {
         Author::Visitor => super::pipeline::after_visitor_message(state, &message),
         Author::Ai => {

@@ -1,13 +1,14 @@
 //! Domain services: the queries, transactions and invariants below the resolvers.
 //!
 //! Every function takes the workspace it acts in and never reads across it; objects
-//! of another workspace are `NOT_FOUND`, as if they did not exist. Writes commit, then
-//! publish their events.
+//! of another workspace are `NOT_FOUND`, as if they did not exist. A write stores the
+//! events it causes in its own transaction ([`feed::commit`]).
 
 pub mod agents;
 pub mod api_keys;
 pub mod case_file;
 pub mod conversations;
+pub mod feed;
 pub mod handoffs;
 pub mod identity;
 pub mod insights;

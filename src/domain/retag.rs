@@ -11,14 +11,14 @@ use std::collections::HashMap;
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    QuerySelect, Set, TransactionTrait,
 };
 
+use super::feed::{self, Change, Event};
 use crate::entity::{
     Author, TagSource, conversation, conversation_tag, insight_tag, message, now_ms, retag_job,
 };
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -178,18 +178,20 @@ async fn retag_one(
         .filter(|r| r.source == TagSource::Auto && r.removed_at.is_none())
     {
         if !wanted.contains_key(row.tag_id.as_str()) {
+            let txn = state.db.writer.begin().await?;
             conversation_tag::Entity::delete_many()
                 .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
                 .filter(conversation_tag::Column::TagId.eq(row.tag_id.as_str()))
                 .filter(conversation_tag::Column::Source.eq(TagSource::Auto))
-                .exec(&state.db.writer)
+                .exec(&txn)
                 .await?;
-            state.events.publish(Event::conversation_changed(
+            let untag = Event::conversation_changed(
                 conversation.clone(),
                 Change::Untagged {
                     tag_id: row.tag_id.clone(),
                 },
-            ));
+            );
+            feed::commit(state, txn, &[untag]).await?;
             untagged += 1;
         }
     }

@@ -1,14 +1,15 @@
 //! Live streams behind the subscriptions: what each yields, from the database and
-//! the event bus, with no gap and no duplicate.
+//! the event log, with no gap and no duplicate.
 
 use std::sync::Arc;
 
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::feed::{self, Event, EventKind};
 use crate::entity::message;
 use crate::error::{AppError, AppResult};
-use crate::events::{Event, EventKind, Subscription};
+use crate::events::{self, Cursor, Scope, Topic};
 use crate::state::AppState;
 
 /// Messages read per query while replaying or catching up.
@@ -17,19 +18,21 @@ const REPLAY_PAGE: u64 = 500;
 /// Every message of a conversation with `seq > after_seq`, in order, then each new
 /// one as it is stored; internal notes only when `include_internal`.
 ///
-/// The event subscription `events` is taken before the replay starts, so nothing
-/// committed after the replay's last read can be missed; messages are delivered by
-/// `seq`, so nothing is delivered twice. When an event shows a gap (a lag, a
-/// dropped listener, events published out of order), the missing messages are
+/// The subscription to the conversation's events is taken before the replay
+/// starts, so nothing committed after the replay's last read can be missed;
+/// messages are delivered by `seq`, so nothing is delivered twice. When an event
+/// shows a gap (a lag, events delivered out of order), the missing messages are
 /// read from the database: per conversation, commits happen in `seq` order, so
-/// everything up to a notified `seq` is already committed.
+/// everything up to a delivered `seq` is already committed.
 pub fn messages(
     state: AppState,
     conversation_id: String,
     include_internal: bool,
     after_seq: i64,
-    mut events: Subscription,
 ) -> impl Stream<Item = AppResult<Arc<message::Model>>> {
+    let mut events = state
+        .events
+        .subscribe(Topic::Conversation(conversation_id.clone()));
     async_stream::try_stream! {
         let mut last = after_seq.max(0);
         let mut catch_up = true;
@@ -54,8 +57,9 @@ pub fn messages(
                 catch_up = false;
             }
             match events.recv().await {
-                Ok(event) => match &event.kind {
-                    EventKind::MessageCreated { message, .. } => {
+                Ok(record) => {
+                    let Some(event) = feed::decode(&record) else { continue };
+                    if let EventKind::MessageCreated { message, .. } = &event.kind {
                         if message.seq == last + 1 {
                             last = message.seq;
                             if include_internal || !message.internal {
@@ -65,9 +69,7 @@ pub fn messages(
                             catch_up = true;
                         }
                     }
-                    EventKind::Resync => catch_up = true,
-                    _ => {}
-                },
+                }
                 Err(RecvError::Lagged(_)) => catch_up = true,
                 Err(RecvError::Closed) => break,
             }
@@ -75,27 +77,97 @@ pub fn messages(
     }
 }
 
-/// Events of a topic, with lags and resyncs reported as an error the client can act
-/// on (refetch what it shows), after which the stream goes on.
-pub fn events(mut events: Subscription) -> impl Stream<Item = AppResult<Arc<Event>>> {
-    async_stream::stream! {
+/// Where a stream of events starts.
+#[derive(Clone, Copy, Debug)]
+pub enum From {
+    /// With what happens from now on.
+    Now,
+    /// With every event after this cursor (replayed from the log), then live.
+    After(Cursor),
+}
+
+/// A cursor a client sent, checked: `BAD_USER_INPUT` when malformed, or (reason
+/// `CURSOR_EXPIRED`) when the events after it have been pruned.
+pub async fn resume_from(state: &AppState, field: &str, cursor: &str) -> AppResult<Cursor> {
+    let Some(parsed) = Cursor::parse(cursor) else {
+        return Err(AppError::bad_input(
+            field,
+            "is not a cursor this server gave out",
+        ));
+    };
+    if events::check_cursor(&state.db, parsed).await?.is_err() {
+        return Err(AppError::BadInput {
+            field: field.to_owned(),
+            message: "events after this cursor are older than the retention and were pruned: \
+                      refetch what you show, then subscribe without it"
+                .to_owned(),
+            reason: Some("CURSOR_EXPIRED"),
+        });
+    }
+    Ok(parsed)
+}
+
+/// The events of `topic` (a conversation's, or a workspace's), in log order, with
+/// no gap and no duplicate: from `from`, then live. A subscriber that falls behind
+/// is caught up from the log rather than told it lagged. Ephemeral events (typing)
+/// come only live.
+///
+/// The topic is subscribed to before anything is read, so every event delivered
+/// after that arrives; the replay and each catch-up read the log up to wherever it
+/// has got, and live events at or below the last cursor read are dropped as
+/// duplicates. Starting `Now`, the process's delivered cursor is read before
+/// subscribing and again after: if it moved in between, an event may have been
+/// delivered before the subscription saw it, and that gap is read from the log.
+pub fn events(
+    state: AppState,
+    topic: Topic,
+    from: From,
+) -> impl Stream<Item = AppResult<Arc<Event>>> {
+    let (mut last, mut catch_up, mut events) = match from {
+        From::After(cursor) => (cursor, true, state.events.subscribe(topic.clone())),
+        From::Now => {
+            let before = *state.events.delivered().borrow();
+            let events = state.events.subscribe(topic.clone());
+            let after = *state.events.delivered().borrow();
+            (before, after != before, events)
+        }
+    };
+    async_stream::try_stream! {
         loop {
+            if catch_up {
+                catch_up = false;
+                loop {
+                    let scope = match &topic {
+                        Topic::Conversation(id) => Scope { conversation_id: Some(id), ..Scope::default() },
+                        Topic::Workspace(id) => Scope { workspace_id: Some(id), ..Scope::default() },
+                    };
+                    let page = Box::pin(events::read(&state.db, last, &scope, REPLAY_PAGE)).await?;
+                    let done = (page.len() as u64) < REPLAY_PAGE;
+                    for record in page {
+                        last = record.cursor.unwrap_or(last);
+                        if let Some(event) = feed::decode(&record) {
+                            yield event;
+                        }
+                    }
+                    if done {
+                        break;
+                    }
+                }
+            }
             match events.recv().await {
-                Ok(event) if matches!(event.kind, EventKind::Resync) => yield Err(lagged(None)),
-                Ok(event) => yield Ok(event),
-                Err(RecvError::Lagged(missed)) => yield Err(lagged(Some(missed))),
+                Ok(record) => {
+                    match record.cursor {
+                        Some(cursor) if cursor <= last => continue,
+                        Some(cursor) => last = cursor,
+                        None => {}
+                    }
+                    if let Some(event) = feed::decode(&record) {
+                        yield event;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => catch_up = true,
                 Err(RecvError::Closed) => break,
             }
         }
     }
-}
-
-fn lagged(missed: Option<u64>) -> AppError {
-    let message = match missed {
-        Some(n) => {
-            format!("this subscriber fell behind and missed {n} events: refetch what you show")
-        }
-        None => "events may have been missed: refetch what you show".to_owned(),
-    };
-    AppError::Lagged(message)
 }

@@ -4,11 +4,11 @@
 //! routing see them. A tag an agent removed from a conversation is never put back.
 
 use regex::RegexBuilder;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 
+use super::feed::{self, Change, Event};
 use crate::entity::{conversation, conversation_tag, insight_tag, message, now_ms};
 use crate::error::AppResult;
-use crate::events::{Change, Event};
 use crate::state::AppState;
 
 use super::{stmt, text};
@@ -98,9 +98,8 @@ pub async fn apply(
     confidence: f64,
     message_id: Option<&str>,
 ) -> AppResult<bool> {
-    let inserted = state
-        .db
-        .writer
+    let txn = state.db.writer.begin().await?;
+    let inserted = txn
         .execute_raw(stmt(
             state.db.backend(),
             "INSERT INTO conversation_tags \
@@ -117,15 +116,19 @@ pub async fn apply(
             ],
         ))
         .await?;
-    if inserted.rows_affected() == 1 {
-        state.events.publish(Event::conversation_changed(
+    let applied = inserted.rows_affected() == 1;
+    let events = if applied {
+        vec![Event::conversation_changed(
             conversation.clone(),
             Change::Tagged {
                 tag_id: tag_id.to_owned(),
             },
-        ));
-    }
-    Ok(inserted.rows_affected() == 1)
+        )]
+    } else {
+        Vec::new()
+    };
+    feed::commit(state, txn, &events).await?;
+    Ok(applied)
 }
 
 /// The evidence and confidence with which `tag` covers an article cited in

@@ -5,10 +5,10 @@ use sea_orm::{
     QueryOrder, Set, TransactionTrait,
 };
 
+use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
 use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
 
@@ -252,41 +252,38 @@ async fn set_by_agent(
          ON CONFLICT (conversation_id, tag_id) DO UPDATE SET {on_conflict}"
     );
     let removed_at = (!applied).then_some(now);
-    state
-        .db
-        .writer
-        .execute_raw(stmt(
-            state.db.backend(),
-            &sql,
-            vec![
-                conversation_id.into(),
-                tag_id.into(),
-                ws.as_str().into(),
-                agent.agent_id.as_str().into(),
-                now.into(),
-                removed_at.into(),
-            ],
-        ))
-        .await?;
+    let txn = state.db.writer.begin().await?;
+    txn.execute_raw(stmt(
+        state.db.backend(),
+        &sql,
+        vec![
+            conversation_id.into(),
+            tag_id.into(),
+            ws.as_str().into(),
+            agent.agent_id.as_str().into(),
+            now.into(),
+            removed_at.into(),
+        ],
+    ))
+    .await?;
     let tag_id = tag_id.to_owned();
     let change = if applied {
         Change::Tagged { tag_id }
     } else {
         Change::Untagged { tag_id }
     };
-    touch(state, ws, conversation_id, change).await
+    touch(state, txn, ws, conversation_id, change).await
 }
 
-/// Mark the conversation changed, and publish the change.
+/// Mark the conversation changed, store the change's event, and commit `txn`.
 async fn touch(
     state: &AppState,
+    txn: sea_orm::DatabaseTransaction,
     workspace_id: &str,
     conversation_id: &str,
     change: Change,
 ) -> AppResult<()> {
-    let row = state
-        .db
-        .writer
+    let row = txn
         .query_one_raw(stmt(
             state.db.backend(),
             "UPDATE conversations SET updated_at = ? WHERE id = ? AND workspace_id = ? RETURNING *",
@@ -295,10 +292,12 @@ async fn touch(
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     let conversation = conversation::Model::from_query_result(&row, "")?;
-    state
-        .events
-        .publish(Event::conversation_changed(conversation, change));
-    Ok(())
+    feed::commit(
+        state,
+        txn,
+        &[Event::conversation_changed(conversation, change)],
+    )
+    .await
 }
 
 /// The tags currently on these conversations, with their tags, in the order they

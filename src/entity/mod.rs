@@ -57,8 +57,20 @@ impl Role {
 
 /// Who controls a conversation. `AI → QUEUED → HUMAN → RESOLVED`; a visitor message on
 /// a resolved conversation reopens it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConversationStatus {
     /// The AI is answering.
     #[sea_orm(string_value = "AI")]
@@ -136,8 +148,20 @@ pub enum LeadFieldType {
 }
 
 /// Why a conversation went to humans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HandoffReason {
     /// The visitor asked for a person (a phrase, or the widget's button).
     #[sea_orm(string_value = "VISITOR_REQUESTED")]
@@ -158,8 +182,20 @@ pub enum HandoffReason {
 
 /// Where a handoff is: `REQUESTED → ACCEPTED → RESOLVED`, or `CANCELLED` when the
 /// conversation went back to the AI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HandoffStatus {
     #[sea_orm(string_value = "REQUESTED")]
     Requested,

@@ -3,14 +3,14 @@
 //! A topic's channel exists while it has subscribers. Publishing clones an `Arc`
 //! into the ring buffer; a subscriber that falls more than [`TOPIC_CAPACITY`] events
 //! behind loses the oldest and is told how many (`Lagged`), so a slow client costs
-//! neither memory nor other subscribers' time.
+//! neither memory nor other subscribers' time: it catches up from the log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::{Event, EventBus, EventKind};
+use super::Record;
 
 /// Events a subscriber of one conversation may fall behind before it lags.
 pub const TOPIC_CAPACITY: usize = 512;
@@ -30,11 +30,11 @@ pub enum Topic {
 }
 
 /// A stream of events of one topic.
-pub type Subscription = broadcast::Receiver<Arc<Event>>;
+pub type Subscription = broadcast::Receiver<Arc<Record>>;
 
 #[derive(Default)]
 pub struct InProcessBus {
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Event>>>>,
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<Record>>>>,
 }
 
 impl InProcessBus {
@@ -42,7 +42,7 @@ impl InProcessBus {
         InProcessBus::default()
     }
 
-    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, broadcast::Sender<Arc<Event>>>> {
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, broadcast::Sender<Arc<Record>>>> {
         // A panic while holding this lock cannot leave the map inconsistent.
         self.topics
             .lock()
@@ -51,9 +51,9 @@ impl InProcessBus {
 
     fn send(
         &self,
-        topics: &mut HashMap<Topic, broadcast::Sender<Arc<Event>>>,
+        topics: &mut HashMap<Topic, broadcast::Sender<Arc<Record>>>,
         topic: Topic,
-        event: &Arc<Event>,
+        event: &Arc<Record>,
     ) {
         if let Some(sender) = topics.get(&topic)
             && sender.send(Arc::clone(event)).is_err()
@@ -62,36 +62,28 @@ impl InProcessBus {
             topics.remove(&topic);
         }
     }
-
-    /// Tell every subscriber of every topic that it may have missed events.
-    pub fn resync_all(&self) {
-        let mut topics = self.topics();
-        topics.retain(|topic, sender| {
-            let (workspace_id, conversation_id) = match topic {
-                Topic::Conversation(id) => (String::new(), id.clone()),
-                Topic::Workspace(id) => (id.clone(), String::new()),
-            };
-            let event = Event {
-                workspace_id,
-                conversation_id,
-                kind: EventKind::Resync,
-            };
-            sender.send(Arc::new(event)).is_ok()
-        });
-    }
 }
 
-impl EventBus for InProcessBus {
-    fn publish(&self, event: Event) {
-        let conversation = Topic::Conversation(event.conversation_id.clone());
-        let workspace = Topic::Workspace(event.workspace_id.clone());
-        let event = Arc::new(event);
+impl InProcessBus {
+    /// Deliver `record` to the subscribers of its conversation and its workspace.
+    pub fn publish(&self, record: &Arc<Record>) {
         let mut topics = self.topics();
-        self.send(&mut topics, conversation, &event);
-        self.send(&mut topics, workspace, &event);
+        if let Some(conversation) = &record.conversation_id {
+            self.send(
+                &mut topics,
+                Topic::Conversation(conversation.clone()),
+                record,
+            );
+        }
+        self.send(
+            &mut topics,
+            Topic::Workspace(record.workspace_id.clone()),
+            record,
+        );
     }
 
-    fn subscribe(&self, topic: Topic) -> Subscription {
+    /// Receive the records of `topic` from now on.
+    pub fn subscribe(&self, topic: Topic) -> Subscription {
         let capacity = match topic {
             Topic::Conversation(_) => TOPIC_CAPACITY,
             Topic::Workspace(_) => WORKSPACE_CAPACITY,
@@ -106,19 +98,21 @@ impl EventBus for InProcessBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entity::Author;
+    use crate::events::NewRecord;
 
-    fn typing(conversation: &str) -> Event {
-        Event {
-            workspace_id: "ws_1".into(),
-            conversation_id: conversation.into(),
-            kind: EventKind::Typing {
-                author: Author::Visitor,
-                agent_id: None,
-                typing: true,
-                internal: false,
+    fn typing(conversation: &str) -> Arc<Record> {
+        Arc::new(Record::new(
+            None,
+            NewRecord {
+                id: "evt_1".into(),
+                workspace_id: "ws_1".into(),
+                conversation_id: Some(conversation.into()),
+                kind: "TYPING".into(),
+                subject_id: None,
+                occurred_at: 0,
+                payload: "{}".into(),
             },
-        }
+        ))
     }
 
     #[tokio::test]
@@ -126,16 +120,29 @@ mod tests {
         let bus = InProcessBus::new();
         let mut mine = bus.subscribe(Topic::Conversation("conv_a".into()));
         let mut workspace = bus.subscribe(Topic::Workspace("ws_1".into()));
-        bus.publish(typing("conv_b"));
-        bus.publish(typing("conv_a"));
-        assert_eq!(mine.recv().await.expect("event").conversation_id, "conv_a");
+        bus.publish(&typing("conv_b"));
+        bus.publish(&typing("conv_a"));
         assert_eq!(
-            workspace.recv().await.expect("event").conversation_id,
-            "conv_b"
+            mine.recv().await.expect("event").conversation_id.as_deref(),
+            Some("conv_a")
         );
         assert_eq!(
-            workspace.recv().await.expect("event").conversation_id,
-            "conv_a"
+            workspace
+                .recv()
+                .await
+                .expect("event")
+                .conversation_id
+                .as_deref(),
+            Some("conv_b")
+        );
+        assert_eq!(
+            workspace
+                .recv()
+                .await
+                .expect("event")
+                .conversation_id
+                .as_deref(),
+            Some("conv_a")
         );
     }
 
@@ -144,7 +151,7 @@ mod tests {
         let bus = InProcessBus::new();
         let mut slow = bus.subscribe(Topic::Conversation("conv_a".into()));
         for _ in 0..TOPIC_CAPACITY + 10 {
-            bus.publish(typing("conv_a"));
+            bus.publish(&typing("conv_a"));
         }
         assert!(matches!(
             slow.recv().await,
@@ -157,14 +164,14 @@ mod tests {
         let bus = InProcessBus::new();
         let mut inbox = bus.subscribe(Topic::Workspace("ws_1".into()));
         for _ in 0..TOPIC_CAPACITY + 10 {
-            bus.publish(typing("conv_a"));
+            bus.publish(&typing("conv_a"));
         }
         assert!(
             inbox.recv().await.is_ok(),
             "no lag below the workspace capacity"
         );
         for _ in 0..WORKSPACE_CAPACITY {
-            bus.publish(typing("conv_a"));
+            bus.publish(&typing("conv_a"));
         }
         assert!(matches!(
             inbox.recv().await,
@@ -176,7 +183,7 @@ mod tests {
     fn topics_without_subscribers_are_forgotten() {
         let bus = InProcessBus::new();
         drop(bus.subscribe(Topic::Conversation("conv_a".into())));
-        bus.publish(typing("conv_a"));
+        bus.publish(&typing("conv_a"));
         assert!(bus.topics().is_empty());
     }
 }

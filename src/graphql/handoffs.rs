@@ -9,10 +9,10 @@ use tokio::sync::OnceCell;
 use crate::auth::Principal;
 use crate::domain;
 use crate::domain::case_file::CaseFile;
+use crate::domain::feed::{Event, HandoffResolved};
 use crate::domain::handoffs::{HandoffFilter, Transfer};
 use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
-use crate::events::HandoffResolved;
 use crate::loaders::{AgentKey, ConversationKey, TeamKey};
 
 use super::agents::{Agent, Team};
@@ -30,6 +30,8 @@ pub struct Handoff {
     conversation: Option<Arc<conversation::Model>>,
     /// Team, accepter and case file: shared by every subscriber of one event.
     resolved: Arc<HandoffResolved>,
+    /// The event log cursor of the event that carried it, if one did.
+    cursor: Option<String>,
 }
 
 impl Handoff {
@@ -38,11 +40,13 @@ impl Handoff {
             model,
             conversation: None,
             resolved: Arc::default(),
+            cursor: None,
         }
     }
 
     /// The handoff of a `HandoffChanged` event, resolved once for all its subscribers.
     pub fn of_event(
+        event: &Event,
         model: &handoff::Model,
         conversation: &Arc<conversation::Model>,
         resolved: &Arc<HandoffResolved>,
@@ -51,7 +55,13 @@ impl Handoff {
             model: model.clone(),
             conversation: Some(Arc::clone(conversation)),
             resolved: Arc::clone(resolved),
+            cursor: event.cursor.map(|c| c.encode()),
         }
+    }
+
+    /// The cursor of the event that carried it, if one did.
+    pub fn event_cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 }
 
@@ -74,6 +84,13 @@ where
 impl Handoff {
     pub async fn id(&self) -> ID {
         ID(self.model.id.clone())
+    }
+
+    /// When this handoff came from a subscription (`escalations`), the event log
+    /// cursor of its event: subscribe again with `after:` this cursor to resume
+    /// where you stopped. Null when read by a query.
+    async fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 
     async fn conversation(&self, ctx: &Context<'_>) -> async_graphql::Result<Conversation> {

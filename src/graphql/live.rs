@@ -12,9 +12,11 @@ use futures_util::{Stream, StreamExt};
 use crate::auth::Principal;
 use crate::domain;
 
+use crate::domain::feed::{Change, Event, EventKind};
+use crate::domain::streams::From;
 use crate::entity::{Author, ConversationStatus, HandoffStatus, conversation, handoff};
 use crate::error::{AppError, AppResult};
-use crate::events::{Change, Event, EventKind, Topic};
+use crate::events::Topic;
 use crate::loaders::{AgentKey, LeadKey, TagKey};
 
 use super::agents::Agent;
@@ -28,6 +30,8 @@ use super::{ContextExt, timestamp};
 /// Someone started or stopped typing in a conversation.
 pub struct TypingEvent {
     conversation_id: String,
+    /// Typing is never stored, so it has no cursor.
+    cursor: Option<String>,
     author: Author,
     agent_id: Option<String>,
     typing: bool,
@@ -37,6 +41,11 @@ pub struct TypingEvent {
 impl TypingEvent {
     async fn conversation_id(&self) -> ID {
         ID(self.conversation_id.clone())
+    }
+
+    /// Always null: typing is not stored in the event log.
+    async fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
     }
 
     /// `VISITOR` or `AGENT`.
@@ -63,30 +72,48 @@ impl TypingEvent {
 }
 
 /// The conversation's status changed (`AI → QUEUED → HUMAN → RESOLVED`, or back).
-pub struct ConversationStatusChanged(conversation::Model);
+pub struct ConversationStatusChanged {
+    conversation: conversation::Model,
+    cursor: String,
+}
 
 #[Object]
 impl ConversationStatusChanged {
     async fn conversation(&self) -> Conversation {
-        Conversation(self.0.clone())
+        Conversation(self.conversation.clone())
     }
 
     async fn status(&self) -> ConversationStatus {
-        self.0.status
+        self.conversation.status
+    }
+
+    /// This event's position in the event log: subscribe again with `after:` it
+    /// to resume.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 }
 
 /// The conversation was assigned (or unassigned).
-pub struct ConversationAssigned(conversation::Model);
+pub struct ConversationAssigned {
+    conversation: conversation::Model,
+    cursor: String,
+}
 
 #[Object]
 impl ConversationAssigned {
     async fn conversation(&self) -> Conversation {
-        Conversation(self.0.clone())
+        Conversation(self.conversation.clone())
+    }
+
+    /// This event's position in the event log: subscribe again with `after:` it
+    /// to resume.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
-        let Some(id) = &self.0.assignee_id else {
+        let Some(id) = &self.conversation.assignee_id else {
             return Ok(None);
         };
         Ok(ctx
@@ -102,12 +129,19 @@ pub struct ConversationTagChanged {
     conversation: conversation::Model,
     tag_id: String,
     tagged: bool,
+    cursor: String,
 }
 
 #[Object]
 impl ConversationTagChanged {
     async fn conversation(&self) -> Conversation {
         Conversation(self.conversation.clone())
+    }
+
+    /// This event's position in the event log: subscribe again with `after:` it
+    /// to resume.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn tag(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<InsightTag>> {
@@ -124,16 +158,25 @@ impl ConversationTagChanged {
 }
 
 /// Lead details were captured.
-pub struct LeadUpdated(conversation::Model);
+pub struct LeadUpdated {
+    conversation: conversation::Model,
+    cursor: String,
+}
 
 #[Object]
 impl LeadUpdated {
     async fn conversation(&self) -> Conversation {
-        Conversation(self.0.clone())
+        Conversation(self.conversation.clone())
+    }
+
+    /// This event's position in the event log: subscribe again with `after:` it
+    /// to resume.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
-        let Some(id) = &self.0.lead_id else {
+        let Some(id) = &self.conversation.lead_id else {
             return Ok(None);
         };
         Ok(ctx.loaders().load_one(LeadKey(id.clone())).await?.map(Lead))
@@ -147,6 +190,11 @@ pub struct HandoffChanged(Handoff);
 impl HandoffChanged {
     async fn handoff(&self) -> &Handoff {
         &self.0
+    }
+
+    /// This event's position in the event log (the same as `handoff.cursor`).
+    async fn cursor(&self) -> Option<&str> {
+        self.0.event_cursor()
     }
 }
 
@@ -165,6 +213,7 @@ impl ConversationEvent {
     /// What `principal` may see of `event`, if anything.
     fn visible_to(event: &Event, principal: &Principal) -> Option<ConversationEvent> {
         let agent = principal.agent().is_ok();
+        let cursor = event.cursor.map(|c| c.encode()).unwrap_or_default();
         match &event.kind {
             EventKind::Typing {
                 author,
@@ -174,6 +223,7 @@ impl ConversationEvent {
             } => (agent || !internal).then(|| {
                 ConversationEvent::Typing(TypingEvent {
                     conversation_id: event.conversation_id.clone(),
+                    cursor: None,
                     author: *author,
                     agent_id: agent_id.clone(),
                     typing: *typing,
@@ -186,17 +236,25 @@ impl ConversationEvent {
                 let conversation = conversation.as_ref().clone();
                 match change {
                     Change::Status | Change::Opened => Some(ConversationEvent::StatusChanged(
-                        ConversationStatusChanged(conversation),
+                        ConversationStatusChanged {
+                            conversation,
+                            cursor,
+                        },
                     )),
-                    Change::Assigned => Some(ConversationEvent::Assigned(ConversationAssigned(
+                    Change::Assigned => Some(ConversationEvent::Assigned(ConversationAssigned {
                         conversation,
-                    ))),
-                    Change::Lead => Some(ConversationEvent::LeadUpdated(LeadUpdated(conversation))),
+                        cursor,
+                    })),
+                    Change::Lead => Some(ConversationEvent::LeadUpdated(LeadUpdated {
+                        conversation,
+                        cursor,
+                    })),
                     Change::Tagged { tag_id } | Change::Untagged { tag_id } => agent.then(|| {
                         ConversationEvent::TagChanged(ConversationTagChanged {
                             conversation,
                             tag_id: tag_id.clone(),
                             tagged: matches!(change, Change::Tagged { .. }),
+                            cursor,
                         })
                     }),
                 }
@@ -206,11 +264,9 @@ impl ConversationEvent {
                 conversation,
                 resolved,
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
-                Handoff::of_event(handoff, conversation, resolved),
+                Handoff::of_event(event, handoff, conversation, resolved),
             ))),
-            EventKind::MessageCreated { .. }
-            | EventKind::Resync
-            | EventKind::AccessRevoked { .. } => None,
+            EventKind::MessageCreated { .. } | EventKind::AccessRevoked { .. } => None,
         }
     }
 }
@@ -241,6 +297,7 @@ pub enum InboxEventKind {
 /// An inbox change, with the conversation as it is now, to re-render its row.
 pub struct InboxEvent {
     kind: InboxEventKind,
+    cursor: String,
     conversation: conversation::Model,
     message: Option<crate::entity::message::Model>,
     handoff: Option<Handoff>,
@@ -250,6 +307,12 @@ pub struct InboxEvent {
 impl InboxEvent {
     async fn kind(&self) -> InboxEventKind {
         self.kind
+    }
+
+    /// This event's position in the event log: subscribe again with `after:` it
+    /// to resume where you stopped.
+    async fn cursor(&self) -> &str {
+        &self.cursor
     }
 
     async fn conversation(&self) -> Conversation {
@@ -342,23 +405,26 @@ impl LiveSubscription {
             &conversation_id,
         ))
         .await?;
-        let events = state.events.subscribe(Topic::Conversation(conv.id.clone()));
         let stream =
-            domain::streams::messages(state, conv.id, principal.sees_internal(), after_seq, events);
+            domain::streams::messages(state, conv.id, principal.sees_internal(), after_seq);
         Ok(stream.map(|item| {
             item.map(|message| Message(message.as_ref().clone()))
                 .map_err(Into::into)
         }))
     }
 
-    /// Typing, status changes, assignment, tags and lead updates of a conversation
-    /// (new messages come through `messages`). Yields only what happens after it
-    /// starts. A subscriber that falls behind gets a `LAGGED` error and the stream
-    /// goes on: refetch the conversation.
+    /// Typing, status changes, assignment, tags, lead updates and handoffs of a
+    /// conversation (new messages come through `messages`). Each event but typing
+    /// carries its `cursor`; with `after`, every event after that cursor is
+    /// replayed from the event log first, then the stream goes live, with no gap
+    /// and no duplicate at the seam. Without it, only what happens from now on. A
+    /// subscriber that falls behind is caught up from the log. A cursor older than
+    /// the log's retention answers `BAD_USER_INPUT` with `reason: CURSOR_EXPIRED`.
     async fn conversation_events(
         &self,
         ctx: &Context<'_>,
         conversation_id: ID,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationEvent>> + use<>>
     {
         let principal = ctx.principal()?.clone();
@@ -371,8 +437,9 @@ impl LiveSubscription {
             &conversation_id,
         ))
         .await?;
-        let events = state.events.subscribe(Topic::Conversation(conv.id));
-        Ok(domain::streams::events(events).filter_map(move |item| {
+        let from = Box::pin(starting(&state, after.as_deref())).await?;
+        let events = domain::streams::events(state, Topic::Conversation(conv.id), from);
+        Ok(events.filter_map(move |item| {
             let out = match item {
                 Ok(event) => ConversationEvent::visible_to(&event, &principal).map(Ok),
                 Err(err) => Some(Err(err.into())),
@@ -383,23 +450,26 @@ impl LiveSubscription {
 
     /// Everything an inbox list needs to stay current without polling, for agents:
     /// conversations opened, updated or leaving the filter, and new messages, each
-    /// with the conversation as it is now. Yields only what happens after it starts;
-    /// a subscriber that falls behind gets a `LAGGED` error (refetch the list) and
-    /// the stream goes on.
+    /// with the conversation as it is now and the event's `cursor`. With `after`,
+    /// every event after that cursor is replayed from the event log first, then the
+    /// stream goes live, with no gap and no duplicate at the seam (reconnect with
+    /// the last cursor you saw to miss nothing); without it, only what happens from
+    /// now on. A subscriber that falls behind is caught up from the log.
     async fn inbox(
         &self,
         ctx: &Context<'_>,
         filter: Option<InboxFilter>,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<InboxEvent>> + use<>> {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
         let sees_internal = principal.sees_internal();
         let state = ctx.state().clone();
         let filter = filter.unwrap_or_default();
-        let events = state
-            .events
-            .subscribe(Topic::Workspace(principal.workspace_id().to_owned()));
-        Ok(domain::streams::events(events).filter_map(move |item| {
+        let from = Box::pin(starting(&state, after.as_deref())).await?;
+        let topic = Topic::Workspace(principal.workspace_id().to_owned());
+        let events = domain::streams::events(state.clone(), topic, from);
+        Ok(events.filter_map(move |item| {
             let (state, filter) = (state.clone(), filter.clone());
             async move {
                 let event = match item {
@@ -423,14 +493,18 @@ impl LiveSubscription {
     /// Handoff requests as they happen (new ones, and ones transferred to a team),
     /// for agents and mobile apps: those routed to any of `teamIds`, or about a
     /// conversation carrying any of `tagIds`; all of them when neither is given.
-    /// Select `caseFile` to get the context with the alert. Yields only what happens
-    /// after it starts (query `handoffs(filter: {status: REQUESTED})` for the
-    /// queue); a subscriber that falls behind gets a `LAGGED` error.
+    /// Select `caseFile` to get the context with the alert, and `cursor` to resume:
+    /// with `after`, every matching request after that cursor is replayed from the
+    /// event log first, then the stream goes live, with no gap and no duplicate (a
+    /// phone that was asleep misses nothing). Without it, only what happens from now
+    /// on (query `handoffs(filter: {status: REQUESTED})` for the queue). A
+    /// subscriber that falls behind is caught up from the log.
     async fn escalations(
         &self,
         ctx: &Context<'_>,
         team_ids: Option<Vec<ID>>,
         tag_ids: Option<Vec<ID>>,
+        after: Option<String>,
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Handoff>> + use<>> {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
@@ -445,10 +519,10 @@ impl LiveSubscription {
             .into_iter()
             .map(|id| id.0)
             .collect();
-        let events = state
-            .events
-            .subscribe(Topic::Workspace(principal.workspace_id().to_owned()));
-        Ok(domain::streams::events(events).filter_map(move |item| {
+        let from = Box::pin(starting(&state, after.as_deref())).await?;
+        let topic = Topic::Workspace(principal.workspace_id().to_owned());
+        let events = domain::streams::events(state.clone(), topic, from);
+        Ok(events.filter_map(move |item| {
             let (state, teams, tags) = (state.clone(), teams.clone(), tags.clone());
             async move {
                 let event = match item {
@@ -467,12 +541,27 @@ impl LiveSubscription {
                     return None;
                 }
                 match escalation_matches(&state, &teams, &tags, handoff).await {
-                    Ok(true) => Some(Ok(Handoff::of_event(handoff, conversation, resolved))),
+                    Ok(true) => Some(Ok(Handoff::of_event(
+                        &event,
+                        handoff,
+                        conversation,
+                        resolved,
+                    ))),
                     Ok(false) => None,
                     Err(err) => Some(Err(err.into())),
                 }
             }
         }))
+    }
+}
+
+/// Where a subscription starts: after the client's cursor (checked), or now.
+async fn starting(state: &crate::state::AppState, after: Option<&str>) -> AppResult<From> {
+    match after {
+        Some(cursor) => Ok(From::After(
+            domain::streams::resume_from(state, "after", cursor).await?,
+        )),
+        None => Ok(From::Now),
     }
 }
 
@@ -505,7 +594,7 @@ async fn inbox_event(
             conversation,
             resolved,
         } => {
-            handoff = Some(Handoff::of_event(changed, conversation, resolved));
+            handoff = Some(Handoff::of_event(event, changed, conversation, resolved));
             match changed.status {
                 HandoffStatus::Requested => InboxEventKind::HandoffRequested,
                 HandoffStatus::Accepted => InboxEventKind::HandoffAccepted,
@@ -513,7 +602,7 @@ async fn inbox_event(
                 HandoffStatus::Cancelled => InboxEventKind::HandoffCancelled,
             }
         }
-        EventKind::Typing { .. } | EventKind::Resync | EventKind::AccessRevoked { .. } => {
+        EventKind::Typing { .. } | EventKind::AccessRevoked { .. } => {
             return Ok(None);
         }
     };
@@ -522,6 +611,7 @@ async fn inbox_event(
     }
     Ok(Some(InboxEvent {
         kind,
+        cursor: event.cursor.map(|c| c.encode()).unwrap_or_default(),
         conversation: conversation.as_ref().clone(),
         message,
         handoff,
@@ -582,16 +672,8 @@ impl LiveMutation {
             Principal::ApiKey(_) if principal.is_ai() => (Author::Ai, None),
             Principal::ApiKey(_) => return Err(AppError::forbidden("only the AI can type").into()),
         };
-        state.events.publish(Event {
-            workspace_id: conv.workspace_id,
-            conversation_id: conv.id,
-            kind: EventKind::Typing {
-                author,
-                agent_id,
-                typing,
-                internal,
-            },
-        });
+        let event = Event::typing(&conv, author, agent_id, typing, internal);
+        domain::feed::ephemeral(state, &event)?;
         Ok(true)
     }
 }

@@ -138,7 +138,9 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
             domain::knowledge::get(state, ws, &id).await?,
         )),
-        Kind::ApiKey | Kind::Job => return Err(not_found.into()),
+        Kind::ApiKey | Kind::Job | Kind::Event | Kind::Webhook | Kind::Delivery => {
+            return Err(not_found.into());
+        }
     };
     Ok(node)
 }

@@ -14,7 +14,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Principal;
-use crate::events::{EventKind, Topic};
+use crate::domain::feed::{self, EventKind};
+use crate::events::Topic;
 use crate::state::AppState;
 
 /// The sockets that can be revoked, by subject (agent or key id).
@@ -120,11 +121,15 @@ async fn watch(state: AppState, workspace: String) {
             event = events.recv() => event,
         };
         match event {
-            Ok(event) => {
-                if let EventKind::AccessRevoked {
-                    subject,
-                    below_generation,
-                } = &event.kind
+            Ok(record) => {
+                if record.kind != feed::ACCESS_REVOKED {
+                    continue;
+                }
+                if let Some(event) = feed::decode(&record)
+                    && let EventKind::AccessRevoked {
+                        subject,
+                        below_generation,
+                    } = &event.kind
                 {
                     state.sessions.revoke(subject, *below_generation);
                 }
