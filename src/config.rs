@@ -193,6 +193,11 @@ pub struct Config {
     #[arg(long, global = true, env = "CASEFILE_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub webhook_retry_base: Duration,
 
+    /// How long a webhook may keep failing before it is disabled (with its reason;
+    /// `updateWebhook(enabled: true)` resumes it).
+    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+
     #[command(flatten)]
     pub limits: Limits,
 }

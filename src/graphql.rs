@@ -16,6 +16,7 @@ pub mod node;
 pub mod pagination;
 pub mod settings;
 pub mod tags;
+pub mod webhooks;
 pub mod workspaces;
 
 use async_graphql::{Context, MergedObject, Schema};
@@ -39,6 +40,7 @@ pub struct Query(
     settings::SettingsQuery,
     insights::InsightsQuery,
     events::EventQuery,
+    webhooks::WebhookQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -53,6 +55,7 @@ pub struct Mutation(
     knowledge::KnowledgeMutation,
     settings::SettingsMutation,
     insights::InsightsMutation,
+    webhooks::WebhookMutation,
 );
 
 pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;

@@ -27,6 +27,7 @@ pub mod tags;
 pub mod teams;
 pub mod text;
 pub mod validate;
+pub mod webhooks;
 pub mod workspaces;
 
 use sea_orm::{DbBackend, Statement, Value};

@@ -20,6 +20,8 @@ pub mod retag_job;
 pub mod setting;
 pub mod team;
 pub mod team_member;
+pub mod webhook;
+pub mod webhook_delivery;
 pub mod workspace;
 
 use sea_orm::{DeriveActiveEnum, EnumIter};

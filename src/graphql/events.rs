@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge};
+use async_graphql::resolver_utils::EnumType;
 use async_graphql::{Context, Enum, ID, Object};
 
 use crate::auth::Scope;
@@ -47,28 +48,19 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// The name the log stores.
+    /// The name the log stores (the schema's name).
     pub fn as_str(self) -> &'static str {
-        domain::feed::PUBLIC_TYPES[self as usize]
+        EventType::items()
+            .iter()
+            .find(|item| item.value == self)
+            .map_or("", |item| item.name)
     }
 
     pub fn of(name: &str) -> Option<EventType> {
-        use EventType::*;
-        [
-            MessageCreated,
-            ConversationOpened,
-            ConversationStatusChanged,
-            ConversationAssigned,
-            ConversationTagged,
-            ConversationUntagged,
-            LeadUpdated,
-            HandoffRequested,
-            HandoffAccepted,
-            HandoffResolved,
-            HandoffCancelled,
-        ]
-        .into_iter()
-        .find(|t| t.as_str() == name)
+        EventType::items()
+            .iter()
+            .find(|item| item.name == name)
+            .map(|item| item.value)
     }
 }
 
@@ -203,5 +195,19 @@ impl EventQuery {
             )
         }));
         Ok(connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_public_type_is_in_the_schema_and_back() {
+        for name in domain::feed::PUBLIC_TYPES {
+            let kind = EventType::of(name).unwrap_or_else(|| panic!("{name} in the schema"));
+            assert_eq!(kind.as_str(), name);
+        }
+        assert_eq!(EventType::items().len(), domain::feed::PUBLIC_TYPES.len());
     }
 }

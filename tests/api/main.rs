@@ -25,3 +25,4 @@ mod live;
 mod platform;
 mod scope_table;
 mod scopes;
+mod webhooks;

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 use crate::helpers::{TIMEOUT, TestApp, Workspace};
 use crate::ws_client::{TRANSPORT_WS, WsClient};
 
-const SCOPES: [&str; 4] = [
+const SCOPES: [&str; 5] = [
     "INSIGHTS_READ",
     "LEADS_READ",
     "CONVERSATIONS_READ",
     "AI_WRITE",
+    "EVENTS_READ",
 ];
 
 /// What a root field is called with: the document and its variables.
@@ -103,9 +104,37 @@ const QUERIES: &[Call] = &[
         field: "retagJob",
         document: "{ retagJob(id: \"job_missing\") { id } }",
     },
+    Call {
+        field: "events",
+        document: "{ events(first: 1) { edges { cursor } } }",
+    },
+    Call {
+        field: "webhooks",
+        document: "{ webhooks { id } }",
+    },
+    Call {
+        field: "webhookDeliveries",
+        document: "{ webhookDeliveries(webhookId: \"whk_missing\") { id } }",
+    },
 ];
 
 const MUTATIONS: &[Call] = &[
+    Call {
+        field: "createWebhook",
+        document: "mutation { createWebhook(input: { url: \"https://example.com/hook\" }) { secret } }",
+    },
+    Call {
+        field: "updateWebhook",
+        document: "mutation { updateWebhook(input: { webhookId: \"whk_missing\" }) { id } }",
+    },
+    Call {
+        field: "deleteWebhook",
+        document: "mutation { deleteWebhook(webhookId: \"whk_missing\") }",
+    },
+    Call {
+        field: "rotateWebhookSecret",
+        document: "mutation { rotateWebhookSecret(webhookId: \"whk_missing\") { secret } }",
+    },
     Call {
         field: "signIn",
         document: "mutation { signIn(email: \"nobody@example.com\", password: \"wrong password\") { token } }",
@@ -389,7 +418,7 @@ async fn team(app: &TestApp, ws: &Workspace) -> String {
 fn readme_table() -> BTreeMap<String, Vec<bool>> {
     let readme = include_str!("../../README.md");
     let start = readme
-        .find("| root field | INSIGHTS_READ | LEADS_READ | CONVERSATIONS_READ | AI_WRITE |")
+        .find("| root field | INSIGHTS_READ | LEADS_READ | CONVERSATIONS_READ | AI_WRITE | EVENTS_READ |")
         .expect("the README has the scope table");
     readme[start..]
         .lines()

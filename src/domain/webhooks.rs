@@ -1,0 +1,584 @@
+//! Webhooks: owners and admins register URLs; every process delivers the event log
+//! to them, signed (Standard Webhooks), at least once, in order per webhook.
+//!
+//! A webhook remembers the log cursor it was delivered up to. A process takes a
+//! webhook that has events after its cursor and is due by leasing it (a row update
+//! that only one process can win: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the one
+//! writer on SQLite) for [`LEASE`], renewed before each attempt, and delivers the
+//! events in order: each success moves the cursor (guarded by the lease), the
+//! first failure schedules a retry of the same event after an exponential backoff
+//! with jitter (`CASEFILE_WEBHOOK_RETRY_BASE`, doubling, at most [`MAX_DELAY`]
+//! apart) and stops there. After failing for `CASEFILE_WEBHOOK_RETRY_FOR` (24 h)
+//! the webhook is disabled with its reason; `updateWebhook(enabled: true)` resumes
+//! from where it stopped. Everything lives in the database, so a restart, or a
+//! process killed mid-delivery, resumes (that event is delivered again: at least
+//! once). Each attempt is recorded in `webhook_deliveries`.
+
+use std::time::Duration;
+
+use rand::Rng;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
+
+use super::feed::{self, Event};
+use super::stmt;
+use crate::auth::AgentPrincipal;
+use crate::entity::{now_ms, webhook, webhook_delivery};
+use crate::error::{AppError, AppResult};
+use crate::events::{self, Cursor, Scope};
+use crate::ids::{Kind, new_id, random_secret};
+use crate::state::AppState;
+use crate::webhooks::{Client, Secret, check_url, headers};
+
+/// How long a process holds a webhook it delivers to without renewing.
+pub const LEASE: Duration = Duration::from_secs(15);
+
+/// The longest wait between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
+/// How long the secret before a rotation keeps signing beside the new one.
+pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Webhooks delivered to at once by one process.
+const CONCURRENT: u64 = 16;
+
+/// Events read per statement while delivering.
+const BATCH: u64 = 100;
+
+/// What an owner or admin sets on a webhook; absent fields stay as they are.
+#[derive(Default)]
+pub struct WebhookInput {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub team_ids: Option<Vec<String>>,
+    pub tag_ids: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+fn json_list(list: &[String]) -> AppResult<String> {
+    Ok(serde_json::to_string(list)?)
+}
+
+fn checked_url(state: &AppState, url: &str) -> AppResult<String> {
+    check_url(url, state.config.webhook_allow_private)
+        .map(|url| url.to_string())
+        .map_err(|message| AppError::bad_input("url", message))
+}
+
+/// Register a webhook; it and its signing secret, shown this once. It receives
+/// what happens from now on.
+pub async fn create(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    input: WebhookInput,
+) -> AppResult<(webhook::Model, String)> {
+    let url = checked_url(state, input.url.as_deref().unwrap_or_default())?;
+    let secret = Secret::generate().encoded();
+    let start = events::newest(&state.db).await?;
+    let now = now_ms();
+    let model = webhook::ActiveModel {
+        id: Set(new_id(Kind::Webhook)),
+        workspace_id: Set(admin.workspace_id.clone()),
+        url: Set(url),
+        description: Set(input.description),
+        event_types: Set(json_list(&input.event_types.unwrap_or_default())?),
+        team_ids: Set(json_list(&input.team_ids.unwrap_or_default())?),
+        tag_ids: Set(json_list(&input.tag_ids.unwrap_or_default())?),
+        secret: Set(secret.clone()),
+        previous_secret: Set(None),
+        previous_secret_expires_at: Set(None),
+        enabled: Set(input.enabled.unwrap_or(true)),
+        disabled_reason: Set(None),
+        cursor_tx: Set(start.tx),
+        cursor_pos: Set(start.pos),
+        failing_since: Set(None),
+        attempts: Set(0),
+        next_attempt_at: Set(0),
+        lease_owner: Set(None),
+        lease_until: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&state.db.writer)
+    .await?;
+    Ok((model, secret))
+}
+
+pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<webhook::Model> {
+    webhook::Entity::find_by_id(id)
+        .filter(webhook::Column::WorkspaceId.eq(workspace_id))
+        .one(&state.db.writer)
+        .await?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<webhook::Model>> {
+    Ok(webhook::Entity::find()
+        .filter(webhook::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(webhook::Column::Id)
+        .all(&state.db.reader)
+        .await?)
+}
+
+/// Change a webhook. Enabling a disabled one resumes delivery where it stopped.
+pub async fn update(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    id: &str,
+    input: WebhookInput,
+) -> AppResult<webhook::Model> {
+    let current = get(state, &admin.workspace_id, id).await?;
+    let was_enabled = current.enabled;
+    let mut active: webhook::ActiveModel = current.into();
+    if let Some(url) = &input.url {
+        active.url = Set(checked_url(state, url)?);
+    }
+    if let Some(description) = input.description {
+        active.description = Set(Some(description));
+    }
+    if let Some(types) = &input.event_types {
+        active.event_types = Set(json_list(types)?);
+    }
+    if let Some(teams) = &input.team_ids {
+        active.team_ids = Set(json_list(teams)?);
+    }
+    if let Some(tags) = &input.tag_ids {
+        active.tag_ids = Set(json_list(tags)?);
+    }
+    if let Some(enabled) = input.enabled {
+        active.enabled = Set(enabled);
+        if enabled && !was_enabled {
+            active.disabled_reason = Set(None);
+            active.failing_since = Set(None);
+            active.attempts = Set(0);
+            active.next_attempt_at = Set(0);
+        }
+    }
+    active.updated_at = Set(now_ms());
+    Ok(active.update(&state.db.writer).await?)
+}
+
+pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+    let webhook = get(state, &admin.workspace_id, id).await?;
+    webhook::Entity::delete_by_id(webhook.id)
+        .exec(&state.db.writer)
+        .await?;
+    Ok(())
+}
+
+/// A new signing secret; the old one keeps signing beside it for
+/// [`ROTATION_OVERLAP`], so receivers can switch without losing a delivery.
+pub async fn rotate_secret(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    id: &str,
+) -> AppResult<(webhook::Model, String)> {
+    let current = get(state, &admin.workspace_id, id).await?;
+    let secret = Secret::generate().encoded();
+    let old = current.secret.clone();
+    let mut active: webhook::ActiveModel = current.into();
+    active.previous_secret = Set(Some(old));
+    active.previous_secret_expires_at = Set(Some(now_ms() + ROTATION_OVERLAP.as_millis() as i64));
+    active.secret = Set(secret.clone());
+    active.updated_at = Set(now_ms());
+    Ok((active.update(&state.db.writer).await?, secret))
+}
+
+/// Up to `limit` attempts of a webhook, newest first, before `before` (an attempt
+/// id) when given.
+pub async fn deliveries(
+    state: &AppState,
+    workspace_id: &str,
+    webhook_id: &str,
+    before: Option<&str>,
+    limit: u64,
+) -> AppResult<Vec<webhook_delivery::Model>> {
+    get(state, workspace_id, webhook_id).await?;
+    let mut select =
+        webhook_delivery::Entity::find().filter(webhook_delivery::Column::WebhookId.eq(webhook_id));
+    if let Some(before) = before {
+        select = select.filter(webhook_delivery::Column::Id.lt(before));
+    }
+    Ok(select
+        .order_by_desc(webhook_delivery::Column::Id)
+        .limit(limit)
+        .all(&state.db.reader)
+        .await?)
+}
+
+/// Deliver webhooks from this process until shutdown: look whenever the log
+/// moves, and every second for retries that came due.
+pub fn start_delivering(state: &AppState) {
+    let state = state.clone();
+    let node = random_secret(9);
+    let client = Client::new(state.config.webhook_allow_private);
+    state.connections.clone().spawn(async move {
+        let mut moved = state.events.delivered();
+        let running = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT as usize));
+        loop {
+            match claim(&state, &node, running.available_permits() as u64).await {
+                Ok(claimed) => {
+                    for webhook in claimed {
+                        let Ok(permit) = std::sync::Arc::clone(&running).try_acquire_owned() else {
+                            release(&state, &webhook.id, &node).await;
+                            continue;
+                        };
+                        let (state, client, node) = (state.clone(), client.clone(), node.clone());
+                        state.connections.clone().spawn(async move {
+                            if let Err(err) = deliver(&state, &client, &node, webhook).await {
+                                tracing::warn!(error.detail = ?err, "webhook delivery failed");
+                            }
+                            drop(permit);
+                        });
+                    }
+                }
+                Err(err) => tracing::warn!(error.detail = ?err, "claiming webhooks failed"),
+            }
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                _ = moved.changed() => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    });
+}
+
+/// Lease up to `room` webhooks that are due and have events to deliver.
+async fn claim(state: &AppState, node: &str, room: u64) -> AppResult<Vec<webhook::Model>> {
+    if room == 0 {
+        return Ok(Vec::new());
+    }
+    let backend = state.db.backend();
+    let now = now_ms();
+    let (visible, lock) = match backend {
+        DbBackend::Postgres => (
+            " AND e.tx < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            " FOR UPDATE SKIP LOCKED",
+        ),
+        _ => ("", ""),
+    };
+    let sql = format!(
+        "UPDATE webhooks SET lease_owner = ?, lease_until = ? WHERE id IN (\
+           SELECT w.id FROM webhooks w WHERE w.enabled AND w.next_attempt_at <= ? \
+           AND (w.lease_until IS NULL OR w.lease_until < ?) \
+           AND EXISTS (SELECT 1 FROM events e WHERE e.workspace_id = w.workspace_id \
+             AND (e.tx, e.pos) > (w.cursor_tx, w.cursor_pos){visible}) \
+           ORDER BY w.next_attempt_at LIMIT ?{lock}) RETURNING *"
+    );
+    let rows = state
+        .db
+        .writer
+        .query_all_raw(stmt(
+            backend,
+            &sql,
+            vec![
+                node.into(),
+                (now + LEASE.as_millis() as i64).into(),
+                now.into(),
+                now.into(),
+                (room as i64).into(),
+            ],
+        ))
+        .await?;
+    rows.iter()
+        .map(|row| Ok(webhook::Model::from_query_result(row, "")?))
+        .collect()
+}
+
+async fn release(state: &AppState, id: &str, node: &str) {
+    let released = state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+            vec![id.into(), node.into()],
+        ))
+        .await;
+    if let Err(err) = released {
+        tracing::warn!(error.detail = ?err, "releasing a webhook lease failed");
+    }
+}
+
+/// Whether `webhook` wants `event`.
+async fn wants(state: &AppState, webhook: &webhook::Model, event: &Event) -> AppResult<bool> {
+    let kind = event.type_name();
+    if !feed::PUBLIC_TYPES.contains(&kind) {
+        return Ok(false);
+    }
+    let types = webhook.event_types();
+    if !types.is_empty() && !types.iter().any(|t| t == kind) {
+        return Ok(false);
+    }
+    let (teams, tags) = (webhook.team_ids(), webhook.tag_ids());
+    if teams.is_empty() && tags.is_empty() {
+        return Ok(true);
+    }
+    let Some(conversation) = event.conversation() else {
+        return Ok(false);
+    };
+    if conversation
+        .team_id
+        .as_ref()
+        .is_some_and(|team| teams.contains(team))
+    {
+        return Ok(true);
+    }
+    if tags.is_empty() {
+        return Ok(false);
+    }
+    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    Ok(applied.iter().any(|(a, _)| tags.contains(&a.tag_id)))
+}
+
+/// The secrets that sign now: the current one, and the one before a rotation
+/// for its overlap.
+fn live_secrets(webhook: &webhook::Model, now: i64) -> Vec<Secret> {
+    let previous = webhook.previous_secret.as_deref().filter(|_| {
+        webhook
+            .previous_secret_expires_at
+            .is_some_and(|at| at > now)
+    });
+    [Some(webhook.secret.as_str()), previous]
+        .into_iter()
+        .flatten()
+        .filter_map(Secret::parse)
+        .collect()
+}
+
+/// Deliver the events after `webhook`'s cursor, in order, until they run out or
+/// one fails; then let the lease go.
+async fn deliver(
+    state: &AppState,
+    client: &Client,
+    node: &str,
+    webhook: webhook::Model,
+) -> AppResult<()> {
+    let result = deliver_leased(state, client, node, &webhook).await;
+    release(state, &webhook.id, node).await;
+    result
+}
+
+async fn deliver_leased(
+    state: &AppState,
+    client: &Client,
+    node: &str,
+    webhook: &webhook::Model,
+) -> AppResult<()> {
+    let url = match url::Url::parse(&webhook.url) {
+        Ok(url) => url,
+        Err(err) => return disable(state, webhook, node, &format!("invalid URL: {err}")).await,
+    };
+    let mut cursor = Cursor {
+        tx: webhook.cursor_tx,
+        pos: webhook.cursor_pos,
+    };
+    let mut attempts = webhook.attempts;
+    let scope = Scope {
+        workspace_id: Some(&webhook.workspace_id),
+        ..Scope::default()
+    };
+    loop {
+        let batch = events::read(&state.db, cursor, &scope, BATCH).await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for record in &batch {
+            let Some(event) = feed::decode(record) else {
+                continue;
+            };
+            let at = record.cursor.unwrap_or(cursor);
+            if !wants(state, webhook, &event).await? {
+                cursor = at;
+                continue;
+            }
+            if state.shutdown.is_cancelled() || !renew(state, webhook, node, cursor).await? {
+                return Ok(());
+            }
+            let body = serde_json::to_string(&feed::envelope(&event))?;
+            let now = now_ms();
+            let secrets = live_secrets(webhook, now);
+            let signing: Vec<&Secret> = secrets.iter().collect();
+            let headers = headers(&signing, &event.id, now / 1000, body.as_bytes());
+            let attempt = client.post(&url, &headers, body).await;
+            attempts += 1;
+            webhook_delivery::ActiveModel {
+                id: Set(new_id(Kind::Delivery)),
+                webhook_id: Set(webhook.id.clone()),
+                workspace_id: Set(webhook.workspace_id.clone()),
+                event_id: Set(event.id.clone()),
+                event_type: Set(event.type_name().to_owned()),
+                attempt: Set(attempts),
+                succeeded: Set(attempt.succeeded()),
+                response_code: Set(attempt.status.map(i32::from)),
+                latency_ms: Set(attempt.latency.as_millis() as i64),
+                error: Set(attempt.error.clone()),
+                created_at: Set(now_ms()),
+            }
+            .insert(&state.db.writer)
+            .await?;
+            if !attempt.succeeded() {
+                return failed(state, webhook, node, cursor, attempts, &attempt).await;
+            }
+            cursor = at;
+            attempts = 0;
+            advance(state, webhook, node, cursor).await?;
+        }
+        // What this batch skipped is done too.
+        advance(state, webhook, node, cursor).await?;
+    }
+}
+
+/// Renew the lease before an attempt (moving the cursor past skipped events);
+/// `false` when another process holds it now.
+async fn renew(
+    state: &AppState,
+    webhook: &webhook::Model,
+    node: &str,
+    cursor: Cursor,
+) -> AppResult<bool> {
+    let done = state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE webhooks SET lease_until = ?, cursor_tx = ?, cursor_pos = ? \
+             WHERE id = ? AND lease_owner = ?",
+            vec![
+                (now_ms() + LEASE.as_millis() as i64).into(),
+                cursor.tx.into(),
+                cursor.pos.into(),
+                webhook.id.as_str().into(),
+                node.into(),
+            ],
+        ))
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Record a success: the cursor moves on and the failure run ends.
+async fn advance(
+    state: &AppState,
+    webhook: &webhook::Model,
+    node: &str,
+    cursor: Cursor,
+) -> AppResult<()> {
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, attempts = 0, failing_since = NULL \
+             WHERE id = ? AND lease_owner = ?",
+            vec![
+                cursor.tx.into(),
+                cursor.pos.into(),
+                webhook.id.as_str().into(),
+                node.into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Schedule the next attempt at the event after `cursor`, or disable the webhook
+/// when it has failed for the whole retry window.
+async fn failed(
+    state: &AppState,
+    webhook: &webhook::Model,
+    node: &str,
+    cursor: Cursor,
+    attempts: i32,
+    attempt: &crate::webhooks::Attempt,
+) -> AppResult<()> {
+    let now = now_ms();
+    let since = webhook.failing_since.unwrap_or(now);
+    let why = match (&attempt.error, attempt.status) {
+        (Some(error), _) => error.clone(),
+        (None, Some(status)) => format!("answered {status}"),
+        (None, None) => "no answer".to_owned(),
+    };
+    if now - since >= state.config.webhook_retry_for.as_millis() as i64 {
+        let reason = format!(
+            "every attempt failed for {} (the last: {why}); enable it again to resume",
+            humantime::format_duration(state.config.webhook_retry_for)
+        );
+        return disable(state, webhook, node, &reason).await;
+    }
+    let delay = backoff(state.config.webhook_retry_base, attempts);
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, attempts = ?, failing_since = ?, \
+             next_attempt_at = ? WHERE id = ? AND lease_owner = ?",
+            vec![
+                cursor.tx.into(),
+                cursor.pos.into(),
+                attempts.into(),
+                since.into(),
+                (now + delay.as_millis() as i64).into(),
+                webhook.id.as_str().into(),
+                node.into(),
+            ],
+        ))
+        .await?;
+    Ok(())
+}
+
+/// The wait before attempt `attempts + 1`: `base` doubled per failure so far, at
+/// most [`MAX_DELAY`], times a random factor in 0.75..1.25 so that receivers that
+/// come back are not met by every sender at once.
+fn backoff(base: Duration, attempts: i32) -> Duration {
+    let doubled = base.saturating_mul(1 << attempts.clamp(1, 20).saturating_sub(1));
+    doubled
+        .min(MAX_DELAY)
+        .mul_f64(rand::thread_rng().gen_range(0.75..1.25))
+}
+
+async fn disable(
+    state: &AppState,
+    webhook: &webhook::Model,
+    node: &str,
+    reason: &str,
+) -> AppResult<()> {
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            "UPDATE webhooks SET enabled = FALSE, disabled_reason = ?, updated_at = ? \
+             WHERE id = ? AND lease_owner = ?",
+            vec![
+                reason.into(),
+                now_ms().into(),
+                webhook.id.as_str().into(),
+                node.into(),
+            ],
+        ))
+        .await?;
+    tracing::warn!(webhook = %webhook.id, reason, "webhook disabled");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_ceiling() {
+        let base = Duration::from_secs(5);
+        for (attempts, nominal) in [(1, 5.0), (2, 10.0), (3, 20.0), (4, 40.0)] {
+            let wait = backoff(base, attempts).as_secs_f64();
+            assert!(
+                (nominal * 0.75..nominal * 1.25).contains(&wait),
+                "{attempts}: {wait}"
+            );
+        }
+        assert!(backoff(base, 40) <= MAX_DELAY.mul_f64(1.25));
+    }
+}
