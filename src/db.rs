@@ -34,6 +34,10 @@ pub struct Db {
     pub writer: DatabaseConnection,
     /// Where plain reads go.
     pub reader: DatabaseConnection,
+    /// The readers again, for the background (the event log's reader, webhook
+    /// scheduling): not counted in [`Db::statement_count`], which tests use to
+    /// count what one request costs.
+    pub background: DatabaseConnection,
     /// The PostgreSQL pool, for LISTEN/NOTIFY; `None` on SQLite.
     pub pg_pool: Option<sqlx::PgPool>,
     statements: Arc<AtomicU64>,
@@ -96,6 +100,7 @@ impl Db {
                 SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
                 &statements,
             ),
+            background: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader.clone()),
             reader: counted(
                 SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
                 &statements,
@@ -120,6 +125,7 @@ impl Db {
         Ok(Db {
             writer: conn.clone(),
             reader: conn,
+            background: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
             pg_pool: Some(pool),
             statements,
         })

@@ -44,7 +44,7 @@ use std::any::Any;
 use std::sync::{Arc, OnceLock};
 
 pub use bus::{InProcessBus, Subscription, Topic};
-pub use log::{Expired, NewRecord, Scope, append, check_cursor, newest, prune, read};
+pub use log::{Expired, NewRecord, Scope, after_sql, append, check_cursor, newest, prune, read};
 pub use tail::Events;
 
 /// A position in the event log.
@@ -127,6 +127,14 @@ impl Record {
             payload: new.payload,
             decoded: OnceLock::new(),
         }
+    }
+
+    /// This record, already decoded as `value` (by the writer that built it).
+    pub fn with_decoded<T: Send + Sync + 'static>(self, value: T) -> Record {
+        let _ = self
+            .decoded
+            .set(Some(Arc::new(value) as Arc<dyn Any + Send + Sync>));
+        self
     }
 
     /// This record decoded by `decode`, which runs once per record however many

@@ -550,6 +550,8 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
             let mut config = casefile::Config::for_database(url);
             // Known to the bench, so it can issue tokens for the accounts it seeds.
             config.jwt_secret = Some(BENCH_JWT_SECRET.to_owned());
+            // W1 delivers webhooks to a receiver in the bench process.
+            config.webhook_allow_private = true;
             raise_limits(&mut config.limits);
             let running = casefile::spawn(config, local)
                 .await
@@ -719,6 +721,21 @@ impl ServerChild {
             let _ = self.child.kill().await;
         }
     }
+}
+
+/// Seconds of CPU (user + system) the process `pid` has used, from
+/// `/proc/PID/stat`: a figure that drifts less than throughput on a shared machine.
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses: utime and stime
+    // are the 12th and 13th of them.
+    let after = stat.rsplit_once(')').context("a stat line")?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = fields.get(11).context("utime")?.parse::<f64>()?
+        + fields.get(12).context("stime")?.parse::<f64>()?;
+    // Linux reports them in USER_HZ, 100 on the platforms this runs on.
+    Ok(ticks / 100.0)
 }
 
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {

@@ -341,8 +341,11 @@ async fn measure(
     common::closed_loop(&clients, Arc::clone(&make), Arc::clone(&check), warm).await?;
     raw_round(&raw, &ws, &raw_pairs, warm).await?;
     let (mut ours_loads, mut ceiling_loads) = (Vec::new(), Vec::new());
+    let mut cpu = 0.0;
     for pair in 0..pairs {
+        let before = common::cpu_seconds(ours.pid)?;
         let o = common::closed_loop(&clients, Arc::clone(&make), Arc::clone(&check), round).await?;
+        cpu += common::cpu_seconds(ours.pid)? - before;
         let c = raw_round(&raw, &ws, &raw_pairs, round).await?;
         eprintln!(
             "M1 pair {}/{pairs}: ours {:.0} msg/s ({}), ceiling {:.0} msg/s ({})",
@@ -371,9 +374,11 @@ async fn measure(
         .sum();
     let mut ours_latencies = common::all_latencies(&ours_loads);
     let mut ceiling_latencies = common::all_latencies(&ceiling_loads);
+    let sent: u64 = ours_loads.iter().map(|l| l.ok).sum();
     let note = format!(
-        "{pairs} pairs × {:.1} s, {SENDERS} senders each in its own conversation; latency p50/p99 ours {:.2}/{:.2} ms, ceiling {:.2}/{:.2} ms; ours {}; ceiling {}",
+        "{pairs} pairs × {:.1} s, {SENDERS} senders each in its own conversation; server CPU {:.0} µs per message; latency p50/p99 ours {:.2}/{:.2} ms, ceiling {:.2}/{:.2} ms; ours {}; ceiling {}",
         round.as_secs_f64(),
+        cpu / sent.max(1) as f64 * 1e6,
         percentile(&mut ours_latencies, 50.0),
         percentile(&mut ours_latencies, 99.0),
         percentile(&mut ceiling_latencies, 50.0),

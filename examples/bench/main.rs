@@ -26,6 +26,7 @@ mod q1_inbox;
 mod s1_fanout;
 mod s2_idle_memory;
 mod seed;
+mod w1_webhooks;
 mod x1_cross_process;
 
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ const SCENARIOS: &[Scenario] = &[
     h1_handoff_storm::SCENARIO,
     i1_insights::SCENARIO,
     x1_cross_process::SCENARIO,
+    w1_webhooks::SCENARIO,
 ];
 
 #[derive(Debug, Parser)]

@@ -22,7 +22,7 @@ impl MigrationTrait for Migration {
                 "CREATE TABLE events (
                     pos BIGSERIAL PRIMARY KEY,
                     tx BIGINT NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
-                    id TEXT NOT NULL UNIQUE,
+                    id TEXT NOT NULL,
                     workspace_id TEXT NOT NULL,
                     type TEXT NOT NULL,
                     conversation_id TEXT,
@@ -35,7 +35,7 @@ impl MigrationTrait for Migration {
                 "CREATE TABLE events (
                     pos INTEGER PRIMARY KEY AUTOINCREMENT,
                     tx BIGINT NOT NULL DEFAULT 0,
-                    id TEXT NOT NULL UNIQUE,
+                    id TEXT NOT NULL,
                     workspace_id TEXT NOT NULL,
                     type TEXT NOT NULL,
                     conversation_id TEXT,
@@ -46,11 +46,20 @@ impl MigrationTrait for Migration {
             }
         };
         conn.execute_unprepared(events).await?;
-        for index in [
-            "CREATE INDEX events_order ON events (tx, pos)",
-            "CREATE INDEX events_workspace ON events (workspace_id, tx, pos)",
-            "CREATE INDEX events_conversation ON events (conversation_id, tx, pos)",
-        ] {
+        // Readers seek (tx, pos) on PostgreSQL; on SQLite tx is always 0 and pos is
+        // the row id, so the indexes follow pos alone (see `casefile::events`).
+        let indexes: &[&str] = match m.get_database_backend() {
+            DbBackend::Postgres => &[
+                "CREATE INDEX events_order ON events (tx, pos)",
+                "CREATE INDEX events_workspace ON events (workspace_id, tx, pos)",
+                "CREATE INDEX events_conversation ON events (conversation_id, tx, pos)",
+            ],
+            _ => &[
+                "CREATE INDEX events_workspace ON events (workspace_id, pos)",
+                "CREATE INDEX events_conversation ON events (conversation_id, pos)",
+            ],
+        };
+        for index in indexes {
             conn.execute_unprepared(index).await?;
         }
         conn.execute_unprepared(

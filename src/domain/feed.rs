@@ -268,9 +268,22 @@ pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: &[Event]
         .iter()
         .map(Event::to_record)
         .collect::<AppResult<Vec<_>>>()?;
-    let cursor = crate::events::append(&txn, &records).await?;
+    let cursors = crate::events::append(&txn, &records).await?;
     txn.commit().await?;
-    state.events.committed(cursor);
+    // Handed over decoded, so that this process need not read them back.
+    let committed = events
+        .iter()
+        .zip(records)
+        .zip(cursors)
+        .map(|((event, record), cursor)| {
+            let event = Event {
+                cursor: Some(cursor),
+                ..event.clone()
+            };
+            Record::new(Some(cursor), record).with_decoded(event)
+        })
+        .collect();
+    state.events.committed(committed);
     Ok(())
 }
 
@@ -363,7 +376,7 @@ pub async fn page(
     let mut out = Vec::new();
     let mut from = after;
     loop {
-        let batch = crate::events::read(&state.db, from, &scope, first + 1).await?;
+        let batch = crate::events::read(&state.db.reader, from, &scope, first + 1).await?;
         let exhausted = (batch.len() as u64) <= first;
         for record in batch {
             from = record.cursor.unwrap_or(from);

@@ -141,7 +141,7 @@ pub fn events(
                         Topic::Conversation(id) => Scope { conversation_id: Some(id), ..Scope::default() },
                         Topic::Workspace(id) => Scope { workspace_id: Some(id), ..Scope::default() },
                     };
-                    let page = Box::pin(events::read(&state.db, last, &scope, REPLAY_PAGE)).await?;
+                    let page = Box::pin(events::read(&state.db.reader, last, &scope, REPLAY_PAGE)).await?;
                     let done = (page.len() as u64) < REPLAY_PAGE;
                     for record in page {
                         last = record.cursor.unwrap_or(last);

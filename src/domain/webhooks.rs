@@ -4,9 +4,10 @@
 //! A webhook remembers the log cursor it was delivered up to. A process takes a
 //! webhook that has events after its cursor and is due by leasing it (a row update
 //! that only one process can win: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the one
-//! writer on SQLite) for [`LEASE`], renewed before each attempt, and delivers the
-//! events in order: each success moves the cursor (guarded by the lease), the
-//! first failure schedules a retry of the same event after an exponential backoff
+//! writer on SQLite) for [`LEASE`], renewed as it goes, and delivers the events in
+//! order: successes move the cursor (guarded by the lease; recorded a few at a
+//! time, see [`Done`]), the first failure schedules a retry of the same event
+//! after an exponential backoff
 //! with jitter (`CASEFILE_WEBHOOK_RETRY_BASE`, doubling, at most [`MAX_DELAY`]
 //! apart) and stops there. After failing for `CASEFILE_WEBHOOK_RETRY_FOR` (24 h)
 //! the webhook is disabled with its reason; `updateWebhook(enabled: true)` resumes
@@ -210,7 +211,9 @@ pub async fn deliveries(
 }
 
 /// Deliver webhooks from this process until shutdown: look whenever the log
-/// moves, and every second for retries that came due.
+/// moves, and every second for retries that came due. Whether the database has
+/// any enabled webhook at all is read once a second, so that a server without
+/// webhooks writes nothing for them (a webhook starts within a second).
 pub fn start_delivering(state: &AppState) {
     let state = state.clone();
     let node = random_secret(9);
@@ -218,8 +221,26 @@ pub fn start_delivering(state: &AppState) {
     state.connections.clone().spawn(async move {
         let mut moved = state.events.delivered();
         let running = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT as usize));
+        let mut any = false;
+        let mut checked: Option<tokio::time::Instant> = None;
+        let mut claimed_at = tokio::time::Instant::now();
         loop {
-            match claim(&state, &node, running.available_permits() as u64).await {
+            if checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                any = match any_enabled(&state).await {
+                    Ok(any) => any,
+                    Err(err) => {
+                        tracing::warn!(error.detail = ?err, "reading webhooks failed");
+                        false
+                    }
+                };
+                checked = Some(tokio::time::Instant::now());
+            }
+            let room = if any {
+                running.available_permits() as u64
+            } else {
+                0
+            };
+            match claim(&state, &node, room).await {
                 Ok(claimed) => {
                     for webhook in claimed {
                         let Ok(permit) = std::sync::Arc::clone(&running).try_acquire_owned() else {
@@ -237,13 +258,29 @@ pub fn start_delivering(state: &AppState) {
                 }
                 Err(err) => tracing::warn!(error.detail = ?err, "claiming webhooks failed"),
             }
+            // At most one claim per `CLAIM_EVERY` however fast the log moves: a
+            // webhook being delivered to is kept by its deliverer meanwhile.
+            let next = claimed_at + CLAIM_EVERY;
             tokio::select! {
                 () = state.shutdown.cancelled() => return,
-                _ = moved.changed() => {}
+                _ = moved.changed() => tokio::time::sleep_until(next).await,
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+            claimed_at = tokio::time::Instant::now();
         }
     });
+}
+
+/// The shortest time between two claims woken by new events.
+const CLAIM_EVERY: Duration = Duration::from_millis(20);
+
+async fn any_enabled(state: &AppState) -> AppResult<bool> {
+    use sea_orm::PaginatorTrait;
+    Ok(webhook::Entity::find()
+        .filter(webhook::Column::Enabled.eq(true))
+        .count(&state.db.background)
+        .await?
+        > 0)
 }
 
 /// Lease up to `room` webhooks that are due and have events to deliver.
@@ -260,12 +297,14 @@ async fn claim(state: &AppState, node: &str, room: u64) -> AppResult<Vec<webhook
         ),
         _ => ("", ""),
     };
+    // The cursor compared column to column (see `events::after_sql`).
+    let after = events::after_sql(backend, "e.", "w.cursor_tx", "w.cursor_pos");
     let sql = format!(
         "UPDATE webhooks SET lease_owner = ?, lease_until = ? WHERE id IN (\
            SELECT w.id FROM webhooks w WHERE w.enabled AND w.next_attempt_at <= ? \
            AND (w.lease_until IS NULL OR w.lease_until < ?) \
            AND EXISTS (SELECT 1 FROM events e WHERE e.workspace_id = w.workspace_id \
-             AND (e.tx, e.pos) > (w.cursor_tx, w.cursor_pos){visible}) \
+             AND {after}{visible}) \
            ORDER BY w.next_attempt_at LIMIT ?{lock}) RETURNING *"
     );
     let rows = state
@@ -372,30 +411,53 @@ async fn deliver_leased(
         Ok(url) => url,
         Err(err) => return disable(state, webhook, node, &format!("invalid URL: {err}")).await,
     };
-    let mut cursor = Cursor {
+    let mut done = Done::new(Cursor {
         tx: webhook.cursor_tx,
         pos: webhook.cursor_pos,
-    };
+    });
     let mut attempts = webhook.attempts;
     let scope = Scope {
         workspace_id: Some(&webhook.workspace_id),
         ..Scope::default()
     };
+    let mut moved = state.events.delivered();
+    let mut idle_since = tokio::time::Instant::now();
     loop {
-        let batch = events::read(&state.db, cursor, &scope, BATCH).await?;
+        let batch = events::read(&state.db.background, done.cursor, &scope, BATCH).await?;
         if batch.is_empty() {
-            return Ok(());
+            // Caught up: stay a moment for what comes next (a webhook busy with a
+            // stream of events is not taken and let go for each one).
+            if idle_since.elapsed() >= LINGER || state.shutdown.is_cancelled() {
+                done.flush(state, webhook, node).await?;
+                return Ok(());
+            }
+            if done.due() && !done.flush(state, webhook, node).await? {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = moved.changed() => {}
+                () = tokio::time::sleep(FLUSH_EVERY) => {}
+                () = state.shutdown.cancelled() => {}
+            }
+            continue;
         }
+        idle_since = tokio::time::Instant::now();
         for record in &batch {
+            let at = record.cursor.unwrap_or(done.cursor);
             let Some(event) = feed::decode(record) else {
+                done.cursor = at;
                 continue;
             };
-            let at = record.cursor.unwrap_or(cursor);
             if !wants(state, webhook, &event).await? {
-                cursor = at;
+                done.cursor = at;
                 continue;
             }
-            if state.shutdown.is_cancelled() || !renew(state, webhook, node, cursor).await? {
+            if state.shutdown.is_cancelled() {
+                done.flush(state, webhook, node).await?;
+                return Ok(());
+            }
+            // Renewing the lease writes what is done so far with it.
+            if done.renewed.elapsed() >= LEASE / 3 && !done.flush(state, webhook, node).await? {
                 return Ok(());
             }
             let body = serde_json::to_string(&feed::envelope(&event))?;
@@ -405,7 +467,7 @@ async fn deliver_leased(
             let headers = headers(&signing, &event.id, now / 1000, body.as_bytes());
             let attempt = client.post(&url, &headers, body).await;
             attempts += 1;
-            webhook_delivery::ActiveModel {
+            let row = webhook_delivery::ActiveModel {
                 id: Set(new_id(Kind::Delivery)),
                 webhook_id: Set(webhook.id.clone()),
                 workspace_id: Set(webhook.workspace_id.clone()),
@@ -417,71 +479,119 @@ async fn deliver_leased(
                 latency_ms: Set(attempt.latency.as_millis() as i64),
                 error: Set(attempt.error.clone()),
                 created_at: Set(now_ms()),
-            }
-            .insert(&state.db.writer)
-            .await?;
+            };
             if !attempt.succeeded() {
-                return failed(state, webhook, node, cursor, attempts, &attempt).await;
+                if !done.flush(state, webhook, node).await? {
+                    return Ok(());
+                }
+                row.insert(&state.db.writer).await?;
+                return failed(state, webhook, node, done.cursor, attempts, &attempt).await;
             }
-            cursor = at;
             attempts = 0;
-            advance(state, webhook, node, cursor).await?;
+            done.succeeded(row, at);
+            if done.due() && !done.flush(state, webhook, node).await? {
+                return Ok(());
+            }
         }
-        // What this batch skipped is done too.
-        advance(state, webhook, node, cursor).await?;
     }
 }
 
-/// Renew the lease before an attempt (moving the cursor past skipped events);
-/// `false` when another process holds it now.
-async fn renew(
-    state: &AppState,
-    webhook: &webhook::Model,
-    node: &str,
+/// Successful attempts not yet recorded, and the cursor delivery has reached:
+/// written together (with the lease renewed) every [`FLUSH_EVERY`] or
+/// [`FLUSH_ROWS`] attempts, before a failure is recorded, and at the end, rather
+/// than three writes per event. A process that dies in between sends those events
+/// again (deliveries are at least once).
+struct Done {
+    rows: Vec<webhook_delivery::ActiveModel>,
     cursor: Cursor,
-) -> AppResult<bool> {
-    let done = state
-        .db
-        .writer
-        .execute_raw(stmt(
-            state.db.backend(),
-            "UPDATE webhooks SET lease_until = ?, cursor_tx = ?, cursor_pos = ? \
-             WHERE id = ? AND lease_owner = ?",
-            vec![
-                (now_ms() + LEASE.as_millis() as i64).into(),
-                cursor.tx.into(),
-                cursor.pos.into(),
-                webhook.id.as_str().into(),
-                node.into(),
-            ],
-        ))
-        .await?;
-    Ok(done.rows_affected() == 1)
+    written: Cursor,
+    since: tokio::time::Instant,
+    renewed: tokio::time::Instant,
 }
 
-/// Record a success: the cursor moves on and the failure run ends.
-async fn advance(
-    state: &AppState,
-    webhook: &webhook::Model,
-    node: &str,
-    cursor: Cursor,
-) -> AppResult<()> {
-    state
-        .db
-        .writer
-        .execute_raw(stmt(
-            state.db.backend(),
-            "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, attempts = 0, failing_since = NULL \
-             WHERE id = ? AND lease_owner = ?",
-            vec![
-                cursor.tx.into(),
-                cursor.pos.into(),
-                webhook.id.as_str().into(),
-                node.into(),
-            ],
-        ))
-        .await?;
-    Ok(())
+/// How long a caught-up deliverer keeps its webhook, waiting for more events.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// How long successes wait to be recorded, at most.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// How many successes wait to be recorded, at most.
+const FLUSH_ROWS: usize = 100;
+
+impl Done {
+    fn new(cursor: Cursor) -> Done {
+        let now = tokio::time::Instant::now();
+        Done {
+            rows: Vec::new(),
+            cursor,
+            written: cursor,
+            since: now,
+            renewed: now,
+        }
+    }
+
+    fn succeeded(&mut self, row: webhook_delivery::ActiveModel, at: Cursor) {
+        if self.rows.is_empty() {
+            self.since = tokio::time::Instant::now();
+        }
+        self.rows.push(row);
+        self.cursor = at;
+    }
+
+    fn due(&self) -> bool {
+        !self.rows.is_empty()
+            && (self.rows.len() >= FLUSH_ROWS || self.since.elapsed() >= FLUSH_EVERY)
+    }
+
+    /// Record what is done and renew the lease, in one transaction; `false` when
+    /// another process holds the lease now (nothing is written then).
+    async fn flush(
+        &mut self,
+        state: &AppState,
+        webhook: &webhook::Model,
+        node: &str,
+    ) -> AppResult<bool> {
+        use sea_orm::TransactionTrait;
+        let renew_only = self.rows.is_empty() && self.cursor == self.written;
+        let lease_due = self.renewed.elapsed() >= LEASE / 3;
+        if renew_only && !lease_due {
+            return Ok(true);
+        }
+        let txn = state.db.writer.begin().await?;
+        let reset = if self.rows.is_empty() {
+            ""
+        } else {
+            ", attempts = 0, failing_since = NULL"
+        };
+        let updated = txn
+            .execute_raw(stmt(
+                state.db.backend(),
+                &format!(
+                    "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, lease_until = ?{reset} \
+                     WHERE id = ? AND lease_owner = ?"
+                ),
+                vec![
+                    self.cursor.tx.into(),
+                    self.cursor.pos.into(),
+                    (now_ms() + LEASE.as_millis() as i64).into(),
+                    webhook.id.as_str().into(),
+                    node.into(),
+                ],
+            ))
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if !self.rows.is_empty() {
+            webhook_delivery::Entity::insert_many(std::mem::take(&mut self.rows))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        self.written = self.cursor;
+        self.renewed = tokio::time::Instant::now();
+        Ok(true)
+    }
 }
 
 /// Schedule the next attempt at the event after `cursor`, or disable the webhook

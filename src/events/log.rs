@@ -1,7 +1,9 @@
 //! The `events` table: appending inside a write's transaction, reading by cursor,
 //! and pruning what is older than the retention.
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, TransactionTrait, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, QueryResult, TransactionTrait, Value,
+};
 
 use super::{Cursor, Record};
 use crate::db::Db;
@@ -41,8 +43,8 @@ pub struct Scope<'a> {
 pub struct Expired;
 
 /// Store `records` in `txn`, the transaction of the change they describe; the
-/// cursor of the last, to wake readers with once it commits.
-pub async fn append<C: ConnectionTrait>(txn: &C, records: &[NewRecord]) -> AppResult<Cursor> {
+/// cursor of each, in their order.
+pub async fn append<C: ConnectionTrait>(txn: &C, records: &[NewRecord]) -> AppResult<Vec<Cursor>> {
     let mut sql = String::from(
         "INSERT INTO events (id, workspace_id, type, conversation_id, subject_id, occurred_at, payload) VALUES ",
     );
@@ -62,15 +64,23 @@ pub async fn append<C: ConnectionTrait>(txn: &C, records: &[NewRecord]) -> AppRe
             record.payload.as_str().into(),
         ]);
     }
-    sql.push_str(" RETURNING tx, pos");
+    sql.push_str(" RETURNING id, tx, pos");
     let rows = txn
         .query_all_raw(stmt(txn.get_database_backend(), &sql, values))
         .await?;
-    let mut last = Cursor::START;
-    for row in rows {
-        last = last.max(cursor_of(&row)?);
+    // Matched by id: the order of RETURNING rows is not promised.
+    let mut cursors = Vec::with_capacity(records.len());
+    for record in records {
+        let row = rows
+            .iter()
+            .find(|row| {
+                row.try_get::<String>("", "id")
+                    .is_ok_and(|id| id == record.id)
+            })
+            .ok_or_else(|| crate::error::AppError::internal("an event row went missing"))?;
+        cursors.push(cursor_of(row)?);
     }
-    Ok(last)
+    Ok(cursors)
 }
 
 fn cursor_of(row: &QueryResult) -> AppResult<Cursor> {
@@ -78,6 +88,33 @@ fn cursor_of(row: &QueryResult) -> AppResult<Cursor> {
         tx: row.try_get("", "tx")?,
         pos: row.try_get("", "pos")?,
     })
+}
+
+/// The condition "after `cursor`" on the columns of `prefix` (`""` or `"e."`), with
+/// `tx` and `pos` standing for the cursor's parts (placeholders or columns), as
+/// the indexes seek it: `(tx, pos)` on PostgreSQL; on SQLite `tx` is always 0 and
+/// `pos` is the row id, so `pos` alone.
+pub fn after_sql(backend: DbBackend, prefix: &str, tx: &str, pos: &str) -> String {
+    match backend {
+        DbBackend::Postgres => format!("({prefix}tx, {prefix}pos) > ({tx}, {pos})"),
+        _ => format!("{prefix}pos > {pos}"),
+    }
+}
+
+/// The values of [`after_sql`] with placeholders.
+fn after_values(backend: DbBackend, cursor: Cursor) -> Vec<Value> {
+    match backend {
+        DbBackend::Postgres => vec![cursor.tx.into(), cursor.pos.into()],
+        _ => vec![cursor.pos.into()],
+    }
+}
+
+/// Log order.
+fn order(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => " ORDER BY tx, pos",
+        _ => " ORDER BY pos",
+    }
 }
 
 /// Only rows no older transaction can still precede (see the module docs of
@@ -89,14 +126,21 @@ fn visible(backend: DbBackend) -> &'static str {
     }
 }
 
-/// Up to `limit` events after `after` in `scope`, in cursor order.
-pub async fn read(db: &Db, after: Cursor, scope: &Scope<'_>, limit: u64) -> AppResult<Vec<Record>> {
-    let backend = db.backend();
-    let mut sql = String::from(
+/// Up to `limit` events after `after` in `scope`, in cursor order, read on `conn`
+/// (a request's reader, or the background's).
+pub async fn read(
+    conn: &DatabaseConnection,
+    after: Cursor,
+    scope: &Scope<'_>,
+    limit: u64,
+) -> AppResult<Vec<Record>> {
+    let backend = conn.get_database_backend();
+    let mut sql = format!(
         "SELECT tx, pos, id, workspace_id, type, conversation_id, subject_id, occurred_at, payload \
-         FROM events WHERE (tx, pos) > (?, ?)",
+         FROM events WHERE {}",
+        after_sql(backend, "", "?", "?")
     );
-    let mut values: Vec<Value> = vec![after.tx.into(), after.pos.into()];
+    let mut values = after_values(backend, after);
     if let Some(workspace) = scope.workspace_id {
         sql.push_str(" AND workspace_id = ?");
         values.push(workspace.into());
@@ -114,9 +158,10 @@ pub async fn read(db: &Db, after: Cursor, scope: &Scope<'_>, limit: u64) -> AppR
         sql.push(')');
     }
     sql.push_str(visible(backend));
-    sql.push_str(" ORDER BY tx, pos LIMIT ?");
+    sql.push_str(order(backend));
+    sql.push_str(" LIMIT ?");
     values.push((limit as i64).into());
-    let rows = db.reader.query_all_raw(stmt(backend, &sql, values)).await?;
+    let rows = conn.query_all_raw(stmt(backend, &sql, values)).await?;
     rows.iter()
         .map(|row| {
             Ok(Record::new(
@@ -139,8 +184,12 @@ pub async fn read(db: &Db, after: Cursor, scope: &Scope<'_>, limit: u64) -> AppR
 /// empty): where a reader that wants only what happens from now on begins.
 pub async fn newest(db: &Db) -> AppResult<Cursor> {
     let backend = db.backend();
+    let newest_first = match backend {
+        DbBackend::Postgres => "ORDER BY tx DESC, pos DESC",
+        _ => "ORDER BY pos DESC",
+    };
     let sql = format!(
-        "SELECT tx, pos FROM events WHERE 1 = 1{} ORDER BY tx DESC, pos DESC LIMIT 1",
+        "SELECT tx, pos FROM events WHERE 1 = 1{} {newest_first} LIMIT 1",
         visible(backend)
     );
     let row = db.reader.query_one_raw(stmt(backend, &sql, vec![])).await?;
@@ -173,7 +222,10 @@ pub async fn prune(db: &Db, cutoff: i64) -> AppResult<u64> {
             .writer
             .query_all_raw(stmt(
                 backend,
-                "SELECT tx, pos, occurred_at FROM events ORDER BY tx, pos LIMIT ?",
+                &format!(
+                    "SELECT tx, pos, occurred_at FROM events{} LIMIT ?",
+                    order(backend)
+                ),
                 vec![(PRUNE_BATCH as i64).into()],
             ))
             .await?;
@@ -203,8 +255,11 @@ pub async fn prune(db: &Db, cutoff: i64) -> AppResult<u64> {
         let done = txn
             .execute_raw(stmt(
                 backend,
-                "DELETE FROM events WHERE (tx, pos) <= (?, ?)",
-                vec![through.tx.into(), through.pos.into()],
+                &format!(
+                    "DELETE FROM events WHERE NOT ({})",
+                    after_sql(backend, "", "?", "?")
+                ),
+                after_values(backend, through),
             ))
             .await?;
         txn.commit().await?;

@@ -1,5 +1,6 @@
 //! One reader of the log per process, feeding the in-process bus in cursor order.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -30,6 +31,16 @@ pub struct Events {
     wake: Notify,
     /// The newest cursor this process has been told was committed.
     wanted: Mutex<Cursor>,
+    /// Records this process committed, by cursor, not yet delivered: delivered
+    /// without reading them back when they follow on (see [`Events::drain`]).
+    committed: Mutex<BTreeMap<Cursor, Arc<Record>>>,
+    /// Ephemeral events of this process waiting for the commits before them (the
+    /// newest cursor known when each happened) to be delivered first.
+    ephemeral: Mutex<std::collections::VecDeque<(Cursor, Arc<Record>)>>,
+    /// Whether this process's commits take consecutive positions (SQLite: one
+    /// writer, `AUTOINCREMENT`), so that a record right after the last delivered
+    /// one can be delivered as it is.
+    consecutive: bool,
     delivered: watch::Sender<Cursor>,
     observer: OnceLock<Observer>,
     link: Option<pg::Link>,
@@ -51,6 +62,9 @@ impl Events {
             bus: InProcessBus::new(),
             wake: Notify::new(),
             wanted: Mutex::new(start),
+            committed: Mutex::default(),
+            ephemeral: Mutex::default(),
+            consecutive: db.pg_pool.is_none(),
             delivered: watch::channel(start).0,
             observer: OnceLock::new(),
             link,
@@ -68,23 +82,57 @@ impl Events {
         let _ = self.observer.set(Box::new(observer));
     }
 
-    /// A transaction that stored events up to `cursor` committed: read them now, here
-    /// and in every other process.
-    pub fn committed(&self, cursor: Cursor) {
-        self.wake_for(cursor);
+    /// A transaction that stored `records` (with their cursors) committed: deliver
+    /// them now, here and in every other process.
+    pub fn committed(&self, records: Vec<Record>) {
+        let Some(last) = records.iter().filter_map(|r| r.cursor).max() else {
+            return;
+        };
+        {
+            let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+            for record in records {
+                if let Some(cursor) = record.cursor {
+                    committed.insert(cursor, Arc::new(record));
+                }
+            }
+        }
+        self.wake_for(last);
         if let Some(link) = &self.link {
-            link.committed(cursor);
+            link.committed(last);
         }
     }
 
     /// Deliver an event that is not stored (typing) to its subscribers, here and in
-    /// every other process.
+    /// every other process; here after what this process committed before it.
     pub fn ephemeral(&self, record: Record) {
         let record = Arc::new(record);
         if let Some(link) = &self.link {
             link.ephemeral(&record);
         }
-        self.bus.publish(&record);
+        let after = self.wanted();
+        self.ephemeral
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((after, record));
+        self.wake.notify_one();
+    }
+
+    /// Publish the ephemeral events whose earlier commits are delivered (all of
+    /// them with `all`: the tailer does not hold typing back longer than a drain).
+    fn publish_ephemeral(&self, last: Cursor, all: bool) {
+        loop {
+            let next = {
+                let mut waiting = self.ephemeral.lock().unwrap_or_else(|p| p.into_inner());
+                match waiting.front() {
+                    Some((after, _)) if all || *after <= last => waiting.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, record)) = next else {
+                return;
+            };
+            self.bus.publish(&record);
+        }
     }
 
     /// Receive the records of `topic` from now on.
@@ -92,7 +140,8 @@ impl Events {
         self.bus.subscribe(topic)
     }
 
-    /// The cursor up to which this process has delivered the log to its subscribers.
+    /// The cursor up to which this process has delivered the log to its
+    /// subscribers; it moves just before each record is published.
     pub fn delivered(&self) -> watch::Receiver<Cursor> {
         self.delivered.subscribe()
     }
@@ -117,30 +166,77 @@ impl Events {
         *self.wanted.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Read and deliver everything after `last` that can be read now.
-    async fn drain(&self, mut last: Cursor) -> AppResult<Cursor> {
+    /// The next record this process committed, when it follows `last` directly.
+    fn next_committed(&self, last: Cursor) -> Option<Arc<Record>> {
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let (&cursor, _) = committed.first_key_value()?;
+            if cursor <= last {
+                committed.pop_first();
+                continue;
+            }
+            let follows = self.consecutive && cursor.tx == last.tx && cursor.pos == last.pos + 1;
+            return follows
+                .then(|| committed.pop_first().map(|(_, r)| r))
+                .flatten();
+        }
+    }
+
+    /// A record read back, or the same one as this process committed it (decoded).
+    fn known(&self, record: Record) -> Arc<Record> {
+        let mut committed = self.committed.lock().unwrap_or_else(|p| p.into_inner());
+        record
+            .cursor
+            .and_then(|cursor| committed.remove(&cursor))
+            .unwrap_or_else(|| Arc::new(record))
+    }
+
+    fn publish(&self, record: &Arc<Record>, last: Cursor) {
+        if let Some(observe) = self.observer.get() {
+            observe(record);
+        }
+        // Moved before the record is published: a subscriber that reads it
+        // before subscribing and again after knows whether it may have
+        // missed something (see `domain::streams::events`).
+        self.delivered.send_replace(last);
+        self.bus.publish(record);
+    }
+
+    /// Deliver everything after `last` that can be read now: what this process
+    /// committed right after `last` as it is, the rest read from the log (commits
+    /// of other processes, gaps, and on PostgreSQL everything, in visibility order).
+    /// `look`: read the log even when nothing this process knows of is missing (a
+    /// poll, for commits of other processes).
+    async fn drain(&self, mut last: Cursor, look: bool) -> AppResult<Cursor> {
         let mut retry = RETRY;
         loop {
-            let batch = log::read(&self.db, last, &Scope::default(), BATCH).await?;
+            while let Some(record) = self.next_committed(last) {
+                last = record.cursor.unwrap_or(last);
+                self.publish(&record, last);
+            }
+            self.publish_ephemeral(last, false);
+            if self.consecutive && !look && self.wanted() <= last {
+                self.publish_ephemeral(last, true);
+                return Ok(last);
+            }
+            let batch = log::read(&self.db.background, last, &Scope::default(), BATCH).await?;
             let full = batch.len() as u64 == BATCH;
             for record in batch {
-                let record = Arc::new(record);
+                let record = self.known(record);
                 last = record.cursor.unwrap_or(last);
-                if let Some(observe) = self.observer.get() {
-                    observe(&record);
-                }
-                self.bus.publish(&record);
+                self.publish(&record, last);
             }
-            self.delivered.send_replace(last);
             if full {
                 continue;
             }
             // Told of a commit it cannot see yet: an older transaction still runs.
+            self.publish_ephemeral(last, false);
             if self.wanted() > last && retry < self.poll {
                 tokio::time::sleep(retry).await;
                 retry *= 2;
                 continue;
             }
+            self.publish_ephemeral(last, true);
             return Ok(last);
         }
     }
@@ -148,13 +244,17 @@ impl Events {
 
 /// The tailer: lives as long as the process (its runtime ends it).
 async fn tail(events: Arc<Events>, mut last: Cursor) {
+    let mut look = true;
     loop {
-        match events.drain(last).await {
+        match events.drain(last, look).await {
             Ok(read) => last = read,
             Err(err) => {
                 tracing::warn!(error.detail = ?err, "could not read the event log; retrying");
             }
         }
-        let _ = tokio::time::timeout(events.poll, events.wake.notified()).await;
+        // Woken by a commit, or looking for other processes' commits at the poll.
+        look = tokio::time::timeout(events.poll, events.wake.notified())
+            .await
+            .is_err();
     }
 }

@@ -437,11 +437,16 @@ impl LiveSubscription {
             &conversation_id,
         ))
         .await?;
+        let after = after_or_resume(ctx, after);
+        let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
         let from = Box::pin(starting(&state, after.as_deref())).await?;
         let events = domain::streams::events(state, Topic::Conversation(conv.id), from);
         Ok(events.filter_map(move |item| {
             let out = match item {
-                Ok(event) => ConversationEvent::visible_to(&event, &principal).map(Ok),
+                Ok(event) => {
+                    note.note(&event);
+                    ConversationEvent::visible_to(&event, &principal).map(Ok)
+                }
                 Err(err) => Some(Err(err.into())),
             };
             std::future::ready(out)
@@ -466,16 +471,19 @@ impl LiveSubscription {
         let sees_internal = principal.sees_internal();
         let state = ctx.state().clone();
         let filter = filter.unwrap_or_default();
+        let after = after_or_resume(ctx, after);
+        let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
         let from = Box::pin(starting(&state, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
         let events = domain::streams::events(state.clone(), topic, from);
         Ok(events.filter_map(move |item| {
-            let (state, filter) = (state.clone(), filter.clone());
+            let (state, filter, note) = (state.clone(), filter.clone(), note.clone());
             async move {
                 let event = match item {
                     Ok(event) => event,
                     Err(err) => return Some(Err(err.into())),
                 };
+                note.note(&event);
                 if let EventKind::MessageCreated { message, .. } = &event.kind
                     && message.internal
                     && !sees_internal
@@ -519,16 +527,20 @@ impl LiveSubscription {
             .into_iter()
             .map(|id| id.0)
             .collect();
+        let after = after_or_resume(ctx, after);
+        let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
         let from = Box::pin(starting(&state, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
         let events = domain::streams::events(state.clone(), topic, from);
         Ok(events.filter_map(move |item| {
-            let (state, teams, tags) = (state.clone(), teams.clone(), tags.clone());
+            let (state, teams, tags, note) =
+                (state.clone(), teams.clone(), tags.clone(), note.clone());
             async move {
                 let event = match item {
                     Ok(event) => event,
                     Err(err) => return Some(Err(err.into())),
                 };
+                note.note(&event);
                 let EventKind::HandoffChanged {
                     handoff,
                     conversation,
@@ -553,6 +565,34 @@ impl LiveSubscription {
             }
         }))
     }
+}
+
+/// Request data of a subscription executed once for many connections (see
+/// `crate::ws`): the log cursor of the event behind the answer just produced, so
+/// that a connection that falls behind the shared execution can go on from it.
+#[derive(Clone, Default)]
+pub struct CursorNote(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl CursorNote {
+    fn note(&self, event: &Event) {
+        if let Some(cursor) = event.cursor {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cursor.encode());
+        }
+    }
+
+    /// The cursor of the event behind the last answer, taken.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Request data of a connection's own execution that takes over from a shared one
+/// it fell behind: the stream starts after this cursor, as with `after`.
+pub struct ResumeAfter(pub String);
+
+/// `after`, or where a connection taking over from a shared execution resumes.
+fn after_or_resume(ctx: &Context<'_>, after: Option<String>) -> Option<String> {
+    after.or_else(|| ctx.data_opt::<ResumeAfter>().map(|r| r.0.clone()))
 }
 
 /// Where a subscription starts: after the client's cursor (checked), or now.

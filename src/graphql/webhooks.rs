@@ -182,7 +182,8 @@ impl WebhookQuery {
     }
 
     /// A webhook's delivery attempts, newest first (owners and admins). Page with
-    /// `after`: the `id` of the last attempt you have.
+    /// `after`: the `id` of the last attempt you have. Failures show at once;
+    /// successes are recorded a few at a time, within a fraction of a second.
     async fn webhook_deliveries(
         &self,
         ctx: &Context<'_>,

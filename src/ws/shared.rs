@@ -9,9 +9,13 @@
 //! Only what cannot differ between those subscribers is shared: agent principals
 //! of one workspace and role (fields depend on nothing narrower), and only the
 //! root fields that yield nothing but what happens after they start
-//! ([`SHAREABLE`]): `messages`, which first replays history, is never shared. A
-//! subscriber that falls behind the upstream gets a `LAGGED` error and goes on, as
-//! with its own execution. The upstream stops when its last subscriber leaves.
+//! ([`SHAREABLE`]): `messages`, which first replays history, is never shared, nor
+//! is a subscription resuming with `after`. Each answer carries the event log
+//! cursor of its event (noted by the resolver, see `graphql::live::CursorNote`): a
+//! subscriber that falls [`CAPACITY`] answers behind the upstream leaves it and
+//! goes on in an execution of its own from the cursor of the last answer it got,
+//! caught up from the log like any subscriber. The upstream stops when its last
+//! subscriber leaves.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -27,6 +31,7 @@ use crate::auth::Principal;
 use crate::entity::Role;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
+use crate::graphql::live::{CursorNote, ResumeAfter};
 use crate::state::AppState;
 
 /// Root subscription fields whose answers depend only on the workspace, the role
@@ -67,7 +72,8 @@ impl Key {
 }
 
 /// The operation is a subscription whose every root selection is a shareable field
-/// (fragments at the root are not looked into: such a document runs on its own).
+/// without `after` (a subscription that resumes replays history of its own first),
+/// and fragments at the root are not looked into: such a document runs on its own.
 fn shareable(doc: &ExecutableDocument, name: Option<&str>) -> bool {
     let operation = match (&doc.operations, name) {
         (DocumentOperations::Single(op), _) => op,
@@ -85,7 +91,8 @@ fn shareable(doc: &ExecutableDocument, name: Option<&str>) -> bool {
     operation.ty == async_graphql::parser::types::OperationType::Subscription
         && operation.selection_set.node.items.iter().all(|item| {
             matches!(&item.node, Selection::Field(field)
-                if SHAREABLE.contains(&field.node.name.node.as_str()))
+                if SHAREABLE.contains(&field.node.name.node.as_str())
+                    && field.node.get_argument("after").is_none())
         })
 }
 
@@ -96,6 +103,8 @@ pub struct Answer {
     /// The execution panicked on this event and starts again: an error for this
     /// event only, never the end of the subscription.
     pub panicked: bool,
+    /// The event log cursor of the event behind it, when it has one.
+    pub cursor: Option<String>,
 }
 
 /// A running upstream. Subscribers hold it; when the last lets go, it stops. Only
@@ -169,8 +178,15 @@ impl SharedOperations {
         schema: &AppSchema,
         key: Key,
         mut request: async_graphql::Request,
-        context: impl Fn(async_graphql::Request) -> async_graphql::Request + Send + 'static,
+        context: impl Fn(async_graphql::Request) -> async_graphql::Request + Send + Sync + 'static,
     ) -> impl Stream<Item = Item> + Send + 'static {
+        let context = Arc::new(context);
+        // How this subscriber goes on alone, should it fall behind.
+        let takeover = Takeover {
+            schema: schema.clone(),
+            template: Template::of(&mut request),
+            context: Arc::clone(&context) as Arc<Context>,
+        };
         let (upstream, answers) = {
             let mut running = state.shared_operations.lock();
             let joined = running
@@ -202,8 +218,18 @@ impl SharedOperations {
                 }
             }
         };
-        follow(upstream, answers)
+        follow(upstream, answers, takeover)
     }
+}
+
+/// How a connection readies a request of its own (its principal, its address).
+type Context = dyn Fn(async_graphql::Request) -> async_graphql::Request + Send + Sync;
+
+/// What a subscriber needs to leave its upstream for an execution of its own.
+struct Takeover {
+    schema: AppSchema,
+    template: Template,
+    context: Arc<Context>,
 }
 
 /// Execute once, serialise once, hand to every subscriber. A panic while resolving
@@ -218,8 +244,9 @@ async fn run(
     max_bytes: usize,
 ) {
     let mut request = Some(first);
+    let note = CursorNote::default();
     loop {
-        let request = request.take().unwrap_or_else(&again);
+        let request = request.take().unwrap_or_else(&again).data(note.clone());
         let mut stream = AssertUnwindSafe(schema.execute_stream(request)).catch_unwind();
         loop {
             let response = tokio::select! {
@@ -237,6 +264,7 @@ async fn run(
                 response,
                 json,
                 panicked,
+                cursor: note.take(),
             };
             if answers.send(Arc::new(answer)).is_err() {
                 return;
@@ -252,12 +280,32 @@ async fn run(
 fn follow(
     upstream: Arc<Upstream>,
     mut answers: broadcast::Receiver<Arc<Answer>>,
+    takeover: Takeover,
 ) -> impl Stream<Item = Item> + Send + 'static {
     async_stream::stream! {
-        let _upstream = upstream;
+        let mut upstream = Some(upstream);
+        let mut last: Option<String> = None;
         loop {
             match answers.recv().await {
-                Ok(answer) => yield Item::Shared(answer),
+                Ok(answer) => {
+                    if let Some(cursor) = &answer.cursor {
+                        last = Some(cursor.clone());
+                    }
+                    yield Item::Shared(answer);
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) if last.is_some() => {
+                    // Fell behind: go on alone, from the last answer's event.
+                    upstream.take();
+                    let after = ResumeAfter(last.take().unwrap_or_default());
+                    let request = (takeover.context)(takeover.template.request()).data(after);
+                    let mut own = AssertUnwindSafe(takeover.schema.execute_stream(request)).catch_unwind();
+                    while let Some(response) = own.next().await {
+                        let mut response = response.unwrap_or_else(|_| crate::app::panicked());
+                        crate::app::ensure_codes(&mut response.errors);
+                        yield Item::Own(Box::new(response));
+                    }
+                    return;
+                }
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     let err = AppError::Lagged(format!(
                         "this subscriber fell behind and missed {missed} events: refetch what you show"
@@ -291,6 +339,10 @@ mod tests {
         // History first: every subscriber has its own.
         assert!(!shareable(
             &doc("subscription { messages(conversationId: \"c\") { seq } }"),
+            None
+        ));
+        assert!(!shareable(
+            &doc("subscription($a: String) { inbox(after: $a) { kind cursor } }"),
             None
         ));
         assert!(!shareable(&doc("query { viewer { id } }"), None));

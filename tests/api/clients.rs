@@ -70,7 +70,7 @@ async fn npm_graphql_ws_client_subscribes_and_sees_errors() {
 }
 
 /// A `casefile serve` process on `database_url`, and the address it serves on.
-async fn serve_process(database_url: &str) -> (Child, String) {
+pub async fn serve_process(database_url: &str) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_casefile"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", database_url)

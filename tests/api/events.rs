@@ -393,3 +393,124 @@ async fn a_pruned_cursor_answers_cursor_expired() {
     let data = app.data(Some(&ws.admin_token), EVENTS, json!({})).await;
     assert!(data["events"]["edges"].is_array());
 }
+
+/// The bodies of `inbox` message events, until `done` holds of them; and the last
+/// cursor.
+async fn inbox_bodies(
+    client: &mut WsClient,
+    id: &str,
+    mut seen: Vec<String>,
+    done: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, String) {
+    let mut last = String::new();
+    while !done(&seen) {
+        let event = client.next_data(id).await;
+        let inbox = &event["data"]["inbox"];
+        last = inbox["cursor"].as_str().expect("cursor").to_owned();
+        if let Some(body) = inbox["message"]["body"].as_str() {
+            seen.push(body.to_owned());
+        }
+    }
+    (seen, last)
+}
+
+/// What a writer sent and had acknowledged, in order.
+fn numbered(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("m{i}")).collect()
+}
+
+#[tokio::test]
+async fn a_subscriber_that_moves_to_another_process_after_a_kill_misses_nothing() {
+    let (url, dir) = fresh_database().await;
+    let survivor = TestApp::spawn_with(test_config(&url), dir).await;
+    let ws = survivor.workspace("Acme").await;
+    let (conversation, _) = survivor.start_conversation(&ws, Some("start")).await;
+    let start = cursor_once(&survivor, &ws, "MESSAGE_CREATED", 1).await;
+    let (mut doomed, addr) = crate::clients::serve_process(&url).await;
+
+    let mut client = WsClient::ready_at(&addr, TRANSPORT_WS, &ws.admin_token).await;
+    client
+        .subscribe("1", INBOX, json!({ "after": start }))
+        .await;
+    // A writer sends to the process about to die, until it dies.
+    let writer = {
+        let (http, token, conversation) = (
+            survivor.client.clone(),
+            ws.admin_token.clone(),
+            conversation.clone(),
+        );
+        let url = format!("http://{addr}/graphql");
+        tokio::spawn(async move {
+            let mut acknowledged = 0;
+            loop {
+                let sent = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({
+                        "query": "mutation($c: ID!, $b: String!) { sendMessage(input: { conversationId: $c, body: $b }) { seq } }",
+                        "variables": { "c": conversation, "b": format!("m{acknowledged}") },
+                    }))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) if response.status().is_success() => acknowledged += 1,
+                    _ => return acknowledged,
+                }
+            }
+        })
+    };
+    let (seen, last) = inbox_bodies(&mut client, "1", Vec::new(), |seen| seen.len() >= 10).await;
+    doomed.start_kill().expect("kill -9");
+    doomed.wait().await.expect("the process ends");
+    let acknowledged = writer.await.expect("writer");
+    assert!(acknowledged >= 10, "{acknowledged}");
+
+    // The same client, on the surviving process, from its last cursor.
+    let mut client = WsClient::ready(&survivor, TRANSPORT_WS, &ws.admin_token).await;
+    client.subscribe("2", INBOX, json!({ "after": last })).await;
+    let (seen, _) = inbox_bodies(&mut client, "2", seen, |seen| seen.len() >= acknowledged).await;
+    // Everything acknowledged, in order, once (and anything committed whose answer
+    // the kill swallowed, after it).
+    assert_eq!(seen[..acknowledged], numbered(0, acknowledged));
+}
+
+#[tokio::test]
+async fn a_killed_listener_connection_delays_but_loses_nothing() {
+    let Ok(base) = std::env::var("CASEFILE_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: set CASEFILE_TEST_DATABASE_URL to test PostgreSQL's listener");
+        return;
+    };
+    assert!(!base.is_empty());
+    let (url, _) = fresh_database().await;
+    let writer = TestApp::spawn_with(test_config(&url), None).await;
+    let reader = TestApp::spawn_with(test_config(&url), None).await;
+    let ws = writer.workspace("Acme").await;
+    let (conversation, _) = writer.start_conversation(&ws, Some("start")).await;
+    let start = cursor_once(&writer, &ws, "MESSAGE_CREATED", 1).await;
+    let mut client = WsClient::ready(&reader, TRANSPORT_WS, &ws.admin_token).await;
+    client
+        .subscribe("1", INBOX, json!({ "after": start }))
+        .await;
+    writer.send(&ws.admin_token, &conversation, "m0").await;
+    let (seen, _) = inbox_bodies(&mut client, "1", Vec::new(), |seen| !seen.is_empty()).await;
+
+    // Every listening connection of the database dies; what is sent meanwhile is
+    // never notified.
+    use sqlx::Connection;
+    let mut admin = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let killed: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .expect("terminate the listeners");
+    assert!(!killed.is_empty(), "a listener was running");
+    for i in 1..5 {
+        writer
+            .send(&ws.admin_token, &conversation, &format!("m{i}"))
+            .await;
+    }
+    let (seen, _) = inbox_bodies(&mut client, "1", seen, |seen| seen.len() >= 5).await;
+    assert_eq!(seen, numbered(0, 5));
+}
