@@ -31,7 +31,7 @@ use crate::error::{AppError, AppResult};
 use crate::events::{self, Cursor, Scope};
 use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
-use crate::webhooks::{Client, Secret, check_url, headers};
+use crate::webhooks::{Client, Secret, check_url, headers, is_public};
 
 /// How long a process holds a webhook it delivers to without renewing.
 pub const LEASE: Duration = Duration::from_secs(15);
@@ -63,10 +63,30 @@ fn json_list(list: &[String]) -> AppResult<String> {
     Ok(serde_json::to_string(list)?)
 }
 
-fn checked_url(state: &AppState, url: &str) -> AppResult<String> {
-    check_url(url, state.config.webhook_allow_private)
-        .map(|url| url.to_string())
-        .map_err(|message| AppError::bad_input("url", message))
+/// `url` if a webhook may be sent there: http(s), and not to a private, loopback
+/// or link-local address (unless allowed). A name that resolves only to such
+/// addresses now is refused at once; every delivery checks the addresses again
+/// (a name may change what it resolves to), and a name that does not resolve now
+/// is let through to fail, visibly, at delivery.
+async fn checked_url(state: &AppState, url: &str) -> AppResult<String> {
+    let allow_private = state.config.webhook_allow_private;
+    let parsed =
+        check_url(url, allow_private).map_err(|message| AppError::bad_input("url", message))?;
+    if let (false, Some(host), Some(port)) = (
+        allow_private,
+        parsed.host_str(),
+        parsed.port_or_known_default(),
+    ) && let Ok(addresses) = tokio::net::lookup_host((host, port)).await
+    {
+        let addresses: Vec<_> = addresses.collect();
+        if !addresses.is_empty() && !addresses.iter().any(|a| is_public(a.ip())) {
+            return Err(AppError::bad_input(
+                "url",
+                format!("{host} resolves only to private, loopback or link-local addresses"),
+            ));
+        }
+    }
+    Ok(parsed.to_string())
 }
 
 /// Register a webhook; it and its signing secret, shown this once. It receives
@@ -76,7 +96,7 @@ pub async fn create(
     admin: &AgentPrincipal,
     input: WebhookInput,
 ) -> AppResult<(webhook::Model, String)> {
-    let url = checked_url(state, input.url.as_deref().unwrap_or_default())?;
+    let url = checked_url(state, input.url.as_deref().unwrap_or_default()).await?;
     let secret = Secret::generate().encoded();
     let start = events::newest(&state.db).await?;
     let now = now_ms();
@@ -135,7 +155,7 @@ pub async fn update(
     let was_enabled = current.enabled;
     let mut active: webhook::ActiveModel = current.into();
     if let Some(url) = &input.url {
-        active.url = Set(checked_url(state, url)?);
+        active.url = Set(checked_url(state, url).await?);
     }
     if let Some(description) = input.description {
         active.description = Set(Some(description));

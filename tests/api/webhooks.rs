@@ -351,6 +351,7 @@ async fn private_urls_and_non_admins_are_refused() {
         "http://127.0.0.1:9/hook",
         "http://169.254.169.254/latest/meta-data",
         "http://[::1]/",
+        "http://localhost:9/hook",
         "ftp://example.com/",
     ] {
         let refused = app
