@@ -115,24 +115,32 @@ pub async fn resume_from(state: &AppState, field: &str, cursor: &str) -> AppResu
 /// The topic is subscribed to before anything is read, so every event delivered
 /// after that arrives; the replay and each catch-up read the log up to wherever it
 /// has got, and live events at or below the last cursor read are dropped as
-/// duplicates. Starting `Now`, the process's delivered cursor is read before
-/// subscribing and again after: if it moved in between, an event may have been
-/// delivered before the subscription saw it, and that gap is read from the log.
+/// duplicates. Starting `Now` on SQLite, the process's delivered cursor is read
+/// before subscribing and again after: if it moved in between, an event may have
+/// been delivered before the subscription saw it, and that gap is read from the
+/// log. On PostgreSQL, where this process may not have read another's commits yet,
+/// "now" is the newest event the log shows once subscribed: what committed before
+/// the subscription started is not delivered as if it happened after.
 pub fn events(
     state: AppState,
     topic: Topic,
     from: From,
 ) -> impl Stream<Item = AppResult<Arc<Event>>> {
+    let shared_log = state.db.pg_pool.is_some();
     let (mut last, mut catch_up, mut events) = match from {
         From::After(cursor) => (cursor, true, state.events.subscribe(topic.clone())),
         From::Now => {
             let before = *state.events.delivered().borrow();
             let events = state.events.subscribe(topic.clone());
             let after = *state.events.delivered().borrow();
-            (before, after != before, events)
+            (before, after != before && !shared_log, events)
         }
     };
+    let now = matches!(from, From::Now) && shared_log;
     async_stream::try_stream! {
+        if now {
+            last = last.max(Box::pin(events::newest(&state.db)).await?);
+        }
         loop {
             if catch_up {
                 catch_up = false;
