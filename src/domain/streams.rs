@@ -119,8 +119,9 @@ pub async fn resume_from(state: &AppState, field: &str, cursor: &str) -> AppResu
 /// before subscribing and again after: if it moved in between, an event may have
 /// been delivered before the subscription saw it, and that gap is read from the
 /// log. On PostgreSQL, where this process may not have read another's commits yet,
-/// "now" is the newest event the log shows once subscribed: what committed before
-/// the subscription started is not delivered as if it happened after.
+/// "now" is the newest event the log shows when the stream starts, read before
+/// subscribing (then caught up from it): what committed before the subscription
+/// started is not delivered as if it happened after, and nothing after is missed.
 pub fn events(
     state: AppState,
     topic: Topic,
@@ -139,7 +140,9 @@ pub fn events(
     let now = matches!(from, From::Now) && shared_log;
     async_stream::try_stream! {
         if now {
-            last = last.max(Box::pin(events::newest(&state.db)).await?);
+            last = Box::pin(events::newest(&state.db)).await?;
+            events = state.events.subscribe(topic.clone());
+            catch_up = true;
         }
         loop {
             if catch_up {
