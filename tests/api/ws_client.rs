@@ -96,13 +96,18 @@ impl WsClient {
         self.recv_within(TIMEOUT).await.expect("a message in time")
     }
 
-    /// The next protocol message within `limit`, if any.
+    /// The next protocol message within `limit`, if any. The limit holds however
+    /// many keep-alives arrive meanwhile (a server pings every 15 s: a missed
+    /// message must fail the test, not make it wait forever).
     pub async fn recv_within(&mut self, limit: Duration) -> Option<Value> {
         if let Some(message) = self.pending.pop_front() {
             return Some(message);
         }
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let frame = tokio::time::timeout(limit, self.socket.next()).await.ok()?;
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .ok()?;
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let value: Value = serde_json::from_str(&text).expect("JSON message");
