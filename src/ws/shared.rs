@@ -245,8 +245,19 @@ async fn run(
 ) {
     let mut request = Some(first);
     let note = CursorNote::default();
+    // The cursor of the last event answered (the one that panicked included): a
+    // restarted execution goes on after it, neither skipping what came meanwhile
+    // nor meeting that event again.
+    let mut last: Option<String> = None;
     loop {
-        let request = request.take().unwrap_or_else(&again).data(note.clone());
+        let request = match request.take() {
+            Some(first) => first,
+            None => match last.clone() {
+                Some(cursor) => again().data(ResumeAfter(cursor)),
+                None => again(),
+            },
+        }
+        .data(note.clone());
         let mut stream = AssertUnwindSafe(schema.execute_stream(request)).catch_unwind();
         loop {
             let response = tokio::select! {
@@ -260,11 +271,15 @@ async fn run(
             };
             crate::app::ensure_codes(&mut response.errors);
             let json = crate::app::serialise_response(max_bytes, &response);
+            let cursor = note.take();
+            if cursor.is_some() {
+                last.clone_from(&cursor);
+            }
             let answer = Answer {
                 response,
                 json,
                 panicked,
-                cursor: note.take(),
+                cursor,
             };
             if answers.send(Arc::new(answer)).is_err() {
                 return;
