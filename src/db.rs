@@ -13,7 +13,7 @@ use std::time::Duration;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, SqlxPostgresConnector,
-    SqlxSqliteConnector,
+    SqlxSqliteConnector, Statement, Value,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -146,7 +146,7 @@ impl Db {
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> AppResult<String> {
         let backend = self.backend();
         self.writer
-            .execute_raw(crate::domain::stmt(
+            .execute_raw(stmt(
                 backend,
                 "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 vec![key.into(), value.into()],
@@ -184,7 +184,7 @@ impl Db {
         let backend = self.backend();
         let write = async {
             self.writer
-                .execute_raw(crate::domain::stmt(
+                .execute_raw(stmt(
                     backend,
                     "INSERT INTO settings (key, value) VALUES ('healthz', ?) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -210,4 +210,42 @@ fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseCo
         tracing::trace!(target: "casefile::sql", elapsed = ?info.elapsed, sql = %info.statement.sql);
     });
     conn
+}
+
+/// A raw statement written with `?` placeholders, numbered for PostgreSQL.
+pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        let s = stmt(
+            DbBackend::Postgres,
+            "a = ? AND b = ?",
+            vec![1.into(), 2.into()],
+        );
+        assert_eq!(s.sql, "a = $1 AND b = $2");
+        let s = stmt(DbBackend::Sqlite, "a = ?", vec![1.into()]);
+        assert_eq!(s.sql, "a = ?");
+    }
 }

@@ -30,28 +30,8 @@ pub mod validate;
 pub mod webhooks;
 pub mod workspaces;
 
-use sea_orm::{DbBackend, Statement, Value};
-
-/// A raw statement written with `?` placeholders, numbered for PostgreSQL.
-pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = if backend == DbBackend::Postgres {
-        let mut out = String::with_capacity(sql.len() + 8);
-        let mut n = 0;
-        for ch in sql.chars() {
-            if ch == '?' {
-                n += 1;
-                out.push('$');
-                out.push_str(&n.to_string());
-            } else {
-                out.push(ch);
-            }
-        }
-        out
-    } else {
-        sql.to_owned()
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
+/// Raw statements are built in storage (`crate::db`); domain code uses them too.
+pub use crate::db::stmt;
 
 /// Whether a database error is a unique-constraint violation (a duplicate).
 pub(crate) fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
@@ -59,21 +39,4 @@ pub(crate) fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
         err.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn placeholders_are_numbered_for_postgres() {
-        let s = stmt(
-            DbBackend::Postgres,
-            "a = ? AND b = ?",
-            vec![1.into(), 2.into()],
-        );
-        assert_eq!(s.sql, "a = $1 AND b = $2");
-        let s = stmt(DbBackend::Sqlite, "a = ?", vec![1.into()]);
-        assert_eq!(s.sql, "a = ?");
-    }
 }

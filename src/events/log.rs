@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::{Cursor, Record};
 use crate::db::Db;
-use crate::domain::stmt;
+use crate::db::stmt;
 use crate::error::AppResult;
 
 /// The setting that remembers the newest cursor pruned: resuming from below it
