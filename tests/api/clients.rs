@@ -12,32 +12,26 @@ use crate::ws_client::{TRANSPORT_WS, WsClient};
 
 const NODE_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
 
-/// Whether Node.js and the npm packages of `tests/node` are installed; says why not.
-fn node_clients_available() -> bool {
+/// Fail, saying what to install, unless Node.js and the npm packages of
+/// `tests/node` are there.
+fn require_node_clients() {
     let node = std::process::Command::new("node").arg("--version").output();
-    if !node.is_ok_and(|out| out.status.success()) {
-        eprintln!(
-            "SKIPPED: Node.js is not installed, so the npm graphql-ws client test cannot run"
-        );
-        return false;
-    }
-    if !std::path::Path::new(NODE_CLIENTS)
-        .join("node_modules/graphql-ws")
-        .exists()
-    {
-        eprintln!(
-            "SKIPPED: run `npm ci --prefix tests/node` to test with the npm graphql-ws client"
-        );
-        return false;
-    }
-    true
+    assert!(
+        node.is_ok_and(|out| out.status.success()),
+        "Node.js is not installed: the npm graphql-ws client test cannot run"
+    );
+    assert!(
+        std::path::Path::new(NODE_CLIENTS)
+            .join("node_modules/graphql-ws")
+            .exists(),
+        "run `npm ci --prefix tests/node` to test with the npm graphql-ws client"
+    );
 }
 
 #[tokio::test]
+#[ignore = "needs Node.js and `npm ci --prefix tests/node`; run with --ignored"]
 async fn npm_graphql_ws_client_subscribes_and_sees_errors() {
-    if !node_clients_available() {
-        return;
-    }
+    require_node_clients();
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
     let output = tokio::time::timeout(
@@ -98,12 +92,9 @@ pub async fn serve_process(database_url: &str) -> (Child, String) {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set CASEFILE_TEST_DATABASE_URL and run with --ignored"]
 async fn two_processes_on_one_postgres_database_share_events() {
-    let Ok(base) = std::env::var("CASEFILE_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: set CASEFILE_TEST_DATABASE_URL to test processes sharing PostgreSQL");
-        return;
-    };
-    assert!(!base.is_empty());
+    crate::helpers::require_postgres();
     let (url, _) = fresh_database().await;
     let created = Command::new(env!("CARGO_BIN_EXE_casefile"))
         .args([
@@ -200,12 +191,10 @@ async fn two_processes_on_one_postgres_database_share_events() {
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: set CASEFILE_TEST_DATABASE_URL and run with --ignored"]
 async fn a_dropped_listener_connection_is_recovered_from_the_database() {
     use sea_orm::ConnectionTrait;
-    if std::env::var("CASEFILE_TEST_DATABASE_URL").is_err() {
-        eprintln!("SKIPPED: set CASEFILE_TEST_DATABASE_URL to test LISTEN/NOTIFY recovery");
-        return;
-    }
+    crate::helpers::require_postgres();
     let (url, _) = fresh_database().await;
     let a = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
     let b = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;

@@ -51,6 +51,15 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// Fail unless the tests run against PostgreSQL (`CASEFILE_TEST_DATABASE_URL`):
+/// for the tests, marked `#[ignore]`, of what only PostgreSQL does.
+pub fn require_postgres() {
+    assert!(
+        std::env::var("CASEFILE_TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()),
+        "set CASEFILE_TEST_DATABASE_URL to a PostgreSQL server to run this test"
+    );
+}
+
 /// The configuration of most tests: rate limits off (`CASEFILE_RATE_LIMITS=off`),
 /// since tests create agents, conversations and messages faster than any person.
 /// The tests of the limits themselves use [`limited_config`].
