@@ -1584,6 +1584,8 @@ pub struct Load {
     pub elapsed: Duration,
     /// The latency of every successful request, in ms.
     pub latencies: Vec<f64>,
+    /// Seconds of CPU the server used meanwhile, where measured.
+    pub server_cpu_s: f64,
 }
 
 impl Load {
@@ -1760,14 +1762,36 @@ pub async fn open_loop(
 /// for `round`, ceiling for `round`), alternating. The loads of each side, in
 /// round order.
 #[allow(clippy::too_many_arguments)]
+/// Server CPU per successful request over `loads` (their `server_cpu_s`), in µs.
+pub fn cpu_per_request_us(loads: &[Load]) -> f64 {
+    let cpu: f64 = loads.iter().map(|l| l.server_cpu_s).sum();
+    let ok: u64 = loads.iter().map(|l| l.ok).sum();
+    cpu / ok.max(1) as f64 * 1e6
+}
+
+/// A closed loop against the child `pid`, recording the CPU it used.
+pub async fn closed_loop_cpu(
+    pid: u32,
+    clients: &[reqwest::Client],
+    calls: Calls,
+    check: Check,
+    duration: Duration,
+) -> anyhow::Result<Load> {
+    let before = cpu_seconds(pid)?;
+    let mut load = closed_loop(clients, calls, check, duration).await?;
+    load.server_cpu_s = cpu_seconds(pid)? - before;
+    Ok(load)
+}
+
+/// Alternating closed-loop rounds against casefile (the child `ours_pid`, whose CPU
+/// each of its rounds records) and the ceiling.
 pub async fn throughput_pairs(
     label: &str,
+    ours_pid: u32,
     clients: &[reqwest::Client],
     (ours_calls, ours_check): (Calls, Check),
     (ceiling_calls, ceiling_check): (Calls, Check),
-    pairs: usize,
-    round: Duration,
-    warm: Duration,
+    (pairs, round, warm): (usize, Duration, Duration),
 ) -> anyhow::Result<(Vec<Load>, Vec<Load>)> {
     closed_loop(
         clients,
@@ -1785,7 +1809,8 @@ pub async fn throughput_pairs(
     .await?;
     let (mut ours, mut ceiling) = (Vec::new(), Vec::new());
     for pair in 0..pairs {
-        let o = closed_loop(
+        let o = closed_loop_cpu(
+            ours_pid,
             clients,
             Arc::clone(&ours_calls),
             Arc::clone(&ours_check),

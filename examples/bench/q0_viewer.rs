@@ -102,12 +102,11 @@ async fn measure(
     let check = common::same_answer(answer.clone());
     let (ours_loads, ceiling_loads) = common::throughput_pairs(
         "Q0",
+        ours.pid,
         &clients,
         (common::always(call.clone()), check.clone()),
         (common::always(call.to(raw.addr)), check),
-        pairs,
-        round,
-        warm,
+        (pairs, round, warm),
     )
     .await?;
 
@@ -151,5 +150,15 @@ async fn measure(
         .with_rounds(&ours_rates, &ceiling_rates)
         .broken_if(failed > 0)
         .with_note(Some(note)),
+        Row::alone(
+            "Q0",
+            "viewer server CPU per request",
+            "µs",
+            common::cpu_per_request_us(&ours_loads),
+            Goal::INFO,
+        )
+        .with_note(Some(
+            "the casefile child's user + system CPU (/proc/PID/stat) over the throughput rounds, per request answered".to_owned(),
+        )),
     ])
 }

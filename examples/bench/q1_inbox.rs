@@ -181,12 +181,11 @@ async fn measure(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (ours_loads, ceiling_loads) = common::throughput_pairs(
         "Q1",
+        ours.pid,
         &clients,
         (common::always(call.clone()), check.clone()),
         (common::always(ceiling_call.clone()), check.clone()),
-        pairs,
-        round,
-        warm,
+        (pairs, round, warm),
     )
     .await?;
     drop(clients);
@@ -226,6 +225,19 @@ async fn measure(
             common::describe_loads(&ours_loads),
             common::describe_loads(&ceiling_loads),
         ))),
+    );
+
+    rows.push(
+        Row::alone(
+            "Q1",
+            "inbox server CPU per page (first=50)",
+            "ms",
+            common::cpu_per_request_us(&ours_loads) / 1000.0,
+            Goal::at_most(1.0),
+        )
+        .with_note(Some(
+            "the casefile child's user + system CPU (/proc/PID/stat) over the throughput rounds, per page answered".to_owned(),
+        )),
     );
 
     // Latency at a fixed rate.

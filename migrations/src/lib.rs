@@ -13,6 +13,7 @@ mod m20261126_000004_insight_indexes;
 mod m20261130_000005_agent_lifecycle;
 mod m20261130_000006_identity_verification;
 mod m20261130_000007_event_log;
+mod m20261130_000008_inbox_indexes;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_agent_lifecycle::Migration),
             Box::new(m20261130_000006_identity_verification::Migration),
             Box::new(m20261130_000007_event_log::Migration),
+            Box::new(m20261130_000008_inbox_indexes::Migration),
         ]
     }
 }

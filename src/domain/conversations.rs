@@ -3,9 +3,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, FromQueryResult,
-    JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, RelationDef, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, RelationDef, Set, TransactionTrait,
 };
 
 use super::feed::{self, Change, Event};
@@ -222,13 +221,21 @@ impl ConversationFilter {
             select = select.filter(C::UpdatedAt.gt(after));
         }
         if !self.tag_ids.is_empty() {
+            // A probe by `conversation_tags`' primary key for each row of the
+            // ordered scan (an `IN (SELECT …)` would read every tagged
+            // conversation first, and sort them).
+            use conversation_tag::Column as T;
             let tagged = Query::select()
-                .column(conversation_tag::Column::ConversationId)
+                .expr(Expr::val(1))
                 .from(conversation_tag::Entity)
-                .and_where(conversation_tag::Column::TagId.is_in(self.tag_ids.iter().cloned()))
-                .and_where(conversation_tag::Column::RemovedAt.is_null())
+                .and_where(
+                    Expr::col((conversation_tag::Entity, T::ConversationId))
+                        .equals((conversation::Entity, C::Id)),
+                )
+                .and_where(T::TagId.is_in(self.tag_ids.iter().cloned()))
+                .and_where(T::RemovedAt.is_null())
                 .to_owned();
-            select = select.filter(C::Id.in_subquery(tagged));
+            select = select.filter(Expr::exists(tagged));
         }
         select
     }
@@ -259,32 +266,21 @@ fn ordered(
         }
         Order::RecentlyUpdated => {
             if let Some(after) = after {
+                // A row value, so the index seeks to the cursor.
                 select = select.filter(
-                    Condition::any().add(C::UpdatedAt.lt(after.updated_at)).add(
-                        Condition::all()
-                            .add(C::UpdatedAt.eq(after.updated_at))
-                            .add(C::Id.lt(after.id.as_str())),
-                    ),
+                    Expr::tuple([
+                        Expr::col((conversation::Entity, C::UpdatedAt)),
+                        Expr::col((conversation::Entity, C::Id)),
+                    ])
+                    .lt(Expr::tuple([
+                        Expr::val(after.updated_at),
+                        Expr::val(after.id.as_str()),
+                    ])),
                 );
             }
             select.order_by_desc(C::UpdatedAt).order_by_desc(C::Id)
         }
     }
-}
-
-/// One page of conversations after `after`.
-pub async fn page(
-    state: &AppState,
-    workspace_id: &str,
-    filter: &ConversationFilter,
-    order: Order,
-    after: Option<&Position>,
-    limit: u64,
-) -> AppResult<Vec<conversation::Model>> {
-    Ok(ordered(workspace_id, filter, order, after)
-        .limit(limit)
-        .all(&state.db.reader)
-        .await?)
 }
 
 /// The to-one relations of an inbox row to read with its page.
@@ -319,6 +315,39 @@ pub async fn page_joined(
     limit: u64,
     joined: Joined,
 ) -> AppResult<Vec<Row>> {
+    let statement = page_statement(
+        state.db.backend(),
+        workspace_id,
+        filter,
+        order,
+        after,
+        limit,
+        joined,
+    );
+    let rows = state.db.reader.query_all_raw(statement).await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Row {
+                conversation: conversation::Model::from_query_result(row, "")?,
+                last_message: joined_model(row, joined.last_message, "m_")?,
+                lead: joined_model(row, joined.lead, "l_")?,
+                assignee: joined_model(row, joined.assignee, "a_")?,
+                team: joined_model(row, joined.team, "t_")?,
+            })
+        })
+        .collect()
+}
+
+/// The statement [`page_joined`] runs (public for the test that reads its plan).
+pub fn page_statement(
+    backend: sea_orm::DbBackend,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+    order: Order,
+    after: Option<&Position>,
+    limit: u64,
+    joined: Joined,
+) -> sea_orm::Statement {
     use conversation::Column as C;
     let mut select = ordered(workspace_id, filter, order, after).limit(limit);
     if joined.last_message {
@@ -342,22 +371,7 @@ pub async fn page_joined(
     if joined.team {
         select = by_id::<team::Entity>(select, C::TeamId, team::Column::Id, "t_");
     }
-    let rows = state
-        .db
-        .reader
-        .query_all_raw(sea_orm::QueryTrait::build(&select, state.db.backend()))
-        .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Row {
-                conversation: conversation::Model::from_query_result(row, "")?,
-                last_message: joined_model(row, joined.last_message, "m_")?,
-                lead: joined_model(row, joined.lead, "l_")?,
-                assignee: joined_model(row, joined.assignee, "a_")?,
-                team: joined_model(row, joined.team, "t_")?,
-            })
-        })
-        .collect()
+    sea_orm::QueryTrait::build(&select, backend)
 }
 
 /// `select` joined with the `E` whose `id` is the conversation's `from` (if any),
@@ -407,7 +421,26 @@ pub async fn count(
     workspace_id: &str,
     filter: &ConversationFilter,
 ) -> AppResult<u64> {
-    Ok(filter.select(workspace_id).count(&state.db.reader).await?)
+    let statement = count_statement(state.db.backend(), workspace_id, filter);
+    let row = state.db.reader.query_one_raw(statement).await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(n as u64)
+}
+
+/// The statement of [`count`] (public for the test that reads its plan).
+pub fn count_statement(
+    backend: sea_orm::DbBackend,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+) -> sea_orm::Statement {
+    let select = filter
+        .select(workspace_id)
+        .select_only()
+        .column_as(Expr::val(1).count(), "n");
+    sea_orm::QueryTrait::build(&select, backend)
 }
 
 /// Assign a conversation to an agent of the workspace (or to nobody), and optionally

@@ -22,6 +22,7 @@ mod leads;
 mod lifecycle;
 mod limits;
 mod live;
+mod plans;
 mod platform;
 mod scope_table;
 mod scopes;
