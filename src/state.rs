@@ -40,6 +40,8 @@ pub struct Inner {
     pub shared_operations: crate::ws::SharedOperations,
     /// Handoff accepts running, so racing agents wait for the first.
     pub accepts: crate::domain::handoffs::AcceptsInFlight,
+    /// `totalCount` of conversation lists, until the workspace changes.
+    pub list_counts: crate::domain::conversations::ListCounts,
     /// Serialises the handling of visitor messages per conversation.
     pub pipelines: crate::domain::pipeline::ConversationLocks,
     /// Panics armed by tests of fault handling (see `crate::state::Faults`).
@@ -79,6 +81,7 @@ impl AppState {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
             pipelines: Default::default(),
+            list_counts: Default::default(),
             accepts: Default::default(),
             shared_operations: Default::default(),
             sessions: Default::default(),

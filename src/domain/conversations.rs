@@ -1,6 +1,10 @@
 //! Conversations: starting one from the widget, listing and filtering them for the
 //! inbox, assignment and resolution.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
@@ -186,7 +190,7 @@ pub enum Order {
     RecentlyUpdated,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct ConversationFilter {
     pub statuses: Vec<ConversationStatus>,
     pub assignee_id: Option<String>,
@@ -416,7 +420,27 @@ fn joined_model<M: FromQueryResult>(
     Ok(Some(M::from_query_result(row, prefix)?))
 }
 
+/// How many conversations `filter` lists: counted once, then served from
+/// [`ListCounts`] until a conversation of the workspace changes.
 pub async fn count(
+    state: &AppState,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+) -> AppResult<u64> {
+    // Read before counting: a change committed meanwhile makes this count stale at
+    // once, whichever side of it the count saw.
+    let generation = state.list_counts.generation(workspace_id);
+    if let Some(n) = state.list_counts.get(workspace_id, filter, generation) {
+        return Ok(n);
+    }
+    let n = count_now(state, workspace_id, filter).await?;
+    state
+        .list_counts
+        .put(workspace_id, filter.clone(), generation, n);
+    Ok(n)
+}
+
+async fn count_now(
     state: &AppState,
     workspace_id: &str,
     filter: &ConversationFilter,
@@ -428,6 +452,87 @@ pub async fn count(
         None => 0,
     };
     Ok(n as u64)
+}
+
+/// How long a count is served at most, for the changes that are not events
+/// (deleting a tag, a team or an agent).
+const COUNT_TTL: Duration = Duration::from_secs(2);
+
+/// Counts beyond this many lists are not kept (the cache starts over).
+const COUNT_CAPACITY: usize = 4_096;
+
+/// `totalCount` of conversation lists, per workspace and filter: counting a list
+/// reads every conversation it holds (a tenth of a millisecond per thousand), so an
+/// inbox of 100,000 would spend more on its count than on its page. A count is
+/// served while its workspace's *generation* is the one it was counted at. This
+/// process moves the generation as it commits any event of the workspace (before
+/// the writer is answered, so no page asked for after a write's response counts
+/// from before it) and as the log brings other processes' events (within the log's
+/// delivery delay); [`COUNT_TTL`] bounds the rest.
+#[derive(Default)]
+pub struct ListCounts {
+    generations: RwLock<HashMap<String, u64>>,
+    counts: Mutex<HashMap<(String, ConversationFilter), Counted>>,
+}
+
+/// A count, with the generation and time it was counted at.
+struct Counted {
+    generation: u64,
+    at: Instant,
+    n: u64,
+}
+
+impl ListCounts {
+    fn generation(&self, workspace_id: &str) -> u64 {
+        let generations = self
+            .generations
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        generations.get(workspace_id).copied().unwrap_or(0)
+    }
+
+    /// The conversations of `workspace_id` changed.
+    pub fn changed(&self, workspace_id: &str) {
+        let mut generations = self
+            .generations
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match generations.get_mut(workspace_id) {
+            Some(generation) => *generation += 1,
+            None => {
+                generations.insert(workspace_id.to_owned(), 1);
+            }
+        }
+    }
+
+    fn get(&self, workspace_id: &str, filter: &ConversationFilter, generation: u64) -> Option<u64> {
+        let counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Keyed by owned strings: a lookup builds the key (two short clones).
+        let key = (workspace_id.to_owned(), filter.clone());
+        counts
+            .get(&key)
+            .filter(|c| c.generation == generation && c.at.elapsed() < COUNT_TTL)
+            .map(|c| c.n)
+    }
+
+    fn put(&self, workspace_id: &str, filter: ConversationFilter, generation: u64, n: u64) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if counts.len() >= COUNT_CAPACITY {
+            counts.clear();
+        }
+        let counted = Counted {
+            generation,
+            at: Instant::now(),
+            n,
+        };
+        counts.insert((workspace_id.to_owned(), filter), counted);
+    }
 }
 
 /// The statement of [`count`] (public for the test that reads its plan).

@@ -270,6 +270,9 @@ pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: &[Event]
         .collect::<AppResult<Vec<_>>>()?;
     let cursors = crate::events::append(&txn, &records).await?;
     txn.commit().await?;
+    for record in &records {
+        state.list_counts.changed(&record.workspace_id);
+    }
     // Handed over decoded, so that this process need not read them back.
     let committed = events
         .iter()
@@ -301,6 +304,11 @@ pub fn ephemeral(state: &AppState, event: &Event) -> AppResult<()> {
 /// get to the event (they deliver in order, and a storm of requests would otherwise
 /// queue behind each one's case file).
 pub fn observe(state: &AppState, record: &Arc<Record>) {
+    // Other processes' changes too (this process's own were counted at commit);
+    // typing is not stored and changes no list.
+    if record.cursor.is_some() {
+        state.list_counts.changed(&record.workspace_id);
+    }
     let Some(event) = decode(record) else {
         return;
     };

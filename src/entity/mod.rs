@@ -65,6 +65,7 @@ impl Role {
     Debug,
     PartialEq,
     Eq,
+    Hash,
     EnumIter,
     DeriveActiveEnum,
     async_graphql::Enum,

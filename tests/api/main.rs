@@ -16,6 +16,7 @@ mod examples;
 mod handoffs;
 mod holes;
 mod identity;
+mod inbox;
 mod keys;
 mod knowledge;
 mod leads;
