@@ -68,6 +68,14 @@ impl<V: Clone> Recent<V> {
         map.insert(id, (Instant::now(), value));
     }
 
+    /// Forget the entry of `id` (it changed).
+    pub fn forget(&self, id: &str) {
+        self.0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(id);
+    }
+
     /// Forget everything (a change that may touch many entries).
     pub fn clear(&self) {
         self.0

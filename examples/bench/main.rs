@@ -23,6 +23,7 @@ mod i1_insights;
 mod m1_send;
 mod q0_viewer;
 mod q1_inbox;
+mod q1s_scale;
 mod s1_fanout;
 mod s2_idle_memory;
 mod seed;
@@ -45,6 +46,7 @@ const SCENARIOS: &[Scenario] = &[
     s2_idle_memory::SCENARIO,
     q0_viewer::SCENARIO,
     q1_inbox::SCENARIO,
+    q1s_scale::SCENARIO,
     m1_send::SCENARIO,
     h1_handoff_storm::SCENARIO,
     i1_insights::SCENARIO,

@@ -5,6 +5,9 @@ use sea_orm::{
     QueryOrder, Set, TransactionTrait,
 };
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
 use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
@@ -151,10 +154,12 @@ pub async fn create(
         updated_at: Set(now),
     };
     apply(state, admin, &mut active, input).await?;
-    active
+    let tag = active
         .insert(&state.db.writer)
         .await
-        .map_err(duplicate_slug)
+        .map_err(duplicate_slug)?;
+    state.workspace_tags.forget(&admin.workspace_id);
+    Ok(tag)
 }
 
 pub async fn update(
@@ -166,10 +171,12 @@ pub async fn update(
     let tag = get(state, &admin.workspace_id, id).await?;
     let mut active: insight_tag::ActiveModel = tag.into();
     apply(state, admin, &mut active, input).await?;
-    active
+    let tag = active
         .update(&state.db.writer)
         .await
-        .map_err(duplicate_slug)
+        .map_err(duplicate_slug)?;
+    state.workspace_tags.forget(&admin.workspace_id);
+    Ok(tag)
 }
 
 /// Delete a tag, and with it every application of it to a conversation.
@@ -184,6 +191,9 @@ pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppRe
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    state.workspace_tags.forget(&admin.workspace_id);
+    // Lists filtered by the tag change without an event.
+    state.list_counts.changed(&admin.workspace_id);
     Ok(())
 }
 
@@ -300,23 +310,69 @@ async fn touch(
     .await
 }
 
+/// A workspace's tags by id.
+pub type TagsById = Arc<HashMap<String, insight_tag::Model>>;
+
+/// The tags of `workspace_id` by id, from [`AppState::workspace_tags`] unless
+/// `fresh` (or not cached): a workspace has tens of tags, read whole.
+async fn by_id(state: &AppState, workspace_id: &str, fresh: bool) -> AppResult<TagsById> {
+    if !fresh && let Some(tags) = state.workspace_tags.get(workspace_id) {
+        return Ok(tags);
+    }
+    let tags: TagsById = Arc::new(
+        list(state, workspace_id)
+            .await?
+            .into_iter()
+            .map(|tag| (tag.id.clone(), tag))
+            .collect(),
+    );
+    state
+        .workspace_tags
+        .put(workspace_id.to_owned(), Arc::clone(&tags));
+    Ok(tags)
+}
+
 /// The tags currently on these conversations, with their tags, in the order they
-/// were applied: one query.
+/// were applied: one query of `conversation_tags`, the tags themselves from the
+/// workspace's cached list (read again when one is missing from it).
 pub async fn applied(
     state: &AppState,
     conversation_ids: &[String],
 ) -> AppResult<Vec<(conversation_tag::Model, insight_tag::Model)>> {
     let rows = conversation_tag::Entity::find()
-        .find_also_related(insight_tag::Entity)
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null())
         .order_by_asc(conversation_tag::Column::AppliedAt)
         .all(&state.db.reader)
         .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(applied, tag)| Some((applied, tag?)))
-        .collect())
+    let mut out = Vec::with_capacity(rows.len());
+    // By workspace (one, in practice).
+    let mut lists: HashMap<String, TagsById> = HashMap::new();
+    for row in rows {
+        let tags = match lists.get(&row.workspace_id) {
+            Some(tags) => Arc::clone(tags),
+            None => by_id(state, &row.workspace_id, false).await?,
+        };
+        let tag = match tags.get(&row.tag_id) {
+            Some(tag) => tag.clone(),
+            // Made since the list was read (by another process): read it again.
+            None => {
+                let fresh = by_id(state, &row.workspace_id, true).await?;
+                let tag = fresh.get(&row.tag_id).cloned();
+                lists.insert(row.workspace_id.clone(), fresh);
+                match tag {
+                    Some(tag) => tag,
+                    // Deleted meanwhile.
+                    None => continue,
+                }
+            }
+        };
+        lists
+            .entry(row.workspace_id.clone())
+            .or_insert_with(|| Arc::clone(&tags));
+        out.push((row, tag));
+    }
+    Ok(out)
 }
 
 /// A slug from a label: lower-case words joined by `-`.
