@@ -33,6 +33,8 @@ pub struct Inner {
     pub agents: Recent<crate::entity::agent::Model>,
     pub agent_teams: Recent<Vec<crate::entity::team::Model>>,
     pub workspaces: Recent<crate::entity::workspace::Model>,
+    /// Teams by id, as shown on conversations and handoffs.
+    pub teams: Recent<crate::entity::team::Model>,
     /// Each workspace's topic tags by id, for the tags shown on conversations (a
     /// change here is seen at once, another process's within the cache's TTL).
     pub workspace_tags: Recent<crate::domain::tags::TagsById>,
@@ -91,6 +93,7 @@ impl AppState {
             agents: crate::cache::Recent::with_ttl(std::time::Duration::from_secs(1)),
             agent_teams: Default::default(),
             workspaces: Default::default(),
+            teams: Default::default(),
             workspace_tags: Default::default(),
             documents: Default::default(),
             net: Default::default(),

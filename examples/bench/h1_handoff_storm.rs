@@ -363,6 +363,9 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
 
     let mut all = Round::default();
     let mut per_round_p99 = Vec::new();
+    // The casefile child's CPU over the storms (requests, deliveries, accepts),
+    // and the handoffs requested in them.
+    let (mut cpu_s, mut handoffs) = (0.0, 0usize);
     for round in 0..rounds {
         let (conversations, _) = seeder
             .conversations(&catalog, Profile::Waiting, escalations, DAY)
@@ -382,6 +385,7 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
             .collect::<anyhow::Result<Vec<_>>>()?;
         let warmers = vec![Call::get(&format!("http://{}/healthz", ours.addr)); 8];
         let statements_before = ours.statement_count().await?;
+        let cpu_before = common::cpu_seconds(ours.pid)?;
         let started = Instant::now();
         let (_, shots) = common::open_loop(calls, PERIOD, warmers).await?;
         let intended: Vec<Instant> = shots.iter().map(|s| s.intended).collect();
@@ -409,6 +413,8 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
             &intended,
         )
         .await;
+        cpu_s += common::cpu_seconds(ours.pid)? - cpu_before;
+        handoffs += escalations;
         let statements = ours
             .statement_count()
             .await?
@@ -515,6 +521,16 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
         .with_note(Some(
             "a conversation none of the racing agents accepted: their alert never came (lost) or every accept failed".to_owned(),
         )),
+        Row::alone(
+            "H1",
+            "server CPU per handoff",
+            "ms",
+            cpu_s / handoffs.max(1) as f64 * 1000.0,
+            Goal::INFO,
+        )
+        .with_note(Some(format!(
+            "an operation is one handoff: its requestHuman, its escalation delivered to {SUBSCRIBERS} subscribers and the {RACERS} racing acceptHandoff calls; the casefile child's user + system CPU (/proc/PID/stat) from the first requestHuman of each round until its deliveries and accepts were all in, divided by the {handoffs} handoffs requested"
+        ))),
     ])
 }
 

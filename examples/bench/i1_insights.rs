@@ -167,15 +167,19 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
         "I1: first digest {first_ms:.0} ms ({bytes} bytes, {statements} SQL statements), first aggregate {first_ceiling_ms:.0} ms"
     );
     let (mut ours_ms, mut ceiling_ms) = (Vec::new(), Vec::new());
+    // The casefile child's CPU over the measured digests (not the aggregates).
+    let mut cpu_s = 0.0;
     let measuring = Instant::now();
     for pair in 0..pairs {
         // A slow digest gets fewer pairs (never under three), to keep the run short.
         if pair >= 3 && measuring.elapsed() > PAIRS_BUDGET {
             break;
         }
+        let cpu_before = common::cpu_seconds(ours.pid)?;
         let (o, _) = tokio::time::timeout(Duration::from_secs(120), ask())
             .await
             .context("the digest took over 2 minutes")??;
+        cpu_s += common::cpu_seconds(ours.pid)? - cpu_before;
         let c = bounded().await?;
         eprintln!(
             "I1 pair {}/{pairs}: digest {o:.0} ms, aggregate {c:.0} ms",
@@ -206,6 +210,16 @@ async fn measure(ctx: &Ctx, db: &Database, ours: &mut ServerChild) -> anyhow::Re
             "median of {pairs} pairs (largest digest {largest:.0} ms; first, cold: digest {first_ms:.0} ms, aggregate {first_ceiling_ms:.0} ms); the digest ran {statements} SQL statements and answered {bytes} bytes; seeded in {:.1} s (not counted): {}",
             seeded_in.as_secs_f64(),
             counts.describe()
+        ))),
+        Row::alone(
+            "I1",
+            format!("server CPU per insights digest, {} conversations", thousands(n)),
+            "ms",
+            cpu_s / pairs.max(1) as f64 * 1000.0,
+            Goal::INFO,
+        )
+        .with_note(Some(format!(
+            "an operation is one Insights query answered; the casefile child's user + system CPU (/proc/PID/stat) over the {pairs} measured digests (the cold first one and the ceiling's aggregates not counted), divided by {pairs}; on PostgreSQL the database server's own CPU is not in it"
         ))),
     ])
 }

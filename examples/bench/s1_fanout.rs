@@ -112,6 +112,8 @@ async fn run_on(ctx: &Ctx, db: &Database, sizes: &[Size]) -> anyhow::Result<Vec<
 /// The casefile server of the run, as the sender and subscribers see it.
 struct Ours {
     addr: SocketAddr,
+    /// The casefile child, whose CPU the rounds read.
+    pid: u32,
     workspace: Workspace,
 }
 
@@ -152,6 +154,7 @@ async fn measure(
     let sender = Sender::start()?;
     let ours = Ours {
         addr: ours.addr,
+        pid: ours.pid,
         workspace: Workspace::of(ours)?,
     };
 
@@ -177,10 +180,15 @@ async fn measure(
         let n = size.subscribers;
         let mut ours_rounds = Rounds::default();
         let mut ceiling_rounds = Rounds::default();
+        // The casefile child's CPU over the sending phases of its rounds, and the
+        // messages sent in them.
+        let (mut cpu_s, mut published) = (0.0, 0usize);
         for pair in 0..size.pairs {
             let started = Instant::now();
-            let latencies = ours_round(&http, &sender, &ours, size).await?;
-            ours_rounds.add(latencies);
+            let (latencies, tally, cpu) = ours_round(&http, &sender, &ours, size).await?;
+            ours_rounds.add((latencies, tally));
+            cpu_s += cpu;
+            published += size.messages;
             let ours_took = started.elapsed();
             let started = Instant::now();
             let latencies = ceiling_round(&sender, raw.addr, &template, size).await?;
@@ -235,6 +243,19 @@ async fn measure(
             .broken_if(broken)
             .with_note(Some(note)),
         );
+        rows.push(
+            Row::alone(
+                "S1",
+                format!("server CPU per fanned-out message, N={label}"),
+                "ms",
+                cpu_s / published.max(1) as f64 * 1000.0,
+                Goal::INFO,
+            )
+            .with_note(Some(format!(
+                "an operation is one sendMessage delivered to all {label} subscribers (storing it and the fan-out); the casefile child's user + system CPU (/proc/PID/stat) over the sending phase of its {} rounds (subscribers connected, {published} messages in all), divided by the messages sent",
+                size.pairs
+            ))),
+        );
     }
     Ok(rows)
 }
@@ -281,7 +302,7 @@ async fn ours_round(
     sender: &Sender,
     ours: &Ours,
     size: &Size,
-) -> anyhow::Result<(Vec<f64>, Tally)> {
+) -> anyhow::Result<(Vec<f64>, Tally, f64)> {
     let n = size.subscribers;
     let (conversation, visitor) = common::open_conversation(
         http,
@@ -299,6 +320,7 @@ async fn ours_round(
     let mut tally = Tally::default();
     let mut latencies = Vec::with_capacity(n * size.messages);
     let url = format!("http://{}/graphql", ours.addr);
+    let cpu_before = common::cpu_seconds(ours.pid)?;
     for k in 0..size.messages {
         let expected = k as i64 + 2;
         let post = Post {
@@ -331,8 +353,9 @@ async fn ours_round(
         latencies.extend(got);
         tokio::time::sleep(GAP).await;
     }
+    let cpu = common::cpu_seconds(ours.pid)? - cpu_before;
     listeners.stop(true, connect_limit(n)).await;
-    Ok((latencies, tally))
+    Ok((latencies, tally, cpu))
 }
 
 async fn ceiling_round(

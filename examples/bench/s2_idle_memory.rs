@@ -52,6 +52,9 @@ struct Reading {
     before_kib: u64,
     after_kib: u64,
     connections: usize,
+    /// The casefile child's CPU while the counted connections were opened (none
+    /// for the ceiling).
+    cpu_s: Option<f64>,
 }
 
 impl Reading {
@@ -122,6 +125,12 @@ async fn measure(ctx: &Ctx, db: &Database, n: usize, pairs: usize) -> anyhow::Re
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let cpu_s: f64 = ours.iter().filter_map(|r| r.cpu_s).sum();
+    let subscribed: usize = ours.iter().map(|r| r.connections).sum();
+    let cpu_rounds: Vec<f64> = ours
+        .iter()
+        .map(|r| r.cpu_s.unwrap_or(f64::NAN) / r.connections.max(1) as f64 * 1e6)
+        .collect();
     let note = format!(
         "{pairs} pairs, {WARM_UP} warm-up connections not counted; RSS ours: {}; ceiling: {}",
         describe(&ours),
@@ -141,6 +150,19 @@ async fn measure(ctx: &Ctx, db: &Database, n: usize, pairs: usize) -> anyhow::Re
         )
         .with_rounds(&ours_kib, &ceiling_kib)
         .with_note(Some(note)),
+        Row::alone(
+            "S2",
+            format!("server CPU per subscription set up, N={}", thousands(n)),
+            "µs",
+            cpu_s / subscribed.max(1) as f64 * 1e6,
+            Goal::INFO,
+        )
+        .with_rounds(&cpu_rounds, &[])
+        .with_note(Some(format!(
+            "an operation is one subscribed connection (WebSocket upgrade, connection_init, subscribe, the replayed first message delivered); the casefile child's user + system CPU (/proc/PID/stat) while the {} counted connections of each of its {pairs} rounds were opened (warm-up not counted), divided by {}",
+            thousands(n),
+            thousands(subscribed)
+        ))),
     ])
 }
 
@@ -175,8 +197,10 @@ async fn round(ctx: &Ctx, db: &Database, side: Side, n: usize) -> anyhow::Result
             let warm = Listeners::start(open(WARM_UP).await?);
             tokio::time::sleep(SETTLE).await;
             let before_kib = child.rss_kib()?;
+            let cpu_before = common::cpu_seconds(child.pid)?;
             let counted = Listeners::start(open(n).await?);
-            (warm, counted, before_kib)
+            let cpu_s = common::cpu_seconds(child.pid)? - cpu_before;
+            (warm, counted, before_kib, Some(cpu_s))
         }
         Side::Ceiling => {
             let open = |count| {
@@ -188,10 +212,10 @@ async fn round(ctx: &Ctx, db: &Database, side: Side, n: usize) -> anyhow::Result
             tokio::time::sleep(SETTLE).await;
             let before_kib = child.rss_kib()?;
             let counted = Listeners::start(open(n).await?);
-            (warm, counted, before_kib)
+            (warm, counted, before_kib, None)
         }
     };
-    let (mut warm, mut counted, before_kib) = opened;
+    let (mut warm, mut counted, before_kib, cpu_s) = opened;
     tokio::time::sleep(SETTLE).await;
     // The largest of a few readings: the resident set only settles upwards here.
     let mut after_kib = 0;
@@ -222,5 +246,6 @@ async fn round(ctx: &Ctx, db: &Database, side: Side, n: usize) -> anyhow::Result
         before_kib,
         after_kib,
         connections: n,
+        cpu_s,
     })
 }

@@ -92,15 +92,28 @@ struct Side {
     failed: u64,
     first_failure: Option<String>,
     tally: Tally,
+    /// CPU of both casefile children over the sending and delivering phases.
+    cpu_s: f64,
+    delivered: usize,
+    /// Per round: µs of CPU per delivered message.
+    cpu_us: Vec<f64>,
+}
+
+/// User + system CPU seconds of the casefile children `pids`, summed.
+fn cpu_of(pids: &[u32]) -> anyhow::Result<f64> {
+    pids.iter().map(|&pid| common::cpu_seconds(pid)).sum()
 }
 
 async fn measure(ctx: &Ctx, a: &ServerChild, b: &ServerChild) -> anyhow::Result<Vec<Row>> {
     let (pairs, seconds) = if ctx.quick { (2, 1) } else { (3, 2) };
     let workspace = Workspace::of(a)?;
+    // Both children work in both kinds of rounds (B at least receives the
+    // notifications), so both count in each.
+    let pids = [a.pid, b.pid];
     let (mut cross, mut same) = (Side::default(), Side::default());
     for pair in 0..pairs {
-        round(a.addr, b.addr, &workspace, seconds, &mut cross).await?;
-        round(a.addr, a.addr, &workspace, seconds, &mut same).await?;
+        round(a.addr, b.addr, &pids, &workspace, seconds, &mut cross).await?;
+        round(a.addr, a.addr, &pids, &workspace, seconds, &mut same).await?;
         eprintln!(
             "X1 pair {}/{pairs}: p99 cross-process {:.2} ms, same process {:.2} ms",
             pair + 1,
@@ -180,6 +193,22 @@ async fn measure(ctx: &Ctx, a: &ServerChild, b: &ServerChild) -> anyhow::Result<
         .with_rounds(&added, &[])
         .broken_if(broken)
         .with_note(Some(note)),
+        Row::new(
+            "X1",
+            "server CPU per delivered message (cross-process vs same process)",
+            "µs",
+            (
+                cross.cpu_s / cross.delivered.max(1) as f64 * 1e6,
+                same.cpu_s / same.delivered.max(1) as f64 * 1e6,
+                median_ratio(&cross.cpu_us, &same.cpu_us),
+            ),
+            Goal::INFO,
+        )
+        .with_rounds(&cross.cpu_us, &same.cpu_us)
+        .with_note(Some(format!(
+            "an operation is one message sent with sendMessage to A and delivered to its subscriber (on B, or on A for the same-process column); the user + system CPU (/proc/PID/stat) of both casefile children, A and B, summed, from the first sendMessage of each round until its deliveries were in, divided by the {} and {} messages delivered; PostgreSQL's own CPU is not in it",
+            cross.delivered, same.delivered
+        ))),
     ])
 }
 
@@ -188,6 +217,7 @@ async fn measure(ctx: &Ctx, a: &ServerChild, b: &ServerChild) -> anyhow::Result<
 async fn round(
     a: SocketAddr,
     subscribe_to: SocketAddr,
+    pids: &[u32],
     workspace: &Workspace,
     seconds: u32,
     side: &mut Side,
@@ -222,6 +252,7 @@ async fn round(
         })
         .collect();
     let warm = vec![Call::get(&format!("http://{a}/healthz")); 8];
+    let cpu_before = cpu_of(pids)?;
     let (_, shots) = common::open_loop(calls, Duration::from_secs(1) / RATE, warm).await?;
     let (_, failed, first) = common::judge_shots(&shots, &common::no_graphql_errors());
     let expected = n - failed as usize;
@@ -233,6 +264,7 @@ async fn round(
         &mut tally,
     )
     .await;
+    let cpu_s = cpu_of(pids)? - cpu_before;
     tally.lost += expected.saturating_sub(got.len()) as u64;
     let mut latencies: Vec<f64> = got
         .iter()
@@ -247,6 +279,9 @@ async fn round(
     side.all.extend(latencies);
     side.sent += n;
     side.failed += failed;
+    side.cpu_s += cpu_s;
+    side.delivered += got.len();
+    side.cpu_us.push(cpu_s / got.len().max(1) as f64 * 1e6);
     if side.first_failure.is_none() {
         side.first_failure = first;
     }

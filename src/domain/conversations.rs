@@ -13,9 +13,7 @@ use sea_orm::{
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
-use crate::entity::{
-    ConversationStatus, agent, conversation, conversation_tag, lead, message, now_ms, team,
-};
+use crate::entity::{ConversationStatus, conversation, conversation_tag, lead, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
@@ -293,8 +291,6 @@ pub struct Joined {
     /// The newest message, internal notes included.
     pub last_message: bool,
     pub lead: bool,
-    pub assignee: bool,
-    pub team: bool,
 }
 
 /// A conversation of a page with the relations asked for in [`Joined`] (`None` when
@@ -303,13 +299,12 @@ pub struct Row {
     pub conversation: conversation::Model,
     pub last_message: Option<message::Model>,
     pub lead: Option<lead::Model>,
-    pub assignee: Option<agent::Model>,
-    pub team: Option<team::Model>,
 }
 
-/// One page of conversations with their newest message, lead, assignee and team
-/// (those asked for), in one statement of `LEFT JOIN`s: an inbox row shows them
-/// all, and a query per relation would cost more than the page.
+/// One page of conversations with their newest message and lead (those asked
+/// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
+/// per relation would cost more than the page. (Assignees and teams, a handful
+/// per workspace, come from caches instead: see `graphql::conversations`.)
 pub async fn page_joined(
     state: &AppState,
     workspace_id: &str,
@@ -335,8 +330,6 @@ pub async fn page_joined(
                 conversation: conversation::Model::from_query_result(row, "")?,
                 last_message: joined_model(row, joined.last_message, "m_")?,
                 lead: joined_model(row, joined.lead, "l_")?,
-                assignee: joined_model(row, joined.assignee, "a_")?,
-                team: joined_model(row, joined.team, "t_")?,
             })
         })
         .collect()
@@ -368,12 +361,6 @@ pub fn page_statement(
     }
     if joined.lead {
         select = by_id::<lead::Entity>(select, C::LeadId, lead::Column::Id, "l_");
-    }
-    if joined.assignee {
-        select = by_id::<agent::Entity>(select, C::AssigneeId, agent::Column::Id, "a_");
-    }
-    if joined.team {
-        select = by_id::<team::Entity>(select, C::TeamId, team::Column::Id, "t_");
     }
     sea_orm::QueryTrait::build(&select, backend)
 }

@@ -255,10 +255,8 @@ pub async fn prefetch(
             keys
         };
     let leads = keys(selected("lead") && !read.lead, &|c| c.lead_id.clone());
-    let assignees = keys(selected("assignee") && !read.assignee, &|c| {
-        c.assignee_id.clone()
-    });
-    let teams = keys(selected("team") && !read.team, &|c| c.team_id.clone());
+    let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
+    let teams = keys(selected("team"), &|c| c.team_id.clone());
     let last = keys(selected("lastMessage") && !read.last_message, &|c| {
         Some(c.id.clone())
     });
@@ -274,6 +272,20 @@ pub async fn prefetch(
         .then(|| c.id.clone())
     });
 
+    // Agents and teams from this process's caches where they are fresh.
+    let state = ctx.state();
+    let (cached_agents, assignees) = from_cache(assignees, |id| {
+        state
+            .agents
+            .get(id)
+            .map(|agent| (AgentKey(id.to_owned()), agent))
+    });
+    let (cached_teams, teams) = from_cache(teams, |id| {
+        state
+            .teams
+            .get(id)
+            .map(|team| (TeamKey(id.to_owned()), team))
+    });
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
     let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
@@ -284,13 +296,39 @@ pub async fn prefetch(
         load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
         load_now(batcher, open.into_iter().map(OpenHandoffKey).collect()),
     )?;
+    for agent in assignees.values() {
+        state.agents.put(agent.id.clone(), agent.clone());
+    }
+    for team in teams.values() {
+        state.teams.put(team.id.clone(), team.clone());
+    }
     loaders.feed_many(leads).await;
-    loaders.feed_many(assignees).await;
-    loaders.feed_many(teams).await;
+    loaders
+        .feed_many(assignees.into_iter().chain(cached_agents))
+        .await;
+    loaders
+        .feed_many(teams.into_iter().chain(cached_teams))
+        .await;
     loaders.feed_many(last).await;
     loaders.feed_many(tags).await;
     loaders.feed_many(open).await;
     Ok(())
+}
+
+/// The entries `cached` has for `ids`, and the ids it lacks.
+fn from_cache<K, V>(
+    ids: Vec<String>,
+    cached: impl Fn(&str) -> Option<(K, V)>,
+) -> (Vec<(K, V)>, Vec<String>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for id in ids {
+        match cached(&id) {
+            Some(entry) => found.push(entry),
+            None => missing.push(id),
+        }
+    }
+    (found, missing)
 }
 
 fn position(conv: &conversation::Model) -> String {
@@ -354,8 +392,6 @@ impl ConversationQuery {
             // includes internal notes: only for readers who may see them.
             last_message: selected("lastMessage") && principal.sees_internal(),
             lead: selected("lead"),
-            assignee: selected("assignee"),
-            team: selected("team"),
         };
         let rows = domain::conversations::page_joined(
             &state,
@@ -370,8 +406,7 @@ impl ConversationQuery {
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());
-        let (mut last, mut leads, mut agents, mut teams) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut last, mut leads) = (Vec::new(), Vec::new());
         for (i, row) in rows.into_iter().enumerate() {
             let c = &row.conversation;
             if i < shown {
@@ -381,12 +416,6 @@ impl ConversationQuery {
                 if let (Some(id), Some(lead)) = (&c.lead_id, row.lead) {
                     leads.push((LeadKey(id.clone()), lead));
                 }
-                if let (Some(id), Some(agent)) = (&c.assignee_id, row.assignee) {
-                    agents.push((AgentKey(id.clone()), agent));
-                }
-                if let (Some(id), Some(team)) = (&c.team_id, row.team) {
-                    teams.push((TeamKey(id.clone()), team));
-                }
             }
             conversations.push(row.conversation);
         }
@@ -394,8 +423,6 @@ impl ConversationQuery {
         let loaders = ctx.loaders();
         loaders.feed_many(last).await;
         loaders.feed_many(leads).await;
-        loaders.feed_many(agents).await;
-        loaders.feed_many(teams).await;
         let rows = conversations;
         let total = TotalCount::new(move || {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());

@@ -121,8 +121,6 @@ async fn no_inbox_statement_sorts_the_workspace() {
     let inbox_row = Joined {
         last_message: true,
         lead: true,
-        assignee: true,
-        team: true,
     };
     let mut failures = Vec::new();
     for (name, filter) in filters() {
