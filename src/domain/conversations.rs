@@ -21,6 +21,7 @@ use crate::state::AppState;
 use super::leads::LeadInput;
 use super::messages::{NewMessage, append, body_text};
 use super::{stmt, validate};
+use crate::db::{JsonPart, json_rows, json_statement};
 
 /// Largest `context` document a widget may send, in bytes.
 const MAX_CONTEXT_BYTES: usize = 16 * 1024;
@@ -323,16 +324,31 @@ pub async fn page_joined(
         limit,
         joined,
     );
-    let rows = state.db.reader.query_all_raw(statement).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Row {
-                conversation: conversation::Model::from_query_result(row, "")?,
-                last_message: joined_model(row, joined.last_message, "m_")?,
-                lead: joined_model(row, joined.lead, "l_")?,
-            })
+    let mut rows: Vec<JsonRow> = json_rows(&state.db.reader, statement).await?;
+    match order {
+        Order::Newest => rows.sort_unstable_by(|a, b| b.c.id.cmp(&a.c.id)),
+        Order::RecentlyUpdated => {
+            rows.sort_unstable_by(|a, b| (b.c.updated_at, &b.c.id).cmp(&(a.c.updated_at, &a.c.id)))
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| Row {
+            conversation: row.c,
+            last_message: row.m,
+            lead: row.l,
         })
-        .collect()
+        .collect())
+}
+
+/// A row of [`page_joined`] as the database wrote it.
+#[derive(serde::Deserialize)]
+struct JsonRow {
+    c: conversation::Model,
+    #[serde(default)]
+    m: Option<message::Model>,
+    #[serde(default)]
+    l: Option<lead::Model>,
 }
 
 /// The statement [`page_joined`] runs (public for the test that reads its plan).
@@ -362,7 +378,14 @@ pub fn page_statement(
     if joined.lead {
         select = by_id::<lead::Entity>(select, C::LeadId, lead::Column::Id, "l_");
     }
-    sea_orm::QueryTrait::build(&select, backend)
+    let mut parts = vec![JsonPart::of::<conversation::Entity>("c", "")];
+    if joined.last_message {
+        parts.push(JsonPart::of::<message::Entity>("m", "m_"));
+    }
+    if joined.lead {
+        parts.push(JsonPart::of::<lead::Entity>("l", "l_"));
+    }
+    json_statement(sea_orm::QueryTrait::build(&select, backend), &parts)
 }
 
 /// `select` joined with the `E` whose `id` is the conversation's `from` (if any),
@@ -393,18 +416,6 @@ fn with_columns<E: EntityTrait>(
         );
     }
     select
-}
-
-/// The joined model read with `prefix`, if it was joined and found.
-fn joined_model<M: FromQueryResult>(
-    row: &sea_orm::QueryResult,
-    joined: bool,
-    prefix: &str,
-) -> AppResult<Option<M>> {
-    if !joined || row.try_get::<Option<String>>(prefix, "id")?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(M::from_query_result(row, prefix)?))
 }
 
 /// How many conversations `filter` lists: counted once, then served from

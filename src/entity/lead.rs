@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Deserialize)]
 #[sea_orm(table_name = "leads")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -15,6 +15,7 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     /// Its email and name came in an identity token the site signed.
+    #[serde(deserialize_with = "super::bool_or_int")]
     pub verified: bool,
 }
 

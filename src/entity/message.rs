@@ -11,6 +11,7 @@ pub struct Model {
     pub author: super::Author,
     pub agent_id: Option<String>,
     pub body: String,
+    #[serde(deserialize_with = "super::bool_or_int")]
     pub internal: bool,
     pub confidence: Option<f64>,
     /// JSON array of cited sources (`{articleId, title, url, score}`).

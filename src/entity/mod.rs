@@ -26,6 +26,21 @@ pub mod workspace;
 
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
+/// A boolean from JSON `true`/`false`, or from the `1`/`0` that SQLite's JSON
+/// functions give for its boolean columns (see `crate::db::json_rows`).
+pub(crate) fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    Ok(match serde::Deserialize::deserialize(d)? {
+        Flag::Bool(b) => b,
+        Flag::Int(i) => i != 0,
+    })
+}
+
 /// What an agent may do in its workspace.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, EnumIter, DeriveActiveEnum, async_graphql::Enum,

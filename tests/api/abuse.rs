@@ -938,22 +938,38 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
     client
         .subscribe("m", MESSAGES, json!({ "c": conversation, "after": 1 }))
         .await;
+    // Both live (a subscription is not acknowledged): each sees a first message.
+    app.send(&ws.admin_token, &conversation, "warm-up").await;
+    let (mut own_live, mut messages_live) = (false, false);
+    while !(own_live && messages_live) {
+        let message = client.recv().await;
+        match (message["type"].as_str(), message["id"].as_str()) {
+            (Some("next"), Some("own")) => own_live = true,
+            (Some("next"), Some("m")) => messages_live = true,
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
     app.running.state.faults.arm_panics(1);
     app.send(&ws.admin_token, &conversation, "second").await;
-    let mut own_ended = false;
+    let (mut own_failed, mut own_ended) = (false, false);
     let mut message_seen = false;
     while !(own_ended && message_seen) {
         let message = client.recv().await;
         match (message["type"].as_str(), message["id"].as_str()) {
-            (Some("error"), Some("own")) => {
+            // After its first event, a panic is an error in `next`, then the end.
+            (Some("next"), Some("own")) => {
                 assert_eq!(
-                    message["payload"][0]["extensions"]["code"], "INTERNAL",
+                    message["payload"]["errors"][0]["extensions"]["code"], "INTERNAL",
                     "{message}"
                 );
+                own_failed = true;
+            }
+            (Some("complete"), Some("own")) => {
+                assert!(own_failed, "ended without its error");
                 own_ended = true;
             }
             (Some("next"), Some("m")) => {
-                assert_eq!(message["payload"]["data"]["messages"]["seq"], 2);
+                assert_eq!(message["payload"]["data"]["messages"]["seq"], 3);
                 message_seen = true;
             }
             other => panic!(
@@ -962,7 +978,7 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
         }
     }
     app.send(&ws.admin_token, &conversation, "third").await;
-    assert_eq!(client.next_data("m").await["data"]["messages"]["seq"], 3);
+    assert_eq!(client.next_data("m").await["data"]["messages"]["seq"], 4);
     client.ping_pong().await;
 }
 

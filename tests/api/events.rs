@@ -459,7 +459,10 @@ async fn a_subscriber_that_moves_to_another_process_after_a_kill_misses_nothing(
             }
         })
     };
-    let (seen, last) = inbox_bodies(&mut client, "1", Vec::new(), |seen| seen.len() >= 10).await;
+    // The writer sends one message after another's answer: the 11th seen means
+    // the first 10 were acknowledged (the 10th alone may be seen before its answer
+    // is in).
+    let (seen, last) = inbox_bodies(&mut client, "1", Vec::new(), |seen| seen.len() >= 11).await;
     doomed.start_kill().expect("kill -9");
     doomed.wait().await.expect("the process ends");
     let acknowledged = writer.await.expect("writer");
