@@ -321,6 +321,25 @@ pub async fn json_rows<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_str(&text)?)
 }
 
+/// Every model `select` reads, through [`json_statement`] (see there why).
+pub async fn json_models<E>(
+    conn: &impl ConnectionTrait,
+    select: sea_orm::Select<E>,
+) -> AppResult<Vec<E::Model>>
+where
+    E: EntityTrait,
+    E::Model: serde::de::DeserializeOwned,
+{
+    #[derive(serde::Deserialize)]
+    struct One<M> {
+        r: M,
+    }
+    let inner = sea_orm::QueryTrait::build(&select, conn.get_database_backend());
+    let statement = json_statement(inner, &[JsonPart::of::<E>("r", "")]);
+    let rows: Vec<One<E::Model>> = json_rows(conn, statement).await?;
+    Ok(rows.into_iter().map(|one| one.r).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,13 +174,12 @@ impl Loader<OpenHandoffKey> for Batcher {
     ) -> Result<HashMap<OpenHandoffKey, Option<handoff::Model>>, AppError> {
         let mut out: HashMap<OpenHandoffKey, Option<handoff::Model>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        let open = handoff::Entity::find()
+        let select = handoff::Entity::find()
             .filter(handoff::Column::ConversationId.is_in(keys.iter().map(|k| k.0.clone())))
             .filter(
                 handoff::Column::Status.is_in([HandoffStatus::Requested, HandoffStatus::Accepted]),
-            )
-            .all(&self.state.db.reader)
-            .await?;
+            );
+        let open = crate::db::json_models(&self.state.db.reader, select).await?;
         for row in open {
             out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));
         }

@@ -339,12 +339,11 @@ pub async fn applied(
     state: &AppState,
     conversation_ids: &[String],
 ) -> AppResult<Vec<(conversation_tag::Model, insight_tag::Model)>> {
-    let rows = conversation_tag::Entity::find()
+    let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
-        .filter(conversation_tag::Column::RemovedAt.is_null())
-        .order_by_asc(conversation_tag::Column::AppliedAt)
-        .all(&state.db.reader)
-        .await?;
+        .filter(conversation_tag::Column::RemovedAt.is_null());
+    let mut rows = crate::db::json_models(&state.db.reader, select).await?;
+    rows.sort_by_key(|row| row.applied_at);
     let mut out = Vec::with_capacity(rows.len());
     // By workspace (one, in practice).
     let mut lists: HashMap<String, TagsById> = HashMap::new();
