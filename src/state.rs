@@ -45,6 +45,9 @@ pub struct Inner {
     pub shared_operations: crate::ws::SharedOperations,
     /// Handoff accepts running, so racing agents wait for the first.
     pub accepts: crate::domain::handoffs::AcceptsInFlight,
+    /// Message sends waiting for SQLite's writer, committed together (`None` on
+    /// PostgreSQL).
+    pub send_queue: std::sync::OnceLock<crate::domain::messages::SendQueue>,
     /// `totalCount` of conversation lists, until the workspace changes.
     pub list_counts: crate::domain::conversations::ListCounts,
     /// Serialises the handling of visitor messages per conversation.
@@ -67,7 +70,21 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// An [`AppState`] that does not keep the server alive (for its own background
+/// tasks).
+pub struct WeakState(std::sync::Weak<Inner>);
+
+impl WeakState {
+    pub fn upgrade(&self) -> Option<AppState> {
+        self.0.upgrade().map(AppState)
+    }
+}
+
 impl AppState {
+    pub fn downgrade(&self) -> WeakState {
+        WeakState(Arc::downgrade(&self.0))
+    }
+
     /// Connect to the configured database, migrate it and load the signing secret.
     pub async fn open(config: Config) -> AppResult<AppState> {
         let db = Db::connect_with_timeout(
@@ -87,6 +104,7 @@ impl AppState {
             connections: TaskTracker::new(),
             pipelines: Default::default(),
             list_counts: Default::default(),
+            send_queue: Default::default(),
             accepts: Default::default(),
             shared_operations: Default::default(),
             sessions: Default::default(),
@@ -104,6 +122,10 @@ impl AppState {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
         }));
+        if state.db.backend() == sea_orm::DbBackend::Sqlite {
+            let queue = crate::domain::messages::SendQueue::start(&state);
+            let _ = state.send_queue.set(queue);
+        }
         let weak = Arc::downgrade(&state.0);
         state.events.observe(move |record| {
             if let Some(inner) = weak.upgrade() {

@@ -264,30 +264,58 @@ pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: &[Event]
         txn.commit().await?;
         return Ok(());
     }
+    let staged = stage(&txn, events).await?;
+    txn.commit().await?;
+    publish(state, staged);
+    Ok(())
+}
+
+/// Events stored in a transaction that has not committed yet: [`publish`] them
+/// once it has.
+pub struct Staged {
+    events: Vec<Event>,
+    records: Vec<NewRecord>,
+    cursors: Vec<Cursor>,
+}
+
+/// Store `events` in the log inside `txn` (or a savepoint of it).
+pub async fn stage(txn: &impl sea_orm::ConnectionTrait, events: &[Event]) -> AppResult<Staged> {
     let records = events
         .iter()
         .map(Event::to_record)
         .collect::<AppResult<Vec<_>>>()?;
-    let cursors = crate::events::append(&txn, &records).await?;
-    txn.commit().await?;
-    for record in &records {
+    let cursors = if records.is_empty() {
+        Vec::new()
+    } else {
+        crate::events::append(txn, &records).await?
+    };
+    Ok(Staged {
+        events: events.to_vec(),
+        records,
+        cursors,
+    })
+}
+
+/// Announce events whose transaction committed.
+pub fn publish(state: &AppState, staged: Staged) {
+    for record in &staged.records {
         state.list_counts.changed(&record.workspace_id);
     }
     // Handed over decoded, so that this process need not read them back.
-    let committed = events
-        .iter()
-        .zip(records)
-        .zip(cursors)
+    let committed = staged
+        .events
+        .into_iter()
+        .zip(staged.records)
+        .zip(staged.cursors)
         .map(|((event, record), cursor)| {
             let event = Event {
                 cursor: Some(cursor),
-                ..event.clone()
+                ..event
             };
             Record::new(Some(cursor), record).with_decoded(event)
         })
         .collect();
     state.events.committed(committed);
-    Ok(())
 }
 
 /// Deliver an event that is not stored (typing).

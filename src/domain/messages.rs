@@ -6,6 +6,11 @@ use sea_orm::{
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+use tokio::sync::{mpsc, oneshot};
+
 use super::feed::{self, Change, Event};
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
@@ -233,31 +238,24 @@ pub async fn send(
     new: NewMessage,
 ) -> AppResult<message::Model> {
     let before = super::conversations::get(state, principal, conversation_id).await?;
-    let ws = principal.workspace_id();
-    let txn = state.db.writer.begin().await?;
-    let appended = append(&txn, ws, conversation_id, new).await?;
-    if !appended.created {
-        // Undo the `last_seq` bump: nothing new was stored.
-        txn.rollback().await?;
-        return Ok(appended.message);
-    }
+    let job = Job {
+        workspace_id: principal.workspace_id().to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        before: before.status,
+        new,
+    };
+    let appended = match state.send_queue.get() {
+        Some(queue) => queue.write(job).await?,
+        None => write_alone(state, job).await?,
+    };
     let Appended {
         message,
         conversation,
-        ..
+        created,
     } = appended;
-    let mut events = Vec::with_capacity(2);
-    if before.status != conversation.status {
-        events.push(Event::conversation_changed(
-            conversation.clone(),
-            Change::Status,
-        ));
+    if !created {
+        return Ok(message);
     }
-    events.push(Event::message_created(
-        message.clone(),
-        conversation.clone(),
-    ));
-    feed::commit(state, txn, &events).await?;
     match message.author {
         Author::Visitor => super::pipeline::after_visitor_message(state, &message),
         Author::Ai => {
@@ -266,6 +264,160 @@ pub async fn send(
         Author::Agent | Author::System => {}
     }
     Ok(message)
+}
+
+/// A send, ready for the writer.
+struct Job {
+    workspace_id: String,
+    conversation_id: String,
+    /// The conversation's status before: a change is an event too.
+    before: ConversationStatus,
+    new: NewMessage,
+}
+
+/// Store `job` inside `txn` (or a savepoint): its message and events. `None` for
+/// the events when a retry found its message already stored (nothing new is kept:
+/// the caller rolls back the `last_seq` bump).
+async fn write_one(
+    txn: &DatabaseTransaction,
+    job: Job,
+) -> AppResult<(Appended, Option<feed::Staged>)> {
+    let appended = append(txn, &job.workspace_id, &job.conversation_id, job.new).await?;
+    if !appended.created {
+        return Ok((appended, None));
+    }
+    let mut events = Vec::with_capacity(2);
+    if job.before != appended.conversation.status {
+        events.push(Event::conversation_changed(
+            appended.conversation.clone(),
+            Change::Status,
+        ));
+    }
+    events.push(Event::message_created(
+        appended.message.clone(),
+        appended.conversation.clone(),
+    ));
+    let staged = feed::stage(txn, &events).await?;
+    Ok((appended, Some(staged)))
+}
+
+/// A send in a transaction of its own (PostgreSQL: each request has its own
+/// connection, and the database commits them concurrently).
+async fn write_alone(state: &AppState, job: Job) -> AppResult<Appended> {
+    let txn = state.db.writer.begin().await?;
+    let (appended, staged) = write_one(&txn, job).await?;
+    match staged {
+        Some(staged) => {
+            txn.commit().await?;
+            feed::publish(state, staged);
+        }
+        None => txn.rollback().await?,
+    }
+    Ok(appended)
+}
+
+/// Sends queued for SQLite's one writer, committed together: the writer takes
+/// what waits (up to [`MAX_BATCH`]) into one transaction, each send in a savepoint
+/// of its own, and commits once, so concurrent senders share one fsync. A send
+/// that fails rolls back its savepoint alone and gets its own error; the others
+/// go on. Each is answered after the commit (durable, `synchronous=FULL`), with
+/// its own result; if the commit itself fails, every send of the batch gets that
+/// error and none of them is stored.
+pub struct SendQueue(mpsc::Sender<(Job, oneshot::Sender<AppResult<Appended>>)>);
+
+/// Sends committed together at most.
+const MAX_BATCH: usize = 64;
+
+impl SendQueue {
+    /// The queue, and the writer task that drains it while `state` lives.
+    pub fn start(state: &AppState) -> SendQueue {
+        let (tx, mut rx) = mpsc::channel::<(Job, oneshot::Sender<AppResult<Appended>>)>(1024);
+        let weak = state.downgrade();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let Some(state) = weak.upgrade() else {
+                    return;
+                };
+                // A panic fails this batch's sends (their answers are dropped), not
+                // the writer.
+                let _ = AssertUnwindSafe(write_batch(&state, batch))
+                    .catch_unwind()
+                    .await;
+            }
+        });
+        SendQueue(tx)
+    }
+
+    async fn write(&self, job: Job) -> AppResult<Appended> {
+        let (reply, answer) = oneshot::channel();
+        let lost = || AppError::Internal("the message writer stopped".to_owned());
+        self.0.send((job, reply)).await.map_err(|_| lost())?;
+        answer.await.map_err(|_| lost())?
+    }
+}
+
+async fn write_batch(state: &AppState, batch: Vec<(Job, oneshot::Sender<AppResult<Appended>>)>) {
+    let txn = match state.db.writer.begin().await {
+        Ok(txn) => txn,
+        Err(err) => {
+            let err = AppError::from(err);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    let mut written = Vec::with_capacity(batch.len());
+    for (job, reply) in batch {
+        let result = async {
+            let savepoint = txn.begin().await?;
+            match write_one(&savepoint, job).await {
+                Ok((appended, Some(staged))) => {
+                    savepoint.commit().await?;
+                    Ok((appended, Some(staged)))
+                }
+                Ok((appended, None)) => {
+                    savepoint.rollback().await?;
+                    Ok((appended, None))
+                }
+                Err(err) => {
+                    savepoint.rollback().await?;
+                    Err(err)
+                }
+            }
+        }
+        .await;
+        match result {
+            Ok(done) => written.push((done, reply)),
+            // Nothing of it stays: answered now.
+            Err(err) => {
+                let _ = reply.send(Err(err));
+            }
+        }
+    }
+    match txn.commit().await {
+        Ok(()) => {
+            for ((appended, staged), reply) in written {
+                if let Some(staged) = staged {
+                    feed::publish(state, staged);
+                }
+                let _ = reply.send(Ok(appended));
+            }
+        }
+        Err(err) => {
+            let err = AppError::from(err);
+            for (_, reply) in written {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
 }
 
 fn visible(conversation_id: &str, include_internal: bool) -> sea_orm::Select<message::Entity> {

@@ -28,3 +28,4 @@ mod platform;
 mod scope_table;
 mod scopes;
 mod webhooks;
+mod writes;
