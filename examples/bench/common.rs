@@ -61,6 +61,9 @@ pub const BODY: &str = "Thanks for waiting. I checked your account: the refund w
 pub const MESSAGES_SUBSCRIPTION: &str =
     "subscription($c: ID!) { messages(conversationId: $c) { seq body } }";
 
+/// The same, replaying what follows `afterSeq` (as a widget that comes back does).
+pub const MESSAGES_AFTER_SUBSCRIPTION: &str = "subscription($c: ID!, $after: Int) { messages(conversationId: $c, afterSeq: $after) { seq body } }";
+
 /// Raise the open-files limit as far as the hard limit allows; the limit in force.
 pub fn raise_nofile_limit() -> u64 {
     match rlimit::increase_nofile_limit(NOFILE_WANTED) {
@@ -1096,6 +1099,17 @@ pub async fn casefile_subscriber(
     token: &str,
     conversation_id: &str,
 ) -> anyhow::Result<(Socket, String)> {
+    subscriber_after(addr, token, conversation_id, 0).await
+}
+
+/// A `messages` subscriber of `conversation_id` from `afterSeq: after`, once it
+/// received the message `after + 1` (the first replayed).
+pub async fn subscriber_after(
+    addr: SocketAddr,
+    token: &str,
+    conversation_id: &str,
+    after: i64,
+) -> anyhow::Result<(Socket, String)> {
     let mut socket = connect(
         &format!("ws://{addr}/graphql"),
         Some("graphql-transport-ws"),
@@ -1105,20 +1119,25 @@ pub async fn casefile_subscriber(
     socket.send(Message::Text(init.to_string().into())).await?;
     let ack = next_protocol_message(&mut socket).await?;
     ensure!(ack["type"] == "connection_ack", "expected an ack: {ack}");
-    let subscribe = json!({ "type": "subscribe", "id": "1", "payload": { "query": MESSAGES_SUBSCRIPTION, "variables": { "c": conversation_id } } });
+    let subscribe = if after == 0 {
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": MESSAGES_SUBSCRIPTION, "variables": { "c": conversation_id } } })
+    } else {
+        json!({ "type": "subscribe", "id": "1", "payload": { "query": MESSAGES_AFTER_SUBSCRIPTION, "variables": { "c": conversation_id, "after": after } } })
+    };
     socket
         .send(Message::Text(subscribe.to_string().into()))
         .await?;
+    let first = after + 1;
     for _ in 0..100 {
         let text = next_text(&mut socket).await?;
         match parse_delivery(&text) {
-            Some(1) => return Ok((socket, text)),
-            Some(_) => bail!("expected seq 1 first: {text}"),
+            Some(seq) if seq == first => return Ok((socket, text)),
+            Some(_) => bail!("expected seq {first} first: {text}"),
             None if text.contains("\"ping\"") || text.contains("\"pong\"") => continue,
-            None => bail!("expected seq 1: {text}"),
+            None => bail!("expected seq {first}: {text}"),
         }
     }
-    bail!("no seq 1")
+    bail!("no seq {first}")
 }
 
 /// A connection to the raw server, after its hello.

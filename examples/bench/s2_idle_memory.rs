@@ -1,11 +1,14 @@
-//! S2: memory per idle subscribed connection.
+//! S2: memory per idle subscribed connection, subscribed the way widgets are.
 //!
 //! The server runs as a child process (this binary, `--serve-casefile URL`), so its
-//! resident set can be read from `/proc/PID/status`. A conversation is opened
-//! with one message (seq 1, from the owner); N graphql-transport-ws connections
-//! initialise and subscribe to its `messages`, and each counts as subscribed once it received that message
-//! (seq 1), which proves the subscription is live on the server. Then nothing
-//! happens: KiB per connection = (RSS after − RSS before) / N.
+//! resident set can be read from `/proc/PID/status`. The workspace holds one
+//! conversation per connection (seeded: a visitor question and the AI's answer,
+//! seq 1 and 2); each graphql-transport-ws connection signs in with its own
+//! visitor's token and subscribes to its own conversation's `messages` after seq 1,
+//! so the last message is replayed, and counts as subscribed once it received it
+//! (seq 2), which proves the subscription is live on the server. No two
+//! connections share an execution. Then nothing happens: KiB per connection =
+//! (RSS after − RSS before) / N, at N = 5,000 and 10,000.
 //!
 //! Ceiling: the same number of connections to the raw axum server of `common`
 //! (`--serve-raw`, with casefile's WebSocket buffer sizes), each counted once it
@@ -26,6 +29,7 @@ use crate::common::{
     self, Ctx, Database, Goal, Listeners, Row, Scenario, ServerChild, Workspace, median,
     median_ratio, thousands,
 };
+use crate::seed::{DAY, Profile, Seeder};
 
 pub const SCENARIO: Scenario = Scenario {
     id: "S2",
@@ -45,7 +49,7 @@ const CONNECT_CONCURRENCY: usize = 128;
 /// Wait after the last connection before reading the RSS.
 const SETTLE: Duration = Duration::from_millis(1000);
 
-const GOAL: Goal = Goal::at_most(16.0);
+const GOAL: Goal = Goal::at_most(12.0);
 
 /// One round's reading.
 struct Reading {
@@ -78,28 +82,56 @@ enum Side {
 }
 
 async fn run(ctx: &Ctx) -> anyhow::Result<Vec<Row>> {
-    let (n, pairs) = if ctx.quick { (2_000, 3) } else { (10_000, 3) };
+    let (sizes, pairs): (&[usize], usize) = if ctx.quick {
+        (&[2_000], 2)
+    } else {
+        (&[5_000, 10_000], 3)
+    };
+    let most = sizes.iter().copied().max().unwrap_or(0);
     ensure!(
-        ctx.nofile >= (n + WARM_UP) as u64 + 200,
+        ctx.nofile >= (most + WARM_UP) as u64 + 200,
         "S2 needs an open-files limit of at least {} (it is {})",
-        n + WARM_UP + 200,
+        most + WARM_UP + 200,
         ctx.nofile
     );
-    let db = Database::fresh(ctx).await?;
-    let result = measure(ctx, &db, n, pairs).await;
-    db.cleanup().await;
-    result
+    let mut rows = Vec::new();
+    for &n in sizes {
+        let db = Database::fresh(ctx).await?;
+        let result = measure(ctx, &db, n, pairs).await;
+        db.cleanup().await;
+        rows.extend(result?);
+    }
+    Ok(rows)
+}
+
+/// The conversations to subscribe to, with their visitors' tokens: `n` counted
+/// and [`WARM_UP`] more, seeded into the workspace of a first child.
+async fn seed(ctx: &Ctx, db: &Database, n: usize) -> anyhow::Result<Vec<(String, String)>> {
+    let child = ServerChild::start(ctx, &["--serve-casefile", &db.url]).await?;
+    let workspace = Workspace::of(&child)?;
+    let mut seeder = Seeder::connect(&db.url, &workspace.workspace_id).await?;
+    let catalog = seeder.catalog(1, 1, 3).await?;
+    let (conversations, _) = seeder
+        .conversations(&catalog, Profile::Waiting, n + WARM_UP, DAY)
+        .await?;
+    seeder.settle().await?;
+    child.stop().await;
+    conversations
+        .iter()
+        .map(|c| Ok((c.id.clone(), seeder.visitor_token(c)?)))
+        .collect()
 }
 
 async fn measure(ctx: &Ctx, db: &Database, n: usize, pairs: usize) -> anyhow::Result<Vec<Row>> {
+    let subscribers = seed(ctx, db, n).await?;
     let mut ours = Vec::new();
     let mut ceiling = Vec::new();
     for pair in 0..pairs {
         let started = Instant::now();
-        let o = round(ctx, db, Side::Ours, n).await?;
+        let o = round(ctx, db, Side::Ours, n, &subscribers).await?;
         let ours_took = started.elapsed();
         let started = Instant::now();
-        let c = round(ctx, db, Side::Ceiling, n).await?;
+        let c = round(ctx, db, Side::Ceiling, n, &subscribers).await?;
         eprintln!(
             "S2 N={n} pair {}/{pairs}: ours {:.2} KiB/conn ({}, {:.1?}), ceiling {:.2} KiB/conn ({}, {:.1?})",
             pair + 1,
@@ -168,7 +200,13 @@ async fn measure(ctx: &Ctx, db: &Database, n: usize, pairs: usize) -> anyhow::Re
 
 /// Start a child server, warm it up, read its RSS, open `n` subscribed
 /// connections, read its RSS again.
-async fn round(ctx: &Ctx, db: &Database, side: Side, n: usize) -> anyhow::Result<Reading> {
+async fn round(
+    ctx: &Ctx,
+    db: &Database,
+    side: Side,
+    n: usize,
+    subscribers: &[(String, String)],
+) -> anyhow::Result<Reading> {
     let child = match side {
         Side::Ours => ServerChild::start(ctx, &["--serve-casefile", &db.url]).await?,
         Side::Ceiling => ServerChild::start(ctx, &["--serve-raw"]).await?,
@@ -177,28 +215,20 @@ async fn round(ctx: &Ctx, db: &Database, side: Side, n: usize) -> anyhow::Result
     let limit = Duration::from_secs(60) + Duration::from_millis(n as u64 * 10);
     let opened = match side {
         Side::Ours => {
-            let http = common::http_client()?;
-            let workspace = Workspace::of(&child)?;
-            let (conversation, visitor) = common::open_conversation(
-                &http,
-                addr,
-                &workspace.widget_key,
-                &workspace.owner_token,
-            )
-            .await?;
-            let (visitor, conversation) = (&visitor, &conversation);
-            let open = |count| {
-                common::open_all(count, CONNECT_CONCURRENCY, limit, move |_| async move {
+            // The warm-up takes the last conversations, the counted ones the rest.
+            let open = |from: usize, count: usize| {
+                common::open_all(count, CONNECT_CONCURRENCY, limit, move |i| async move {
+                    let (conversation, visitor) = &subscribers[from + i];
                     let (socket, _) =
-                        common::casefile_subscriber(addr, visitor, conversation).await?;
+                        common::subscriber_after(addr, visitor, conversation, 1).await?;
                     Ok(socket)
                 })
             };
-            let warm = Listeners::start(open(WARM_UP).await?);
+            let warm = Listeners::start(open(n, WARM_UP).await?);
             tokio::time::sleep(SETTLE).await;
             let before_kib = child.rss_kib()?;
             let cpu_before = common::cpu_seconds(child.pid)?;
-            let counted = Listeners::start(open(n).await?);
+            let counted = Listeners::start(open(0, n).await?);
             let cpu_s = common::cpu_seconds(child.pid)? - cpu_before;
             (warm, counted, before_kib, Some(cpu_s))
         }
