@@ -12,8 +12,13 @@ use tokio::sync::broadcast;
 
 use super::Record;
 
-/// Events a subscriber of one conversation may fall behind before it lags.
-pub const TOPIC_CAPACITY: usize = 512;
+/// Events a subscriber of one conversation may fall behind before it lags (and is
+/// caught up from the log). Small: the ring is allocated whole when a conversation
+/// gets its first subscriber (about 40 bytes a slot), and a widget's conversation
+/// has one; at 512 slots it was two thirds of an idle subscribed connection's
+/// memory. One conversation's events come at a person's pace, and typing, the one
+/// kind a lag loses, is ephemeral anyway.
+pub const TOPIC_CAPACITY: usize = 32;
 
 /// The same for a workspace's subscribers (inboxes, escalations): every
 /// conversation's events pass through them, and a handoff storm (each request and
