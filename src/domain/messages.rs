@@ -267,6 +267,7 @@ pub async fn send(
 }
 
 /// A send, ready for the writer.
+#[derive(Clone)]
 struct Job {
     workspace_id: String,
     conversation_id: String,
@@ -317,13 +318,12 @@ async fn write_alone(state: &AppState, job: Job) -> AppResult<Appended> {
 }
 
 /// Sends queued for SQLite's one writer, committed together: the writer takes
-/// what waits (up to [`MAX_BATCH`]) into one transaction, each send in a savepoint
-/// of its own, and commits once, so concurrent senders share one fsync. A send
-/// that fails rolls back its savepoint alone and gets its own error; the others
-/// go on. Each is answered after the commit (durable, `synchronous=FULL`), with
+/// what waits (up to [`MAX_BATCH`]) into one transaction and commits once, so
+/// concurrent senders share one fsync. A send that fails gets its own error and
+/// takes nothing of the others with it (see [`write_batch`]). Each is answered after the commit (durable, `synchronous=FULL`), with
 /// its own result; if the commit itself fails, every send of the batch gets that
 /// error and none of them is stored.
-pub struct SendQueue(mpsc::Sender<(Job, oneshot::Sender<AppResult<Appended>>)>);
+pub struct SendQueue(mpsc::Sender<(Job, Reply)>);
 
 /// Sends committed together at most.
 const MAX_BATCH: usize = 64;
@@ -331,7 +331,7 @@ const MAX_BATCH: usize = 64;
 impl SendQueue {
     /// The queue, and the writer task that drains it while `state` lives.
     pub fn start(state: &AppState) -> SendQueue {
-        let (tx, mut rx) = mpsc::channel::<(Job, oneshot::Sender<AppResult<Appended>>)>(1024);
+        let (tx, mut rx) = mpsc::channel::<(Job, Reply)>(1024);
         let weak = state.downgrade();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -363,7 +363,69 @@ impl SendQueue {
     }
 }
 
-async fn write_batch(state: &AppState, batch: Vec<(Job, oneshot::Sender<AppResult<Appended>>)>) {
+type Reply = oneshot::Sender<AppResult<Appended>>;
+
+/// Write a batch as one transaction, without savepoints (a savepoint costs two
+/// more statements per send, each a round trip to SQLite's thread, and a journal
+/// of the pages it touches). If a send fails, or turns out to be a retry of a
+/// stored one (whose `last_seq` bump must not stay), the transaction is rolled
+/// back, that send answered, and the others written again, each in a savepoint
+/// ([`write_guarded`]): two passes at most, however many fail.
+async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
+    let txn = match state.db.writer.begin().await {
+        Ok(txn) => txn,
+        Err(err) => {
+            let err = AppError::from(err);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(err.clone()));
+            }
+            return;
+        }
+    };
+    let mut written = Vec::with_capacity(batch.len());
+    let mut stopped = None;
+    for (i, (job, _)) in batch.iter().enumerate() {
+        match write_one(&txn, job.clone()).await {
+            Ok((appended, Some(staged))) => written.push((appended, staged)),
+            Ok((appended, None)) => {
+                stopped = Some((i, Ok(appended)));
+                break;
+            }
+            Err(err) => {
+                stopped = Some((i, Err(err)));
+                break;
+            }
+        }
+    }
+    if let Some((i, answer)) = stopped {
+        if let Err(err) = txn.rollback().await {
+            tracing::warn!(error = %err, "rolling back a batch of sends");
+        }
+        let (_, reply) = batch.remove(i);
+        let _ = reply.send(answer);
+        return write_guarded(state, batch).await;
+    }
+    match txn.commit().await {
+        Ok(()) => {
+            for ((appended, staged), (_, reply)) in written.into_iter().zip(batch) {
+                feed::publish(state, staged);
+                let _ = reply.send(Ok(appended));
+            }
+        }
+        Err(err) => {
+            let err = AppError::from(err);
+            for (_, reply) in batch {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
+
+/// Write a batch as one transaction, each send in a savepoint of its own.
+async fn write_guarded(state: &AppState, batch: Vec<(Job, Reply)>) {
+    if batch.is_empty() {
+        return;
+    }
     let txn = match state.db.writer.begin().await {
         Ok(txn) => txn,
         Err(err) => {
