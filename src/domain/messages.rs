@@ -2,8 +2,8 @@
 //! and reading them back in order.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryIntoModel,
 };
 
 use std::panic::AssertUnwindSafe;
@@ -148,7 +148,7 @@ pub async fn append(
             });
         }
     }
-    let message = message::ActiveModel {
+    let active = message::ActiveModel {
         id: Set(new_id(Kind::Message)),
         workspace_id: Set(workspace_id.to_owned()),
         conversation_id: Set(conversation_id.to_owned()),
@@ -162,9 +162,12 @@ pub async fn append(
         client_message_id: Set(new.client_message_id),
         reply_to_seq: Set(new.reply_to_seq),
         created_at: Set(now),
-    }
-    .insert(txn)
-    .await?;
+    };
+    // Every column is known here: nothing to read back.
+    let message = active.clone().try_into_model()?;
+    message::Entity::insert(active)
+        .exec_without_returning(txn)
+        .await?;
     Ok(Appended {
         message,
         created: true,
@@ -283,12 +286,20 @@ async fn write_one(
     txn: &DatabaseTransaction,
     job: Job,
 ) -> AppResult<(Appended, Option<feed::Staged>)> {
+    let before = job.before;
     let appended = append(txn, &job.workspace_id, &job.conversation_id, job.new).await?;
     if !appended.created {
         return Ok((appended, None));
     }
+    let staged = feed::stage(txn, &events_of(before, &appended)).await?;
+    Ok((appended, Some(staged)))
+}
+
+/// The events of a stored send: its message, and its conversation's change of
+/// status if it made one.
+fn events_of(before: ConversationStatus, appended: &Appended) -> Vec<Event> {
     let mut events = Vec::with_capacity(2);
-    if job.before != appended.conversation.status {
+    if before != appended.conversation.status {
         events.push(Event::conversation_changed(
             appended.conversation.clone(),
             Change::Status,
@@ -298,8 +309,7 @@ async fn write_one(
         appended.message.clone(),
         appended.conversation.clone(),
     ));
-    let staged = feed::stage(txn, &events).await?;
-    Ok((appended, Some(staged)))
+    events
 }
 
 /// A send in a transaction of its own (PostgreSQL: each request has its own
@@ -383,11 +393,16 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
         }
     };
     let mut written = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len() + 1);
     let mut stopped = None;
     for (i, (job, _)) in batch.iter().enumerate() {
-        match write_one(&txn, job.clone()).await {
-            Ok((appended, Some(staged))) => written.push((appended, staged)),
-            Ok((appended, None)) => {
+        let job = job.clone();
+        match append(&txn, &job.workspace_id, &job.conversation_id, job.new).await {
+            Ok(appended) if appended.created => {
+                events.extend(events_of(job.before, &appended));
+                written.push(appended);
+            }
+            Ok(appended) => {
                 stopped = Some((i, Ok(appended)));
                 break;
             }
@@ -397,6 +412,20 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
             }
         }
     }
+    // The batch's events in one statement.
+    let staged = match stopped {
+        Some(_) => None,
+        None => match feed::stage(&txn, &events).await {
+            Ok(staged) => Some(staged),
+            Err(err) => {
+                // Nothing is committed: every send of the batch gets the error.
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(err.clone()));
+                }
+                return;
+            }
+        },
+    };
     if let Some((i, answer)) = stopped {
         if let Err(err) = txn.rollback().await {
             tracing::warn!(error = %err, "rolling back a batch of sends");
@@ -407,8 +436,10 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
     }
     match txn.commit().await {
         Ok(()) => {
-            for ((appended, staged), (_, reply)) in written.into_iter().zip(batch) {
+            if let Some(staged) = staged {
                 feed::publish(state, staged);
+            }
+            for (appended, (_, reply)) in written.into_iter().zip(batch) {
                 let _ = reply.send(Ok(appended));
             }
         }
