@@ -30,7 +30,7 @@ use crate::seed::{DAY, Profile, Seeder};
 pub const SCENARIO: Scenario = Scenario {
     id: "Q1",
     name: "inbox",
-    about: "agent inbox (`Conversations`, 50 rows with every relation): statements, throughput, p99 at 500 req/s",
+    about: "agent inbox (`Conversations`, 50 rows with every relation): statements, throughput, p99 at 500 req/s, and (Q1W) p99 at 300 req/s under 50 sends/s",
     run: start,
 };
 
@@ -123,7 +123,7 @@ async fn measure(
     let workspace = Workspace::of(ours)?;
     let mut seeder = Seeder::connect(&db.url, &workspace.workspace_id).await?;
     let catalog = seeder.catalog(3, 10, 8).await?;
-    let (_, counts) = seeder
+    let (conversations, counts) = seeder
         .conversations(&catalog, Profile::Inbox, CONVERSATIONS, 2 * DAY)
         .await?;
     seeder.settle().await?;
@@ -296,8 +296,76 @@ async fn measure(
         .broken_if(broken)
         .with_note(Some(note)),
     );
+
+    // Q1W: the same page while messages land in the same workspace.
+    let writes = (WRITE_RATE as f64 * latency_round.as_secs_f64()) as usize;
+    let pages = (PAGE_RATE_UNDER_WRITES as f64 * latency_round.as_secs_f64()) as usize;
+    let page_checks = {
+        let errors = common::no_graphql_errors();
+        let check: common::Check = std::sync::Arc::new(move |body: &[u8]| {
+            errors(body)?;
+            check_page(body, 50).map_err(|why| why.to_string())
+        });
+        check
+    };
+    let mut under_writes = Percentiles::default();
+    let mut sends = Percentiles::default();
+    for round in 0..latency_pairs {
+        let send_calls: Vec<Call> = (0..writes)
+            .map(|i| {
+                let conversation = &conversations[(round * writes + i) % conversations.len()];
+                Call::graphql(
+                    ours.addr,
+                    Some(token),
+                    common::SEND_MESSAGE,
+                    json!({ "input": { "conversationId": conversation.id, "body": common::BODY } }),
+                )
+            })
+            .collect();
+        let (paged, sent) = tokio::join!(
+            common::open_loop(
+                vec![call.clone(); pages],
+                Duration::from_secs(1) / PAGE_RATE_UNDER_WRITES,
+                vec![call.clone(); 16],
+            ),
+            common::open_loop(send_calls, Duration::from_secs(1) / WRITE_RATE, Vec::new()),
+        );
+        let (latencies, failed, first) = common::judge_shots(&paged?.1, &page_checks);
+        under_writes.add(latencies, failed, first);
+        let (latencies, failed, first) =
+            common::judge_shots(&sent?.1, &common::no_graphql_errors());
+        sends.add(latencies, failed, first);
+        eprintln!(
+            "Q1W round {}/{latency_pairs}: page p99 {:.2} ms under {WRITE_RATE} sends/s (send p99 {:.2} ms)",
+            round + 1,
+            under_writes.p99.last().copied().unwrap_or(f64::NAN),
+            sends.p99.last().copied().unwrap_or(f64::NAN),
+        );
+    }
+    rows.push(
+        Row::alone(
+            "Q1W",
+            format!("inbox p99 at {PAGE_RATE_UNDER_WRITES} req/s, {WRITE_RATE} sendMessage/s"),
+            "ms",
+            percentile(&mut under_writes.all, 99.0),
+            Goal::at_most(50.0),
+        )
+        .broken_if(under_writes.failed + sends.failed > 0)
+        .with_note(Some(format!(
+            "open loops, {latency_pairs} rounds of {:.1} s: pages {} (p50 {:.2} ms); sends to the page's conversations {} (p99 {:.2} ms)",
+            latency_round.as_secs_f64(),
+            under_writes.describe(),
+            percentile(&mut under_writes.all, 50.0),
+            sends.describe(),
+            percentile(&mut sends.all, 99.0),
+        ))),
+    );
     Ok(rows)
 }
+
+/// Q1W: pages per second, while [`WRITE_RATE`] messages per second are sent.
+const PAGE_RATE_UNDER_WRITES: u32 = 300;
+const WRITE_RATE: u32 = 50;
 
 /// Latencies of the rounds of one side.
 #[derive(Default)]
