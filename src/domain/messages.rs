@@ -375,6 +375,13 @@ impl SendQueue {
 
 type Reply = oneshot::Sender<AppResult<Appended>>;
 
+/// Answer every one of `replies` with `err`.
+fn fail_all(replies: impl IntoIterator<Item = Reply>, err: AppError) {
+    for reply in replies {
+        let _ = reply.send(Err(err.clone()));
+    }
+}
+
 /// Write a batch as one transaction, without savepoints (a savepoint costs two
 /// more statements per send, each a round trip to SQLite's thread, and a journal
 /// of the pages it touches). If a send fails, or turns out to be a retry of a
@@ -384,13 +391,7 @@ type Reply = oneshot::Sender<AppResult<Appended>>;
 async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
     let txn = match state.db.writer.begin().await {
         Ok(txn) => txn,
-        Err(err) => {
-            let err = AppError::from(err);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(err.clone()));
-            }
-            return;
-        }
+        Err(err) => return fail_all(batch.into_iter().map(|(_, reply)| reply), err.into()),
     };
     let mut written = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len() + 1);
@@ -417,13 +418,8 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
         Some(_) => None,
         None => match feed::stage(&txn, &events).await {
             Ok(staged) => Some(staged),
-            Err(err) => {
-                // Nothing is committed: every send of the batch gets the error.
-                for (_, reply) in batch {
-                    let _ = reply.send(Err(err.clone()));
-                }
-                return;
-            }
+            // Nothing is committed: every send of the batch gets the error.
+            Err(err) => return fail_all(batch.into_iter().map(|(_, reply)| reply), err),
         },
     };
     if let Some((i, answer)) = stopped {
@@ -443,12 +439,7 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
                 let _ = reply.send(Ok(appended));
             }
         }
-        Err(err) => {
-            let err = AppError::from(err);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(err.clone()));
-            }
-        }
+        Err(err) => fail_all(batch.into_iter().map(|(_, reply)| reply), err.into()),
     }
 }
 
@@ -459,13 +450,7 @@ async fn write_guarded(state: &AppState, batch: Vec<(Job, Reply)>) {
     }
     let txn = match state.db.writer.begin().await {
         Ok(txn) => txn,
-        Err(err) => {
-            let err = AppError::from(err);
-            for (_, reply) in batch {
-                let _ = reply.send(Err(err.clone()));
-            }
-            return;
-        }
+        Err(err) => return fail_all(batch.into_iter().map(|(_, reply)| reply), err.into()),
     };
     let mut written = Vec::with_capacity(batch.len());
     for (job, reply) in batch {
@@ -504,12 +489,7 @@ async fn write_guarded(state: &AppState, batch: Vec<(Job, Reply)>) {
                 let _ = reply.send(Ok(appended));
             }
         }
-        Err(err) => {
-            let err = AppError::from(err);
-            for (_, reply) in written {
-                let _ = reply.send(Err(err.clone()));
-            }
-        }
+        Err(err) => fail_all(written.into_iter().map(|(_, reply)| reply), err.into()),
     }
 }
 
