@@ -235,6 +235,9 @@ async fn every_documented_operation_runs_as_written() {
         .as_str()
         .expect("token")
         .to_owned();
+    // What the first message set off (tagging, the policy) is over before the
+    // conversation's events are watched.
+    app.settle().await;
     let mut messages = subscribe(
         &app,
         &visitor,
@@ -271,7 +274,14 @@ async fn every_documented_operation_runs_as_written() {
     .await;
     let mut seen = Vec::new();
     while !seen.contains(&json!("TypingEvent")) {
-        seen.push(events.next_data("e").await["data"]["conversationEvents"]["__typename"].clone());
+        let typename =
+            events.next_data("e").await["data"]["conversationEvents"]["__typename"].clone();
+        // On PostgreSQL a subscription starts from the newest event every open
+        // transaction of the cluster has passed (see `casefile::events`): under
+        // load the conversation's opening, committed just before, may come too.
+        if typename != "ConversationStatusChanged" || !seen.is_empty() {
+            seen.push(typename);
+        }
     }
     assert_eq!(seen, [json!("LeadUpdated"), json!("TypingEvent")]);
     run(&app, Some(&visitor), "SendMessage", json!({ "input": { "conversationId": conversation, "body": "second", "clientMessageId": "x1" } })).await;
