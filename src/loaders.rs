@@ -72,8 +72,10 @@ pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {
     .delay(Duration::from_micros(200))
 }
 
+/// A loader by id; with `cached in` a field of [`AppState`], rows are served from
+/// that per-process cache where fresh, and those read are put into it.
 macro_rules! by_id {
-    ($(#[$doc:meta])* $key:ident => $module:ident) => {
+    ($(#[$doc:meta])* $key:ident => $module:ident $(, cached in $cache:ident)?) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash)]
         pub struct $key(pub String);
@@ -83,23 +85,41 @@ macro_rules! by_id {
             type Error = AppError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $module::Model>, AppError> {
+                let mut found = HashMap::with_capacity(keys.len());
+                let mut missing = Vec::with_capacity(keys.len());
+                for key in keys {
+                    $(
+                        if let Some(row) = self.state.$cache.get(&key.0) {
+                            found.insert(key.clone(), row);
+                            continue;
+                        }
+                    )?
+                    missing.push(key.0.clone());
+                }
+                if missing.is_empty() {
+                    return Ok(found);
+                }
                 let rows = $module::Entity::find()
-                    .filter($module::Column::Id.is_in(keys.iter().map(|k| k.0.clone())))
+                    .filter($module::Column::Id.is_in(missing))
                     .all(&self.state.db.reader)
                     .await?;
-                Ok(rows.into_iter().map(|row| ($key(row.id.clone()), row)).collect())
+                for row in rows {
+                    $( self.state.$cache.put(row.id.clone(), row.clone()); )?
+                    found.insert($key(row.id.clone()), row);
+                }
+                Ok(found)
             }
         }
     };
 }
 
 by_id!(
-    /// An agent by id.
-    AgentKey => agent
+    /// An agent by id (as the token check reads it: at most a second old).
+    AgentKey => agent, cached in agents
 );
 by_id!(
     /// A team by id.
-    TeamKey => team
+    TeamKey => team, cached in teams
 );
 by_id!(
     /// A lead by id.

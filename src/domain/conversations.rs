@@ -286,6 +286,18 @@ fn ordered(
     }
 }
 
+/// A page of conversations to read: `limit` of those `filter` lists in `order`,
+/// after `after`, with the relations `joined`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageQuery<'a> {
+    pub workspace_id: &'a str,
+    pub filter: &'a ConversationFilter,
+    pub order: Order,
+    pub after: Option<&'a Position>,
+    pub limit: u64,
+    pub joined: Joined,
+}
+
 /// The to-one relations of an inbox row to read with its page.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Joined {
@@ -305,27 +317,11 @@ pub struct Row {
 /// One page of conversations with their newest message and lead (those asked
 /// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
 /// per relation would cost more than the page. (Assignees and teams, a handful
-/// per workspace, come from caches instead: see `graphql::conversations`.)
-pub async fn page_joined(
-    state: &AppState,
-    workspace_id: &str,
-    filter: &ConversationFilter,
-    order: Order,
-    after: Option<&Position>,
-    limit: u64,
-    joined: Joined,
-) -> AppResult<Vec<Row>> {
-    let statement = page_statement(
-        state.db.backend(),
-        workspace_id,
-        filter,
-        order,
-        after,
-        limit,
-        joined,
-    );
+/// per workspace, come from caches instead: see `crate::loaders`.)
+pub async fn page_joined(state: &AppState, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
+    let statement = page_statement(state.db.backend(), query);
     let mut rows: Vec<JsonRow> = json_rows(&state.db.reader, statement).await?;
-    match order {
+    match query.order {
         Order::Newest => rows.sort_unstable_by(|a, b| b.c.id.cmp(&a.c.id)),
         Order::RecentlyUpdated => {
             rows.sort_unstable_by(|a, b| (b.c.updated_at, &b.c.id).cmp(&(a.c.updated_at, &a.c.id)))
@@ -352,15 +348,15 @@ struct JsonRow {
 }
 
 /// The statement [`page_joined`] runs (public for the test that reads its plan).
-pub fn page_statement(
-    backend: sea_orm::DbBackend,
-    workspace_id: &str,
-    filter: &ConversationFilter,
-    order: Order,
-    after: Option<&Position>,
-    limit: u64,
-    joined: Joined,
-) -> sea_orm::Statement {
+pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea_orm::Statement {
+    let PageQuery {
+        workspace_id,
+        filter,
+        order,
+        after,
+        limit,
+        joined,
+    } = *query;
     use conversation::Column as C;
     let mut select = ordered(workspace_id, filter, order, after).limit(limit);
     if joined.last_message {
@@ -456,7 +452,8 @@ async fn count_now(
 /// (deleting a tag, a team or an agent).
 const COUNT_TTL: Duration = Duration::from_secs(2);
 
-/// Counts beyond this many lists are not kept (the cache starts over).
+/// Workspaces, and lists of one workspace, kept at most (past that the cache, or
+/// the workspace's part of it, starts over).
 const COUNT_CAPACITY: usize = 4_096;
 
 /// `totalCount` of conversation lists, per workspace and filter: counting a list
@@ -470,7 +467,8 @@ const COUNT_CAPACITY: usize = 4_096;
 #[derive(Default)]
 pub struct ListCounts {
     generations: RwLock<HashMap<String, u64>>,
-    counts: Mutex<HashMap<(String, ConversationFilter), Counted>>,
+    /// By workspace, then filter (looked up without building a key).
+    counts: Mutex<HashMap<String, HashMap<ConversationFilter, Counted>>>,
 }
 
 /// A count, with the generation and time it was counted at.
@@ -508,10 +506,9 @@ impl ListCounts {
             .counts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Keyed by owned strings: a lookup builds the key (two short clones).
-        let key = (workspace_id.to_owned(), filter.clone());
         counts
-            .get(&key)
+            .get(workspace_id)?
+            .get(filter)
             .filter(|c| c.generation == generation && c.at.elapsed() < COUNT_TTL)
             .map(|c| c.n)
     }
@@ -524,12 +521,16 @@ impl ListCounts {
         if counts.len() >= COUNT_CAPACITY {
             counts.clear();
         }
+        let lists = counts.entry(workspace_id.to_owned()).or_default();
+        if lists.len() >= COUNT_CAPACITY {
+            lists.clear();
+        }
         let counted = Counted {
             generation,
             at: Instant::now(),
             n,
         };
-        counts.insert((workspace_id.to_owned(), filter), counted);
+        lists.insert(filter, counted);
     }
 }
 

@@ -4,7 +4,9 @@
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::conversations::{ConversationFilter, Joined, Order, Position, StartInput};
+use crate::domain::conversations::{
+    ConversationFilter, Joined, Order, PageQuery, Position, StartInput,
+};
 use crate::domain::handoffs::HandoffFilter;
 
 use crate::entity::{ConversationStatus, conversation};
@@ -272,20 +274,6 @@ pub async fn prefetch(
         .then(|| c.id.clone())
     });
 
-    // Agents and teams from this process's caches where they are fresh.
-    let state = ctx.state();
-    let (cached_agents, assignees) = from_cache(assignees, |id| {
-        state
-            .agents
-            .get(id)
-            .map(|agent| (AgentKey(id.to_owned()), agent))
-    });
-    let (cached_teams, teams) = from_cache(teams, |id| {
-        state
-            .teams
-            .get(id)
-            .map(|team| (TeamKey(id.to_owned()), team))
-    });
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
     let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
@@ -296,39 +284,13 @@ pub async fn prefetch(
         load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
         load_now(batcher, open.into_iter().map(OpenHandoffKey).collect()),
     )?;
-    for agent in assignees.values() {
-        state.agents.put(agent.id.clone(), agent.clone());
-    }
-    for team in teams.values() {
-        state.teams.put(team.id.clone(), team.clone());
-    }
     loaders.feed_many(leads).await;
-    loaders
-        .feed_many(assignees.into_iter().chain(cached_agents))
-        .await;
-    loaders
-        .feed_many(teams.into_iter().chain(cached_teams))
-        .await;
+    loaders.feed_many(assignees).await;
+    loaders.feed_many(teams).await;
     loaders.feed_many(last).await;
     loaders.feed_many(tags).await;
     loaders.feed_many(open).await;
     Ok(())
-}
-
-/// The entries `cached` has for `ids`, and the ids it lacks.
-fn from_cache<K, V>(
-    ids: Vec<String>,
-    cached: impl Fn(&str) -> Option<(K, V)>,
-) -> (Vec<(K, V)>, Vec<String>) {
-    let mut found = Vec::new();
-    let mut missing = Vec::new();
-    for id in ids {
-        match cached(&id) {
-            Some(entry) => found.push(entry),
-            None => missing.push(id),
-        }
-    }
-    (found, missing)
 }
 
 fn position(conv: &conversation::Model) -> String {
@@ -393,16 +355,15 @@ impl ConversationQuery {
             last_message: selected("lastMessage") && principal.sees_internal(),
             lead: selected("lead"),
         };
-        let rows = domain::conversations::page_joined(
-            &state,
-            &ws,
-            &filter,
+        let query = PageQuery {
+            workspace_id: &ws,
+            filter: &filter,
             order,
-            after.as_ref(),
-            limit + 1,
+            after: after.as_ref(),
+            limit: limit + 1,
             joined,
-        )
-        .await?;
+        };
+        let rows = domain::conversations::page_joined(&state, &query).await?;
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());

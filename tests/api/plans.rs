@@ -7,7 +7,7 @@
 //! index can give the order).
 
 use casefile::domain::conversations::{
-    ConversationFilter, Joined, Order, Position, count_statement, page_statement,
+    ConversationFilter, Joined, Order, PageQuery, Position, count_statement, page_statement,
 };
 use casefile::entity::ConversationStatus;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
@@ -126,8 +126,15 @@ async fn no_inbox_statement_sorts_the_workspace() {
     for (name, filter) in filters() {
         for order in [Order::Newest, Order::RecentlyUpdated] {
             for after in [None, Some(&after)] {
-                let statement =
-                    page_statement(backend, &ws.id, &filter, order, after, 51, inbox_row);
+                let query = PageQuery {
+                    workspace_id: &ws.id,
+                    filter: &filter,
+                    order,
+                    after,
+                    limit: 51,
+                    joined: inbox_row,
+                };
+                let statement = page_statement(backend, &query);
                 let steps = plan(&app, statement).await;
                 if let Some(why) = sorts_or_scans(backend, &steps) {
                     failures.push(format!(
