@@ -14,6 +14,7 @@ mod m20261130_000005_agent_lifecycle;
 mod m20261130_000006_identity_verification;
 mod m20261130_000007_event_log;
 mod m20261130_000008_inbox_indexes;
+mod m20261130_000009_insight_covering_indexes;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_identity_verification::Migration),
             Box::new(m20261130_000007_event_log::Migration),
             Box::new(m20261130_000008_inbox_indexes::Migration),
+            Box::new(m20261130_000009_insight_covering_indexes::Migration),
         ]
     }
 }

@@ -15,8 +15,9 @@ use crate::state::AppState;
 
 use super::{stmt, text};
 
-/// Unanswered questions read to find docs gaps.
-const GAP_SAMPLE: u64 = 2_000;
+/// Unanswered questions read to find docs gaps (of each kind: unsure answers, and
+/// low-confidence handoffs): enough to find the twenty most frequent wordings.
+const GAP_SAMPLE: u64 = 1_000;
 /// Docs gaps reported.
 const MAX_GAPS: usize = 20;
 /// Example conversations per docs gap.
@@ -64,7 +65,7 @@ const HANDED_OFF: &str = "EXISTS (SELECT 1 FROM handoffs h WHERE h.conversation_
 async fn rows(state: &AppState, sql: &str, values: Vec<Value>) -> AppResult<Vec<QueryResult>> {
     Ok(state
         .db
-        .reader
+        .analytics
         .query_all_raw(stmt(state.db.backend(), sql, values))
         .await?)
 }
