@@ -204,7 +204,7 @@ pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) ->
             let ratings = by_id::<rating::Entity, _>(&state, ids.clone(), rating::Column::ConversationId, |r| r.conversation_id.clone()).await?;
             let mut tags: HashMap<String, Vec<String>> = HashMap::new();
             for (applied, tag) in crate::domain::tags::applied(&state, &ids).await? {
-                tags.entry(applied.conversation_id).or_default().push(tag.slug);
+                tags.entry(applied.conversation_id).or_default().push(tag.slug.clone());
             }
             let mut latest: HashMap<String, handoff::Model> = HashMap::new();
             let handoffs = handoff::Entity::find()

@@ -5,6 +5,8 @@
 //! relations of objects the requester was already allowed to read, and every write
 //! checks that a relation points inside its own workspace.
 
+use std::sync::Arc;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -73,7 +75,10 @@ pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {
 }
 
 /// A loader by id; with `cached in` a field of [`AppState`], rows are served from
-/// that per-process cache where fresh, and those read are put into it.
+/// that per-process cache where fresh, and those read are put into it. Rows are
+/// handed out behind an `Arc`: the loader clones a value for every field that asks
+/// (the same assignee for each conversation of a page), and a row's strings are
+/// not worth copying each time.
 macro_rules! by_id {
     ($(#[$doc:meta])* $key:ident => $module:ident $(, cached in $cache:ident)?) => {
         $(#[$doc])*
@@ -81,16 +86,16 @@ macro_rules! by_id {
         pub struct $key(pub String);
 
         impl Loader<$key> for Batcher {
-            type Value = $module::Model;
+            type Value = Arc<$module::Model>;
             type Error = AppError;
 
-            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $module::Model>, AppError> {
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, Arc<$module::Model>>, AppError> {
                 let mut found = HashMap::with_capacity(keys.len());
                 let mut missing = Vec::with_capacity(keys.len());
                 for key in keys {
                     $(
                         if let Some(row) = self.state.$cache.get(&key.0) {
-                            found.insert(key.clone(), row);
+                            found.insert(key.clone(), Arc::new(row));
                             continue;
                         }
                     )?
@@ -105,7 +110,7 @@ macro_rules! by_id {
                     .await?;
                 for row in rows {
                     $( self.state.$cache.put(row.id.clone(), row.clone()); )?
-                    found.insert($key(row.id.clone()), row);
+                    found.insert($key(row.id.clone()), Arc::new(row));
                 }
                 Ok(found)
             }
@@ -144,21 +149,24 @@ by_id!(
 pub struct LastMessageKey(pub String);
 
 impl Loader<LastMessageKey> for Batcher {
-    type Value = Option<message::Model>;
+    type Value = Option<Arc<message::Model>>;
     type Error = AppError;
 
     async fn load(
         &self,
         keys: &[LastMessageKey],
-    ) -> Result<HashMap<LastMessageKey, Option<message::Model>>, AppError> {
+    ) -> Result<HashMap<LastMessageKey, Option<Arc<message::Model>>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let mut out: HashMap<LastMessageKey, Option<message::Model>> =
+        let mut out: HashMap<LastMessageKey, Option<Arc<message::Model>>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
         for row in
             crate::domain::conversations::last_messages(&self.state, &ids, self.sees_internal)
                 .await?
         {
-            out.insert(LastMessageKey(row.conversation_id.clone()), Some(row));
+            out.insert(
+                LastMessageKey(row.conversation_id.clone()),
+                Some(Arc::new(row)),
+            );
         }
         Ok(out)
     }
@@ -211,7 +219,7 @@ impl Loader<OpenHandoffKey> for Batcher {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AppliedTagsKey(pub String);
 
-pub type Applied = (conversation_tag::Model, insight_tag::Model);
+pub type Applied = (conversation_tag::Model, Arc<insight_tag::Model>);
 
 impl Loader<AppliedTagsKey> for Batcher {
     type Value = Vec<Applied>;

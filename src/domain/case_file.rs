@@ -21,7 +21,7 @@ pub struct CaseFile {
     pub ai_answers: Vec<message::Model>,
     pub lead: Option<lead::Model>,
     pub conversation: conversation::Model,
-    pub tags: Vec<(conversation_tag::Model, insight_tag::Model)>,
+    pub tags: Vec<(conversation_tag::Model, std::sync::Arc<insight_tag::Model>)>,
     /// How many answers the AI tried before the handoff.
     pub attempts: usize,
 }
@@ -52,7 +52,7 @@ pub fn summarize(
     question: Option<&str>,
     ai_answers: &[message::Model],
     lead: Option<&lead::Model>,
-    tags: &[(conversation_tag::Model, insight_tag::Model)],
+    tags: &[(conversation_tag::Model, std::sync::Arc<insight_tag::Model>)],
 ) -> String {
     let mut parts = Vec::new();
     match question {

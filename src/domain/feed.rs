@@ -76,8 +76,8 @@ pub enum EventKind {
 #[derive(Debug, Default)]
 pub struct HandoffResolved {
     pub case_file: OnceCell<Arc<CaseFile>>,
-    pub team: OnceCell<Option<team::Model>>,
-    pub accepted_by: OnceCell<Option<agent::Model>>,
+    pub team: OnceCell<Option<Arc<team::Model>>>,
+    pub accepted_by: OnceCell<Option<Arc<agent::Model>>>,
 }
 
 /// What about a conversation changed.
@@ -360,7 +360,7 @@ pub fn observe(state: &AppState, record: &Arc<Record>) {
             match &handoff.team_id {
                 Some(id) => super::teams::get(&state, &handoff.workspace_id, id)
                     .await
-                    .map(Some),
+                    .map(|team| Some(Arc::new(team))),
                 None => Ok(None),
             }
         });

@@ -7,6 +7,8 @@
 //! has at most one open handoff (a unique index on open handoffs), and of many
 //! agents accepting one at once exactly one wins.
 
+use std::sync::Arc;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
     FromQueryResult, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -114,7 +116,7 @@ fn status_str(status: ConversationStatus) -> &'static str {
 fn route(
     conversation: &conversation::Model,
     workspace: &workspace::Model,
-    applied: &[(conversation_tag::Model, insight_tag::Model)],
+    applied: &[(conversation_tag::Model, Arc<insight_tag::Model>)],
 ) -> Option<String> {
     let by_tag = applied
         .iter()

@@ -310,8 +310,10 @@ async fn touch(
     .await
 }
 
-/// A workspace's tags by id.
-pub type TagsById = Arc<HashMap<String, insight_tag::Model>>;
+/// A workspace's tags by id (each behind an `Arc`: a page of 50 conversations
+/// hands the same few tags to a hundred applied tags, without copying their
+/// keywords and patterns).
+pub type TagsById = Arc<HashMap<String, Arc<insight_tag::Model>>>;
 
 /// The tags of `workspace_id` by id, from [`AppState::workspace_tags`] unless
 /// `fresh` (or not cached): a workspace has tens of tags, read whole.
@@ -323,7 +325,7 @@ async fn by_id(state: &AppState, workspace_id: &str, fresh: bool) -> AppResult<T
         list(state, workspace_id)
             .await?
             .into_iter()
-            .map(|tag| (tag.id.clone(), tag))
+            .map(|tag| (tag.id.clone(), Arc::new(tag)))
             .collect(),
     );
     state
@@ -338,7 +340,7 @@ async fn by_id(state: &AppState, workspace_id: &str, fresh: bool) -> AppResult<T
 pub async fn applied(
     state: &AppState,
     conversation_ids: &[String],
-) -> AppResult<Vec<(conversation_tag::Model, insight_tag::Model)>> {
+) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
     let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null());
@@ -353,7 +355,7 @@ pub async fn applied(
             None => by_id(state, &row.workspace_id, false).await?,
         };
         let tag = match tags.get(&row.tag_id) {
-            Some(tag) => tag.clone(),
+            Some(tag) => Arc::clone(tag),
             // Made since the list was read (by another process): read it again.
             None => {
                 let fresh = by_id(state, &row.workspace_id, true).await?;

@@ -27,18 +27,46 @@ pub mod workspace;
 use sea_orm::{DeriveActiveEnum, EnumIter};
 
 /// A boolean from JSON `true`/`false`, or from the `1`/`0` that SQLite's JSON
-/// functions give for its boolean columns (see `crate::db::json_rows`).
+/// functions give for its boolean columns (see `crate::db::json_rows`). A visitor
+/// of its own: an untagged enum would buffer each value and build (and drop) an
+/// error message for every SQLite flag before trying the integer.
 pub(crate) fn bool_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum Flag {
-        Bool(bool),
-        Int(i64),
+    struct Flag;
+    impl serde::de::Visitor<'_> for Flag {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean, or 0 or 1")
+        }
+        fn visit_bool<E>(self, b: bool) -> Result<bool, E> {
+            Ok(b)
+        }
+        fn visit_i64<E>(self, i: i64) -> Result<bool, E> {
+            Ok(i != 0)
+        }
+        fn visit_u64<E>(self, i: u64) -> Result<bool, E> {
+            Ok(i != 0)
+        }
     }
-    Ok(match serde::Deserialize::deserialize(d)? {
-        Flag::Bool(b) => b,
-        Flag::Int(i) => i != 0,
-    })
+    d.deserialize_any(Flag)
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(serde::Deserialize)]
+    struct Row {
+        #[serde(deserialize_with = "super::bool_or_int")]
+        flag: bool,
+    }
+
+    #[test]
+    fn flags_read_from_booleans_and_sqlite_integers() {
+        let read = |json: &str| serde_json::from_str::<Row>(json).map(|row| row.flag).ok();
+        assert_eq!(read(r#"{"flag": true}"#), Some(true));
+        assert_eq!(read(r#"{"flag": false}"#), Some(false));
+        assert_eq!(read(r#"{"flag": 1}"#), Some(true));
+        assert_eq!(read(r#"{"flag": 0}"#), Some(false));
+        assert_eq!(read(r#"{"flag": "yes"}"#), None);
+    }
 }
 
 /// What an agent may do in its workspace.

@@ -1,5 +1,7 @@
 //! Agents, teams and signing in.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::auth::{AgentPrincipal, Principal};
@@ -12,7 +14,13 @@ use super::workspaces::Workspace;
 use super::{ContextExt, timestamp};
 
 /// A human member of the support team.
-pub struct Agent(pub agent::Model);
+pub struct Agent(pub Arc<agent::Model>);
+
+impl From<agent::Model> for Agent {
+    fn from(agent: agent::Model) -> Self {
+        Agent(Arc::new(agent))
+    }
+}
 
 #[Object]
 impl Agent {
@@ -57,7 +65,7 @@ impl Agent {
                 teams
             }
         };
-        Ok(teams.into_iter().map(Team).collect())
+        Ok(teams.into_iter().map(Team::from).collect())
     }
 
     async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
@@ -73,7 +81,13 @@ impl Agent {
 }
 
 /// A group of agents; handoffs are routed to teams.
-pub struct Team(pub team::Model);
+pub struct Team(pub Arc<team::Model>);
+
+impl From<team::Model> for Team {
+    fn from(team: team::Model) -> Self {
+        Team(Arc::new(team))
+    }
+}
 
 #[Object]
 impl Team {
@@ -91,7 +105,11 @@ impl Team {
             .loaders()
             .load_one(MembersOfTeamKey(self.0.id.clone()))
             .await?;
-        Ok(members.unwrap_or_default().into_iter().map(Agent).collect())
+        Ok(members
+            .unwrap_or_default()
+            .into_iter()
+            .map(Agent::from)
+            .collect())
     }
 
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
@@ -108,14 +126,14 @@ impl AgentQuery {
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
         let agent = ctx.principal()?.agent()?;
         let agents = domain::agents::list(ctx.state(), &agent.workspace_id).await?;
-        Ok(agents.into_iter().map(Agent).collect())
+        Ok(agents.into_iter().map(Agent::from).collect())
     }
 
     /// Every team of the workspace.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
         let agent = ctx.principal()?.agent()?;
         let teams = domain::teams::list(ctx.state(), &agent.workspace_id).await?;
-        Ok(teams.into_iter().map(Team).collect())
+        Ok(teams.into_iter().map(Team::from).collect())
     }
 }
 
@@ -194,7 +212,7 @@ impl AgentMutation {
         Ok(SignInPayload {
             token: token.token,
             expires_at: token.expires_at,
-            agent: Agent(agent),
+            agent: Agent::from(agent),
         })
     }
 
@@ -219,7 +237,7 @@ impl AgentMutation {
             },
         )
         .await?;
-        Ok(Agent(agent))
+        Ok(Agent::from(agent))
     }
 
     /// Change an agent's name, role or teams (what is not given stays). Owners and
@@ -239,7 +257,7 @@ impl AgentMutation {
             team_ids: team_ids.as_deref(),
         };
         let agent = domain::lifecycle::update(ctx.state(), admin, &input.agent_id, change).await?;
-        Ok(Agent(agent))
+        Ok(Agent::from(agent))
     }
 
     /// Turn an agent off: it cannot sign in, its tokens answer `UNAUTHENTICATED`
@@ -253,7 +271,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let agent = domain::lifecycle::deactivate(ctx.state(), admin, &agent_id).await?;
-        Ok(Agent(agent))
+        Ok(Agent::from(agent))
     }
 
     /// Let a deactivated agent sign in again (its old tokens stay ended).
@@ -264,7 +282,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let agent = domain::lifecycle::reactivate(ctx.state(), admin, &agent_id).await?;
-        Ok(Agent(agent))
+        Ok(Agent::from(agent))
     }
 
     /// Change the signed-in agent's password. Every other token of the agent ends
@@ -282,7 +300,7 @@ impl AgentMutation {
         Ok(SignInPayload {
             token: token.token,
             expires_at: token.expires_at,
-            agent: Agent(agent),
+            agent: Agent::from(agent),
         })
     }
 
@@ -295,6 +313,6 @@ impl AgentMutation {
         let admin = ctx.principal()?.admin()?;
         let team =
             domain::teams::create(ctx.state(), admin, &input.name, &ids(input.member_ids)).await?;
-        Ok(Team(team))
+        Ok(Team::from(team))
     }
 }

@@ -1,6 +1,8 @@
 //! Conversations: the widget starts them, the inbox lists, filters, assigns,
 //! tags and resolves them.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
@@ -105,7 +107,13 @@ impl Conversation {
             let (state, id) = (state.clone(), id.clone());
             async move { domain::messages::count(&state, &id, internal).await }
         });
-        Ok(page(rows, limit, |m| m.seq.to_string(), Message, total))
+        Ok(page(
+            rows,
+            limit,
+            |m| m.seq.to_string(),
+            Message::from,
+            total,
+        ))
     }
 
     /// The newest message the reader may see.
@@ -372,10 +380,10 @@ impl ConversationQuery {
             let c = &row.conversation;
             if i < shown {
                 if joined.last_message {
-                    last.push((LastMessageKey(c.id.clone()), row.last_message));
+                    last.push((LastMessageKey(c.id.clone()), row.last_message.map(Arc::new)));
                 }
                 if let (Some(id), Some(lead)) = (&c.lead_id, row.lead) {
-                    leads.push((LeadKey(id.clone()), lead));
+                    leads.push((LeadKey(id.clone()), Arc::new(lead)));
                 }
             }
             conversations.push(row.conversation);

@@ -100,7 +100,7 @@ impl EventNode {
     /// For `MESSAGE_CREATED`: the message.
     async fn message(&self) -> Option<Message> {
         match &self.0.kind {
-            EventKind::MessageCreated { message, .. } => Some(Message(message.as_ref().clone())),
+            EventKind::MessageCreated { message, .. } => Some(Message(Arc::clone(message))),
             _ => None,
         }
     }

@@ -102,7 +102,7 @@ impl Handoff {
             .load_one(ConversationKey(self.model.conversation_id.clone()))
             .await?
             .ok_or(AppError::NotFound("conversation"))?;
-        Ok(Conversation(conversation))
+        Ok(Conversation(Arc::unwrap_or_clone(conversation)))
     }
 
     async fn reason(&self) -> HandoffReason {
@@ -201,19 +201,24 @@ impl CaseFileView {
             .iter()
             .filter(|message| sees_internal || !message.internal)
             .cloned()
-            .map(Message)
+            .map(Message::from)
             .collect())
     }
 
     /// The AI's answers, with their sources and confidence.
     async fn ai_answers(&self) -> Vec<Message> {
-        self.0.ai_answers.iter().cloned().map(Message).collect()
+        self.0
+            .ai_answers
+            .iter()
+            .cloned()
+            .map(Message::from)
+            .collect()
     }
 
     /// The lead, with its custom fields (`null` for API keys without `LEADS_READ`).
     async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
         let sees_leads = ctx.principal()?.sees_leads();
-        Ok(self.0.lead.clone().filter(|_| sees_leads).map(Lead))
+        Ok(self.0.lead.clone().filter(|_| sees_leads).map(Lead::from))
     }
 
     /// What the widget sent: page URL, CMS version, …

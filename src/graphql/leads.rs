@@ -1,5 +1,7 @@
 //! Leads, the lead fields that shape them, and capturing lead details.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Json, Object};
 
 use crate::domain;
@@ -10,7 +12,13 @@ use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
 use super::{ContextExt, timestamp};
 
 /// A person chatting, with what they told us.
-pub struct Lead(pub lead::Model);
+pub struct Lead(pub Arc<lead::Model>);
+
+impl From<lead::Model> for Lead {
+    fn from(lead: lead::Model) -> Self {
+        Lead(Arc::new(lead))
+    }
+}
 
 #[Object]
 impl Lead {
@@ -135,7 +143,7 @@ pub struct LeadQuery;
 impl LeadQuery {
     /// A lead by id. A visitor can read only its own.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Lead> {
-        Ok(Lead(
+        Ok(Lead::from(
             domain::leads::get(ctx.state(), ctx.principal()?, &id).await?,
         ))
     }
@@ -165,7 +173,7 @@ impl LeadQuery {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
             async move { domain::leads::count(&state, &ws, &filter).await }
         });
-        Ok(page(rows, limit, |l| l.id.clone(), Lead, total))
+        Ok(page(rows, limit, |l| l.id.clone(), Lead::from, total))
     }
 
     /// The workspace's lead fields, in the order they were defined. Visitors can
@@ -196,7 +204,7 @@ impl LeadMutation {
         ctx.state().rate.visitor_write(principal)?;
         let lead =
             domain::leads::capture(ctx.state(), principal, &conversation_id, &input.into()).await?;
-        Ok(Lead(lead))
+        Ok(Lead::from(lead))
     }
 
     /// Define a lead field, or redefine the one with the same key. Owners and

@@ -321,7 +321,7 @@ impl InboxEvent {
 
     /// For `MESSAGE_CREATED`: the new message.
     async fn message(&self) -> Option<Message> {
-        self.message.clone().map(Message)
+        self.message.clone().map(Message::from)
     }
 
     /// For `HANDOFF_*`: the handoff.
@@ -407,10 +407,7 @@ impl LiveSubscription {
         .await?;
         let stream =
             domain::streams::messages(state, conv.id, principal.sees_internal(), after_seq);
-        Ok(stream.map(|item| {
-            item.map(|message| Message(message.as_ref().clone()))
-                .map_err(Into::into)
-        }))
+        Ok(stream.map(|item| item.map(Message).map_err(Into::into)))
     }
 
     /// Typing, status changes, assignment, tags, lead updates and handoffs of a

@@ -1,5 +1,7 @@
 //! Messages and sending them.
 
+use std::sync::Arc;
+
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 use serde::Deserialize;
 
@@ -14,7 +16,13 @@ use super::knowledge::KnowledgeArticle;
 use super::{ContextExt, timestamp};
 
 /// One message of a conversation.
-pub struct Message(pub message::Model);
+pub struct Message(pub Arc<message::Model>);
+
+impl From<message::Model> for Message {
+    fn from(message: message::Model) -> Self {
+        Message(Arc::new(message))
+    }
+}
 
 /// A knowledge article an AI answer cites, as it was when cited.
 #[derive(SimpleObject, Clone, Debug, Deserialize)]
@@ -37,7 +45,7 @@ impl ArticleRef {
             .loaders()
             .load_one(ArticleKey(self.article_id.0.clone()))
             .await?;
-        Ok(article.map(KnowledgeArticle))
+        Ok(article.map(|a| KnowledgeArticle(Arc::unwrap_or_clone(a))))
     }
 }
 
@@ -181,6 +189,6 @@ impl MessageMutation {
             new.reply_to_seq = input.reply_to_seq;
         }
         let message = domain::messages::send(state, principal, &input.conversation_id, new).await?;
-        Ok(Message(message))
+        Ok(Message::from(message))
     }
 }

@@ -1,5 +1,7 @@
 //! `Node` and `node(id:)`: any object by its global id.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, Interface, Object};
 
 use crate::domain;
@@ -123,7 +125,7 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
                     .load_one(LeadKey(id.0.clone()))
                     .await?
                     .ok_or_else(|| not_found.clone())?,
-                Err(_) => domain::leads::get(state, principal, &id).await?,
+                Err(_) => Arc::new(domain::leads::get(state, principal, &id).await?),
             };
             in_workspace(&lead.workspace_id)?;
             Node::Lead(Lead(lead))
@@ -131,9 +133,9 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         Kind::Conversation => Node::Conversation(Conversation(
             domain::conversations::get(state, principal, &id).await?,
         )),
-        Kind::Message => {
-            Node::Message(Message(domain::messages::get(state, principal, &id).await?))
-        }
+        Kind::Message => Node::Message(Message::from(
+            domain::messages::get(state, principal, &id).await?,
+        )),
         Kind::Handoff => Node::Handoff(Handoff::new(domain::handoffs::get(state, ws, &id).await?)),
         Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
             domain::knowledge::get(state, ws, &id).await?,

@@ -1,5 +1,7 @@
 //! Insight tags and the tags applied to conversations.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 
 use crate::domain;
@@ -13,7 +15,13 @@ use super::agents::{Agent, Team};
 use super::{ContextExt, timestamp};
 
 /// A topic ("media library uploads") with the rules that apply it to conversations.
-pub struct InsightTag(pub insight_tag::Model);
+pub struct InsightTag(pub Arc<insight_tag::Model>);
+
+impl From<insight_tag::Model> for InsightTag {
+    fn from(tag: insight_tag::Model) -> Self {
+        InsightTag(Arc::new(tag))
+    }
+}
 
 #[Object]
 impl InsightTag {
@@ -61,7 +69,11 @@ impl InsightTag {
             .await?;
         Ok(ids
             .into_iter()
-            .filter_map(|id| found.get(&ArticleKey(id)).cloned().map(KnowledgeArticle))
+            .filter_map(|id| {
+                found
+                    .get(&ArticleKey(id))
+                    .map(|a| KnowledgeArticle(a.as_ref().clone()))
+            })
             .collect())
     }
 
@@ -81,12 +93,12 @@ impl InsightTag {
 }
 
 /// A tag on a conversation, with how it got there.
-pub struct AppliedTag(pub conversation_tag::Model, pub insight_tag::Model);
+pub struct AppliedTag(pub conversation_tag::Model, pub Arc<insight_tag::Model>);
 
 #[Object]
 impl AppliedTag {
     async fn tag(&self) -> InsightTag {
-        InsightTag(self.1.clone())
+        InsightTag(Arc::clone(&self.1))
     }
 
     async fn source(&self) -> TagSource {
@@ -170,7 +182,7 @@ impl TagQuery {
     async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InsightTag>> {
         let agent = ctx.principal()?.agent()?;
         let tags = domain::tags::list(ctx.state(), &agent.workspace_id).await?;
-        Ok(tags.into_iter().map(InsightTag).collect())
+        Ok(tags.into_iter().map(InsightTag::from).collect())
     }
 }
 
@@ -198,7 +210,9 @@ impl TagMutation {
             article_ids: Some(input.article_ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::create(ctx.state(), admin, &input).await?,
+            domain::tags::create(ctx.state(), admin, &input)
+                .await?
+                .into(),
         ))
     }
 
@@ -229,7 +243,9 @@ impl TagMutation {
                 .map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::update(ctx.state(), admin, &id, &input).await?,
+            domain::tags::update(ctx.state(), admin, &id, &input)
+                .await?
+                .into(),
         ))
     }
 

@@ -67,7 +67,7 @@ impl WorkspaceQuery {
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Agent> {
         let agent = ctx.principal()?.agent()?;
         let model = domain::agents::get(ctx.state(), &agent.workspace_id, &agent.agent_id).await?;
-        Ok(Agent(model))
+        Ok(Agent::from(model))
     }
 
     /// The workspace of the token's holder.
