@@ -142,14 +142,10 @@ pub struct Config {
     #[arg(long, global = true, env = "CASEFILE_DEMO")]
     pub demo: bool,
 
-    /// Size of the read connection pool.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_DB_POOL_SIZE",
-        default_value_t = 8
-    )]
-    pub db_pool_size: u32,
+    /// Size of the read connection pool [default: on SQLite two per CPU core, at
+    /// most 16; on PostgreSQL 8].
+    #[arg(long, global = true, env = "CASEFILE_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
 
     /// Serve the demo on an address other than loopback (with `--demo`).
     #[arg(long, global = true, env = "CASEFILE_DEMO_PUBLIC")]

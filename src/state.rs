@@ -87,12 +87,11 @@ impl AppState {
 
     /// Connect to the configured database, migrate it and load the signing secret.
     pub async fn open(config: Config) -> AppResult<AppState> {
-        let db = Db::connect_with_timeout(
-            &config.database_url(),
-            config.db_pool_size,
-            config.db_timeout,
-        )
-        .await?;
+        let url = config.database_url();
+        let pool_size = config
+            .db_pool_size
+            .unwrap_or_else(|| crate::db::default_pool_size(&url));
+        let db = Db::connect_with_timeout(&url, pool_size, config.db_timeout).await?;
         let keys = crate::auth::keys::load(&db, config.jwt_secret.as_deref()).await?;
         let tokens = Tokens::with_keys(&keys, config.agent_token_ttl, config.visitor_token_ttl);
         let events = Events::start(&db, config.event_poll).await?;

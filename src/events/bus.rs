@@ -16,9 +16,11 @@ use super::Record;
 /// caught up from the log). Small: the ring is allocated whole when a conversation
 /// gets its first subscriber (about 40 bytes a slot), and a widget's conversation
 /// has one; at 512 slots it was two thirds of an idle subscribed connection's
-/// memory. One conversation's events come at a person's pace, and typing, the one
-/// kind a lag loses, is ephemeral anyway.
-pub const TOPIC_CAPACITY: usize = 32;
+/// memory, at 32 still ~1.2 KiB of ~14. One conversation's events come at a
+/// person's pace (a visitor message and the AI's answer make about five), a lagging
+/// subscriber reads what it missed from the database, and typing, the one kind a
+/// lag loses, is ephemeral anyway.
+pub const TOPIC_CAPACITY: usize = 8;
 
 /// The same for a workspace's subscribers (inboxes, escalations): every
 /// conversation's events pass through them, and a handoff storm (each request and
