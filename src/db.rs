@@ -397,4 +397,16 @@ mod tests {
         let s = stmt(DbBackend::Sqlite, "a = ?", vec![1.into()]);
         assert_eq!(s.sql, "a = ?");
     }
+
+    #[test]
+    fn the_default_read_pool_follows_the_cores_on_sqlite_only() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let sqlite = default_pool_size("sqlite://casefile.db");
+        assert_eq!(sqlite as usize, (2 * cores).clamp(2, 16));
+        assert!((2..=16).contains(&sqlite));
+        assert_eq!(
+            default_pool_size("postgres://postgres@127.0.0.1/casefile"),
+            8
+        );
+    }
 }

@@ -125,10 +125,10 @@ impl AppState {
             let queue = crate::domain::messages::SendQueue::start(&state);
             let _ = state.send_queue.set(queue);
         }
-        let weak = Arc::downgrade(&state.0);
+        let weak = state.downgrade();
         state.events.observe(move |record| {
-            if let Some(inner) = weak.upgrade() {
-                crate::domain::feed::observe(&AppState(inner), record);
+            if let Some(state) = weak.upgrade() {
+                crate::domain::feed::observe(&state, record);
             }
         });
         Ok(state)

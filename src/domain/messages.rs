@@ -330,9 +330,10 @@ async fn write_alone(state: &AppState, job: Job) -> AppResult<Appended> {
 /// Sends queued for SQLite's one writer, committed together: the writer takes
 /// what waits (up to [`MAX_BATCH`]) into one transaction and commits once, so
 /// concurrent senders share one fsync. A send that fails gets its own error and
-/// takes nothing of the others with it (see [`write_batch`]). Each is answered after the commit (durable, `synchronous=FULL`), with
-/// its own result; if the commit itself fails, every send of the batch gets that
-/// error and none of them is stored.
+/// takes nothing of the others with it (see [`write_batch`]). Each is answered
+/// after the commit (durable, `synchronous=FULL`), with its own result; if the
+/// commit itself fails, every send of the batch gets that error and none of them
+/// is stored.
 pub struct SendQueue(mpsc::Sender<(Job, Reply)>);
 
 /// Sends committed together at most.
