@@ -19,6 +19,7 @@ use crate::loaders::{
 
 use super::agents::{Agent, Team};
 use super::handoffs::Handoff;
+use super::inline::Inline;
 use super::leads::{Lead, LeadInput};
 use super::messages::Message;
 use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
@@ -48,18 +49,22 @@ impl Conversation {
 
     /// The person chatting, once anything is known about them. `null` for API keys
     /// without `LEADS_READ`.
-    async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Lead>> {
+    async fn lead(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Inline<Lead>>> {
         let Some(id) = &self.0.lead_id else {
             return Ok(None);
         };
         if !ctx.principal()?.sees_leads() {
             return Ok(None);
         }
-        Ok(ctx.loaders().load_one(LeadKey(id.clone())).await?.map(Lead))
+        Ok(ctx
+            .loaders()
+            .load_one(LeadKey(id.clone()))
+            .await?
+            .map(|lead| Inline(Lead(lead))))
     }
 
     /// The agent who owns the conversation.
-    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+    async fn assignee(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Inline<Agent>>> {
         let Some(id) = &self.0.assignee_id else {
             return Ok(None);
         };
@@ -67,15 +72,19 @@ impl Conversation {
             .loaders()
             .load_one(AgentKey(id.clone()))
             .await?
-            .map(Agent))
+            .map(|agent| Inline(Agent(agent))))
     }
 
     /// The team the conversation is routed to.
-    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Team>> {
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Inline<Team>>> {
         let Some(id) = &self.0.team_id else {
             return Ok(None);
         };
-        Ok(ctx.loaders().load_one(TeamKey(id.clone())).await?.map(Team))
+        Ok(ctx
+            .loaders()
+            .load_one(TeamKey(id.clone()))
+            .await?
+            .map(|team| Inline(Team(team))))
     }
 
     /// What the widget sent about where the visitor is: page URL, CMS version, …
@@ -117,13 +126,16 @@ impl Conversation {
     }
 
     /// The newest message the reader may see.
-    async fn last_message(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Message>> {
+    async fn last_message(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Inline<Message>>> {
         Ok(ctx
             .loaders()
             .load_one(LastMessageKey(self.0.id.clone()))
             .await?
             .flatten()
-            .map(Message))
+            .map(|message| Inline(Message(message))))
     }
 
     /// The visitor's rating, if they gave one.
@@ -154,7 +166,10 @@ impl Conversation {
 
     /// The handoff waiting for, or owned by, a human; `null` while the AI has the
     /// conversation. Visitors may read it (its case file is for agents).
-    async fn open_handoff(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Handoff>> {
+    async fn open_handoff(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Inline<Handoff>>> {
         if matches!(
             self.0.status,
             ConversationStatus::Ai | ConversationStatus::Resolved
@@ -166,11 +181,11 @@ impl Conversation {
             .load_one(OpenHandoffKey(self.0.id.clone()))
             .await?
             .flatten();
-        Ok(open.map(Handoff::new))
+        Ok(open.map(|handoff| Inline(Handoff::new(handoff))))
     }
 
     /// Topic tags, with how they were applied. Empty for visitors.
-    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AppliedTag>> {
+    async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Inline<AppliedTag>>> {
         if ctx.principal()?.reads_conversations().is_err() {
             return Ok(Vec::new());
         }
@@ -181,7 +196,7 @@ impl Conversation {
         Ok(applied
             .unwrap_or_default()
             .into_iter()
-            .map(|(applied, tag)| AppliedTag(applied, tag))
+            .map(|(applied, tag)| Inline(AppliedTag(applied, tag)))
             .collect())
     }
 
@@ -338,7 +353,7 @@ impl ConversationQuery {
         #[graphql(default)] order_by: ConversationOrder,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Page<Conversation>> {
+    ) -> async_graphql::Result<Page<Inline<Conversation>>> {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
         let limit = page_size(first)?;
@@ -397,7 +412,13 @@ impl ConversationQuery {
             let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
             async move { domain::conversations::count(&state, &ws, &filter).await }
         });
-        Ok(page(rows, limit, position, Conversation, total))
+        Ok(page(
+            rows,
+            limit,
+            position,
+            |row| Inline(Conversation(row)),
+            total,
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ use crate::domain::tags::TagInput;
 use crate::entity::{TagSource, conversation_tag, insight_tag};
 use crate::loaders::{AgentKey, ArticleKey, TeamKey};
 
+use super::inline::Inline;
 use super::knowledge::KnowledgeArticle;
 
 use super::agents::{Agent, Team};
@@ -97,8 +98,8 @@ pub struct AppliedTag(pub conversation_tag::Model, pub Arc<insight_tag::Model>);
 
 #[Object]
 impl AppliedTag {
-    async fn tag(&self) -> InsightTag {
-        InsightTag(Arc::clone(&self.1))
+    async fn tag(&self) -> Inline<InsightTag> {
+        Inline(InsightTag(Arc::clone(&self.1)))
     }
 
     async fn source(&self) -> TagSource {

@@ -295,3 +295,101 @@ async fn duplicate_tag_slug_is_a_conflict() {
     let body = app.gql(Some(&ws.admin_token), create, json!({})).await;
     assert_eq!(error_code(&body), "CONFLICT");
 }
+
+/// Inbox rows resolve field after field (`graphql::inline`), `conversation(id:)` the
+/// way async-graphql does: the same selection answers the same either way, with
+/// aliases, fragments on the type and on an interface, `__typename`, a key selected
+/// twice (merged), and a failing field reported while its neighbours resolve.
+#[tokio::test]
+async fn inbox_rows_answer_as_the_conversation_itself_does() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (agent_id, agent) = app.agent(&ws, "Alex", "AGENT").await;
+    let started = app
+        .data(
+            None,
+            "mutation($input: StartConversationInput!) { startConversation(input: $input) { conversation { id } visitorToken } }",
+            json!({ "input": { "widgetKey": ws.widget_key, "message": "Why was I charged twice?", "lead": { "name": "Dana", "email": "dana@example.com" } } }),
+        )
+        .await;
+    let conversation = started["startConversation"]["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let visitor = started["startConversation"]["visitorToken"]
+        .as_str()
+        .expect("token");
+    app.settle().await;
+    app.request_human(visitor, &conversation).await;
+    let tag = app
+        .data(
+            Some(&ws.admin_token),
+            "mutation { createTag(input: { label: \"Billing\" }) { id } }",
+            json!({}),
+        )
+        .await["createTag"]["id"]
+        .clone();
+    app.data(
+        Some(&agent),
+        "mutation($c: ID!, $t: ID!) { tagConversation(conversationId: $c, tagId: $t) { id } }",
+        json!({ "c": conversation, "t": tag }),
+    )
+    .await;
+    app.data(
+        Some(&agent),
+        "mutation($c: ID!, $a: ID!) { assignConversation(conversationId: $c, agentId: $a) { id } }",
+        json!({ "c": conversation, "a": agent_id }),
+    )
+    .await;
+
+    let row = "fragment Row on Conversation { __typename id status lead { name } lead { email } \
+               who: assignee { name __typename } lastMessage { seq author body } \
+               tags { tag { label } source } openHandoff { reason status } \
+               ... on Node { nodeId: id } ... { visitorId } broken: messages(first: 0) { totalCount } }";
+    let listed = app
+        .gql(
+            Some(&agent),
+            &format!("{{ conversations(first: 5) {{ edges {{ node {{ ...Row }} }} }} }} {row}"),
+            json!({}),
+        )
+        .await;
+    let single = app
+        .gql(
+            Some(&agent),
+            &format!("query($id: ID!) {{ conversation(id: $id) {{ ...Row }} }} {row}"),
+            json!({ "id": conversation }),
+        )
+        .await;
+
+    let node = &listed["data"]["conversations"]["edges"][0]["node"];
+    assert_eq!(node, &single["data"]["conversation"]);
+    assert_eq!(node["__typename"], "Conversation");
+    assert_eq!(node["nodeId"], conversation.as_str());
+    assert_eq!(
+        (&node["lead"]["name"], &node["lead"]["email"]),
+        (&json!("Dana"), &json!("dana@example.com"))
+    );
+    assert_eq!(
+        node["who"],
+        json!({ "name": "Alex", "__typename": "Agent" })
+    );
+    assert_eq!(node["tags"][0]["tag"]["label"], "Billing");
+    assert_eq!(node["openHandoff"]["reason"], "VISITOR_REQUESTED");
+    assert!(node["visitorId"].is_string());
+    assert!(
+        node.get("broken").is_none_or(Value::is_null),
+        "a failing field has no value: {node}"
+    );
+    for (body, path) in [
+        (
+            &listed,
+            json!(["conversations", "edges", 0, "node", "broken"]),
+        ),
+        (&single, json!(["conversation", "broken"])),
+    ] {
+        let errors = body["errors"].as_array().expect("errors");
+        assert_eq!(errors.len(), 1, "{body:#}");
+        assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(errors[0]["path"], path);
+    }
+}
