@@ -349,7 +349,7 @@ async fn inbox_rows_answer_as_the_conversation_itself_does() {
     let listed = app
         .gql(
             Some(&agent),
-            &format!("{{ conversations(first: 5) {{ edges {{ node {{ ...Row }} }} }} }} {row}"),
+            &format!("{{ conversations(first: 5) {{ __typename totalCount pageInfo {{ endCursor }} edges {{ __typename cursor node {{ ...Row }} }} more: edges {{ cursor }} }} }} {row}"),
             json!({}),
         )
         .await;
@@ -361,7 +361,16 @@ async fn inbox_rows_answer_as_the_conversation_itself_does() {
         )
         .await;
 
-    let node = &listed["data"]["conversations"]["edges"][0]["node"];
+    let page = &listed["data"]["conversations"];
+    assert_eq!(page["__typename"], "ConversationConnection");
+    assert_eq!(page["totalCount"], 1);
+    assert_eq!(page["edges"][0]["__typename"], "ConversationEdge");
+    assert_eq!(page["edges"][0]["cursor"], page["pageInfo"]["endCursor"]);
+    assert_eq!(
+        page["more"],
+        json!([{ "cursor": page["pageInfo"]["endCursor"] }])
+    );
+    let node = &page["edges"][0]["node"];
     assert_eq!(node, &single["data"]["conversation"]);
     assert_eq!(node["__typename"], "Conversation");
     assert_eq!(node["nodeId"], conversation.as_str());
