@@ -240,7 +240,20 @@ pub async fn send(
     conversation_id: &str,
     new: NewMessage,
 ) -> AppResult<message::Model> {
-    let before = super::conversations::get(state, principal, conversation_id).await?;
+    let mut before = super::conversations::get(state, principal, conversation_id).await?;
+    if let Principal::Agent(agent) = principal
+        && !new.internal
+        && before.status == ConversationStatus::Ai
+    {
+        // An agent's public reply takes the conversation from the AI (as a
+        // teammate's reply does in Intercom): an `AGENT_TAKEOVER` handoff, accepted
+        // by this agent, and the visitor told who joined, before the reply itself.
+        match super::handoffs::take_over(state, agent, conversation_id).await {
+            Ok(_) | Err(AppError::Conflict { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        before = super::conversations::get(state, principal, conversation_id).await?;
+    }
     let job = Job {
         workspace_id: principal.workspace_id().to_owned(),
         conversation_id: conversation_id.to_owned(),

@@ -932,11 +932,12 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
         .as_str()
         .expect("secret")
         .to_owned();
+    app.take_over(&ws.admin_token, &conversation).await;
     let mut client = WsClient::ready(&app, TRANSPORT_WS, &key).await;
     let own = "subscription { inbox { conversation { id } } }";
     client.subscribe("own", own, json!({})).await;
     client
-        .subscribe("m", MESSAGES, json!({ "c": conversation, "after": 1 }))
+        .subscribe("m", MESSAGES, json!({ "c": conversation, "after": 2 }))
         .await;
     // Both live (a subscription is not acknowledged): each sees a first message.
     app.send(&ws.admin_token, &conversation, "warm-up").await;
@@ -973,7 +974,7 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
                 own_ended = true;
             }
             (Some("next"), Some("m")) => {
-                assert_eq!(message["payload"]["data"]["messages"]["seq"], 3);
+                assert_eq!(message["payload"]["data"]["messages"]["seq"], 4);
                 message_seen = true;
             }
             other => panic!(
@@ -982,7 +983,7 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
         }
     }
     app.send(&ws.admin_token, &conversation, "third").await;
-    assert_eq!(client.next_data("m").await["data"]["messages"]["seq"], 4);
+    assert_eq!(client.next_data("m").await["data"]["messages"]["seq"], 5);
     client.ping_pong().await;
 }
 

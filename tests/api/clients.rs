@@ -143,6 +143,15 @@ async fn two_processes_on_one_postgres_database_share_events() {
         .expect("id")
         .to_owned();
 
+    // The owner takes the chat (its first reply would): who joined is message 1.
+    let taken = post(
+        &addr_a,
+        json!({ "query": "mutation($c: ID!) { takeOver(conversationId: $c) { id } }", "variables": { "c": conversation } }),
+    )
+    .await
+    .expect("sent");
+    assert!(taken.status().is_success());
+
     // Subscribe on B; write on A.
     let mut subscriber = WsClient::ready_at(&addr_b, TRANSPORT_WS, token).await;
     subscriber
@@ -171,7 +180,7 @@ async fn two_processes_on_one_postgres_database_share_events() {
     }
     let mut messages = Vec::new();
     let mut inbox = Vec::new();
-    while messages.len() < 2 || inbox.len() < 2 {
+    while messages.len() < 3 || inbox.len() < 2 {
         let message = subscriber.recv().await;
         let payload = message["payload"]["data"].clone();
         match message["id"].as_str() {
@@ -183,8 +192,9 @@ async fn two_processes_on_one_postgres_database_share_events() {
     assert_eq!(
         messages,
         [
-            json!({ "seq": 1, "body": "sent to A" }),
-            json!({ "seq": 2, "body": "also to A" })
+            json!({ "seq": 1, "body": "owner joined the conversation." }),
+            json!({ "seq": 2, "body": "sent to A" }),
+            json!({ "seq": 3, "body": "also to A" })
         ]
     );
     assert_eq!(inbox, [json!("MESSAGE_CREATED"), json!("MESSAGE_CREATED")]);
@@ -199,7 +209,7 @@ async fn a_dropped_listener_connection_is_recovered_from_the_database() {
     let a = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
     let b = TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
     let ws = a.workspace("Acme").await;
-    let (conversation, _) = a.start_conversation(&ws, Some("first")).await;
+    let (conversation, visitor) = a.start_conversation(&ws, Some("first")).await;
     let mut subscriber = WsClient::ready(&b, TRANSPORT_WS, &ws.admin_token).await;
     subscriber
         .subscribe(
@@ -225,9 +235,9 @@ async fn a_dropped_listener_connection_is_recovered_from_the_database() {
         )
         .await
         .expect("listeners terminated");
-    a.send(&ws.admin_token, &conversation, "sent while B was deaf")
+    a.send(&visitor, &conversation, "sent while B was deaf")
         .await;
-    a.send(&ws.admin_token, &conversation, "and another").await;
+    a.send(&visitor, &conversation, "and another").await;
     let bodies = [
         subscriber.next_data("m").await,
         subscriber.next_data("m").await,

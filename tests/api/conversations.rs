@@ -17,12 +17,13 @@ async fn visitor_and_agent_exchange_messages_in_seq_order() {
         .await;
     assert_eq!(
         (reply["seq"].as_i64(), reply["author"].as_str()),
-        (Some(2), Some("AGENT"))
+        (Some(3), Some("AGENT")),
+        "after the message saying the agent joined (a public reply takes the chat from the AI)"
     );
     let follow_up = app.send(&visitor, &conversation, "Thanks!").await;
     assert_eq!(
         (follow_up["seq"].as_i64(), follow_up["author"].as_str()),
-        (Some(3), Some("VISITOR"))
+        (Some(4), Some("VISITOR"))
     );
 
     let read = app
@@ -33,17 +34,17 @@ async fn visitor_and_agent_exchange_messages_in_seq_order() {
         )
         .await;
     let conv = &read["conversation"];
-    assert_eq!(conv["status"], "AI");
+    assert_eq!(conv["status"], "HUMAN");
     assert_eq!(conv["context"]["pageUrl"], "https://example.com/docs");
-    assert_eq!(conv["lastMessage"]["seq"], 3);
+    assert_eq!(conv["lastMessage"]["seq"], 4);
     let seqs: Vec<i64> = conv["messages"]["edges"]
         .as_array()
         .expect("edges")
         .iter()
         .map(|e| e["node"]["seq"].as_i64().expect("seq"))
         .collect();
-    assert_eq!(seqs, [1, 2, 3]);
-    let agent_name = conv["messages"]["edges"][1]["node"]["agent"]["name"].as_str();
+    assert_eq!(seqs, [1, 2, 3, 4]);
+    let agent_name = conv["messages"]["edges"][2]["node"]["agent"]["name"].as_str();
     assert!(
         agent_name.is_some_and(|name| name.starts_with("owner-")),
         "the owner's name, from the email"

@@ -66,10 +66,10 @@ async fn cursor_once(app: &TestApp, ws: &Workspace, kind: &str, count: usize) ->
 async fn events_pages_in_order_with_types_and_conversation_filters() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let (first, _) = app.start_conversation(&ws, Some("one")).await;
+    let (first, visitor) = app.start_conversation(&ws, Some("one")).await;
     let (second, _) = app.start_conversation(&ws, Some("two")).await;
     for body in ["a", "b", "c"] {
-        app.send(&ws.admin_token, &first, body).await;
+        app.send(&visitor, &first, body).await;
     }
     app.request_human(&ws.admin_token, &second).await;
     app.settle().await;
@@ -199,13 +199,13 @@ async fn another_workspace_never_sees_these_events() {
 async fn inbox_resumes_after_a_gap_with_exactly_what_it_missed() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let (conversation, _) = app.start_conversation(&ws, Some("before")).await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("before")).await;
     app.settle().await;
     let seen = cursor_once(&app, &ws, "MESSAGE_CREATED", 1).await;
 
     // While the inbox is away.
     for body in ["missed 1", "missed 2", "missed 3"] {
-        app.send(&ws.admin_token, &conversation, body).await;
+        app.send(&visitor, &conversation, body).await;
     }
     let mut client = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     client.subscribe("1", INBOX, json!({ "after": seen })).await;
@@ -218,7 +218,7 @@ async fn inbox_resumes_after_a_gap_with_exactly_what_it_missed() {
         cursors.push(inbox["cursor"].as_str().expect("cursor").to_owned());
     }
     // Then live, with nothing doubled at the seam.
-    app.send(&ws.admin_token, &conversation, "live").await;
+    app.send(&visitor, &conversation, "live").await;
     let live = client.next_data("1").await;
     assert_eq!(live["data"]["inbox"]["message"]["body"], "live", "{live}");
     cursors.push(
@@ -425,7 +425,9 @@ async fn a_subscriber_that_moves_to_another_process_after_a_kill_misses_nothing(
     let survivor = TestApp::spawn_with(test_config(&url), dir).await;
     let ws = survivor.workspace("Acme").await;
     let (conversation, _) = survivor.start_conversation(&ws, Some("start")).await;
-    let start = cursor_once(&survivor, &ws, "MESSAGE_CREATED", 1).await;
+    // Taken from the AI first, so that only the writer's messages follow `start`.
+    survivor.take_over(&ws.admin_token, &conversation).await;
+    let start = cursor_once(&survivor, &ws, "MESSAGE_CREATED", 2).await;
     let (mut doomed, addr) = crate::clients::serve_process(&url).await;
 
     let mut client = WsClient::ready_at(&addr, TRANSPORT_WS, &ws.admin_token).await;
@@ -485,13 +487,13 @@ async fn a_killed_listener_connection_delays_but_loses_nothing() {
     let writer = TestApp::spawn_with(test_config(&url), None).await;
     let reader = TestApp::spawn_with(test_config(&url), None).await;
     let ws = writer.workspace("Acme").await;
-    let (conversation, _) = writer.start_conversation(&ws, Some("start")).await;
+    let (conversation, visitor) = writer.start_conversation(&ws, Some("start")).await;
     let start = cursor_once(&writer, &ws, "MESSAGE_CREATED", 1).await;
     let mut client = WsClient::ready(&reader, TRANSPORT_WS, &ws.admin_token).await;
     client
         .subscribe("1", INBOX, json!({ "after": start }))
         .await;
-    writer.send(&ws.admin_token, &conversation, "m0").await;
+    writer.send(&visitor, &conversation, "m0").await;
     let (seen, _) = inbox_bodies(&mut client, "1", Vec::new(), |seen| !seen.is_empty()).await;
 
     // Every listening connection of the database dies; what is sent meanwhile is
@@ -507,9 +509,7 @@ async fn a_killed_listener_connection_delays_but_loses_nothing() {
     .expect("terminate the listeners");
     assert!(!killed.is_empty(), "a listener was running");
     for i in 1..5 {
-        writer
-            .send(&ws.admin_token, &conversation, &format!("m{i}"))
-            .await;
+        writer.send(&visitor, &conversation, &format!("m{i}")).await;
     }
     let (seen, _) = inbox_bodies(&mut client, "1", seen, |seen| seen.len() >= 5).await;
     assert_eq!(seen, numbered(0, 5));

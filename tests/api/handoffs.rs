@@ -23,7 +23,7 @@ const ARTICLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-async fn with_docs(app: &TestApp) -> Workspace {
+pub async fn with_docs(app: &TestApp) -> Workspace {
     let ws = app.workspace_with_ai("Inkwell").await;
     for (title, url, body) in ARTICLES {
         app.data(
@@ -39,14 +39,14 @@ async fn with_docs(app: &TestApp) -> Workspace {
 const THREAD: &str = "query($c: ID!) { conversation(id: $c) { status openHandoff { id reason status team { name } } \
     messages(first: 50) { edges { node { seq author body confidence sources { title url score article { id } } } } } } }";
 
-async fn thread(app: &TestApp, token: &str, conversation: &str) -> Value {
+pub async fn thread(app: &TestApp, token: &str, conversation: &str) -> Value {
     app.settle().await;
     app.data(Some(token), THREAD, json!({ "c": conversation }))
         .await["conversation"]
         .clone()
 }
 
-fn messages(thread: &Value) -> Vec<Value> {
+pub fn messages(thread: &Value) -> Vec<Value> {
     thread["messages"]["edges"]
         .as_array()
         .expect("edges")
@@ -55,7 +55,7 @@ fn messages(thread: &Value) -> Vec<Value> {
         .collect()
 }
 
-async fn policy(app: &TestApp, ws: &Workspace, input: Value) {
+pub async fn policy(app: &TestApp, ws: &Workspace, input: Value) {
     app.data(
         Some(&ws.admin_token),
         "mutation($i: HandoffPolicyInput!) { updateHandoffPolicy(input: $i) { confidenceThreshold } }",

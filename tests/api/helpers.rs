@@ -210,6 +210,18 @@ impl TestApp {
             .clone()
     }
 
+    /// `token`'s agent takes `conversation` from the AI (as its first public reply
+    /// would), so that the message saying who joined comes before what a test
+    /// sends.
+    pub async fn take_over(&self, token: &str, conversation: &str) {
+        self.data(
+            Some(token),
+            "mutation($c: ID!) { takeOver(conversationId: $c) { id } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    }
+
     /// Ask for a person in `conversation` as `token`'s holder; the handoff's id.
     pub async fn request_human(&self, token: &str, conversation: &str) -> String {
         self.data(

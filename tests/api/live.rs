@@ -20,9 +20,10 @@ async fn messages_replay_then_stream_live_in_both_protocols() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
     let (conversation, visitor) = app.start_conversation(&ws, Some("first")).await;
+    // The agent's first reply takes the chat from the AI: who joined, then it.
     app.send(&ws.admin_token, &conversation, "second").await;
 
-    for (stored, protocol) in (2..).zip([TRANSPORT_WS, LEGACY_WS]) {
+    for (stored, protocol) in (3..).zip([TRANSPORT_WS, LEGACY_WS]) {
         let mut client = WsClient::ready(&app, protocol, &visitor).await;
         client
             .subscribe("1", MESSAGES, json!({ "c": conversation, "after": 0 }))
@@ -54,14 +55,13 @@ async fn replay_and_live_have_no_gap_while_500_messages_are_written() {
     let ws = app.workspace("Acme").await;
     let (conversation, visitor) = app.start_conversation(&ws, Some("m0")).await;
     for i in 1..50 {
-        app.send(&ws.admin_token, &conversation, &format!("m{i}"))
-            .await;
+        app.send(&visitor, &conversation, &format!("m{i}")).await;
     }
     let writer = {
         let (client, url, token, conversation) = (
             app.client.clone(),
             app.url("/graphql"),
-            ws.admin_token.clone(),
+            visitor.clone(),
             conversation.clone(),
         );
         tokio::spawn(async move {
@@ -122,7 +122,7 @@ async fn reconnecting_with_the_last_seq_misses_nothing() {
     drop(first);
 
     for body in ["two", "three"] {
-        app.send(&ws.admin_token, &conversation, body).await;
+        app.send(&visitor, &conversation, body).await;
     }
     let mut second = WsClient::ready(&app, TRANSPORT_WS, &visitor).await;
     second
@@ -148,11 +148,13 @@ async fn visitor_never_receives_internal_notes_live() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
     let (conversation, visitor) = app.start_conversation(&ws, Some("hello")).await;
+    app.take_over(&ws.admin_token, &conversation).await;
     let mut client = WsClient::ready(&app, TRANSPORT_WS, &visitor).await;
     client
         .subscribe("m", MESSAGES, json!({ "c": conversation }))
         .await;
     assert_eq!(seq(&client.next_data("m").await), 1);
+    assert_eq!(seq(&client.next_data("m").await), 2, "who joined");
     app.data(
         Some(&ws.admin_token),
         "mutation($c: ID!) { sendMessage(input: { conversationId: $c, body: \"secret note\", internal: true }) { seq } }",
@@ -163,24 +165,25 @@ async fn visitor_never_receives_internal_notes_live() {
         .await;
     let next = client.next_data("m").await;
     assert_eq!(next["data"]["messages"]["body"], "public reply");
-    assert_eq!(seq(&next), 3, "the note's seq is skipped, not reused");
+    assert_eq!(seq(&next), 4, "the note's seq is skipped, not reused");
 
     let mut agent = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     agent
         .subscribe("m", MESSAGES, json!({ "c": conversation }))
         .await;
-    let bodies: Vec<Value> = [
-        agent.next_data("m").await,
-        agent.next_data("m").await,
-        agent.next_data("m").await,
-    ]
-    .iter()
-    .map(|p| p["data"]["messages"]["body"].clone())
-    .collect();
-    assert_eq!(
-        bodies,
-        [json!("hello"), json!("secret note"), json!("public reply")]
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        let payload = agent.next_data("m").await;
+        bodies.push(payload["data"]["messages"]["body"].clone());
+    }
+    assert_eq!(bodies[0], "hello");
+    assert!(
+        bodies[1]
+            .as_str()
+            .is_some_and(|b| b.ends_with(" joined the conversation.")),
+        "{bodies:?}"
     );
+    assert_eq!(bodies[2..], [json!("secret note"), json!("public reply")]);
 }
 
 #[tokio::test]
@@ -524,7 +527,7 @@ async fn a_thousand_subscribers_receive_every_message_in_order() {
     config.limits.max_ws_per_ip = 2_000;
     let app = TestApp::spawn_with(config, dir).await;
     let ws = app.workspace("Acme").await;
-    let (conversation, _) = app.start_conversation(&ws, None).await;
+    let (conversation, visitor) = app.start_conversation(&ws, None).await;
     let mut subscribers = Vec::new();
     for _ in 0..1_000 {
         let mut client = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
@@ -534,12 +537,12 @@ async fn a_thousand_subscribers_receive_every_message_in_order() {
         subscribers.push(client);
     }
     // Every subscription is live once a first message reaches it.
-    app.send(&ws.admin_token, &conversation, "warm-up").await;
+    app.send(&visitor, &conversation, "warm-up").await;
     for client in &mut subscribers {
         assert_eq!(seq(&client.next_data("m").await), 1);
     }
     for i in 0..20 {
-        app.send(&ws.admin_token, &conversation, &format!("broadcast {i}"))
+        app.send(&visitor, &conversation, &format!("broadcast {i}"))
             .await;
     }
     let readers = subscribers.into_iter().map(|mut client| {

@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod clients;
 mod conversations;
+mod ending;
 mod events;
 mod examples;
 mod handoffs;

@@ -134,9 +134,9 @@ async fn deliveries_are_signed_in_order_and_verify_independently() {
     let ws = app.workspace("Acme").await;
     let (_, secret) = create(&app, &ws, &receiver.url).await;
     assert!(secret.starts_with("whsec_"), "{secret}");
-    let (conversation, _) = app.start_conversation(&ws, Some("one")).await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("one")).await;
     for body in ["two", "three", "four"] {
-        app.send(&ws.admin_token, &conversation, body).await;
+        app.send(&visitor, &conversation, body).await;
     }
     let got = receiver.until(|got| got.len() >= 4).await;
     assert_eq!(messages(&got), ["one", "two", "three", "four"]);
@@ -180,8 +180,8 @@ async fn a_failing_receiver_is_retried_and_the_order_is_kept() {
     let receiver = Receiver::start(500).await;
     let ws = app.workspace("Acme").await;
     let (webhook, secret) = create(&app, &ws, &receiver.url).await;
-    let (conversation, _) = app.start_conversation(&ws, Some("first")).await;
-    app.send(&ws.admin_token, &conversation, "second").await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("first")).await;
+    app.send(&visitor, &conversation, "second").await;
     // Three failed attempts at the first event, and nothing after it meanwhile.
     let got = receiver.until(|got| got.len() >= 3).await;
     assert!(
@@ -247,7 +247,7 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled_and_resumes_when_ena
     let receiver = Receiver::start(503).await;
     let ws = app.workspace("Acme").await;
     let (webhook, _) = create(&app, &ws, &receiver.url).await;
-    let (conversation, _) = app.start_conversation(&ws, Some("stuck")).await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("stuck")).await;
     let disabled = tokio::time::timeout(TIMEOUT, async {
         loop {
             let data = app
@@ -273,8 +273,7 @@ async fn a_webhook_failing_for_the_whole_window_is_disabled_and_resumes_when_ena
             .contains("503"),
         "{disabled}"
     );
-    app.send(&ws.admin_token, &conversation, "while disabled")
-        .await;
+    app.send(&visitor, &conversation, "while disabled").await;
     receiver.status.store(200, Ordering::SeqCst);
     let before = receiver.got().len();
     app.data(
@@ -299,11 +298,10 @@ async fn delivery_resumes_after_a_restart() {
     let receiver = Receiver::start(500).await;
     let ws = app.workspace("Acme").await;
     let (_, secret) = create(&app, &ws, &receiver.url).await;
-    let (conversation, _) = app
+    let (conversation, visitor) = app
         .start_conversation(&ws, Some("before the restart"))
         .await;
-    app.send(&ws.admin_token, &conversation, "also before")
-        .await;
+    app.send(&visitor, &conversation, "also before").await;
     receiver.until(|got| !got.is_empty()).await;
     app.running.shutdown().await.expect("stops");
     let before = receiver.got().len();
@@ -332,11 +330,10 @@ async fn two_servers_deliver_each_event_once() {
     let receiver = Receiver::start(200).await;
     let ws = one.workspace("Acme").await;
     create(&one, &ws, &receiver.url).await;
-    let (conversation, _) = one.start_conversation(&ws, Some("m0")).await;
+    let (conversation, visitor) = one.start_conversation(&ws, Some("m0")).await;
     for i in 1..20 {
         let app = if i % 2 == 0 { &one } else { &two };
-        app.send(&ws.admin_token, &conversation, &format!("m{i}"))
-            .await;
+        app.send(&visitor, &conversation, &format!("m{i}")).await;
     }
     let got = receiver.until(|got| messages(got).len() >= 20).await;
     let expected: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();

@@ -17,6 +17,7 @@ async fn concurrent_sends_are_answered_alone_and_a_failure_spares_its_neighbours
     let app = TestApp::spawn().await;
     let ws = app.workspace("Batch").await;
     let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;
+    app.take_over(&ws.admin_token, &conversation).await;
     let input = |body: &str, key: Option<&str>| json!({ "input": { "conversationId": conversation, "body": body, "clientMessageId": key } });
     let first = app
         .data(
@@ -63,7 +64,7 @@ async fn concurrent_sends_are_answered_alone_and_a_failure_spares_its_neighbours
             ),
         }
     }
-    // Gap-free after the first two (hello, original): the conflicts and retries
+    // Gap-free after the first three (hello, who joined, original): the conflicts and retries
     // left no hole.
     let first_seq = first["seq"].as_i64().expect("seq");
     let expected: BTreeSet<i64> = (first_seq + 1..=first_seq + 12).collect();
@@ -77,7 +78,7 @@ async fn concurrent_sends_are_answered_alone_and_a_failure_spares_its_neighbours
         )
         .await;
     assert_eq!(stored["conversation"]["lastSeq"], first_seq + 12);
-    assert_eq!(stored["conversation"]["messages"]["totalCount"], 14);
+    assert_eq!(stored["conversation"]["messages"]["totalCount"], 15);
     let bodies: Vec<&str> = stored["conversation"]["messages"]["edges"]
         .as_array()
         .expect("edges")
