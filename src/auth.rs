@@ -17,7 +17,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::entity::Role;
+use crate::entity::{ResolvedBy, Role};
 use crate::error::{AppError, AppResult};
 
 const AGENT_AUDIENCE: &str = "casefile:agent";
@@ -200,6 +200,20 @@ impl Principal {
             Principal::ApiKey(key) if key.has(Scope::AiWrite) => Ok(()),
             Principal::ApiKey(_) => Err(AppError::forbidden(
                 "this API key only reads: writing needs an agent token or the AI_WRITE scope",
+            )),
+        }
+    }
+
+    /// Who a `resolveConversation` by this principal is recorded as: an agent, the
+    /// visitor (ending its own chat), or the AI (an `AI_WRITE` key, for the
+    /// conversations it holds); keys that only read cannot resolve.
+    pub fn resolves_as(&self) -> AppResult<ResolvedBy> {
+        match self {
+            Principal::Agent(_) => Ok(ResolvedBy::Agent),
+            Principal::Visitor(_) => Ok(ResolvedBy::Visitor),
+            Principal::ApiKey(key) if key.has(Scope::AiWrite) => Ok(ResolvedBy::Ai),
+            Principal::ApiKey(_) => Err(AppError::forbidden(
+                "this API key only reads: resolving needs an agent token or the AI_WRITE scope",
             )),
         }
     }

@@ -28,10 +28,12 @@ pub enum Kind {
     Event,
     Webhook,
     Delivery,
+    Feedback,
+    Flag,
 }
 
 impl Kind {
-    const ALL: [Kind; 15] = [
+    const ALL: [Kind; 17] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -47,6 +49,8 @@ impl Kind {
         Kind::Event,
         Kind::Webhook,
         Kind::Delivery,
+        Kind::Feedback,
+        Kind::Flag,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -66,6 +70,8 @@ impl Kind {
             Kind::Event => "evt",
             Kind::Webhook => "whk",
             Kind::Delivery => "whd",
+            Kind::Feedback => "fbk",
+            Kind::Flag => "flg",
         }
     }
 

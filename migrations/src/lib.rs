@@ -15,6 +15,7 @@ mod m20261130_000006_identity_verification;
 mod m20261130_000007_event_log;
 mod m20261130_000008_inbox_indexes;
 mod m20261130_000009_insight_covering_indexes;
+mod m20261130_000010_conversation_endings;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_event_log::Migration),
             Box::new(m20261130_000008_inbox_indexes::Migration),
             Box::new(m20261130_000009_insight_covering_indexes::Migration),
+            Box::new(m20261130_000010_conversation_endings::Migration),
         ]
     }
 }

@@ -13,7 +13,9 @@ use sea_orm::{
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
-use crate::entity::{ConversationStatus, conversation, conversation_tag, lead, message, now_ms};
+use crate::entity::{
+    ConversationStatus, ResolvedBy, conversation, conversation_tag, lead, message, now_ms,
+};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
 use crate::state::AppState;
@@ -126,6 +128,8 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         ai_boundary_seq: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
+        resolved_by: Set(None),
+        resolved_at: Set(None),
     }
     .insert(&txn)
     .await?;
@@ -578,37 +582,95 @@ pub async fn assign(
     Ok(conv)
 }
 
-/// Close a conversation. The AI's context restarts after this point, so an old
-/// request for a human does not count when the visitor writes again. Resolving a
-/// resolved conversation changes nothing.
+/// Close a conversation as `principal` (see `Principal::resolves_as`: an agent, the
+/// visitor, or the AI for a conversation it holds). The AI's context restarts after
+/// this point, so an old request for a human does not count when the visitor writes
+/// again. Resolving a resolved conversation changes nothing.
 pub async fn resolve(
     state: &AppState,
-    agent: &AgentPrincipal,
+    principal: &Principal,
     conversation_id: &str,
 ) -> AppResult<conversation::Model> {
-    let ws = &agent.workspace_id;
-    let principal = Principal::Agent(agent.clone());
-    let current = get(state, &principal, conversation_id).await?;
+    let by = principal.resolves_as()?;
+    let current = get(state, principal, conversation_id).await?;
     if current.status == ConversationStatus::Resolved {
         return Ok(current);
     }
+    if by == ResolvedBy::Ai && current.status != ConversationStatus::Ai {
+        return Err(AppError::Conflict {
+            message: "humans have control of this conversation: the AI cannot resolve it"
+                .to_owned(),
+            reason: Some("CONTROL_NOT_HELD"),
+        });
+    }
+    match close(state, &current, by, None).await? {
+        Some(resolved) => Ok(resolved),
+        // Resolved (or, for the AI, taken by a human) by someone else meanwhile.
+        None => get(state, principal, conversation_id).await,
+    }
+}
+
+/// Resolve `conversation` as `by`, with a `SYSTEM` message `note` when given, and
+/// close its open handoff, in one transaction. The AI and the clock (`AI`, `AUTO`)
+/// resolve only while the AI holds the conversation, so that an agent who took it a
+/// moment before wins. `None` when it was no longer open to `by` (resolved by
+/// someone else, or taken by a human).
+pub async fn close(
+    state: &AppState,
+    conversation: &conversation::Model,
+    by: ResolvedBy,
+    note: Option<String>,
+) -> AppResult<Option<conversation::Model>> {
     let txn = state.db.writer.begin().await?;
+    let held = if matches!(by, ResolvedBy::Ai | ResolvedBy::Auto) {
+        "status = 'AI'"
+    } else {
+        "status <> 'RESOLVED'"
+    };
+    let mut events = Vec::with_capacity(3);
+    if let Some(note) = note {
+        let appended = append(
+            &txn,
+            &conversation.workspace_id,
+            &conversation.id,
+            super::handoffs::system(note),
+        )
+        .await?;
+        if !matches!(
+            (by, appended.conversation.status),
+            (ResolvedBy::Ai | ResolvedBy::Auto, ConversationStatus::Ai)
+        ) {
+            return Ok(None);
+        }
+        events.push(Event::message_created(
+            appended.message,
+            appended.conversation,
+        ));
+    }
+    let now = now_ms();
     let row = txn
         .query_one_raw(stmt(
             state.db.backend(),
-            "UPDATE conversations SET status = 'RESOLVED', ai_boundary_seq = last_seq, updated_at = ? \
-             WHERE id = ? AND workspace_id = ? AND status <> 'RESOLVED' RETURNING *",
-            vec![now_ms().into(), conversation_id.into(), ws.as_str().into()],
+            &format!(
+                "UPDATE conversations SET status = 'RESOLVED', ai_boundary_seq = last_seq, \
+                 updated_at = ?, resolved_by = ?, resolved_at = ? \
+                 WHERE id = ? AND workspace_id = ? AND {held} RETURNING *"
+            ),
+            vec![
+                now.into(),
+                sea_orm::ActiveEnum::to_value(&by).into(),
+                now.into(),
+                conversation.id.as_str().into(),
+                conversation.workspace_id.as_str().into(),
+            ],
         ))
         .await?;
     let Some(row) = row else {
-        // Resolved by someone else meanwhile.
-        drop(txn);
-        return get(state, &principal, conversation_id).await;
+        return Ok(None);
     };
     let conv = conversation::Model::from_query_result(&row, "")?;
-    let handoff = super::handoffs::resolve_open(&txn, conversation_id).await?;
-    let mut events = vec![Event::conversation_changed(conv.clone(), Change::Status)];
+    let handoff = super::handoffs::resolve_open(&txn, &conv.id).await?;
+    events.push(Event::conversation_changed(conv.clone(), Change::Status));
     if let Some(handoff) = &handoff {
         events.push(Event::handoff_changed(handoff.clone(), conv.clone()));
     }
@@ -616,7 +678,7 @@ pub async fn resolve(
     if let Some(handoff) = &handoff {
         state.accepts.changed(handoff);
     }
-    Ok(conv)
+    Ok(Some(conv))
 }
 
 /// The newest message visible to a reader, for each of these conversations: one

@@ -58,7 +58,8 @@ impl Outcome {
     }
 }
 
-fn system(body: String) -> NewMessage {
+/// A `SYSTEM` message telling the visitor what is happening.
+pub fn system(body: String) -> NewMessage {
     NewMessage {
         author: Author::System,
         agent_id: None,

@@ -107,10 +107,14 @@ pub async fn append(
         .query_one_raw(stmt(
             txn.get_database_backend(),
             "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ?, \
-             status = CASE WHEN status = 'RESOLVED' AND ? THEN 'AI' ELSE status END \
+             status = CASE WHEN status = 'RESOLVED' AND ? THEN 'AI' ELSE status END, \
+             resolved_by = CASE WHEN status = 'RESOLVED' AND ? THEN NULL ELSE resolved_by END, \
+             resolved_at = CASE WHEN status = 'RESOLVED' AND ? THEN NULL ELSE resolved_at END \
              WHERE id = ? AND workspace_id = ? RETURNING *",
             vec![
                 now.into(),
+                reopen.into(),
+                reopen.into(),
                 reopen.into(),
                 conversation_id.into(),
                 workspace_id.into(),

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod case_file;
 pub mod conversations;
 pub mod feed;
+pub mod feedback;
 pub mod handoffs;
 pub mod identity;
 pub mod insights;

@@ -56,6 +56,9 @@ pub const DEFAULT_PHRASES: &[&str] = &[
     "echt persoon",
 ];
 
+/// A silent AI conversation is resolved after 30 minutes by default.
+pub const DEFAULT_AUTO_RESOLVE_SECONDS: u32 = 1800;
+
 /// When the AI hands a conversation to humans.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -74,6 +77,13 @@ pub struct HandoffPolicy {
     pub escalate_tag_ids: Vec<String>,
     /// Ask the visitor for an email address when a handoff starts and none is known.
     pub ask_for_email: bool,
+    /// How many AI answers the visitor may call unhelpful ("Did that answer your
+    /// question?" → no, `confirmAnswer`) since the AI last took control before the
+    /// conversation is handed off as `UNRESOLVED`; 0 never hands off for it.
+    pub max_unhelpful_answers: u32,
+    /// A conversation the AI holds whose visitor has been silent this long is
+    /// resolved (`resolvedBy: AUTO`); `None` never.
+    pub auto_resolve_after_seconds: Option<u32>,
 }
 
 impl Default for HandoffPolicy {
@@ -85,6 +95,8 @@ impl Default for HandoffPolicy {
             handoff_phrases: DEFAULT_PHRASES.iter().map(|p| (*p).to_owned()).collect(),
             escalate_tag_ids: Vec::new(),
             ask_for_email: true,
+            max_unhelpful_answers: 1,
+            auto_resolve_after_seconds: Some(DEFAULT_AUTO_RESOLVE_SECONDS),
         }
     }
 }
@@ -106,6 +118,13 @@ pub struct Situation<'a> {
     pub ai_answers: u32,
     /// Of those, answers below the threshold.
     pub low_confidence_answers: u32,
+}
+
+/// After the visitor called an answer unhelpful, `unhelpful` such answers since the
+/// AI took control: hand off?
+pub fn after_unhelpful(policy: &HandoffPolicy, unhelpful: u32) -> Option<HandoffReason> {
+    (policy.max_unhelpful_answers > 0 && unhelpful >= policy.max_unhelpful_answers)
+        .then_some(HandoffReason::Unresolved)
 }
 
 /// Before answering: does this message go straight to humans, and why?
@@ -231,6 +250,39 @@ mod tests {
             after_answer(&policy, &second, 0.9),
             None,
             "a sure answer is posted"
+        );
+    }
+
+    #[test]
+    fn unhelpful_answers_hand_off_at_the_limit_and_zero_never() {
+        let policy = HandoffPolicy::default();
+        assert_eq!(policy.max_unhelpful_answers, 1);
+        assert_eq!(after_unhelpful(&policy, 1), Some(HandoffReason::Unresolved));
+        let patient = HandoffPolicy {
+            max_unhelpful_answers: 2,
+            ..HandoffPolicy::default()
+        };
+        assert_eq!(after_unhelpful(&patient, 1), None);
+        assert_eq!(
+            after_unhelpful(&patient, 2),
+            Some(HandoffReason::Unresolved)
+        );
+        let never = HandoffPolicy {
+            max_unhelpful_answers: 0,
+            ..HandoffPolicy::default()
+        };
+        assert_eq!(after_unhelpful(&never, 5), None);
+    }
+
+    #[test]
+    fn auto_resolution_defaults_to_half_an_hour_and_null_means_never() {
+        assert_eq!(
+            HandoffPolicy::parse("{}").auto_resolve_after_seconds,
+            Some(1800)
+        );
+        assert_eq!(
+            HandoffPolicy::parse(r#"{"autoResolveAfterSeconds":null}"#).auto_resolve_after_seconds,
+            None
         );
     }
 

@@ -20,6 +20,12 @@ pub struct Model {
     pub ai_boundary_seq: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Who resolved the conversation; `None` while it is open (a visitor message
+    /// reopens it).
+    #[serde(default)]
+    pub resolved_by: Option<super::ResolvedBy>,
+    #[serde(default)]
+    pub resolved_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -6,6 +6,8 @@
 //! names in the database, the schema and the code are the same.
 
 pub mod agent;
+pub mod answer_feedback;
+pub mod answer_flag;
 pub mod api_key;
 pub mod article;
 pub mod conversation;
@@ -130,6 +132,39 @@ pub enum ConversationStatus {
     /// Closed.
     #[sea_orm(string_value = "RESOLVED")]
     Resolved,
+}
+
+/// Who resolved a conversation.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResolvedBy {
+    /// The AI: the visitor confirmed an answer helped, or an `AI_WRITE` key
+    /// resolved a conversation it held.
+    #[sea_orm(string_value = "AI")]
+    Ai,
+    /// An agent.
+    #[sea_orm(string_value = "AGENT")]
+    Agent,
+    /// The visitor ended the chat.
+    #[sea_orm(string_value = "VISITOR")]
+    Visitor,
+    /// The visitor was silent for the policy's `autoResolveAfterSeconds` while the
+    /// AI held the conversation.
+    #[sea_orm(string_value = "AUTO")]
+    Auto,
 }
 
 /// Who wrote a message.

@@ -11,7 +11,7 @@ use crate::domain::conversations::{
 };
 use crate::domain::handoffs::HandoffFilter;
 
-use crate::entity::{ConversationStatus, conversation};
+use crate::entity::{ConversationStatus, ResolvedBy, conversation};
 use crate::error::AppError;
 use crate::loaders::{
     AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
@@ -207,6 +207,17 @@ impl Conversation {
     /// When anything last happened: a message, a status change, an assignment, a tag.
     async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.updated_at)
+    }
+
+    /// Who resolved the conversation (`AI`, `AGENT`, `VISITOR`, `AUTO`); `null`
+    /// while it is open.
+    async fn resolved_by(&self) -> Option<ResolvedBy> {
+        self.0.resolved_by
+    }
+
+    /// When it was resolved; `null` while it is open.
+    async fn resolved_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.resolved_at.map(timestamp)
     }
 }
 
@@ -519,15 +530,18 @@ impl ConversationMutation {
         Ok(Conversation(conv))
     }
 
-    /// Close the conversation. Resolving a resolved conversation changes nothing.
+    /// Close the conversation, recorded in `resolvedBy`: agents (`AGENT`), the
+    /// visitor ending its chat (`VISITOR`), or the AI (an `AI_WRITE` key, `AI`) while
+    /// it holds the conversation (else `CONFLICT`, `CONTROL_NOT_HELD`). Resolving a
+    /// resolved conversation changes nothing; a visitor message reopens it.
     async fn resolve_conversation(
         &self,
         ctx: &Context<'_>,
         conversation_id: ID,
     ) -> async_graphql::Result<Conversation> {
-        let agent = ctx.principal()?.agent()?;
+        let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::resolve(ctx.state(), agent, &conversation_id).await?,
+            domain::conversations::resolve(ctx.state(), principal, &conversation_id).await?,
         ))
     }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::domain;
 use crate::domain::messages::NewMessage;
-use crate::entity::{Author, message};
+use crate::entity::{Author, answer_feedback, answer_flag, message};
 use crate::error::AppError;
 use crate::loaders::{AgentKey, ArticleKey};
 
@@ -108,6 +108,77 @@ impl Message {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.created_at)
     }
+
+    /// For AI answers: the visitor's answer to "Did that answer your question?"
+    /// (`confirmAnswer`), if it gave one.
+    async fn feedback(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<AnswerFeedback>> {
+        if self.0.author != Author::Ai {
+            return Ok(None);
+        }
+        let feedback = domain::feedback::feedback_of(ctx.state(), &self.0.id).await?;
+        Ok(feedback.map(AnswerFeedback))
+    }
+
+    /// For AI answers: agents' flags saying the answer was wrong (`flagAnswer`).
+    /// Empty for visitors and API keys that do not read conversations.
+    async fn flags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<AnswerFlag>> {
+        if self.0.author != Author::Ai || !ctx.principal()?.sees_internal() {
+            return Ok(Vec::new());
+        }
+        let flags = domain::feedback::flags_of(ctx.state(), &self.0.id).await?;
+        Ok(flags.into_iter().map(AnswerFlag).collect())
+    }
+}
+
+/// The visitor's answer to "Did that answer your question?" about an AI answer.
+pub struct AnswerFeedback(pub answer_feedback::Model);
+
+#[Object]
+impl AnswerFeedback {
+    async fn helpful(&self) -> bool {
+        self.0.helpful
+    }
+
+    async fn comment(&self) -> Option<&str> {
+        self.0.comment.as_deref()
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
+}
+
+/// An agent's flag on an AI answer that was wrong.
+pub struct AnswerFlag(pub answer_flag::Model);
+
+#[Object]
+impl AnswerFlag {
+    async fn id(&self) -> ID {
+        ID(self.0.id.clone())
+    }
+
+    /// The AI answer flagged.
+    async fn message_id(&self) -> ID {
+        ID(self.0.message_id.clone())
+    }
+
+    /// What was wrong, in the agent's words.
+    async fn reason(&self) -> &str {
+        &self.0.reason
+    }
+
+    /// The agent who flagged it.
+    async fn agent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        Ok(ctx
+            .loaders()
+            .load_one(AgentKey(self.0.agent_id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.created_at)
+    }
 }
 
 #[derive(InputObject)]
@@ -190,5 +261,48 @@ impl MessageMutation {
         }
         let message = domain::messages::send(state, principal, &input.conversation_id, new).await?;
         Ok(Message::from(message))
+    }
+
+    /// The visitor answers "Did that answer your question?" about an AI answer of its
+    /// conversation (answering again replaces it). `helpful: true` on the AI's latest
+    /// answer resolves the conversation as resolved by the AI (`resolvedBy: AI`,
+    /// with a `SYSTEM` message); `false` counts as an unhelpful answer, and after the
+    /// policy's `maxUnhelpfulAnswers` (default 1) the conversation is handed off as
+    /// `UNRESOLVED`. Visitors only. The conversation as it is afterwards.
+    async fn confirm_answer(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: ID,
+        message_id: ID,
+        helpful: bool,
+        comment: Option<String>,
+    ) -> async_graphql::Result<super::conversations::Conversation> {
+        let principal = ctx.principal()?;
+        let state = ctx.state();
+        state.rate.visitor_write(principal)?;
+        let conversation = domain::feedback::confirm(
+            state,
+            principal,
+            &conversation_id,
+            &message_id,
+            helpful,
+            comment.as_deref(),
+        )
+        .await?;
+        Ok(super::conversations::Conversation(conversation))
+    }
+
+    /// Flag an AI answer as wrong, saying why (flagging again replaces the reason).
+    /// Shown with the answer (`Message.flags`, the case file's `aiAnswers`) and
+    /// counted per cited article in `insights.articleFeedback`. Agents only.
+    async fn flag_answer(
+        &self,
+        ctx: &Context<'_>,
+        message_id: ID,
+        reason: String,
+    ) -> async_graphql::Result<AnswerFlag> {
+        let agent = ctx.principal()?.agent()?;
+        let flag = domain::feedback::flag(ctx.state(), agent, &message_id, &reason).await?;
+        Ok(AnswerFlag(flag))
     }
 }

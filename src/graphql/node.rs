@@ -140,7 +140,13 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
             domain::knowledge::get(state, ws, &id).await?,
         )),
-        Kind::ApiKey | Kind::Job | Kind::Event | Kind::Webhook | Kind::Delivery => {
+        Kind::ApiKey
+        | Kind::Job
+        | Kind::Event
+        | Kind::Webhook
+        | Kind::Delivery
+        | Kind::Feedback
+        | Kind::Flag => {
             return Err(not_found.into());
         }
     };

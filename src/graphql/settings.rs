@@ -1,7 +1,7 @@
 //! Workspace settings: the handoff policy, the built-in responder, the default team,
 //! and integrators' API keys.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
 use crate::auth::Scope;
 use crate::domain;
@@ -11,6 +11,9 @@ use crate::error::AppError;
 
 use super::workspaces::Workspace;
 use super::{ContextExt, timestamp};
+
+/// The longest `autoResolveAfterSeconds`: 30 days.
+const MAX_AUTO_RESOLVE_SECONDS: u32 = 30 * 24 * 3600;
 
 /// When the AI hands a conversation to humans.
 pub struct HandoffPolicyView(pub HandoffPolicy);
@@ -49,6 +52,21 @@ impl HandoffPolicyView {
     async fn ask_for_email(&self) -> bool {
         self.0.ask_for_email
     }
+
+    /// How many AI answers the visitor may call unhelpful (`confirmAnswer` with
+    /// `helpful: false`) since the AI took control before the conversation is
+    /// handed off as `UNRESOLVED`; 0 never hands off for it.
+    async fn max_unhelpful_answers(&self) -> i32 {
+        self.0.max_unhelpful_answers as i32
+    }
+
+    /// A conversation the AI holds whose visitor has been silent this many seconds
+    /// is resolved (`resolvedBy: AUTO`, with a `SYSTEM` message); `null` never.
+    async fn auto_resolve_after_seconds(&self) -> Option<i32> {
+        self.0
+            .auto_resolve_after_seconds
+            .map(|s| i32::try_from(s).unwrap_or(i32::MAX))
+    }
 }
 
 /// Changes to the handoff policy; absent fields stay as they are.
@@ -60,6 +78,9 @@ pub struct HandoffPolicyInput {
     pub handoff_phrases: Option<Vec<String>>,
     pub escalate_tag_ids: Option<Vec<ID>>,
     pub ask_for_email: Option<bool>,
+    pub max_unhelpful_answers: Option<i32>,
+    /// Seconds, 1 to 30 days; `null` never resolves silent AI conversations.
+    pub auto_resolve_after_seconds: MaybeUndefined<i32>,
 }
 
 #[derive(InputObject, Default)]
@@ -177,6 +198,25 @@ impl SettingsMutation {
         }
         if let Some(ask) = input.ask_for_email {
             policy.ask_for_email = ask;
+        }
+        if let Some(max) = input.max_unhelpful_answers {
+            policy.max_unhelpful_answers = count("maxUnhelpfulAnswers", max)?;
+        }
+        match input.auto_resolve_after_seconds {
+            MaybeUndefined::Undefined => {}
+            MaybeUndefined::Null => policy.auto_resolve_after_seconds = None,
+            MaybeUndefined::Value(seconds) => {
+                let seconds = u32::try_from(seconds)
+                    .ok()
+                    .filter(|s| (1..=MAX_AUTO_RESOLVE_SECONDS).contains(s))
+                    .ok_or_else(|| {
+                        AppError::bad_input(
+                            "autoResolveAfterSeconds",
+                            "must be between 1 second and 30 days, or null for never",
+                        )
+                    })?;
+                policy.auto_resolve_after_seconds = Some(seconds);
+            }
         }
         domain::workspaces::set_policy(state, &admin.workspace_id, &policy).await?;
         Ok(HandoffPolicyView(policy))

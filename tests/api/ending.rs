@@ -70,3 +70,240 @@ async fn an_agents_public_reply_takes_the_chat_from_the_ai_and_a_note_does_not()
         "only the answer from before the reply: {seen:#?}"
     );
 }
+
+const ENDING: &str = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt \
+    openHandoff { reason status } } }";
+
+const CONFIRM: &str = "mutation($c: ID!, $m: ID!, $h: Boolean!, $t: String) { \
+    confirmAnswer(conversationId: $c, messageId: $m, helpful: $h, comment: $t) { status resolvedBy } }";
+
+/// The id of the AI's latest answer in the conversation.
+async fn latest_answer(app: &TestApp, token: &str, conversation: &str) -> String {
+    let seen = messages(&thread(app, token, conversation).await);
+    let id_of = app
+        .data(
+            Some(token),
+            "query($c: ID!) { conversation(id: $c) { messages(first: 50) { edges { node { id author } } } } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    assert!(seen.iter().any(|m| m["author"] == "AI"), "{seen:#?}");
+    id_of["conversation"]["messages"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .rev()
+        .find(|e| e["node"]["author"] == "AI")
+        .and_then(|e| e["node"]["id"].as_str())
+        .expect("an AI answer")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_helpful_answer_resolves_the_chat_as_the_ai_and_a_visitor_message_reopens_it() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    let (conversation, visitor) = app
+        .start_conversation(&ws, Some("How do I schedule a draft?"))
+        .await;
+    let answer = latest_answer(&app, &visitor, &conversation).await;
+
+    let confirmed = app
+        .data(
+            Some(&visitor),
+            CONFIRM,
+            json!({ "c": conversation, "m": answer, "h": true, "t": "thanks" }),
+        )
+        .await;
+    assert_eq!(
+        confirmed["confirmAnswer"],
+        json!({ "status": "RESOLVED", "resolvedBy": "AI" })
+    );
+    let seen = messages(&thread(&app, &visitor, &conversation).await);
+    assert_eq!(seen.last().expect("message")["author"], "SYSTEM");
+    let ended = app
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": conversation }))
+        .await;
+    assert!(ended["conversation"]["resolvedAt"].is_string(), "{ended}");
+    let feedback = app
+        .data(
+            Some(&ws.admin_token),
+            "query($id: ID!) { node(id: $id) { ... on Message { feedback { helpful comment } } } }",
+            json!({ "id": answer }),
+        )
+        .await;
+    assert_eq!(
+        feedback["node"]["feedback"],
+        json!({ "helpful": true, "comment": "thanks" })
+    );
+
+    // Writing again reopens it to the AI, and it is no longer resolved by anyone.
+    app.send(
+        &visitor,
+        &conversation,
+        "One more thing: how do I restore a revision?",
+    )
+    .await;
+    let reopened = app
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": conversation }))
+        .await;
+    assert_eq!(reopened["conversation"]["status"], "AI");
+    assert_eq!(reopened["conversation"]["resolvedBy"], json!(null));
+    assert_eq!(reopened["conversation"]["resolvedAt"], json!(null));
+}
+
+#[tokio::test]
+async fn an_unhelpful_answer_hands_off_after_the_policys_allowance() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    crate::handoffs::policy(&app, &ws, json!({ "maxUnhelpfulAnswers": 2 })).await;
+    let (conversation, visitor) = app
+        .start_conversation(&ws, Some("How do I schedule a draft?"))
+        .await;
+    let first = latest_answer(&app, &visitor, &conversation).await;
+    let once = app
+        .data(
+            Some(&visitor),
+            CONFIRM,
+            json!({ "c": conversation, "m": first, "h": false }),
+        )
+        .await;
+    assert_eq!(once["confirmAnswer"]["status"], "AI", "one is allowed");
+
+    app.send(
+        &visitor,
+        &conversation,
+        "How do I restore an older revision?",
+    )
+    .await;
+    let second = latest_answer(&app, &visitor, &conversation).await;
+    assert_ne!(first, second);
+    app.data(
+        Some(&visitor),
+        CONFIRM,
+        json!({ "c": conversation, "m": second, "h": false }),
+    )
+    .await;
+    let ended = app
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": conversation }))
+        .await;
+    assert_eq!(
+        ended["conversation"]["openHandoff"],
+        json!({ "reason": "UNRESOLVED", "status": "REQUESTED" })
+    );
+    assert_eq!(ended["conversation"]["status"], "QUEUED");
+}
+
+#[tokio::test]
+async fn only_the_visitor_confirms_and_only_an_ai_answer_of_its_chat() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    let (conversation, visitor) = app
+        .start_conversation(&ws, Some("How do I schedule a draft?"))
+        .await;
+    let answer = latest_answer(&app, &visitor, &conversation).await;
+    let (other, other_visitor) = app
+        .start_conversation(&ws, Some("How do I upload images?"))
+        .await;
+    let other_answer = latest_answer(&app, &other_visitor, &other).await;
+
+    let by_agent = app
+        .gql(
+            Some(&ws.admin_token),
+            CONFIRM,
+            json!({ "c": conversation, "m": answer, "h": true }),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&by_agent),
+        "FORBIDDEN",
+        "{by_agent}"
+    );
+    let foreign = app
+        .gql(
+            Some(&visitor),
+            CONFIRM,
+            json!({ "c": conversation, "m": other_answer, "h": true }),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&foreign),
+        "NOT_FOUND",
+        "{foreign}"
+    );
+    let into_other = app
+        .gql(
+            Some(&visitor),
+            CONFIRM,
+            json!({ "c": other, "m": other_answer, "h": true }),
+        )
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&into_other),
+        "NOT_FOUND",
+        "{into_other}"
+    );
+    let status = app
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": other }))
+        .await;
+    assert_eq!(status["conversation"]["status"], "AI", "nothing changed");
+}
+
+#[tokio::test]
+async fn the_ai_resolves_what_it_holds_agents_and_visitors_are_recorded_too() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let ai = app.api_key(&ws, "AI_WRITE").await;
+    let resolve =
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { status resolvedBy } }";
+
+    let (held_by_ai, _) = app.start_conversation(&ws, Some("hi")).await;
+    let by_ai = app
+        .data(Some(&ai), resolve, json!({ "c": held_by_ai }))
+        .await;
+    assert_eq!(
+        by_ai["resolveConversation"],
+        json!({ "status": "RESOLVED", "resolvedBy": "AI" })
+    );
+
+    let (with_humans, visitor) = app.start_conversation(&ws, Some("hi")).await;
+    app.request_human(&visitor, &with_humans).await;
+    let refused = app
+        .gql(Some(&ai), resolve, json!({ "c": with_humans }))
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&refused),
+        "CONFLICT",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["reason"],
+        "CONTROL_NOT_HELD"
+    );
+    let by_agent = app
+        .data(Some(&ws.admin_token), resolve, json!({ "c": with_humans }))
+        .await;
+    assert_eq!(
+        by_agent["resolveConversation"],
+        json!({ "status": "RESOLVED", "resolvedBy": "AGENT" })
+    );
+
+    let (ended_by_visitor, own) = app.start_conversation(&ws, Some("bye")).await;
+    let by_visitor = app
+        .data(Some(&own), resolve, json!({ "c": ended_by_visitor }))
+        .await;
+    assert_eq!(
+        by_visitor["resolveConversation"],
+        json!({ "status": "RESOLVED", "resolvedBy": "VISITOR" })
+    );
+    let reader = app.api_key(&ws, "CONVERSATIONS_READ").await;
+    let (untouched, _) = app.start_conversation(&ws, Some("hi")).await;
+    let by_reader = app
+        .gql(Some(&reader), resolve, json!({ "c": untouched }))
+        .await;
+    assert_eq!(
+        crate::helpers::error_code(&by_reader),
+        "FORBIDDEN",
+        "{by_reader}"
+    );
+}
