@@ -555,6 +555,9 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
             config.jwt_secret = Some(BENCH_JWT_SECRET.to_owned());
             // W1 delivers webhooks to a receiver in the bench process.
             config.webhook_allow_private = true;
+            // The seeded conversations are days old: resolving the silent ones on a
+            // clock (`autoResolveAfterSeconds`) would change the data measured.
+            config.sweep_every = std::time::Duration::from_secs(24 * 3600);
             raise_limits(&mut config.limits);
             let running = casefile::spawn(config, local)
                 .await

@@ -636,10 +636,11 @@ pub async fn close(
             super::handoffs::system(note),
         )
         .await?;
-        if !matches!(
-            (by, appended.conversation.status),
-            (ResolvedBy::Ai | ResolvedBy::Auto, ConversationStatus::Ai)
-        ) {
+        // The AI and the clock decided on `conversation` as it was: a message
+        // written since (or a human taking it) voids the decision.
+        let unchanged = appended.conversation.status == ConversationStatus::Ai
+            && appended.conversation.last_seq == conversation.last_seq + 1;
+        if matches!(by, ResolvedBy::Ai | ResolvedBy::Auto) && !unchanged {
             return Ok(None);
         }
         events.push(Event::message_created(

@@ -23,6 +23,7 @@ pub mod ratings;
 pub mod responder;
 pub mod retag;
 pub mod streams;
+pub mod sweeper;
 pub mod tagger;
 pub mod tags;
 pub mod teams;

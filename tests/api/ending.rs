@@ -307,3 +307,153 @@ async fn the_ai_resolves_what_it_holds_agents_and_visitors_are_recorded_too() {
         "{by_reader}"
     );
 }
+
+/// Poll `conversation` as `token` until `done` holds of it (the database is the
+/// acknowledgement: the sweeper runs on its own clock).
+async fn until(
+    app: &TestApp,
+    token: &str,
+    conversation: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    tokio::time::timeout(crate::helpers::TIMEOUT, async {
+        loop {
+            let seen = app
+                .data(Some(token), ENDING, json!({ "c": conversation }))
+                .await["conversation"]
+                .clone();
+            if done(&seen) {
+                return seen;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    })
+    .await
+    .expect("the sweeper acts in time")
+}
+
+#[tokio::test]
+async fn a_silent_ai_chat_is_resolved_on_the_clock_even_after_a_restart() {
+    let (url, dir) = crate::helpers::fresh_database().await;
+    // The first server sweeps only when it starts, before there is anything to do.
+    let mut config = crate::helpers::test_config(&url);
+    config.sweep_every = std::time::Duration::from_secs(3600);
+    let first = TestApp::spawn_with(config.clone(), None).await;
+    let ws = first.workspace("Acme").await;
+    crate::handoffs::policy(&first, &ws, json!({ "autoResolveAfterSeconds": 1 })).await;
+    let (silent, visitor) = first.start_conversation(&ws, Some("hello?")).await;
+    let (with_humans, other) = first.start_conversation(&ws, Some("a person please")).await;
+    first.request_human(&other, &with_humans).await;
+    first.settle().await;
+    first.running.shutdown().await.expect("stops");
+
+    config.sweep_every = std::time::Duration::from_millis(50);
+    let second = TestApp::spawn_with(config, dir).await;
+    let ended = until(&second, &ws.admin_token, &silent, |c| {
+        c["status"] == "RESOLVED"
+    })
+    .await;
+    assert_eq!(ended["resolvedBy"], "AUTO");
+    let seen = messages(&thread(&second, &visitor, &silent).await);
+    let last = seen.last().expect("message");
+    assert_eq!(
+        (last["author"].as_str(), last["body"].as_str()),
+        (
+            Some("SYSTEM"),
+            Some(casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+        )
+    );
+    // Only the AI's conversations end on the clock.
+    let queued = second
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": with_humans }))
+        .await;
+    assert_eq!(queued["conversation"]["status"], "QUEUED");
+
+    // The visitor writes again: reopened, and resolved again once silent.
+    second.send(&visitor, &silent, "back again").await;
+    let again = until(&second, &ws.admin_token, &silent, |c| {
+        c["status"] == "RESOLVED" && c["resolvedBy"] == "AUTO"
+    })
+    .await;
+    assert!(again["resolvedAt"].is_string());
+    let notes = messages(&thread(&second, &visitor, &silent).await)
+        .iter()
+        .filter(|m| m["body"] == casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+        .count();
+    assert_eq!(notes, 2);
+}
+
+#[tokio::test]
+async fn a_null_auto_resolution_never_resolves() {
+    let (url, dir) = crate::helpers::fresh_database().await;
+    let mut config = crate::helpers::test_config(&url);
+    config.sweep_every = std::time::Duration::from_millis(20);
+    let app = TestApp::spawn_with(config, dir).await;
+    let ws = app.workspace("Acme").await;
+    let set = app
+        .data(
+            Some(&ws.admin_token),
+            "mutation { updateHandoffPolicy(input: { autoResolveAfterSeconds: null }) { autoResolveAfterSeconds maxUnhelpfulAnswers } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        set["updateHandoffPolicy"],
+        json!({ "autoResolveAfterSeconds": null, "maxUnhelpfulAnswers": 1 })
+    );
+    let (conversation, _) = app.start_conversation(&ws, Some("hello?")).await;
+    // Make it look silent for an hour, then let the sweeper look at it.
+    let hour_ago = casefile::entity::now_ms() - 3_600_000;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &app.running.state.db.writer,
+        &format!("UPDATE conversations SET updated_at = {hour_ago}"),
+    )
+    .await
+    .expect("aged");
+    assert_eq!(
+        casefile::domain::sweeper::sweep(&app.running.state)
+            .await
+            .expect("sweep"),
+        0
+    );
+    let seen = app
+        .data(Some(&ws.admin_token), ENDING, json!({ "c": conversation }))
+        .await;
+    assert_eq!(seen["conversation"]["status"], "AI");
+    let refused = app
+        .gql(
+            Some(&ws.admin_token),
+            "mutation { updateHandoffPolicy(input: { autoResolveAfterSeconds: 0 }) { autoResolveAfterSeconds } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&refused), "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CASEFILE_TEST_DATABASE_URL and run with --ignored"]
+async fn two_processes_resolve_a_silent_chat_once() {
+    crate::helpers::require_postgres();
+    let (url, _) = crate::helpers::fresh_database().await;
+    let mut config = crate::helpers::test_config(&url);
+    config.sweep_every = std::time::Duration::from_millis(10);
+    let one = TestApp::spawn_with(config.clone(), None).await;
+    let two = TestApp::spawn_with(config, None).await;
+    let ws = one.workspace("Acme").await;
+    let mut conversations = Vec::new();
+    for i in 0..10 {
+        conversations.push(one.start_conversation(&ws, Some(&format!("q{i}"))).await);
+    }
+    crate::handoffs::policy(&one, &ws, json!({ "autoResolveAfterSeconds": 1 })).await;
+    for (conversation, visitor) in &conversations {
+        until(&two, &ws.admin_token, conversation, |c| {
+            c["status"] == "RESOLVED"
+        })
+        .await;
+        let notes = messages(&thread(&one, visitor, conversation).await)
+            .iter()
+            .filter(|m| m["body"] == casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+            .count();
+        assert_eq!(notes, 1, "{conversation}");
+    }
+}
