@@ -1,6 +1,8 @@
 //! How conversations end: who resolved a conversation and when, the visitor's
 //! feedback on the AI's answers ("Did that answer your question?"), and agents'
-//! flags on answers that were wrong.
+//! flags on answers that were wrong. The digest's covering index on conversations
+//! carries `resolved_by` instead of `status` (AI resolutions are counted by who
+//! resolved).
 
 use sea_orm_migration::prelude::*;
 
@@ -40,6 +42,9 @@ impl MigrationTrait for Migration {
                 UNIQUE (message_id, agent_id))",
             "CREATE INDEX ix_answer_flags_workspace_created \
              ON answer_flags (workspace_id, created_at)",
+            "DROP INDEX IF EXISTS ix_conversations_workspace_id_created_at",
+            "CREATE INDEX ix_conversations_workspace_id_created_at \
+             ON conversations (workspace_id, created_at, resolved_by, team_id, id)",
         ] {
             conn.execute_unprepared(statement).await?;
         }
@@ -49,6 +54,9 @@ impl MigrationTrait for Migration {
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let conn = m.get_connection();
         for statement in [
+            "DROP INDEX IF EXISTS ix_conversations_workspace_id_created_at",
+            "CREATE INDEX ix_conversations_workspace_id_created_at \
+             ON conversations (workspace_id, created_at, status, team_id, id)",
             "DROP TABLE answer_flags",
             "DROP TABLE answer_feedback",
             "ALTER TABLE conversations DROP COLUMN resolved_at",

@@ -132,6 +132,8 @@ pub struct HandoffStats {
 pub struct HandedOff {
     pub conversations: i64,
     pub handoffs: i64,
+    /// Of the handed-off conversations, those the AI or the clock resolved since
+    /// (not AI-resolved: a human was involved).
     pub resolved: i64,
 }
 
@@ -154,7 +156,7 @@ pub async fn handoff_stats(
     let wanted = "k IN ((n + 1) / 2, (n + 2) / 2, (9 * n + 9) / 10)";
     let sql = format!(
         "WITH d AS MATERIALIZED (SELECT (c.created_at - ?) / ? AS bucket, \
-           c.id AS conversation_id, c.status AS status, h.reason AS reason, \
+           c.id AS conversation_id, c.resolved_by AS resolved_by, h.reason AS reason, \
            h.accepted_at - h.requested_at AS accept_ms, \
            h.resolved_at - h.requested_at AS resolve_ms \
            FROM handoffs h JOIN conversations c ON c.id = h.conversation_id WHERE {condition}) \
@@ -162,7 +164,7 @@ pub async fn handoff_stats(
          UNION ALL SELECT 'resolve', NULL, ms, k, n, NULL FROM {resolve} WHERE {wanted} \
          UNION ALL SELECT 'reason', reason, NULL, NULL, COUNT(*), NULL FROM d GROUP BY reason \
          UNION ALL SELECT 'bucket', NULL, bucket, COUNT(DISTINCT conversation_id), COUNT(*), \
-           COUNT(DISTINCT CASE WHEN status = 'RESOLVED' THEN conversation_id END) \
+           COUNT(DISTINCT CASE WHEN resolved_by IN ('AI', 'AUTO') THEN conversation_id END) \
            FROM d GROUP BY bucket",
         accept = ranked("accept_ms"),
         resolve = ranked("resolve_ms"),
@@ -327,9 +329,9 @@ pub async fn passes(
 }
 
 /// Counts per bucket of `bucket_ms`, from `cohort.from`, every bucket present:
-/// one pass over the cohort's conversations (how many, how many resolved; the
-/// AI-resolved ones are those less the handed-off ones, which [`with_handoffs`]
-/// takes from the handoff pass).
+/// one pass over the cohort's conversations (how many, how many resolved by the AI
+/// or the clock; the AI-resolved ones are those less the handed-off ones, which
+/// [`with_handoffs`] takes from the handoff pass).
 async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
     let buckets = ((cohort.to - cohort.from) + bucket_ms - 1) / bucket_ms;
     if buckets > MAX_BUCKETS {
@@ -341,7 +343,7 @@ async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT (c.created_at - ?) / ? AS bucket, COUNT(*) AS conversations, \
-         SUM(CASE WHEN c.status = 'RESOLVED' THEN 1 ELSE 0 END) AS resolved \
+         SUM(CASE WHEN c.resolved_by IN ('AI', 'AUTO') THEN 1 ELSE 0 END) AS resolved \
          FROM conversations c WHERE {condition} GROUP BY bucket ORDER BY bucket"
     );
     let mut all: Vec<Value> = vec![cohort.from.into(), bucket_ms.into()];
@@ -504,6 +506,95 @@ pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> App
         .map(|(_, conversation, _, body)| (conversation, body))
         .collect();
     Ok(group_questions(&newest))
+}
+
+/// The visitors' answers to "Did that answer your question?" in the cohort's
+/// conversations.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AnswerFeedback {
+    pub helpful: i64,
+    pub unhelpful: i64,
+}
+
+pub async fn answer_feedback(state: &AppState, cohort: &Cohort) -> AppResult<AnswerFeedback> {
+    let (condition, values) = cohort.condition();
+    let sql = format!(
+        "SELECT SUM(CASE WHEN f.helpful THEN 1 ELSE 0 END) AS helpful, \
+         SUM(CASE WHEN f.helpful THEN 0 ELSE 1 END) AS unhelpful \
+         FROM answer_feedback f JOIN conversations c ON c.id = f.conversation_id WHERE {condition}"
+    );
+    let mut feedback = AnswerFeedback::default();
+    if let Some(row) = rows(state, &sql, values).await?.first() {
+        feedback.helpful = int(row, "helpful")?;
+        feedback.unhelpful = int(row, "unhelpful")?;
+    }
+    Ok(feedback)
+}
+
+/// What visitors and agents said about the answers citing one article.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ArticleFeedback {
+    pub article_id: String,
+    pub title: String,
+    /// The AI answers citing the article that a visitor confirmed or an agent
+    /// flagged.
+    pub answers: i64,
+    pub helpful: i64,
+    pub unhelpful: i64,
+    /// Answers flagged as wrong (by one agent or more).
+    pub flagged: i64,
+}
+
+/// Per cited article, the feedback and flags on the cohort's AI answers citing
+/// it, worst first (unhelpful and flagged answers, then fewest helpful): the docs
+/// to fix. Only answers with feedback or a flag are read, so its cost follows
+/// what people said, not how much the AI answered.
+pub async fn article_feedback(
+    state: &AppState,
+    cohort: &Cohort,
+) -> AppResult<Vec<ArticleFeedback>> {
+    let (condition, values) = cohort.condition();
+    let sql = format!(
+        "SELECT m.id AS id, m.sources AS sources, \
+         (SELECT CAST(CASE WHEN f.helpful THEN 1 ELSE 0 END AS BIGINT) \
+           FROM answer_feedback f WHERE f.message_id = m.id) AS helpful, \
+         (SELECT COUNT(*) FROM answer_flags g WHERE g.message_id = m.id) AS flags \
+         FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+         WHERE {condition} AND m.id IN (SELECT message_id FROM answer_feedback WHERE workspace_id = ? \
+           UNION SELECT message_id FROM answer_flags WHERE workspace_id = ?)"
+    );
+    let mut all = values;
+    all.push(cohort.workspace_id.as_str().into());
+    all.push(cohort.workspace_id.as_str().into());
+    let mut by_article: std::collections::HashMap<String, ArticleFeedback> = Default::default();
+    for row in rows(state, &sql, all).await? {
+        let sources: String = row.try_get("", "sources")?;
+        let helpful: Option<bool> = row.try_get::<Option<i64>>("", "helpful")?.map(|h| h == 1);
+        let flagged = int(&row, "flags")? > 0;
+        let cited: Vec<super::responder::Source> =
+            serde_json::from_str(&sources).unwrap_or_default();
+        for source in cited {
+            let entry = by_article
+                .entry(source.article_id.clone())
+                .or_insert_with(|| ArticleFeedback {
+                    article_id: source.article_id,
+                    title: source.title,
+                    ..ArticleFeedback::default()
+                });
+            entry.answers += 1;
+            entry.helpful += i64::from(helpful == Some(true));
+            entry.unhelpful += i64::from(helpful == Some(false));
+            entry.flagged += i64::from(flagged);
+        }
+    }
+    let mut articles: Vec<ArticleFeedback> = by_article.into_values().collect();
+    articles.sort_by(|a, b| {
+        (b.unhelpful + b.flagged)
+            .cmp(&(a.unhelpful + a.flagged))
+            .then(a.helpful.cmp(&b.helpful))
+            .then(a.article_id.cmp(&b.article_id))
+    });
+    Ok(articles)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ const MAX_SOURCES: usize = 3;
 const MAX_PASSAGE: usize = 600;
 
 /// A cited article, as stored in a message's `sources`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
     pub article_id: String,

@@ -106,9 +106,39 @@ impl InsightsDigest {
         Ok(self.summary().await?.conversations)
     }
 
-    /// Of those, resolved without ever going to a human.
+    /// Of those, resolved by the AI (`resolvedBy: AI`: the visitor confirmed an
+    /// answer, or the AI resolved it) or by the clock (`AUTO`), without ever going
+    /// to a human. Conversations agents resolved are not counted.
     async fn ai_resolved(&self) -> async_graphql::Result<i64> {
         Ok(self.summary().await?.ai_resolved)
+    }
+
+    /// The visitors' answers to "Did that answer your question?" (`confirmAnswer`)
+    /// in the period's conversations.
+    async fn answer_feedback(&self) -> async_graphql::Result<AnswerFeedbackCounts> {
+        let counts = domain::insights::answer_feedback(&self.state, &self.cohort).await?;
+        Ok(AnswerFeedbackCounts {
+            helpful: counts.helpful,
+            unhelpful: counts.unhelpful,
+        })
+    }
+
+    /// Per cited article, what visitors and agents said about the AI answers citing
+    /// it in the period (the answers a visitor confirmed or an agent flagged),
+    /// worst first: the docs to fix.
+    async fn article_feedback(&self) -> async_graphql::Result<Vec<ArticleFeedback>> {
+        let articles = domain::insights::article_feedback(&self.state, &self.cohort).await?;
+        Ok(articles
+            .into_iter()
+            .map(|a| ArticleFeedback {
+                article_id: ID(a.article_id),
+                title: a.title,
+                answers: a.answers,
+                helpful: a.helpful,
+                unhelpful: a.unhelpful,
+                flagged: a.flagged,
+            })
+            .collect())
     }
 
     /// Handoffs of those conversations (any reason, take-overs included).
@@ -245,6 +275,27 @@ impl TopicInsight {
 }
 
 /// Handoffs for one reason.
+/// Helpful and unhelpful answers, as visitors said.
+#[derive(SimpleObject)]
+pub struct AnswerFeedbackCounts {
+    pub helpful: i64,
+    pub unhelpful: i64,
+}
+
+/// What was said about the AI answers citing one article.
+#[derive(SimpleObject)]
+pub struct ArticleFeedback {
+    pub article_id: ID,
+    /// The article's title when it was cited.
+    pub title: String,
+    /// AI answers citing it that a visitor confirmed or an agent flagged.
+    pub answers: i64,
+    pub helpful: i64,
+    pub unhelpful: i64,
+    /// Answers flagged as wrong by agents (`flagAnswer`).
+    pub flagged: i64,
+}
+
 #[derive(SimpleObject)]
 pub struct ReasonCount {
     pub reason: HandoffReason,

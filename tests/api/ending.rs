@@ -457,3 +457,112 @@ async fn two_processes_resolve_a_silent_chat_once() {
         assert_eq!(notes, 1, "{conversation}");
     }
 }
+
+#[tokio::test]
+async fn insights_count_feedback_and_flags_per_article_worst_first() {
+    let app = TestApp::spawn().await;
+    let ws = with_docs(&app).await;
+    let (_, agent) = app.agent(&ws, "Alex", "AGENT").await;
+    let ask = |question: &'static str| {
+        let (app, ws) = (&app, &ws);
+        async move {
+            let (conversation, visitor) = app.start_conversation(ws, Some(question)).await;
+            let answer = latest_answer(app, &visitor, &conversation).await;
+            (conversation, visitor, answer)
+        }
+    };
+    let (helped, helped_visitor, helped_answer) = ask("How do I schedule a draft?").await;
+    let (unhelped, unhelped_visitor, unhelped_answer) = ask("How do I upload images?").await;
+    let (_, _, wrong) = ask("How do I restore an older revision?").await;
+    let (_, _, wrong_again) = ask("Where do I restore a revision from History?").await;
+
+    app.data(
+        Some(&helped_visitor),
+        CONFIRM,
+        json!({ "c": helped, "m": helped_answer, "h": true }),
+    )
+    .await;
+    app.data(
+        Some(&unhelped_visitor),
+        CONFIRM,
+        json!({ "c": unhelped, "m": unhelped_answer, "h": false, "t": "not what I asked" }),
+    )
+    .await;
+    let flag = "mutation($m: ID!, $r: String!) { flagAnswer(messageId: $m, reason: $r) { reason agent { name } } }";
+    let flagged = app
+        .data(
+            Some(&agent),
+            flag,
+            json!({ "m": wrong, "r": "History moved to the toolbar" }),
+        )
+        .await;
+    assert_eq!(
+        flagged["flagAnswer"],
+        json!({ "reason": "History moved to the toolbar", "agent": { "name": "Alex" } })
+    );
+    app.data(
+        Some(&ws.admin_token),
+        flag,
+        json!({ "m": wrong_again, "r": "outdated" }),
+    )
+    .await;
+    let visitor_flag = app
+        .gql(
+            Some(&helped_visitor),
+            flag,
+            json!({ "m": helped_answer, "r": "x" }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&visitor_flag), "FORBIDDEN");
+
+    // The unhelpful answer handed the chat off: its case file shows the feedback.
+    let case = app
+        .data(
+            Some(&agent),
+            "query($c: ID!) { conversation(id: $c) { openHandoff { reason caseFile { aiAnswers { feedback { helpful comment } flags { reason } } } } } }",
+            json!({ "c": unhelped }),
+        )
+        .await;
+    let handoff = &case["conversation"]["openHandoff"];
+    assert_eq!(handoff["reason"], "UNRESOLVED");
+    assert_eq!(
+        handoff["caseFile"]["aiAnswers"][0]["feedback"],
+        json!({ "helpful": false, "comment": "not what I asked" })
+    );
+    let flags = app
+        .data(
+            Some(&agent),
+            "query($id: ID!) { node(id: $id) { ... on Message { flags { reason } } } }",
+            json!({ "id": wrong }),
+        )
+        .await;
+    assert_eq!(
+        flags["node"]["flags"],
+        json!([{ "reason": "History moved to the toolbar" }])
+    );
+
+    let now = chrono::Utc::now();
+    let digest = app
+        .data(
+            Some(&ws.admin_token),
+            "query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) { aiResolved \
+             answerFeedback { helpful unhelpful } \
+             articleFeedback { title answers helpful unhelpful flagged } } }",
+            json!({ "f": (now - chrono::Duration::hours(1)).to_rfc3339(), "t": (now + chrono::Duration::hours(1)).to_rfc3339() }),
+        )
+        .await["insights"]
+        .clone();
+    assert_eq!(digest["aiResolved"], 1, "the confirmed one");
+    assert_eq!(
+        digest["answerFeedback"],
+        json!({ "helpful": 1, "unhelpful": 1 })
+    );
+    assert_eq!(
+        digest["articleFeedback"],
+        json!([
+            { "title": "Revisions", "answers": 2, "helpful": 0, "unhelpful": 0, "flagged": 2 },
+            { "title": "Uploading to the media library", "answers": 1, "helpful": 0, "unhelpful": 1, "flagged": 0 },
+            { "title": "Scheduling drafts", "answers": 1, "helpful": 1, "unhelpful": 0, "flagged": 0 },
+        ])
+    );
+}

@@ -273,14 +273,21 @@ async fn the_digest_matches_a_fixture_computed_by_hand() {
         );
     }
     let id = |i: usize| c[i].0.clone();
-    // c0, c1: resolved by the AI (no handoff).
+    // c0, c1: resolved by the AI (no handoff); c5: by an agent, which is not the AI's.
+    let ai = app.api_key(&ws, "AI_WRITE").await;
     for i in [0, 1] {
-        mutate(
+        app.data(
+            Some(&ai),
             "mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }",
             json!({ "c": id(i) }),
         )
         .await;
     }
+    mutate(
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }",
+        json!({ "c": id(5) }),
+    )
+    .await;
     // c2, c3, c4 handed off (visitor, policy, low confidence); c6 handed off last period.
     app.data(
         Some(&c[2].1),
