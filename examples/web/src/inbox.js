@@ -9,7 +9,7 @@ let client;
 const rows = new Map(); // conversation id → row data
 let openSubscriptions = [];
 
-const ROW = `id status updatedAt lead { name email verified } assignee { id name } team { id name }
+const ROW = `id status resolvedBy updatedAt lead { name email verified } assignee { id name } team { id name }
   lastMessage { author body } tags { tag { id label } source } openHandoff { id reason status }`;
 const CASE = `id reason status requestedAt team { name } acceptedBy { name } conversation { id }
   caseFile { summary question attempts context lead { name email company fields }
@@ -31,7 +31,7 @@ function drawList() {
   $('conversations').replaceChildren(...list.map((c) => el('li', {
     class: `row ${c.id === session.open ? 'open' : ''}`, 'data-id': c.id, onclick: () => openConversation(c.id),
   },
-  el('span', { class: `status ${c.status.toLowerCase()}` }, c.status),
+  el('span', { class: `status ${c.status.toLowerCase()}` }, statusText(c)),
   el('strong', {}, c.lead?.name ?? c.lead?.email ?? 'Visitor'),
   c.lead?.verified ? el('span', { class: 'verified', title: 'Email and name verified by the site' }, 'verified') : null,
   el('span', { class: 'preview' }, c.lastMessage ? `${c.lastMessage.author.toLowerCase()}: ${c.lastMessage.body.slice(0, 80)}` : ''),
@@ -61,8 +61,15 @@ async function loadList() {
   }, (e) => banner(e.message)) });
 }
 
+// A resolved conversation says who resolved it: the AI, an agent, the visitor, or the
+// clock (a silent AI chat).
+function statusText(c) {
+  const by = { AI: 'by the AI', AGENT: 'by an agent', VISITOR: 'by the visitor', AUTO: 'after silence' }[c.resolvedBy];
+  return c.status === 'RESOLVED' && by ? `RESOLVED ${by}` : c.status;
+}
+
 function drawHead(c) {
-  $('v-status').textContent = c.status;
+  $('v-status').textContent = statusText(c);
   $('v-status').className = `status ${c.status.toLowerCase()}`;
   $('v-lead').textContent = [c.lead?.name, c.lead?.email, c.assignee ? `· ${c.assignee.name}` : null].filter(Boolean).join(' ');
   $('v-tags').replaceChildren(...c.tags.map((t) => el('span', { class: 'chip' }, t.tag.label)));

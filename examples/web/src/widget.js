@@ -36,11 +36,35 @@ function render(message) {
       ? el('ul', { class: 'sources' }, message.sources.map((s) => el('li', {}, el('a', { href: s.url, target: '_blank', rel: 'noopener' }, s.title))))
       : null);
   if (message.author === 'AGENT') $('who').textContent = `${message.agent?.name ?? 'An agent'} from Inkwell`;
+  if (message.author === 'AI' && message.id) askIfItHelped(item, message);
+  // Only the AI's latest answer asks; anything said after it ends the question.
+  if (message.seq === Math.max(message.seq, state.lastSeq)) {
+    for (const old of document.querySelectorAll('.confirm')) if (!item.contains(old)) old.remove();
+  }
   const later = [...shown.keys()].filter((seq) => seq > message.seq).sort((a, b) => a - b)[0];
   $('messages').insertBefore(item, later === undefined ? null : shown.get(later));
   shown.set(message.seq, item);
   state.lastSeq = Math.max(state.lastSeq, message.seq);
   item.scrollIntoView({ block: 'end' });
+}
+
+// "Did that answer your question?" under the AI's latest answer: yes resolves the
+// chat as answered by the AI; no tells the AI, which hands the chat to a person
+// when the workspace's policy says so.
+function askIfItHelped(item, message) {
+  const answer = (helpful) => async () => {
+    try {
+      await gql(`mutation($c: ID!, $m: ID!, $h: Boolean!) { confirmAnswer(conversationId: $c, messageId: $m, helpful: $h) { status } }`,
+        { c: state.conversationId, m: message.id, h: helpful }, state.token);
+      ask.replaceChildren(helpful ? 'Glad it helped.' : 'Thanks for telling us.');
+    } catch (error) {
+      showError(error);
+    }
+  };
+  const ask = el('div', { class: 'confirm' }, 'Did that answer your question? ',
+    el('button', { type: 'button', class: 'yes', onclick: answer(true) }, 'Yes'),
+    el('button', { type: 'button', class: 'no', onclick: answer(false) }, 'No'));
+  item.append(ask);
 }
 
 function connect() {
@@ -49,7 +73,7 @@ function connect() {
   // after the last message shown is replayed.
   subscribe(client, {
     query: `subscription($c: ID!, $after: Int) { messages(conversationId: $c, afterSeq: $after) {
-      seq author body agent { name } sources { title url } } }`,
+      id seq author body agent { name } sources { title url } } }`,
     get variables() { return { c: state.conversationId, after: state.lastSeq }; },
   }, (data) => render(data.messages), showError);
   subscribe(client, {

@@ -2,7 +2,9 @@
 // and sees the cited answer, asks for a person; an agent in a second browser
 // context sees the escalation arrive live, accepts and replies; the visitor sees
 // the reply and the agent's name; a reload of the widget shows the whole thread
-// once. Any failed step saves a screenshot in test-results/ and exits non-zero.
+// once; a visitor who says the AI's answer helped sees the chat end, resolved by
+// the AI in the inbox. Any failed step saves a screenshot in test-results/ and
+// exits non-zero.
 // On success it refreshes the README's screenshots in docs/screenshots/.
 //
 // Run: npm run build && node test/e2e.mjs   (CASEFILE_BIN picks the server binary;
@@ -52,9 +54,11 @@ const agent = await agentContext.newPage();
 for (const page of [visitor, agent]) page.on('pageerror', (error) => console.error(`page error: ${error.message}`));
 
 let current = 'start';
+let passed = 0;
 async function step(name, action) {
   current = name;
   await action();
+  passed += 1;
   console.log(`ok - ${name}`);
 }
 
@@ -126,20 +130,32 @@ try {
     await agent.locator('.row', { hasText: 'Kim Lee' }).locator('.verified').waitFor({ timeout: 15_000 });
   });
 
+  await step('a visitor says the answer helped: the chat is resolved by the AI', async () => {
+    const page = await (await browser.newContext()).newPage();
+    await page.goto(widgetUrl);
+    await page.fill('#input', 'How do I schedule a draft to publish later?');
+    await page.click('#composer button[type=submit]');
+    const ask = page.locator('.message.ai .confirm', { hasText: 'Did that answer your question?' });
+    await ask.waitFor({ timeout: 15_000 });
+    await ask.locator('button.yes').click();
+    await page.locator('.message.system', { hasText: 'Glad that helped!' }).waitFor({ timeout: 15_000 });
+    await agent.locator('.row .status', { hasText: 'RESOLVED by the AI' }).first().waitFor({ timeout: 15_000 });
+  });
+
   await step('screenshots for the README', async () => {
     await visitor.screenshot({ path: join(root, 'docs/screenshots/widget.png') });
-    await agent.locator('.row').first().click();
+    await agent.locator('.row', { has: agent.locator('.status.human') }).first().click();
     await agent.waitForTimeout(300);
     await agent.screenshot({ path: join(root, 'docs/screenshots/inbox.png') });
   });
-  console.log('browser: 7 passed, 0 failed');
+  console.log(`browser: ${passed} passed, 0 failed`);
 } catch (error) {
   console.error(`not ok - ${current}: ${error.message}`);
   const slug = current.replace(/[^a-z]+/gi, '-').slice(0, 60);
   await visitor.screenshot({ path: join(results, `failure-${slug}-visitor.png`) }).catch(() => {});
   await agent.screenshot({ path: join(results, `failure-${slug}-agent.png`) }).catch(() => {});
   console.error(`screenshots in ${results}`);
-  console.log('browser: 0 passed, 1 failed');
+  console.log(`browser: ${passed} passed, 1 failed`);
   process.exitCode = 1;
 } finally {
   await browser.close();
