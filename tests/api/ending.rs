@@ -207,42 +207,19 @@ async fn only_the_visitor_confirms_and_only_an_ai_answer_of_its_chat() {
         .await;
     let other_answer = latest_answer(&app, &other_visitor, &other).await;
 
-    let by_agent = app
-        .gql(
-            Some(&ws.admin_token),
-            CONFIRM,
-            json!({ "c": conversation, "m": answer, "h": true }),
-        )
-        .await;
-    assert_eq!(
-        crate::helpers::error_code(&by_agent),
-        "FORBIDDEN",
-        "{by_agent}"
-    );
-    let foreign = app
-        .gql(
-            Some(&visitor),
-            CONFIRM,
-            json!({ "c": conversation, "m": other_answer, "h": true }),
-        )
-        .await;
-    assert_eq!(
-        crate::helpers::error_code(&foreign),
-        "NOT_FOUND",
-        "{foreign}"
-    );
-    let into_other = app
-        .gql(
-            Some(&visitor),
-            CONFIRM,
-            json!({ "c": other, "m": other_answer, "h": true }),
-        )
-        .await;
-    assert_eq!(
-        crate::helpers::error_code(&into_other),
-        "NOT_FOUND",
-        "{into_other}"
-    );
+    for (token, c, m, code) in [
+        // Agents flag answers; they do not answer for the visitor.
+        (&ws.admin_token, &conversation, &answer, "FORBIDDEN"),
+        // Another conversation's answer, through this one.
+        (&visitor, &conversation, &other_answer, "NOT_FOUND"),
+        // Another visitor's conversation.
+        (&visitor, &other, &other_answer, "NOT_FOUND"),
+    ] {
+        let body = app
+            .gql(Some(token), CONFIRM, json!({ "c": c, "m": m, "h": true }))
+            .await;
+        assert_eq!(crate::helpers::error_code(&body), code, "{body}");
+    }
     let status = app
         .data(Some(&ws.admin_token), ENDING, json!({ "c": other }))
         .await;
