@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod cost;
 pub mod events;
 pub mod handoffs;
+pub mod hours;
 pub mod inline;
 pub mod insights;
 pub mod knowledge;

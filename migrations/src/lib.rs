@@ -16,6 +16,7 @@ mod m20261130_000007_event_log;
 mod m20261130_000008_inbox_indexes;
 mod m20261130_000009_insight_covering_indexes;
 mod m20261130_000010_conversation_endings;
+mod m20261130_000011_business_hours;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_inbox_indexes::Migration),
             Box::new(m20261130_000009_insight_covering_indexes::Migration),
             Box::new(m20261130_000010_conversation_endings::Migration),
+            Box::new(m20261130_000011_business_hours::Migration),
         ]
     }
 }

@@ -207,6 +207,7 @@ mod tests {
             accepted_at: None,
             resolved_at: None,
             cancelled_at: None,
+            out_of_hours: false,
         };
         let answer = message::Model {
             id: "m2".into(),

@@ -169,6 +169,16 @@ pub async fn request(
     let policy = HandoffPolicy::parse(&workspace.handoff_policy);
     let team = route(conversation, &workspace, &applied);
     let now = now_ms();
+    // Outside the team's hours the handoff still waits for it, and the visitor is
+    // told when the team is back.
+    let hours = match &team {
+        Some(id) => super::teams::cached(state, &conversation.workspace_id, id)
+            .await?
+            .business_hours(),
+        None => None,
+    };
+    let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+    let away = hours.filter(|hours| !super::hours::is_open(hours, at));
     let txn = state.db.writer.begin().await?;
     let inserted = handoff::ActiveModel {
         id: Set(new_id(Kind::Handoff)),
@@ -184,6 +194,7 @@ pub async fn request(
         accepted_at: Set(None),
         resolved_at: Set(None),
         cancelled_at: Set(None),
+        out_of_hours: Set(away.is_some()),
     }
     .insert(&txn)
     .await;
@@ -207,12 +218,21 @@ pub async fn request(
         false,
     )
     .await?;
+    let first = match &away {
+        Some(hours) => {
+            let visitor_zone = serde_json::from_str::<serde_json::Value>(&conversation.context)
+                .ok()
+                .and_then(|context| context["timeZone"].as_str().map(str::to_owned));
+            super::hours::back_message(hours, at, visitor_zone.as_deref())
+        }
+        None => "A person from the team will join shortly.".to_owned(),
+    };
     let mut messages = vec![
         append(
             &txn,
             &conversation.workspace_id,
             &conversation.id,
-            system("A person from the team will join shortly.".to_owned()),
+            system(first),
         )
         .await?,
     ];
@@ -508,6 +528,7 @@ pub async fn take_over(
         accepted_at: Set(Some(now)),
         resolved_at: Set(None),
         cancelled_at: Set(None),
+        out_of_hours: Set(false),
     }
     .insert(&txn)
     .await

@@ -508,6 +508,20 @@ pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> App
     Ok(group_questions(&newest))
 }
 
+/// Handoffs of the cohort's conversations requested outside their team's
+/// business hours.
+pub async fn out_of_hours_handoffs(state: &AppState, cohort: &Cohort) -> AppResult<i64> {
+    let (condition, values) = cohort.condition();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM handoffs h JOIN conversations c ON c.id = h.conversation_id \
+         WHERE h.out_of_hours = TRUE AND {condition}"
+    );
+    match rows(state, &sql, values).await?.first() {
+        Some(row) => int(row, "n"),
+        None => Ok(0),
+    }
+}
+
 /// The visitors' answers to "Did that answer your question?" in the cohort's
 /// conversations.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -11,6 +11,7 @@ pub mod conversations;
 pub mod feed;
 pub mod feedback;
 pub mod handoffs;
+pub mod hours;
 pub mod identity;
 pub mod insights;
 pub mod knowledge;

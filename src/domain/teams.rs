@@ -5,6 +5,7 @@ use sea_orm::{
 };
 
 use crate::auth::AgentPrincipal;
+use crate::entity::team::BusinessHours;
 use crate::entity::{agent, now_ms, team, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -41,6 +42,7 @@ pub async fn create(
         workspace_id: Set(ws.clone()),
         name: Set(name),
         created_at: Set(now_ms()),
+        business_hours: Set(None),
     }
     .insert(&txn)
     .await
@@ -70,6 +72,55 @@ pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<team::M
         .order_by_asc(team::Column::Id)
         .all(&state.db.reader)
         .await?)
+}
+
+/// A team as read at most the cache's TTL ago (see `AppState::teams`).
+pub async fn cached(state: &AppState, workspace_id: &str, id: &str) -> AppResult<team::Model> {
+    if let Some(team) = state
+        .teams
+        .get(id)
+        .filter(|t| t.workspace_id == workspace_id)
+    {
+        return Ok(team);
+    }
+    let team = get(state, workspace_id, id).await?;
+    state.teams.put(team.id.clone(), team.clone());
+    Ok(team)
+}
+
+/// What `updateTeam` changes; `None` leaves a value as it is.
+pub struct TeamUpdate<'a> {
+    pub name: Option<&'a str>,
+    /// `Some(None)`: always open.
+    pub business_hours: Option<Option<BusinessHours>>,
+}
+
+/// Change a team's name or business hours. Owners and admins only (the caller
+/// checks the role).
+pub async fn update(
+    state: &AppState,
+    admin: &AgentPrincipal,
+    id: &str,
+    change: TeamUpdate<'_>,
+) -> AppResult<team::Model> {
+    let current = get(state, &admin.workspace_id, id).await?;
+    let mut model: team::ActiveModel = current.into();
+    if let Some(name) = change.name {
+        model.name = Set(validate::short("name", name)?);
+    }
+    if let Some(hours) = change.business_hours {
+        model.business_hours = Set(hours.map(|h| serde_json::to_string(&h)).transpose()?);
+    }
+    let team = model.update(&state.db.writer).await.map_err(|err| {
+        if is_unique_violation(&err) {
+            AppError::conflict("a team with this name already exists")
+        } else {
+            err.into()
+        }
+    })?;
+    state.teams.put(team.id.clone(), team.clone());
+    state.agent_teams.clear();
+    Ok(team)
 }
 
 pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<team::Model> {

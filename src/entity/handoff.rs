@@ -19,6 +19,9 @@ pub struct Model {
     pub accepted_at: Option<i64>,
     pub resolved_at: Option<i64>,
     pub cancelled_at: Option<i64>,
+    /// Requested outside its team's business hours.
+    #[serde(default, deserialize_with = "super::bool_or_int")]
+    pub out_of_hours: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,4 +1,5 @@
 use sea_orm::entity::prelude::*;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "teams")]
@@ -8,6 +9,42 @@ pub struct Model {
     pub workspace_id: String,
     pub name: String,
     pub created_at: i64,
+    /// [`BusinessHours`] as JSON; `None` means always open. Read it with
+    /// [`Model::business_hours`].
+    pub business_hours: Option<String>,
+}
+
+impl Model {
+    /// When the team answers; `None` means always open (also for a stored value
+    /// this version cannot read, which is never written: input is checked).
+    pub fn business_hours(&self) -> Option<BusinessHours> {
+        self.business_hours
+            .as_deref()
+            .and_then(|json| serde_json::from_str(json).ok())
+    }
+}
+
+/// When a team answers, in its own time zone. Checked when set
+/// (`domain::hours::check`): a known IANA zone, each interval opening before it
+/// closes on its day.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusinessHours {
+    /// IANA name, e.g. `Europe/Berlin`.
+    pub time_zone: String,
+    pub intervals: Vec<Interval>,
+    /// Whole days closed, in the team's time zone (`YYYY-MM-DD`).
+    pub holidays: Vec<chrono::NaiveDate>,
+}
+
+/// Open on `weekday` from `opens` to `closes`, minutes after midnight (`closes`
+/// may be 1440, midnight at the day's end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interval {
+    pub weekday: super::Weekday,
+    pub opens: u16,
+    pub closes: u16,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

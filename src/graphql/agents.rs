@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+
+use super::hours::{BusinessHoursInput, BusinessHoursView};
 
 use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
@@ -115,6 +117,22 @@ impl Team {
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.created_at)
     }
+
+    /// When the team answers, in its time zone; `null` means always open. A
+    /// handoff outside them is marked `outOfHours`, and the visitor is told when
+    /// the team is back.
+    async fn business_hours(&self) -> Option<BusinessHoursView> {
+        self.0.business_hours().map(BusinessHoursView)
+    }
+}
+
+/// Changes to a team; absent fields stay as they are.
+#[derive(InputObject)]
+pub struct UpdateTeamInput {
+    pub team_id: ID,
+    pub name: Option<String>,
+    /// `null`: always open.
+    pub business_hours: MaybeUndefined<BusinessHoursInput>,
 }
 
 #[derive(Default)]
@@ -302,6 +320,26 @@ impl AgentMutation {
             expires_at: token.expires_at,
             agent: Agent::from(agent),
         })
+    }
+
+    /// Change a team's name or business hours. Owners and admins only.
+    async fn update_team(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateTeamInput,
+    ) -> async_graphql::Result<Team> {
+        let admin = ctx.principal()?.admin()?;
+        let business_hours = match &input.business_hours {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(hours) => Some(Some(hours.check()?)),
+        };
+        let change = domain::teams::TeamUpdate {
+            name: input.name.as_deref(),
+            business_hours,
+        };
+        let team = domain::teams::update(ctx.state(), admin, &input.team_id, change).await?;
+        Ok(Team::from(team))
     }
 
     /// Create a team. Owners and admins only.

@@ -105,6 +105,12 @@ impl Handoff {
         Ok(Conversation(Arc::unwrap_or_clone(conversation)))
     }
 
+    /// Requested outside its team's business hours (the visitor was told when the
+    /// team is back).
+    async fn out_of_hours(&self) -> bool {
+        self.model.out_of_hours
+    }
+
     async fn reason(&self) -> HandoffReason {
         self.model.reason
     }

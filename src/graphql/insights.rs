@@ -113,6 +113,11 @@ impl InsightsDigest {
         Ok(self.summary().await?.ai_resolved)
     }
 
+    /// Handoffs requested outside their team's business hours.
+    async fn out_of_hours_handoffs(&self) -> async_graphql::Result<i64> {
+        Ok(domain::insights::out_of_hours_handoffs(&self.state, &self.cohort).await?)
+    }
+
     /// The visitors' answers to "Did that answer your question?" (`confirmAnswer`)
     /// in the period's conversations.
     async fn answer_feedback(&self) -> async_graphql::Result<AnswerFeedbackCounts> {

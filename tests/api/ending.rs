@@ -543,3 +543,150 @@ async fn insights_count_feedback_and_flags_per_article_worst_first() {
         ])
     );
 }
+
+#[tokio::test]
+async fn outside_business_hours_a_handoff_waits_and_the_visitor_is_told_when_the_team_is_back() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let team = app
+        .data(
+            Some(&ws.admin_token),
+            "mutation { createTeam(input: { name: \"Support\" }) { id } }",
+            json!({}),
+        )
+        .await["createTeam"]["id"]
+        .clone();
+    app.data(
+        Some(&ws.admin_token),
+        "mutation($t: ID!) { updateWorkspace(input: { defaultTeamId: $t }) { id } }",
+        json!({ "t": team }),
+    )
+    .await;
+    // Open only tomorrow, 09:00 to 17:30 UTC: closed now.
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    let weekday = tomorrow.format("%A").to_string().to_uppercase();
+    let update = "mutation($i: UpdateTeamInput!) { updateTeam(input: $i) { name businessHours { \
+        timeZone intervals { weekday opens closes } holidays openNow nextOpenAt } } }";
+    let set = app
+        .data(
+            Some(&ws.admin_token),
+            update,
+            json!({ "i": { "teamId": team, "businessHours": { "timeZone": "UTC",
+                "intervals": [{ "weekday": weekday, "opens": "09:00", "closes": "17:30" }],
+                "holidays": ["2026-12-25"] } } }),
+        )
+        .await["updateTeam"]
+        .clone();
+    assert_eq!(set["name"], "Support");
+    let hours = &set["businessHours"];
+    assert_eq!(
+        (&hours["intervals"], &hours["holidays"], &hours["openNow"]),
+        (
+            &json!([{ "weekday": weekday, "opens": "09:00", "closes": "17:30" }]),
+            &json!(["2026-12-25"]),
+            &json!(false)
+        )
+    );
+    let opens = tomorrow.and_hms_opt(9, 0, 0).expect("time").and_utc();
+    let next: chrono::DateTime<chrono::Utc> = hours["nextOpenAt"]
+        .as_str()
+        .expect("nextOpenAt")
+        .parse()
+        .expect("a time");
+    assert_eq!(next, opens);
+
+    // A visitor in Tokyo asks for a person at night.
+    let started = app
+        .data(
+            None,
+            "mutation($i: StartConversationInput!) { startConversation(input: $i) { conversation { id } visitorToken } }",
+            json!({ "i": { "widgetKey": ws.widget_key, "message": "hello", "context": { "timeZone": "Asia/Tokyo" } } }),
+        )
+        .await["startConversation"]
+        .clone();
+    let conversation = started["conversation"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let visitor = started["visitorToken"].as_str().expect("token").to_owned();
+    app.settle().await;
+    let handoff = app
+        .data(
+            Some(&visitor),
+            "mutation($c: ID!) { requestHuman(conversationId: $c) { status outOfHours team { id } } }",
+            json!({ "c": conversation }),
+        )
+        .await["requestHuman"]
+        .clone();
+    assert_eq!(
+        handoff,
+        json!({ "status": "REQUESTED", "outOfHours": true, "team": { "id": team } })
+    );
+    let seen = messages(&thread(&app, &visitor, &conversation).await);
+    let told: Vec<&str> = seen
+        .iter()
+        .filter(|m| m["author"] == "SYSTEM")
+        .filter_map(|m| m["body"].as_str())
+        .collect();
+    assert!(
+        told[0].starts_with("Our team is away right now and back on")
+            && told[0].contains("at 18:00 (your time)"),
+        "09:00 UTC is 18:00 in Tokyo: {told:?}"
+    );
+    assert!(told[1].contains("leave your email address"), "{told:?}");
+
+    let now = chrono::Utc::now();
+    let digest = app
+        .data(
+            Some(&ws.admin_token),
+            "query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) { handoffs outOfHoursHandoffs } }",
+            json!({ "f": (now - chrono::Duration::hours(1)).to_rfc3339(), "t": (now + chrono::Duration::hours(1)).to_rfc3339() }),
+        )
+        .await;
+    assert_eq!(
+        digest["insights"],
+        json!({ "handoffs": 1, "outOfHoursHandoffs": 1 })
+    );
+
+    // Always open again: the next handoff is in hours.
+    app.data(
+        Some(&ws.admin_token),
+        update,
+        json!({ "i": { "teamId": team, "businessHours": null } }),
+    )
+    .await;
+    let (other, other_visitor) = app.start_conversation(&ws, Some("hi")).await;
+    let in_hours = app
+        .data(
+            Some(&other_visitor),
+            "mutation($c: ID!) { requestHuman(conversationId: $c) { outOfHours } }",
+            json!({ "c": other }),
+        )
+        .await;
+    assert_eq!(in_hours["requestHuman"]["outOfHours"], false);
+
+    // Bad hours are refused, naming the field; agents cannot change teams.
+    let bad = app
+        .gql(
+            Some(&ws.admin_token),
+            update,
+            json!({ "i": { "teamId": team, "businessHours": { "timeZone": "Mars/Base", "intervals": [] } } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&bad), "BAD_USER_INPUT", "{bad}");
+    assert!(
+        bad["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Mars/Base")),
+        "{bad}"
+    );
+    let (_, agent) = app.agent(&ws, "Alex", "AGENT").await;
+    let forbidden = app
+        .gql(
+            Some(&agent),
+            update,
+            json!({ "i": { "teamId": team, "name": "Mine" } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&forbidden), "FORBIDDEN");
+}
