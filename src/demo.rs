@@ -10,11 +10,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::AgentPrincipal;
 use crate::domain::agents::NewAgent;
+use crate::domain::hours::IntervalInput;
 use crate::domain::knowledge::{ArticleInput, parse_file};
 use crate::domain::leads::LeadFieldDefinition;
 use crate::domain::tags::TagInput;
 use crate::domain::{self};
-use crate::entity::{LeadFieldType, Role, agent, setting, workspace};
+use crate::entity::{LeadFieldType, Role, Weekday, agent, setting, workspace};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -265,6 +266,28 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
     let mut teams = Vec::new();
     for name in ["Content Support", "Accounts & Billing"] {
         teams.push(domain::teams::create(state, &admin, name, &[]).await?);
+    }
+    // Billing answers on weekdays, Berlin office hours: a handoff to it at night
+    // shows the visitor when the team is back.
+    if let Some(billing) = teams.iter_mut().find(|t| t.name == "Accounts & Billing") {
+        let weekdays = [
+            Weekday::Monday,
+            Weekday::Tuesday,
+            Weekday::Wednesday,
+            Weekday::Thursday,
+            Weekday::Friday,
+        ]
+        .map(|weekday| IntervalInput {
+            weekday,
+            opens: "09:00",
+            closes: "17:30",
+        });
+        let hours = domain::hours::check("Europe/Berlin", &weekdays, &[])?;
+        let change = domain::teams::TeamUpdate {
+            name: None,
+            business_hours: Some(Some(hours)),
+        };
+        *billing = domain::teams::update(state, &admin, &billing.id.clone(), change).await?;
     }
     let team_id = |name: &str| teams.iter().find(|t| t.name == name).map(|t| t.id.clone());
     for (name, email, team) in AGENTS {

@@ -170,7 +170,7 @@ async fn the_demo_workspace_is_seeded_once_with_docs_tags_teams_and_lead_fields(
     assert_eq!(crate::helpers::error_code(&fixed), "UNAUTHENTICATED");
     let token = &first.people[0].4;
     let data = app
-        .data(Some(token), "{ articles { totalCount } tags { slug team { name } } teams { name } leadFields { key } }", json!({}))
+        .data(Some(token), "{ articles { totalCount } tags { slug team { name } } teams { name businessHours { timeZone intervals { weekday } } } leadFields { key } }", json!({}))
         .await;
     assert!(data["articles"]["totalCount"].as_i64().expect("count") >= 15);
     let teams: Vec<&str> = data["teams"]
@@ -180,6 +180,18 @@ async fn the_demo_workspace_is_seeded_once_with_docs_tags_teams_and_lead_fields(
         .map(|t| t["name"].as_str().expect("name"))
         .collect();
     assert_eq!(teams, ["Content Support", "Accounts & Billing"]);
+    // Billing keeps Berlin office hours on weekdays; content support is always open.
+    assert_eq!(data["teams"][0]["businessHours"], json!(null));
+    assert_eq!(
+        data["teams"][1]["businessHours"]["timeZone"],
+        "Europe/Berlin"
+    );
+    assert_eq!(
+        data["teams"][1]["businessHours"]["intervals"]
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
     let keys: Vec<&str> = data["leadFields"]
         .as_array()
         .expect("fields")
