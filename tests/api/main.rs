@@ -28,5 +28,6 @@ mod plans;
 mod platform;
 mod scope_table;
 mod scopes;
+mod upgrade;
 mod webhooks;
 mod writes;

@@ -1,0 +1,69 @@
+//! Upgrading a database that holds data: the migrations of issue 15 (010, 011)
+//! roll back and forward on a file written by the server, and what they fill in
+//! for existing rows is right.
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::json;
+
+use crate::helpers::{TestApp, fresh_database, test_config};
+
+/// Migrations that came with conversation endings and business hours.
+const NEW: u32 = 2;
+
+#[tokio::test]
+async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
+    let (url, dir) = fresh_database().await;
+    let config = test_config(&url);
+    let app = TestApp::spawn_with(config.clone(), None).await;
+    let ws = app.workspace("Acme").await;
+    let (resolved, _) = app.start_conversation(&ws, Some("done")).await;
+    let (open, visitor) = app.start_conversation(&ws, Some("still open")).await;
+    app.data(
+        Some(&ws.admin_token),
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }",
+        json!({ "c": resolved }),
+    )
+    .await;
+    app.request_human(&visitor, &open).await;
+    app.running.shutdown().await.expect("stops");
+
+    // Back to the schema before them, as a server of the previous release left it.
+    let db = Database::connect(url.as_str()).await.expect("connect");
+    Migrator::down(&db, Some(NEW)).await.expect("roll back");
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT COUNT(*) AS n FROM conversations WHERE status = 'RESOLVED'",
+        ))
+        .await
+        .expect("query")
+        .expect("a row");
+    let resolved_rows: i64 = row.try_get("", "n").expect("n");
+    assert_eq!(resolved_rows, 1, "the data outlives the roll-back");
+    let gone = db
+        .execute_unprepared("SELECT resolved_by FROM conversations")
+        .await;
+    assert!(gone.is_err(), "the roll-back removed the column");
+    db.close().await.expect("close");
+
+    // The new server migrates it forward on start.
+    let app = TestApp::spawn_with(config, dir).await;
+    let read = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt openHandoff { outOfHours } } }";
+    let before = app
+        .data(Some(&ws.admin_token), read, json!({ "c": resolved }))
+        .await;
+    assert_eq!(before["conversation"]["status"], "RESOLVED");
+    assert_eq!(
+        before["conversation"]["resolvedBy"], "AGENT",
+        "only agents resolved conversations before"
+    );
+    assert!(before["conversation"]["resolvedAt"].is_string());
+    let waiting = app
+        .data(Some(&ws.admin_token), read, json!({ "c": open }))
+        .await;
+    assert_eq!(
+        waiting["conversation"],
+        json!({ "status": "QUEUED", "resolvedBy": null, "resolvedAt": null, "openHandoff": { "outOfHours": false } })
+    );
+}
