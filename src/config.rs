@@ -199,6 +199,11 @@ pub struct Config {
     #[arg(long, global = true, env = "CASEFILE_SWEEP_EVERY", default_value = "15s", value_parser = humantime::parse_duration)]
     pub sweep_every: Duration,
 
+    /// How long an agent may be without an open socket before it counts as
+    /// `OFFLINE` whatever availability it set.
+    #[arg(long, global = true, env = "CASEFILE_PRESENCE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub presence_timeout: Duration,
+
     #[command(flatten)]
     pub limits: Limits,
 }

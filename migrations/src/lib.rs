@@ -17,6 +17,7 @@ mod m20261130_000008_inbox_indexes;
 mod m20261130_000009_insight_covering_indexes;
 mod m20261130_000010_conversation_endings;
 mod m20261130_000011_business_hours;
+mod m20261130_000012_agent_presence;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_insight_covering_indexes::Migration),
             Box::new(m20261130_000010_conversation_endings::Migration),
             Box::new(m20261130_000011_business_hours::Migration),
+            Box::new(m20261130_000012_agent_presence::Migration),
         ]
     }
 }

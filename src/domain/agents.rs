@@ -67,6 +67,9 @@ pub async fn create(
         created_at: Set(now_ms()),
         active: Set(true),
         token_generation: Set(0),
+        availability: Set(crate::entity::Availability::Online),
+        announced: Set(crate::entity::Availability::Offline),
+        last_seen_at: Set(None),
     };
     let txn = state.db.writer.begin().await?;
     let agent = match model.insert(&txn).await {

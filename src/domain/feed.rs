@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::case_file::CaseFile;
-use crate::entity::{Author, HandoffStatus, agent, conversation, handoff, message, now_ms, team};
+use crate::entity::{
+    Author, Availability, HandoffStatus, agent, conversation, handoff, message, now_ms, team,
+};
 use crate::error::AppResult;
 use crate::events::{Cursor, NewRecord, Record};
 use crate::ids::{Kind, new_id};
@@ -67,6 +69,12 @@ pub enum EventKind {
         subject: String,
         below_generation: Option<i32>,
     },
+    /// An agent's availability changed (set, or a socket opened after none for
+    /// the presence timeout, or none open for that long).
+    AgentAvailabilityChanged {
+        agent_id: String,
+        availability: Availability,
+    },
 }
 
 /// What the subscribers of one handoff event look up about it: loaded once, by the
@@ -93,6 +101,10 @@ pub enum Change {
 
 /// The type of an event that is stored but never shown to clients.
 pub const ACCESS_REVOKED: &str = "ACCESS_REVOKED";
+
+/// The type of an availability change: on `inbox` only (not in `events` or
+/// webhooks, which are about conversations).
+pub const AGENT_AVAILABILITY_CHANGED: &str = "AGENT_AVAILABILITY_CHANGED";
 
 impl Event {
     fn new(workspace_id: String, conversation_id: String, kind: EventKind) -> Event {
@@ -175,13 +187,31 @@ impl Event {
         )
     }
 
+    /// `agent_id` of `workspace_id` is now `availability`.
+    pub fn availability_changed(
+        workspace_id: &str,
+        agent_id: &str,
+        availability: Availability,
+    ) -> Event {
+        Event::new(
+            workspace_id.to_owned(),
+            String::new(),
+            EventKind::AgentAvailabilityChanged {
+                agent_id: agent_id.to_owned(),
+                availability,
+            },
+        )
+    }
+
     /// The conversation as of this event, when the event carries it.
     pub fn conversation(&self) -> Option<&Arc<conversation::Model>> {
         match &self.kind {
             EventKind::MessageCreated { conversation, .. }
             | EventKind::ConversationChanged { conversation, .. }
             | EventKind::HandoffChanged { conversation, .. } => Some(conversation),
-            EventKind::Typing { .. } | EventKind::AccessRevoked { .. } => None,
+            EventKind::Typing { .. }
+            | EventKind::AccessRevoked { .. }
+            | EventKind::AgentAvailabilityChanged { .. } => None,
         }
     }
 
@@ -205,6 +235,7 @@ impl Event {
             },
             EventKind::Typing { .. } => "TYPING",
             EventKind::AccessRevoked { .. } => ACCESS_REVOKED,
+            EventKind::AgentAvailabilityChanged { .. } => AGENT_AVAILABILITY_CHANGED,
         }
     }
 
@@ -220,6 +251,7 @@ impl Event {
             EventKind::ConversationChanged { conversation, .. } => Some(conversation.id.clone()),
             EventKind::Typing { agent_id, .. } => agent_id.clone(),
             EventKind::AccessRevoked { subject, .. } => Some(subject.clone()),
+            EventKind::AgentAvailabilityChanged { agent_id, .. } => Some(agent_id.clone()),
         }
     }
 
@@ -388,7 +420,9 @@ pub const PUBLIC_TYPES: [&str; 11] = [
 /// and internal notes only for those who see them.
 pub fn visible_to(event: &Event, principal: &crate::auth::Principal) -> bool {
     match &event.kind {
-        EventKind::AccessRevoked { .. } | EventKind::Typing { .. } => false,
+        EventKind::AccessRevoked { .. }
+        | EventKind::Typing { .. }
+        | EventKind::AgentAvailabilityChanged { .. } => false,
         EventKind::MessageCreated { message, .. } => !message.internal || principal.sees_internal(),
         EventKind::ConversationChanged { .. } | EventKind::HandoffChanged { .. } => true,
     }

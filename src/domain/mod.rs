@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod messages;
 pub mod pipeline;
 pub mod policy;
+pub mod presence;
 pub mod ratings;
 pub mod responder;
 pub mod retag;

@@ -63,6 +63,9 @@ pub async fn create(
         created_at: Set(now),
         active: Set(true),
         token_generation: Set(0),
+        availability: Set(crate::entity::Availability::Online),
+        announced: Set(crate::entity::Availability::Offline),
+        last_seen_at: Set(None),
     }
     .insert(&txn)
     .await?;

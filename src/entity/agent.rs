@@ -16,6 +16,13 @@ pub struct Model {
     /// Tokens carry the generation they were issued in; only the current one's are
     /// valid (a password change or a reactivation moves it on).
     pub token_generation: i32,
+    /// What the agent set (`ONLINE` or `AWAY`); without an open socket for the
+    /// presence timeout it is `OFFLINE` whatever it set (`domain::presence`).
+    pub availability: super::Availability,
+    /// The availability last announced to inboxes.
+    pub announced: super::Availability,
+    /// When a socket of the agent was last seen open (ms).
+    pub last_seen_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

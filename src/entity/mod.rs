@@ -167,6 +167,34 @@ pub enum ResolvedBy {
     Auto,
 }
 
+/// Whether an agent can take conversations now.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Availability {
+    /// Set so, with a socket open.
+    #[sea_orm(string_value = "ONLINE")]
+    Online,
+    /// Set so, with a socket open: present, not taking new conversations.
+    #[sea_orm(string_value = "AWAY")]
+    Away,
+    /// No socket open for the presence timeout (60 s by default).
+    #[sea_orm(string_value = "OFFLINE")]
+    Offline,
+}
+
 /// A day of the week (business hours).
 #[derive(
     Clone,

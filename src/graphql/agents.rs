@@ -2,14 +2,14 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 
 use super::hours::{BusinessHoursInput, BusinessHoursView};
 
 use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
 use crate::domain::agents::NewAgent;
-use crate::entity::{Role, agent, team};
+use crate::entity::{Availability, Role, agent, team};
 use crate::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
 
 use super::workspaces::Workspace;
@@ -49,6 +49,14 @@ impl Agent {
     /// messages and in insights.
     async fn active(&self) -> bool {
         self.0.active
+    }
+
+    /// `ONLINE` or `AWAY` as the agent set it (`setAvailability`), or `OFFLINE`
+    /// when none of its sockets has been open for the presence timeout (60 s by
+    /// default). Changes arrive on `inbox` as `AGENT_AVAILABILITY_CHANGED`.
+    async fn availability(&self, ctx: &Context<'_>) -> Availability {
+        let timeout = ctx.state().config.presence_timeout;
+        domain::presence::effective(&self.0, crate::entity::now_ms(), timeout)
     }
 
     /// The teams the agent is in (up to a few seconds old when another process
@@ -124,6 +132,13 @@ impl Team {
     async fn business_hours(&self) -> Option<BusinessHoursView> {
         self.0.business_hours().map(BusinessHoursView)
     }
+}
+
+/// What an agent can set itself to (`OFFLINE` comes from having no socket open).
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum AvailabilityStatus {
+    Online,
+    Away,
 }
 
 /// Changes to a team; absent fields stay as they are.
@@ -300,6 +315,23 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let agent = domain::lifecycle::reactivate(ctx.state(), admin, &agent_id).await?;
+        Ok(Agent::from(agent))
+    }
+
+    /// Set the signed-in agent's availability: `ONLINE` (takes conversations) or
+    /// `AWAY`. It shows while a socket of the agent is open; with none open for the
+    /// presence timeout the agent is `OFFLINE` whatever it set.
+    async fn set_availability(
+        &self,
+        ctx: &Context<'_>,
+        status: AvailabilityStatus,
+    ) -> async_graphql::Result<Agent> {
+        let me = ctx.principal()?.agent()?;
+        let availability = match status {
+            AvailabilityStatus::Online => Availability::Online,
+            AvailabilityStatus::Away => Availability::Away,
+        };
+        let agent = domain::presence::set(ctx.state(), me, availability).await?;
         Ok(Agent::from(agent))
     }
 

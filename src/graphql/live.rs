@@ -14,7 +14,9 @@ use crate::domain;
 
 use crate::domain::feed::{Change, Event, EventKind};
 use crate::domain::streams::From;
-use crate::entity::{Author, ConversationStatus, HandoffStatus, conversation, handoff};
+use crate::entity::{
+    Author, Availability, ConversationStatus, HandoffStatus, conversation, handoff,
+};
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
 use crate::loaders::{AgentKey, LeadKey, TagKey};
@@ -266,7 +268,9 @@ impl ConversationEvent {
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
                 Handoff::of_event(event, handoff, conversation, resolved),
             ))),
-            EventKind::MessageCreated { .. } | EventKind::AccessRevoked { .. } => None,
+            EventKind::MessageCreated { .. }
+            | EventKind::AccessRevoked { .. }
+            | EventKind::AgentAvailabilityChanged { .. } => None,
         }
     }
 }
@@ -292,13 +296,21 @@ pub enum InboxEventKind {
     HandoffResolved,
     /// A handoff was cancelled: the conversation went back to the AI.
     HandoffCancelled,
+    /// An agent's availability changed (`agent` and `availability` hold it; no
+    /// conversation). Whatever the filter.
+    AgentAvailabilityChanged,
 }
 
-/// An inbox change, with the conversation as it is now, to re-render its row.
+/// An inbox change, with the conversation as it is now, to re-render its row; or
+/// an agent's availability change (`AGENT_AVAILABILITY_CHANGED`, no conversation).
 pub struct InboxEvent {
     kind: InboxEventKind,
     cursor: String,
-    conversation: conversation::Model,
+    conversation: Option<conversation::Model>,
+    /// For `AGENT_AVAILABILITY_CHANGED`: the agent, and its availability then.
+    availability: Option<(String, Availability)>,
+    /// The conversation's last change, or when the availability changed (ms).
+    at: i64,
     message: Option<crate::entity::message::Model>,
     handoff: Option<Handoff>,
 }
@@ -315,8 +327,28 @@ impl InboxEvent {
         &self.cursor
     }
 
-    async fn conversation(&self) -> Conversation {
-        Conversation(self.conversation.clone())
+    /// The conversation, for every kind but `AGENT_AVAILABILITY_CHANGED`.
+    async fn conversation(&self) -> Option<Conversation> {
+        self.conversation.clone().map(Conversation)
+    }
+
+    /// For `AGENT_AVAILABILITY_CHANGED`: the agent whose availability changed.
+    async fn agent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        let Some((id, _)) = &self.availability else {
+            return Ok(None);
+        };
+        Ok(ctx
+            .loaders()
+            .load_one(crate::loaders::AgentKey(id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    /// For `AGENT_AVAILABILITY_CHANGED`: the agent's availability as of the event.
+    async fn availability(&self) -> Option<Availability> {
+        self.availability
+            .as_ref()
+            .map(|(_, availability)| *availability)
     }
 
     /// For `MESSAGE_CREATED`: the new message.
@@ -330,7 +362,7 @@ impl InboxEvent {
     }
 
     async fn at(&self) -> chrono::DateTime<chrono::Utc> {
-        timestamp(self.conversation.updated_at)
+        timestamp(self.at)
     }
 }
 
@@ -607,6 +639,21 @@ async fn inbox_event(
     filter: &InboxFilter,
     event: &Event,
 ) -> AppResult<Option<InboxEvent>> {
+    if let EventKind::AgentAvailabilityChanged {
+        agent_id,
+        availability,
+    } = &event.kind
+    {
+        return Ok(Some(InboxEvent {
+            kind: InboxEventKind::AgentAvailabilityChanged,
+            cursor: event.cursor.map(|c| c.encode()).unwrap_or_default(),
+            conversation: None,
+            availability: Some((agent_id.clone(), *availability)),
+            at: event.occurred_at,
+            message: None,
+            handoff: None,
+        }));
+    }
     let Some(conversation) = event.conversation() else {
         return Ok(None);
     };
@@ -639,7 +686,9 @@ async fn inbox_event(
                 HandoffStatus::Cancelled => InboxEventKind::HandoffCancelled,
             }
         }
-        EventKind::Typing { .. } | EventKind::AccessRevoked { .. } => {
+        EventKind::Typing { .. }
+        | EventKind::AccessRevoked { .. }
+        | EventKind::AgentAvailabilityChanged { .. } => {
             return Ok(None);
         }
     };
@@ -649,7 +698,9 @@ async fn inbox_event(
     Ok(Some(InboxEvent {
         kind,
         cursor: event.cursor.map(|c| c.encode()).unwrap_or_default(),
-        conversation: conversation.as_ref().clone(),
+        conversation: Some(conversation.as_ref().clone()),
+        availability: None,
+        at: conversation.updated_at,
         message,
         handoff,
     }))

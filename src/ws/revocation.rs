@@ -74,23 +74,24 @@ impl Sessions {
         };
         let revoked = CancellationToken::new();
         let workspace = principal.workspace_id().to_owned();
-        let (id, start_watcher) = {
+        let (id, start_watcher, first) = {
             let mut inner = state.sessions.lock();
             inner.next_id += 1;
             let id = inner.next_id;
-            inner
-                .by_subject
-                .entry(subject.clone())
-                .or_default()
-                .push(Session {
-                    id,
-                    generation,
-                    revoked: revoked.clone(),
-                });
-            (id, inner.watched.insert(workspace.clone()))
+            let sessions = inner.by_subject.entry(subject.clone()).or_default();
+            let first = sessions.is_empty();
+            sessions.push(Session {
+                id,
+                generation,
+                revoked: revoked.clone(),
+            });
+            (id, inner.watched.insert(workspace.clone()), first)
         };
         if start_watcher {
             state.connections.spawn(watch(state.clone(), workspace));
+        }
+        if first && matches!(principal, Principal::Agent(_)) {
+            crate::domain::presence::opened(state, &subject);
         }
         Some(Registration {
             state: state.clone(),
@@ -98,6 +99,16 @@ impl Sessions {
             id,
             revoked,
         })
+    }
+
+    /// The agents with a socket open on this process (for presence).
+    pub fn open_agents(&self) -> Vec<String> {
+        self.lock()
+            .by_subject
+            .keys()
+            .filter(|subject| crate::ids::Kind::of(subject) == Some(crate::ids::Kind::Agent))
+            .cloned()
+            .collect()
     }
 
     /// Cancel the sockets of `subject`: all of them, or those of an older token

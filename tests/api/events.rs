@@ -211,7 +211,7 @@ async fn inbox_resumes_after_a_gap_with_exactly_what_it_missed() {
     client.subscribe("1", INBOX, json!({ "after": seen })).await;
     let mut cursors = vec![seen.clone()];
     for expected in ["missed 1", "missed 2", "missed 3"] {
-        let event = client.next_data("1").await;
+        let event = client.next_inbox("1").await;
         let inbox = &event["data"]["inbox"];
         assert_eq!(inbox["kind"], "MESSAGE_CREATED", "{event}");
         assert_eq!(inbox["message"]["body"], expected);
@@ -219,7 +219,7 @@ async fn inbox_resumes_after_a_gap_with_exactly_what_it_missed() {
     }
     // Then live, with nothing doubled at the seam.
     app.send(&visitor, &conversation, "live").await;
-    let live = client.next_data("1").await;
+    let live = client.next_inbox("1").await;
     assert_eq!(live["data"]["inbox"]["message"]["body"], "live", "{live}");
     cursors.push(
         live["data"]["inbox"]["cursor"]

@@ -301,7 +301,7 @@ async fn every_documented_operation_runs_as_written() {
     let kinds: Vec<Value> = {
         let mut kinds = Vec::new();
         while !kinds.contains(&json!("HANDOFF_REQUESTED")) {
-            kinds.push(inbox.next_data("inbox").await["data"]["inbox"]["kind"].clone());
+            kinds.push(inbox.next_inbox("inbox").await["data"]["inbox"]["kind"].clone());
         }
         kinds
     };

@@ -26,6 +26,7 @@ mod limits;
 mod live;
 mod plans;
 mod platform;
+mod presence;
 mod scope_table;
 mod scopes;
 mod upgrade;

@@ -8,8 +8,8 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, fresh_database, test_config};
 
-/// Migrations that came with conversation endings and business hours.
-const NEW: u32 = 2;
+/// Migrations that came with conversation endings, business hours and presence.
+const NEW: u32 = 3;
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {

@@ -136,6 +136,17 @@ impl WsClient {
         message["payload"].clone()
     }
 
+    /// The next `inbox` payload of `id` about a conversation: agents' availability
+    /// changes (a socket opening makes its agent available) are passed over.
+    pub async fn next_inbox(&mut self, id: &str) -> Value {
+        loop {
+            let payload = self.next_data(id).await;
+            if payload["data"]["inbox"]["kind"] != "AGENT_AVAILABILITY_CHANGED" {
+                return payload;
+            }
+        }
+    }
+
     /// Send a protocol `ping` and wait for its `pong`: the socket is open and served.
     pub async fn ping_pong(&mut self) {
         self.send(json!({ "type": "ping" })).await;

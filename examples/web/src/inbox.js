@@ -49,9 +49,15 @@ async function loadList() {
   openSubscriptions.find((s) => s.name === 'inbox')?.stop();
   openSubscriptions = openSubscriptions.filter((s) => s.name !== 'inbox');
   openSubscriptions.push({ name: 'inbox', stop: subscribe(client, {
-    query: `subscription($f: InboxFilter) { inbox(filter: $f) { kind conversation { ${ROW} } handoff { id status } } }`,
+    query: `subscription($f: InboxFilter) { inbox(filter: $f) { kind availability agent { id }
+      conversation { ${ROW} } handoff { id status } } }`,
     variables: { f },
   }, ({ inbox }) => {
+    // Teammates' availability: only the viewer's own is shown here.
+    if (inbox.kind === 'AGENT_AVAILABILITY_CHANGED') {
+      if (inbox.agent?.id === session.me.id && inbox.availability !== 'OFFLINE') $('availability').value = inbox.availability;
+      return;
+    }
     if (inbox.kind === 'CONVERSATION_REMOVED') rows.delete(inbox.conversation.id);
     else rows.set(inbox.conversation.id, inbox.conversation);
     if (inbox.handoff && inbox.handoff.status !== 'REQUESTED') document.querySelector(`[data-handoff="${inbox.handoff.id}"]`)?.remove();
@@ -164,9 +170,10 @@ function refreshInsights() {
 }
 
 async function start() {
-  const { viewer, teams, tags } = await call('{ viewer { id name } teams { id name } tags { id label } }');
+  const { viewer, teams, tags } = await call('{ viewer { id name availability } teams { id name } tags { id label } }');
   session.me = viewer;
   $('me').textContent = viewer.name;
+  if (viewer.availability !== 'OFFLINE') $('availability').value = viewer.availability;
   $('signin').hidden = true;
   $('app').hidden = false;
   for (const t of teams) $('f-team').append(el('option', { value: t.id }, t.name));
@@ -194,6 +201,9 @@ $('add-tag').addEventListener('change', async (event) => {
   catch (error) { banner(error.message); }
   event.target.value = '';
 });
+$('availability').addEventListener('change', () =>
+  call('mutation($s: AvailabilityStatus!) { setAvailability(status: $s) { availability } }', { s: $('availability').value })
+    .catch((e) => banner(e.message)));
 for (const id of ['f-status', 'f-team', 'f-tag']) $(id).addEventListener('change', () => loadList().catch((e) => banner(e.message)));
 
 $('reply').addEventListener('submit', async (event) => {

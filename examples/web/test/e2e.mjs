@@ -142,6 +142,14 @@ try {
     await agent.locator('.row .status', { hasText: 'RESOLVED by the AI' }).first().waitFor({ timeout: 15_000 });
   });
 
+  await step('the agent sets itself away with the availability switch', async () => {
+    const answered = agent.waitForResponse((r) => r.url().endsWith('/graphql') && (r.request().postData() ?? '').includes('setAvailability'));
+    await agent.selectOption('#availability', 'AWAY');
+    const body = await (await answered).json();
+    if (body.data?.setAvailability?.availability !== 'AWAY') throw new Error(`setAvailability answered ${JSON.stringify(body)}`);
+    await agent.selectOption('#availability', 'ONLINE');
+  });
+
   await step('screenshots for the README', async () => {
     await visitor.screenshot({ path: join(root, 'docs/screenshots/widget.png') });
     await agent.locator('.row', { has: agent.locator('.status.human') }).first().click();

@@ -1,0 +1,185 @@
+//! Who is online: an agent sets `ONLINE` or `AWAY` (`setAvailability`); an agent
+//! with no open socket for the presence timeout (`--presence-timeout`, 60 s) is
+//! `OFFLINE` whatever it set, as Intercom and Zendesk show teammates.
+//!
+//! Each process notes the agents with a socket open on it (`crate::ws`'s
+//! sessions) in `agents.last_seen_at`, at once when a first socket opens and then
+//! every quarter of the timeout. Changes are announced on `inbox`
+//! (`AGENT_AVAILABILITY_CHANGED`) once each, whichever process sees them first:
+//! `agents.announced` holds what was announced last, and every announcement is a
+//! conditional update of it.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
+
+use super::feed::{self, Event};
+use super::stmt;
+use crate::auth::AgentPrincipal;
+use crate::entity::{Availability, agent, now_ms};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// What an agent is as of `now`: what it set, or `OFFLINE` without a socket seen
+/// within `timeout`.
+pub fn effective(agent: &agent::Model, now: i64, timeout: Duration) -> Availability {
+    let timeout = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+    match agent.last_seen_at {
+        Some(seen) if now - seen <= timeout => agent.availability,
+        _ => Availability::Offline,
+    }
+}
+
+/// Announce the rows `sql` changed (`RETURNING *`), in one transaction.
+async fn announce(
+    state: &AppState,
+    sql: &str,
+    values: Vec<sea_orm::Value>,
+) -> AppResult<Vec<agent::Model>> {
+    let txn = state.db.writer.begin().await?;
+    let changed = txn
+        .query_all_raw(stmt(state.db.backend(), sql, values))
+        .await?
+        .iter()
+        .map(|row| agent::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
+    let events: Vec<Event> = changed
+        .iter()
+        .map(|a| Event::availability_changed(&a.workspace_id, &a.id, a.announced))
+        .collect();
+    feed::commit(state, txn, &events).await?;
+    for agent in &changed {
+        state.agents.put(agent.id.clone(), agent.clone());
+    }
+    Ok(changed)
+}
+
+/// The signed-in agent sets `ONLINE` or `AWAY`. Announced at once when the
+/// agent has a socket open (else it stays `OFFLINE` until one opens).
+pub async fn set(
+    state: &AppState,
+    me: &AgentPrincipal,
+    availability: Availability,
+) -> AppResult<agent::Model> {
+    if availability == Availability::Offline {
+        return Err(AppError::bad_input(
+            "status",
+            "set ONLINE or AWAY: an agent is OFFLINE when none of its sockets is open",
+        ));
+    }
+    let value = || sea_orm::ActiveEnum::to_value(&availability);
+    let changed = announce(
+        state,
+        "UPDATE agents SET availability = ?, announced = ? \
+         WHERE id = ? AND workspace_id = ? AND announced <> 'OFFLINE' AND announced <> ? \
+         RETURNING *",
+        vec![
+            value().into(),
+            value().into(),
+            me.agent_id.as_str().into(),
+            me.workspace_id.as_str().into(),
+            value().into(),
+        ],
+    )
+    .await?;
+    if let Some(agent) = changed.into_iter().next() {
+        return Ok(agent);
+    }
+    // Offline, or already so: stored without an announcement.
+    let txn = state.db.writer.begin().await?;
+    let row = txn
+        .query_one_raw(stmt(
+            state.db.backend(),
+            "UPDATE agents SET availability = ? WHERE id = ? AND workspace_id = ? RETURNING *",
+            vec![
+                value().into(),
+                me.agent_id.as_str().into(),
+                me.workspace_id.as_str().into(),
+            ],
+        ))
+        .await?
+        .ok_or(AppError::NotFound("agent"))?;
+    txn.commit().await?;
+    let agent = agent::Model::from_query_result(&row, "")?;
+    state.agents.put(agent.id.clone(), agent.clone());
+    Ok(agent)
+}
+
+/// Note that `agent_ids` have a socket open here now, and announce those that
+/// come back from `OFFLINE`.
+pub async fn seen(state: &AppState, agent_ids: &[String]) -> AppResult<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    let marks = vec!["?"; agent_ids.len()].join(", ");
+    let now = now_ms();
+    let mut values: Vec<sea_orm::Value> = vec![now.into()];
+    values.extend(agent_ids.iter().map(|id| id.as_str().into()));
+    state
+        .db
+        .writer
+        .execute_raw(stmt(
+            state.db.backend(),
+            &format!("UPDATE agents SET last_seen_at = ? WHERE id IN ({marks})"),
+            values.clone(),
+        ))
+        .await?;
+    announce(
+        state,
+        &format!(
+            "UPDATE agents SET announced = availability \
+             WHERE id IN ({marks}) AND announced = 'OFFLINE' AND last_seen_at >= ? RETURNING *"
+        ),
+        values[1..]
+            .iter()
+            .cloned()
+            .chain([sea_orm::Value::from(now)])
+            .collect(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Announce as `OFFLINE` the agents without a socket seen within the timeout.
+pub async fn sweep_offline(state: &AppState) -> AppResult<Vec<agent::Model>> {
+    let timeout = i64::try_from(state.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
+    announce(
+        state,
+        "UPDATE agents SET announced = 'OFFLINE' \
+         WHERE announced <> 'OFFLINE' AND (last_seen_at IS NULL OR last_seen_at < ?) RETURNING *",
+        vec![(now_ms() - timeout).into()],
+    )
+    .await
+}
+
+/// Keep presence from this process until shutdown.
+pub fn start(state: &AppState) {
+    let state = state.clone();
+    let every = (state.config.presence_timeout / 4).max(Duration::from_millis(10));
+    state.connections.clone().spawn(async move {
+        loop {
+            tokio::select! {
+                () = state.shutdown.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let open = state.sessions.open_agents();
+            if let Err(err) = seen(&state, &open).await {
+                tracing::warn!(error.detail = ?err, "noting agents' sockets failed");
+            }
+            if let Err(err) = sweep_offline(&state).await {
+                tracing::warn!(error.detail = ?err, "announcing offline agents failed");
+            }
+        }
+    });
+}
+
+/// A first socket of `agent_id` opened on this process: note it now, not at the
+/// next beat.
+pub fn opened(state: &AppState, agent_id: &str) {
+    let (state, ids) = (state.clone(), vec![agent_id.to_owned()]);
+    state.connections.clone().spawn(async move {
+        if let Err(err) = seen(&state, &ids).await {
+            tracing::warn!(error.detail = ?err, "noting an agent's socket failed");
+        }
+    });
+}
