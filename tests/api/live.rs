@@ -406,7 +406,7 @@ async fn inbox_streams_what_a_list_needs() {
     assert_eq!(kinds[2]["conversation"]["status"], "RESOLVED");
     let resolved = match resolved_seen {
         Some(seen) => seen,
-        None => agent.next_data("resolved").await["data"]["inbox"].clone(),
+        None => agent.next_inbox("resolved").await["data"]["inbox"].clone(),
     };
     assert_eq!(
         resolved,
