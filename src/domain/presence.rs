@@ -143,11 +143,27 @@ pub async fn seen(state: &AppState, agent_ids: &[String]) -> AppResult<()> {
 /// Announce as `OFFLINE` the agents without a socket seen within the timeout.
 pub async fn sweep_offline(state: &AppState) -> AppResult<Vec<agent::Model>> {
     let timeout = i64::try_from(state.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = now_ms() - timeout;
+    // Looked for on the background connections first: most beats find nobody, and
+    // write nothing.
+    let due = state
+        .db
+        .background
+        .query_one_raw(stmt(
+            state.db.backend(),
+            "SELECT id FROM agents WHERE announced <> 'OFFLINE' \
+             AND (last_seen_at IS NULL OR last_seen_at < ?) LIMIT 1",
+            vec![cutoff.into()],
+        ))
+        .await?;
+    if due.is_none() {
+        return Ok(Vec::new());
+    }
     announce(
         state,
         "UPDATE agents SET announced = 'OFFLINE' \
          WHERE announced <> 'OFFLINE' AND (last_seen_at IS NULL OR last_seen_at < ?) RETURNING *",
-        vec![(now_ms() - timeout).into()],
+        vec![cutoff.into()],
     )
     .await
 }

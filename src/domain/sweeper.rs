@@ -45,7 +45,9 @@ pub fn start(state: &AppState) {
 
 /// One look at every workspace; how many conversations this process resolved.
 pub async fn sweep(state: &AppState) -> AppResult<usize> {
-    let workspaces = workspace::Entity::find().all(&state.db.reader).await?;
+    // Read on the background connections: a sweep with nothing to do is not a
+    // statement any request is counted for (`Db::statement_count`).
+    let workspaces = workspace::Entity::find().all(&state.db.background).await?;
     let mut resolved = 0;
     for workspace in workspaces {
         let policy = HandoffPolicy::parse(&workspace.handoff_policy);
@@ -59,7 +61,7 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
             .filter(conversation::Column::UpdatedAt.lt(cutoff))
             .order_by_asc(conversation::Column::UpdatedAt)
             .limit(BATCH)
-            .all(&state.db.reader)
+            .all(&state.db.background)
             .await?;
         for conversation in silent {
             let note = Some(AUTO_RESOLVED_NOTE.to_owned());

@@ -933,9 +933,20 @@ async fn a_panicking_subscription_ends_alone_and_its_connection_goes_on() {
         .expect("secret")
         .to_owned();
     app.take_over(&ws.admin_token, &conversation).await;
+    // The inbox resumes from the first event, so it is live once it replays one
+    // (a subscription is not acknowledged: without a replay, the warm-up below
+    // could come before the subscription starts and never reach it).
+    let first = app
+        .data(
+            Some(&ws.admin_token),
+            "{ events(first: 1) { edges { cursor } } }",
+            json!({}),
+        )
+        .await["events"]["edges"][0]["cursor"]
+        .clone();
     let mut client = WsClient::ready(&app, TRANSPORT_WS, &key).await;
-    let own = "subscription { inbox { conversation { id } } }";
-    client.subscribe("own", own, json!({})).await;
+    let own = "subscription($a: String) { inbox(after: $a) { conversation { id } } }";
+    client.subscribe("own", own, json!({ "a": first })).await;
     client
         .subscribe("m", MESSAGES, json!({ "c": conversation, "after": 2 }))
         .await;
