@@ -962,11 +962,15 @@ pub async fn graphql(
     Ok(body["data"].clone())
 }
 
+/// The seq of a scenario's opening message: the owner's first public reply takes
+/// the conversation from the AI, so the message saying who joined comes first.
+pub const OPENING_SEQ: i64 = 2;
+
 /// A conversation started from the widget, with no message, then `BODY` from the
-/// owner as its first message (seq 1): its id and the visitor token. The opening
-/// message is the owner's, not the visitor's, so that no automatic answer (the
-/// AI pipeline runs after visitor messages) adds messages the scenario did not
-/// send.
+/// owner (seq [`OPENING_SEQ`], after who joined): its id and the visitor token.
+/// The opening message is the owner's, not the visitor's, so that no automatic
+/// answer (the AI pipeline runs after visitor messages) adds messages the
+/// scenario did not send.
 pub async fn open_conversation(
     client: &reqwest::Client,
     addr: SocketAddr,
@@ -1000,8 +1004,8 @@ pub async fn open_conversation(
     .await?;
     let seq = sent["sendMessage"]["seq"].as_i64();
     ensure!(
-        seq == Some(1),
-        "the opening message got seq {seq:?}, expected 1"
+        seq == Some(OPENING_SEQ),
+        "the opening message got seq {seq:?}, expected {OPENING_SEQ}"
     );
     Ok((id, token))
 }
@@ -1102,7 +1106,7 @@ pub async fn casefile_subscriber(
     token: &str,
     conversation_id: &str,
 ) -> anyhow::Result<(Socket, String)> {
-    subscriber_after(addr, token, conversation_id, 0).await
+    subscriber_after(addr, token, conversation_id, OPENING_SEQ - 1).await
 }
 
 /// A `messages` subscriber of `conversation_id` from `afterSeq: after`, once it

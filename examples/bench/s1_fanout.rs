@@ -1,7 +1,7 @@
 //! S1: one message fanned out to N `messages` subscribers.
 //!
 //! N graphql-transport-ws connections subscribe to `messages` of one conversation
-//! (each counts once it received the conversation's first message, seq 1); the
+//! (each counts once it received the conversation's opening message, replayed); the
 //! owner sends a message over HTTP; the latency of one delivery is the time from
 //! the `sendMessage` response arriving at the sender to a subscriber receiving the
 //! `next` of that seq. All clients live in this process, so one clock.
@@ -125,14 +125,15 @@ struct FrameTemplate {
 }
 
 impl FrameTemplate {
-    /// From the `next` frame of seq 1.
+    /// From the `next` frame of the opening message (a one-digit seq).
     fn from_first(frame: &str) -> anyhow::Result<FrameTemplate> {
-        let marker = "\"seq\":1";
-        let at = frame.find(marker).context("no seq in the frame")?;
+        let marker = format!("\"seq\":{}", common::OPENING_SEQ);
+        let at = frame.find(&marker).context("no seq in the frame")?;
         let rest = &frame[at + marker.len()..];
         ensure!(
             !rest.starts_with(|c: char| c.is_ascii_digit()),
-            "frame has a seq other than 1: {frame}"
+            "frame has a seq other than {}: {frame}",
+            common::OPENING_SEQ
         );
         Ok(FrameTemplate {
             before_seq: frame[..at + marker.len() - 1].to_owned(),
@@ -158,7 +159,7 @@ async fn measure(
         workspace: Workspace::of(ours)?,
     };
 
-    // One probe subscriber captures the frame casefile sends for seq 1.
+    // One probe subscriber captures the frame casefile sends for the opening message.
     let (conversation, visitor) = common::open_conversation(
         &http,
         ours.addr,
@@ -322,7 +323,7 @@ async fn ours_round(
     let url = format!("http://{}/graphql", ours.addr);
     let cpu_before = common::cpu_seconds(ours.pid)?;
     for k in 0..size.messages {
-        let expected = k as i64 + 2;
+        let expected = k as i64 + common::OPENING_SEQ + 1;
         let post = Post {
             url: url.clone(),
             bearer: Some(ours.workspace.owner_token.clone()),
@@ -375,7 +376,7 @@ async fn ceiling_round(
     let mut latencies = Vec::with_capacity(n * size.messages);
     let url = format!("http://{addr}/broadcast");
     for k in 0..size.messages {
-        let seq = k as i64 + 2;
+        let seq = k as i64 + common::OPENING_SEQ + 1;
         let post = Post {
             url: url.clone(),
             bearer: None,
