@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, fresh_database, test_config};
 use crate::ws_client::{TRANSPORT_WS, WsClient};
 
-const INBOX: &str = "subscription { inbox { kind availability agent { id } conversation { id } } }";
+const INBOX: &str = "subscription($a: String) { inbox(after: $a) { kind availability agent { id } conversation { id } } }";
 const SET: &str =
     "mutation($s: AvailabilityStatus!) { setAvailability(status: $s) { id availability } }";
 
@@ -48,10 +48,19 @@ async fn availability_follows_what_agents_set_and_their_sockets() {
     let (alex, alex_token) = app.agent(&ws, "Alex", "AGENT").await;
     assert_eq!(availability(&app, &ws.admin_token, &alex).await, "OFFLINE");
 
-    // The admin watches the inbox (live once a new conversation shows on it).
-    let mut watcher = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
-    watcher.subscribe("i", INBOX, json!({})).await;
+    // The admin watches the inbox from the first event on (a subscription is not
+    // acknowledged: it is live once it replayed the conversation's message).
     let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;
+    let first = app
+        .data(
+            Some(&ws.admin_token),
+            "{ events(first: 1) { edges { cursor } } }",
+            json!({}),
+        )
+        .await["events"]["edges"][0]["cursor"]
+        .clone();
+    let mut watcher = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
+    watcher.subscribe("i", INBOX, json!({ "a": first })).await;
     loop {
         let event = watcher.next_data("i").await;
         if event["data"]["inbox"]["conversation"]["id"] == conversation.as_str() {
