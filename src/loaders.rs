@@ -14,8 +14,8 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entity::{
-    HandoffStatus, agent, article, conversation, conversation_tag, handoff, insight_tag, lead,
-    message, team, team_member,
+    HandoffStatus, agent, answer_feedback, answer_flag, article, conversation, conversation_tag,
+    handoff, insight_tag, lead, message, team, team_member,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -167,6 +167,52 @@ impl Loader<LastMessageKey> for Batcher {
                 LastMessageKey(row.conversation_id.clone()),
                 Some(Arc::new(row)),
             );
+        }
+        Ok(out)
+    }
+}
+
+/// The visitor's feedback on an AI answer, by message id (`None` without one).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FeedbackKey(pub String);
+
+impl Loader<FeedbackKey> for Batcher {
+    type Value = Option<Arc<answer_feedback::Model>>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[FeedbackKey],
+    ) -> Result<HashMap<FeedbackKey, Option<Arc<answer_feedback::Model>>>, AppError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut out: HashMap<FeedbackKey, Option<Arc<answer_feedback::Model>>> =
+            keys.iter().map(|k| (k.clone(), None)).collect();
+        for row in crate::domain::feedback::feedback_of(&self.state, &ids).await? {
+            out.insert(FeedbackKey(row.message_id.clone()), Some(Arc::new(row)));
+        }
+        Ok(out)
+    }
+}
+
+/// Agents' flags on an AI answer, by message id, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FlagsKey(pub String);
+
+impl Loader<FlagsKey> for Batcher {
+    type Value = Vec<answer_flag::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[FlagsKey],
+    ) -> Result<HashMap<FlagsKey, Vec<answer_flag::Model>>, AppError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut out: HashMap<FlagsKey, Vec<answer_flag::Model>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for row in crate::domain::feedback::flags_of(&self.state, &ids).await? {
+            out.entry(FlagsKey(row.message_id.clone()))
+                .or_default()
+                .push(row);
         }
         Ok(out)
     }

@@ -180,21 +180,24 @@ pub async fn flag(
         .ok_or_else(|| AppError::internal("flag vanished"))
 }
 
-/// The visitor's feedback on an answer, if any.
+/// The visitors' feedback on these answers (at most one each).
 pub async fn feedback_of(
     state: &AppState,
-    message_id: &str,
-) -> AppResult<Option<answer_feedback::Model>> {
+    message_ids: &[String],
+) -> AppResult<Vec<answer_feedback::Model>> {
     Ok(answer_feedback::Entity::find()
-        .filter(answer_feedback::Column::MessageId.eq(message_id))
-        .one(&state.db.reader)
+        .filter(answer_feedback::Column::MessageId.is_in(message_ids.iter().cloned()))
+        .all(&state.db.reader)
         .await?)
 }
 
-/// Agents' flags on an answer, oldest first.
-pub async fn flags_of(state: &AppState, message_id: &str) -> AppResult<Vec<answer_flag::Model>> {
+/// Agents' flags on these answers, oldest first.
+pub async fn flags_of(
+    state: &AppState,
+    message_ids: &[String],
+) -> AppResult<Vec<answer_flag::Model>> {
     Ok(answer_flag::Entity::find()
-        .filter(answer_flag::Column::MessageId.eq(message_id))
+        .filter(answer_flag::Column::MessageId.is_in(message_ids.iter().cloned()))
         .order_by_asc(answer_flag::Column::CreatedAt)
         .all(&state.db.reader)
         .await?)

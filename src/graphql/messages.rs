@@ -9,7 +9,7 @@ use crate::domain;
 use crate::domain::messages::NewMessage;
 use crate::entity::{Author, answer_feedback, answer_flag, message};
 use crate::error::AppError;
-use crate::loaders::{AgentKey, ArticleKey};
+use crate::loaders::{AgentKey, ArticleKey, FeedbackKey, FlagsKey};
 
 use super::agents::Agent;
 use super::knowledge::KnowledgeArticle;
@@ -115,7 +115,11 @@ impl Message {
         if self.0.author != Author::Ai {
             return Ok(None);
         }
-        let feedback = domain::feedback::feedback_of(ctx.state(), &self.0.id).await?;
+        let feedback = ctx
+            .loaders()
+            .load_one(FeedbackKey(self.0.id.clone()))
+            .await?
+            .flatten();
         Ok(feedback.map(AnswerFeedback))
     }
 
@@ -125,13 +129,17 @@ impl Message {
         if self.0.author != Author::Ai || !ctx.principal()?.sees_internal() {
             return Ok(Vec::new());
         }
-        let flags = domain::feedback::flags_of(ctx.state(), &self.0.id).await?;
+        let flags = ctx
+            .loaders()
+            .load_one(FlagsKey(self.0.id.clone()))
+            .await?
+            .unwrap_or_default();
         Ok(flags.into_iter().map(AnswerFlag).collect())
     }
 }
 
 /// The visitor's answer to "Did that answer your question?" about an AI answer.
-pub struct AnswerFeedback(pub answer_feedback::Model);
+pub struct AnswerFeedback(pub Arc<answer_feedback::Model>);
 
 #[Object]
 impl AnswerFeedback {
