@@ -172,6 +172,22 @@ const MUTATIONS: &[Call] = &[
         document: "mutation { assignConversation(conversationId: \"conv_missing\") { id } }",
     },
     Call {
+        field: "confirmAnswer",
+        document: "mutation { confirmAnswer(conversationId: \"conv_missing\", messageId: \"msg_missing\", helpful: true) { id } }",
+    },
+    Call {
+        field: "flagAnswer",
+        document: "mutation { flagAnswer(messageId: \"msg_missing\", reason: \"wrong\") { id } }",
+    },
+    Call {
+        field: "setAvailability",
+        document: "mutation { setAvailability(status: AWAY) { id } }",
+    },
+    Call {
+        field: "updateTeam",
+        document: "mutation { updateTeam(input: { teamId: \"team_missing\", name: \"X\" }) { id } }",
+    },
+    Call {
         field: "resolveConversation",
         document: "mutation { resolveConversation(conversationId: \"conv_missing\") { id } }",
     },
