@@ -15,7 +15,7 @@ use crate::domain::knowledge::{ArticleInput, parse_file};
 use crate::domain::leads::LeadFieldDefinition;
 use crate::domain::tags::TagInput;
 use crate::domain::{self};
-use crate::entity::{LeadFieldType, Role, Weekday, agent, setting, workspace};
+use crate::entity::{LeadFieldType, Role, TeamRouting, Weekday, agent, setting, workspace};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
@@ -286,6 +286,9 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
         let change = domain::teams::TeamUpdate {
             name: None,
             business_hours: Some(Some(hours)),
+            routing: Some(TeamRouting::RoundRobin),
+            offer_timeout_seconds: None,
+            accept_target_seconds: Some(Some(15 * 60)),
         };
         *billing = domain::teams::update(state, &admin, &billing.id.clone(), change).await?;
     }

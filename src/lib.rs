@@ -116,6 +116,7 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::feed::start_pruning(&state);
     domain::webhooks::start_delivering(&state);
     domain::sweeper::start(&state);
+    domain::routing::start(&state);
     domain::presence::start(&state);
     let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;

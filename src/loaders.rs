@@ -250,9 +250,11 @@ impl Loader<OpenHandoffKey> for Batcher {
             keys.iter().map(|k| (k.clone(), None)).collect();
         let select = handoff::Entity::find()
             .filter(handoff::Column::ConversationId.is_in(keys.iter().map(|k| k.0.clone())))
-            .filter(
-                handoff::Column::Status.is_in([HandoffStatus::Requested, HandoffStatus::Accepted]),
-            );
+            .filter(handoff::Column::Status.is_in([
+                HandoffStatus::Requested,
+                HandoffStatus::Offered,
+                HandoffStatus::Accepted,
+            ]));
         let open = crate::db::json_models(&self.state.db.reader, select).await?;
         for row in open {
             out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));

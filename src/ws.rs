@@ -457,6 +457,10 @@ impl Connection {
             }
         };
         let key = shared::Key::of(&mut request, principal.as_ref());
+        let me = match &principal {
+            Some(crate::auth::Principal::Agent(agent)) => Some(agent.agent_id.clone()),
+            _ => None,
+        };
         let done = stream::once(async { Outgoing::Done });
         let operation: Operation = match key {
             Some(key) => {
@@ -471,7 +475,7 @@ impl Connection {
                         false,
                     )
                 };
-                SharedOperations::subscribe(&self.state, &self.schema, key, request, context)
+                SharedOperations::subscribe(&self.state, &self.schema, key, me, request, context)
                     .map(|item| match item {
                         shared::Item::Shared(answer) => Outgoing::Shared(answer),
                         shared::Item::Own(response) => Outgoing::Own(response),

@@ -18,6 +18,7 @@ mod m20261130_000009_insight_covering_indexes;
 mod m20261130_000010_conversation_endings;
 mod m20261130_000011_business_hours;
 mod m20261130_000012_agent_presence;
+mod m20261201_000013_routing;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_conversation_endings::Migration),
             Box::new(m20261130_000011_business_hours::Migration),
             Box::new(m20261130_000012_agent_presence::Migration),
+            Box::new(m20261201_000013_routing::Migration),
         ]
     }
 }

@@ -208,6 +208,10 @@ mod tests {
             resolved_at: None,
             cancelled_at: None,
             out_of_hours: false,
+            offered_to: None,
+            offer_expires_at: None,
+            sla_due_at: None,
+            sla_breached_at: None,
         };
         let answer = message::Model {
             id: "m2".into(),

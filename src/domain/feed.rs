@@ -51,6 +51,10 @@ pub enum EventKind {
     HandoffChanged {
         handoff: Arc<handoff::Model>,
         conversation: Arc<conversation::Model>,
+        /// Not a change of status: the team's accept target passed with the
+        /// handoff still waiting (`SLA_BREACHED`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sla_breached: bool,
         /// What its subscribers resolve, built once (see [`HandoffResolved`]).
         #[serde(skip)]
         resolved: Arc<HandoffResolved>,
@@ -141,12 +145,26 @@ impl Event {
     }
 
     pub fn handoff_changed(handoff: handoff::Model, conversation: conversation::Model) -> Event {
+        Event::handoff(handoff, conversation, false)
+    }
+
+    /// The team's accept target passed with `handoff` still waiting.
+    pub fn sla_breached(handoff: handoff::Model, conversation: conversation::Model) -> Event {
+        Event::handoff(handoff, conversation, true)
+    }
+
+    fn handoff(
+        handoff: handoff::Model,
+        conversation: conversation::Model,
+        sla_breached: bool,
+    ) -> Event {
         Event::new(
             conversation.workspace_id.clone(),
             conversation.id.clone(),
             EventKind::HandoffChanged {
                 handoff: Arc::new(handoff),
                 conversation: Arc::new(conversation),
+                sla_breached,
                 resolved: Arc::default(),
             },
         )
@@ -227,8 +245,12 @@ impl Event {
                 Change::Untagged { .. } => "CONVERSATION_UNTAGGED",
                 Change::Lead => "LEAD_UPDATED",
             },
+            EventKind::HandoffChanged {
+                sla_breached: true, ..
+            } => "SLA_BREACHED",
             EventKind::HandoffChanged { handoff, .. } => match handoff.status {
                 HandoffStatus::Requested => "HANDOFF_REQUESTED",
+                HandoffStatus::Offered => "HANDOFF_OFFERED",
                 HandoffStatus::Accepted => "HANDOFF_ACCEPTED",
                 HandoffStatus::Resolved => "HANDOFF_RESOLVED",
                 HandoffStatus::Cancelled => "HANDOFF_CANCELLED",
@@ -402,7 +424,7 @@ pub fn observe(state: &AppState, record: &Arc<Record>) {
 }
 
 /// The event types clients see, in the order the schema lists them.
-pub const PUBLIC_TYPES: [&str; 11] = [
+pub const PUBLIC_TYPES: [&str; 13] = [
     "MESSAGE_CREATED",
     "CONVERSATION_OPENED",
     "CONVERSATION_STATUS_CHANGED",
@@ -414,6 +436,8 @@ pub const PUBLIC_TYPES: [&str; 11] = [
     "HANDOFF_ACCEPTED",
     "HANDOFF_RESOLVED",
     "HANDOFF_CANCELLED",
+    "HANDOFF_OFFERED",
+    "SLA_BREACHED",
 ];
 
 /// Whether `principal` may see `event` in the `events` query: never revocations,

@@ -18,9 +18,10 @@ use tokio::sync::watch;
 
 use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
+use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{
-    Author, ConversationStatus, HandoffReason, HandoffStatus, conversation, conversation_tag,
-    handoff, insight_tag, message, now_ms, team_member, workspace,
+    Author, ConversationStatus, HandoffReason, HandoffStatus, TeamRouting, conversation,
+    conversation_tag, handoff, insight_tag, message, now_ms, team_member, workspace,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -129,6 +130,17 @@ fn route(
         .or_else(|| conversation.team_id.clone())
 }
 
+/// When a handoff requested of `team` at `now` should be accepted by: its accept
+/// target, counted in the team's business hours.
+fn sla_due(team: Option<&crate::entity::team::Model>, now: i64) -> Option<i64> {
+    let team = team?;
+    let seconds = team.accept_target_seconds?;
+    let at = chrono::DateTime::from_timestamp_millis(now)?;
+    let hours = team.business_hours();
+    super::hours::after_business_time(hours.as_ref(), at, i64::from(seconds))
+        .map(|due| due.timestamp_millis())
+}
+
 /// The open handoff of a conversation, if any.
 pub async fn open_for<C: ConnectionTrait>(
     conn: &C,
@@ -136,7 +148,11 @@ pub async fn open_for<C: ConnectionTrait>(
 ) -> AppResult<Option<handoff::Model>> {
     Ok(handoff::Entity::find()
         .filter(handoff::Column::ConversationId.eq(conversation_id))
-        .filter(handoff::Column::Status.is_in([HandoffStatus::Requested, HandoffStatus::Accepted]))
+        .filter(handoff::Column::Status.is_in([
+            HandoffStatus::Requested,
+            HandoffStatus::Offered,
+            HandoffStatus::Accepted,
+        ]))
         .one(conn)
         .await?)
 }
@@ -171,13 +187,22 @@ pub async fn request(
     let now = now_ms();
     // Outside the team's hours the handoff still waits for it, and the visitor is
     // told when the team is back.
-    let hours = match &team {
-        Some(id) => super::teams::cached(state, &conversation.workspace_id, id)
-            .await?
-            .business_hours(),
+    let team_model = match &team {
+        Some(id) => Some(super::teams::cached(state, &conversation.workspace_id, id).await?),
         None => None,
     };
+    let hours = team_model.as_ref().and_then(|t| t.business_hours());
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+    // Routing offers it to one agent at once, when the team routes automatically
+    // and is open (read fresh: round robin goes on from the last offer).
+    let offer = match &team_model {
+        Some(cached) if cached.routing != TeamRouting::Manual => {
+            let fresh = super::teams::get(state, &conversation.workspace_id, &cached.id).await?;
+            super::routing::next_offer(state, &state.db.reader, &fresh, None, now).await?
+        }
+        _ => None,
+    };
+    let sla_due_at = sla_due(team_model.as_ref(), now);
     let away = hours.filter(|hours| !super::hours::is_open(hours, at));
     let txn = state.db.writer.begin().await?;
     let inserted = handoff::ActiveModel {
@@ -185,7 +210,11 @@ pub async fn request(
         workspace_id: Set(conversation.workspace_id.clone()),
         conversation_id: Set(conversation.id.clone()),
         reason: Set(reason),
-        status: Set(HandoffStatus::Requested),
+        status: Set(if offer.is_some() {
+            HandoffStatus::Offered
+        } else {
+            HandoffStatus::Requested
+        }),
         team_id: Set(team.clone()),
         accepted_by: Set(None),
         note: Set(note),
@@ -195,6 +224,10 @@ pub async fn request(
         resolved_at: Set(None),
         cancelled_at: Set(None),
         out_of_hours: Set(away.is_some()),
+        offered_to: Set(offer.as_ref().map(|o| o.agent_id.clone())),
+        offer_expires_at: Set(offer.as_ref().map(|o| o.expires_at)),
+        sla_due_at: Set(sla_due_at),
+        sla_breached_at: Set(None),
     }
     .insert(&txn)
     .await;
@@ -209,6 +242,9 @@ pub async fn request(
         }
         Err(err) => return Err(err.into()),
     };
+    if let (Some(offer), Some(team)) = (&offer, &team) {
+        super::routing::record(&txn, &handoff.id, team, offer, now).await?;
+    }
     set_conversation(
         &txn,
         &conversation.id,
@@ -305,7 +341,7 @@ pub async fn accept(
             None
         }
         Flight::First(flight) => Some(flight),
-        Flight::Taken(won) => return Err(lost_race(state, won).await),
+        Flight::Taken(won) => return Err(lost_race(state, *won).await),
     };
     let result = attempt_accept(state, agent, id).await;
     if let (Some(flight), Ok(won)) = (flight, &result) {
@@ -335,7 +371,7 @@ const ACCEPTED_KEPT: usize = 10_000;
 enum Flight {
     First(FirstAttempt),
     Running(watch::Receiver<Option<handoff::Model>>),
-    Taken(handoff::Model),
+    Taken(Box<handoff::Model>),
 }
 
 /// The first attempt at a handoff; its entry goes when it does, won or not
@@ -369,7 +405,7 @@ impl AcceptsInFlight {
         let mut accepts = self.lock();
         let sees_every_change = state.db.pg_pool.is_none();
         if let Some(won) = accepts.accepted.get(id).filter(|_| sees_every_change) {
-            return Flight::Taken(won.clone());
+            return Flight::Taken(Box::new(won.clone()));
         }
         if let Some(outcome) = accepts.running.get(id) {
             return Flight::Running(outcome.clone());
@@ -408,7 +444,9 @@ async fn attempt_accept(
         .one(&state.db.reader)
         .await?
         .ok_or(AppError::NotFound("handoff"))?;
-    if current.status != HandoffStatus::Requested {
+    let offered_to_me = current.status == HandoffStatus::Offered
+        && current.offered_to.as_deref() == Some(agent.agent_id.as_str());
+    if current.status != HandoffStatus::Requested && !offered_to_me {
         return Err(lost_race(state, current).await);
     }
     let name = agent_name(state, ws, &agent.agent_id).await?;
@@ -417,13 +455,17 @@ async fn attempt_accept(
     let won = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
-            "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ? \
-             WHERE id = ? AND workspace_id = ? AND status = 'REQUESTED' RETURNING *",
+            "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ?, \
+               offered_to = NULL, offer_expires_at = NULL \
+             WHERE id = ? AND workspace_id = ? \
+               AND (status = 'REQUESTED' OR (status = 'OFFERED' AND offered_to = ?)) \
+             RETURNING *",
             vec![
                 agent.agent_id.as_str().into(),
                 now.into(),
                 id.into(),
                 ws.as_str().into(),
+                agent.agent_id.as_str().into(),
             ],
         ))
         .await?;
@@ -438,6 +480,9 @@ async fn attempt_accept(
         return Err(lost_race(state, current).await);
     };
     let handoff = handoff::Model::from_query_result(&row, "")?;
+    if offered_to_me {
+        super::routing::ended(&txn, id, &agent.agent_id, OfferOutcome::Accepted).await?;
+    }
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
     outcome.commit(state, txn).await
 }
@@ -452,6 +497,20 @@ async fn lost_race(state: &AppState, current: handoff::Model) -> AppError {
             AppError::Conflict {
                 message: format!("{name} already accepted this handoff"),
                 reason: Some("ALREADY_ACCEPTED"),
+            }
+        }
+        (HandoffStatus::Offered, _) => {
+            let name = match &current.offered_to {
+                Some(to) => agent_name(state, &current.workspace_id, to)
+                    .await
+                    .unwrap_or_default(),
+                None => "another agent".to_owned(),
+            };
+            AppError::Conflict {
+                message: format!(
+                    "this handoff is offered to {name} now: it waits in the queue for anyone if they decline or let the offer pass"
+                ),
+                reason: Some("OFFERED_TO_ANOTHER"),
             }
         }
         (status, _) => AppError::Conflict {
@@ -507,6 +566,9 @@ pub async fn take_over(
     if let Some(open) = open_for(&state.db.writer, conversation_id).await? {
         return match (open.status, open.accepted_by.as_deref()) {
             (HandoffStatus::Requested, _) => accept(state, agent, &open.id).await,
+            (HandoffStatus::Offered, _) if open.offered_to.as_deref() == Some(&agent.agent_id) => {
+                accept(state, agent, &open.id).await
+            }
             (_, Some(owner)) if owner == agent.agent_id => Ok(open),
             _ => Err(lost_race(state, open).await),
         };
@@ -529,6 +591,10 @@ pub async fn take_over(
         resolved_at: Set(None),
         cancelled_at: Set(None),
         out_of_hours: Set(false),
+        offered_to: Set(None),
+        offer_expires_at: Set(None),
+        sla_due_at: Set(None),
+        sla_breached_at: Set(None),
     }
     .insert(&txn)
     .await
@@ -562,8 +628,10 @@ pub async fn return_to_ai(
     let cancelled = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
-            "UPDATE handoffs SET status = 'CANCELLED', cancelled_at = ? \
-             WHERE conversation_id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+            "UPDATE handoffs SET status = 'CANCELLED', cancelled_at = ?, \
+               offered_to = NULL, offer_expires_at = NULL \
+             WHERE conversation_id = ? AND status IN ('REQUESTED', 'OFFERED', 'ACCEPTED') \
+             RETURNING *",
             vec![now_ms().into(), conversation_id.into()],
         ))
         .await?
@@ -616,8 +684,10 @@ pub async fn resolve_open(
     let row = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
-            "UPDATE handoffs SET status = 'RESOLVED', resolved_at = ? \
-             WHERE conversation_id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+            "UPDATE handoffs SET status = 'RESOLVED', resolved_at = ?, \
+               offered_to = NULL, offer_expires_at = NULL \
+             WHERE conversation_id = ? AND status IN ('REQUESTED', 'OFFERED', 'ACCEPTED') \
+             RETURNING *",
             vec![now_ms().into(), conversation_id.into()],
         ))
         .await?;
@@ -646,8 +716,10 @@ async fn may_transfer(
     if by.role.manages_workspace() || handoff.accepted_by.as_deref() == Some(&by.agent_id) {
         return Ok(());
     }
-    if handoff.status == HandoffStatus::Requested
-        && let Some(team_id) = &handoff.team_id
+    if matches!(
+        handoff.status,
+        HandoffStatus::Requested | HandoffStatus::Offered
+    ) && let Some(team_id) = &handoff.team_id
     {
         let member = team_member::Entity::find()
             .filter(team_member::Column::TeamId.eq(team_id.as_str()))
@@ -685,9 +757,15 @@ pub async fn transfer(
             let row = txn
                 .query_one_raw(stmt(
                     txn.get_database_backend(),
-                    "UPDATE handoffs SET status = 'REQUESTED', team_id = ?, accepted_by = NULL, accepted_at = NULL \
-                     WHERE id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
-                    vec![team.id.as_str().into(), id.into()],
+                    "UPDATE handoffs SET status = 'REQUESTED', team_id = ?, accepted_by = NULL, \
+                       accepted_at = NULL, offered_to = NULL, offer_expires_at = NULL, \
+                       sla_due_at = ?, sla_breached_at = NULL \
+                     WHERE id = ? AND status IN ('REQUESTED', 'OFFERED', 'ACCEPTED') RETURNING *",
+                    vec![
+                        team.id.as_str().into(),
+                        sla_due(Some(&team), now_ms()).into(),
+                        id.into(),
+                    ],
                 ))
                 .await?
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
@@ -711,13 +789,17 @@ pub async fn transfer(
                 )),
             )
             .await?;
-            Outcome {
+            let handoff = Outcome {
                 handoff,
                 conversation: appended.conversation,
                 messages: vec![appended.message],
             }
             .commit(state, txn)
-            .await
+            .await?;
+            // The new team's routing offers it on.
+            Ok(super::routing::offer_waiting(state, &handoff)
+                .await?
+                .unwrap_or(handoff))
         }
         Transfer::Agent(agent_id) => {
             let target = super::agents::get(state, ws, agent_id).await?;
@@ -725,8 +807,9 @@ pub async fn transfer(
             let row = txn
                 .query_one_raw(stmt(
                     txn.get_database_backend(),
-                    "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ? \
-                     WHERE id = ? AND status IN ('REQUESTED', 'ACCEPTED') RETURNING *",
+                    "UPDATE handoffs SET status = 'ACCEPTED', accepted_by = ?, accepted_at = ?, \
+                       offered_to = NULL, offer_expires_at = NULL \
+                     WHERE id = ? AND status IN ('REQUESTED', 'OFFERED', 'ACCEPTED') RETURNING *",
                     vec![target.id.as_str().into(), now_ms().into(), id.into()],
                 ))
                 .await?

@@ -172,6 +172,57 @@ pub fn next_open(hours: &BusinessHours, at: DateTime<Utc>) -> Option<DateTime<Ut
     None
 }
 
+/// The local instant `minute` minutes after midnight of `date` (1440: the next
+/// midnight); a time skipped by daylight saving is the first instant after it.
+fn instant(tz: Tz, date: NaiveDate, minute: u16) -> Option<DateTime<Utc>> {
+    let naive = date.and_hms_opt(0, 0, 0)? + Duration::minutes(i64::from(minute));
+    let local = tz.from_local_datetime(&naive).earliest().or_else(|| {
+        tz.from_local_datetime(&(naive + Duration::hours(1)))
+            .earliest()
+    })?;
+    Some(local.with_timezone(&Utc))
+}
+
+/// When the stretch the team is open in at `at` closes (`at` must be open).
+fn closes_after(hours: &BusinessHours, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let tz = tz_of(hours);
+    let local = at.with_timezone(&tz);
+    let day = Weekday::from(local.weekday());
+    let minute = (local.hour() * 60 + local.minute()) as u16;
+    let closes = hours
+        .intervals
+        .iter()
+        .filter(|i| i.weekday == day && i.opens <= minute && minute < i.closes)
+        .map(|i| i.closes)
+        .max()?;
+    instant(tz, local.date_naive(), closes)
+}
+
+/// The instant `seconds` of the team's open time after `from`: time while it is
+/// closed does not count (an SLA's clock). `None` when the team never opens.
+pub fn after_business_time(
+    hours: Option<&BusinessHours>,
+    from: DateTime<Utc>,
+    seconds: i64,
+) -> Option<DateTime<Utc>> {
+    let Some(hours) = hours else {
+        return Some(from + Duration::seconds(seconds));
+    };
+    let mut at = from;
+    let mut left = Duration::seconds(seconds);
+    // Each turn passes one open stretch: a year of split shifts at most.
+    for _ in 0..(LOOK_AHEAD_DAYS * 4) {
+        at = next_open(hours, at)?;
+        let closes = closes_after(hours, at)?.max(at + Duration::minutes(1));
+        if closes - at >= left {
+            return Some(at + left);
+        }
+        left -= closes - at;
+        at = closes;
+    }
+    None
+}
+
 /// What the visitor is told when a handoff comes outside the team's hours: when
 /// it is back, in the visitor's time zone when the widget sent a known one, else
 /// in the team's.
@@ -302,5 +353,19 @@ mod tests {
                 interval[0].opens
             );
         }
+    }
+    #[test]
+    fn business_time_counts_only_open_hours() {
+        let hours = berlin_weekdays();
+        // Monday 30 November 2026, 16:00 in Berlin (15:00 UTC): an hour and a half
+        // before closing at 17:30, so a two-hour target runs into Tuesday 09:30.
+        let due = after_business_time(Some(&hours), utc("2026-11-30T15:00:00Z"), 2 * 3600);
+        assert_eq!(due, Some(utc("2026-12-01T08:30:00Z")));
+        // Friday evening: the weekend does not count.
+        let due = after_business_time(Some(&hours), utc("2026-12-04T20:00:00Z"), 600);
+        assert_eq!(due, Some(utc("2026-12-07T08:10:00Z")));
+        // Always open: plain time.
+        let due = after_business_time(None, utc("2026-12-04T20:00:00Z"), 600);
+        assert_eq!(due, Some(utc("2026-12-04T20:10:00Z")));
     }
 }

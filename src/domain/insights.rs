@@ -522,6 +522,39 @@ pub async fn out_of_hours_handoffs(state: &AppState, cohort: &Cohort) -> AppResu
     }
 }
 
+/// A team's handoffs with an accept target in the cohort, and how many missed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlaBreaches {
+    pub team_id: String,
+    pub handoffs: i64,
+    pub breached: i64,
+}
+
+/// Per team, the cohort's handoffs that had an accept target (`slaDueAt`) and
+/// those that missed it (marked breached, or accepted after it), most breaches
+/// first.
+pub async fn sla_breaches(state: &AppState, cohort: &Cohort) -> AppResult<Vec<SlaBreaches>> {
+    let (condition, values) = cohort.condition();
+    let sql = format!(
+        "SELECT h.team_id AS team_id, COUNT(*) AS handoffs, \
+           SUM(CASE WHEN h.sla_breached_at IS NOT NULL OR h.accepted_at > h.sla_due_at \
+               THEN 1 ELSE 0 END) AS breached \
+         FROM handoffs h JOIN conversations c ON c.id = h.conversation_id \
+         WHERE h.sla_due_at IS NOT NULL AND h.team_id IS NOT NULL AND {condition} \
+         GROUP BY h.team_id"
+    );
+    let mut out = Vec::new();
+    for row in rows(state, &sql, values).await? {
+        out.push(SlaBreaches {
+            team_id: row.try_get("", "team_id")?,
+            handoffs: int(&row, "handoffs")?,
+            breached: int(&row, "breached")?,
+        });
+    }
+    out.sort_by(|a, b| b.breached.cmp(&a.breached).then(a.team_id.cmp(&b.team_id)));
+    Ok(out)
+}
+
 /// The visitors' answers to "Did that answer your question?" in the cohort's
 /// conversations.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

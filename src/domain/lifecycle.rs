@@ -28,7 +28,12 @@ pub struct AgentUpdate<'a> {
     pub name: Option<&'a str>,
     pub role: Option<Role>,
     pub team_ids: Option<&'a [String]>,
+    /// Conversations routing gives the agent at most (0: none).
+    pub max_concurrent: Option<i32>,
 }
+
+/// What `maxConcurrent` may be.
+const MAX_CONCURRENT: std::ops::RangeInclusive<i32> = 0..=100;
 
 /// The agent `id` of `admin`'s workspace, which `admin` may manage: owners manage
 /// everyone, admins everyone but owners.
@@ -88,6 +93,18 @@ pub async fn update(
         .name
         .map(|name| validate::short("name", name))
         .transpose()?;
+    if let Some(max) = change.max_concurrent
+        && !MAX_CONCURRENT.contains(&max)
+    {
+        return Err(AppError::bad_input(
+            "maxConcurrent",
+            format!(
+                "{max} is out of range: from {} (routing offers nothing) to {}",
+                MAX_CONCURRENT.start(),
+                MAX_CONCURRENT.end()
+            ),
+        ));
+    }
     let teams = match change.team_ids {
         Some(ids) => {
             Some(super::teams::existing(state, &admin.workspace_id, ids, "teamIds").await?)
@@ -104,6 +121,9 @@ pub async fn update(
     }
     if let Some(role) = change.role {
         model.role = Set(role);
+    }
+    if let Some(max) = change.max_concurrent {
+        model.max_concurrent = Set(max);
     }
     let agent = model.update(&txn).await?;
     if let Some(teams) = teams {
@@ -139,9 +159,11 @@ pub async fn deactivate(
     let handoffs = txn
         .query_all_raw(stmt(
             backend,
-            "UPDATE handoffs SET status = 'REQUESTED', accepted_by = NULL, accepted_at = NULL \
-             WHERE accepted_by = ? AND status = 'ACCEPTED' RETURNING *",
-            vec![id.into()],
+            "UPDATE handoffs SET status = 'REQUESTED', accepted_by = NULL, accepted_at = NULL, \
+               offered_to = NULL, offer_expires_at = NULL \
+             WHERE (accepted_by = ? AND status = 'ACCEPTED') \
+                OR (offered_to = ? AND status = 'OFFERED') RETURNING *",
+            vec![id.into(), id.into()],
         ))
         .await?
         .iter()

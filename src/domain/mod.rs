@@ -24,6 +24,7 @@ pub mod presence;
 pub mod ratings;
 pub mod responder;
 pub mod retag;
+pub mod routing;
 pub mod streams;
 pub mod sweeper;
 pub mod tagger;

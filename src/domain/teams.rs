@@ -6,7 +6,7 @@ use sea_orm::{
 
 use crate::auth::AgentPrincipal;
 use crate::entity::team::BusinessHours;
-use crate::entity::{agent, now_ms, team, team_member};
+use crate::entity::{TeamRouting, agent, now_ms, team, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 use crate::state::AppState;
@@ -43,6 +43,10 @@ pub async fn create(
         name: Set(name),
         created_at: Set(now_ms()),
         business_hours: Set(None),
+        routing: Set(TeamRouting::Manual),
+        offer_timeout_seconds: Set(super::routing::DEFAULT_OFFER_TIMEOUT_SECONDS),
+        accept_target_seconds: Set(None),
+        last_offered_to: Set(None),
     }
     .insert(&txn)
     .await
@@ -93,9 +97,33 @@ pub struct TeamUpdate<'a> {
     pub name: Option<&'a str>,
     /// `Some(None)`: always open.
     pub business_hours: Option<Option<BusinessHours>>,
+    pub routing: Option<TeamRouting>,
+    pub offer_timeout_seconds: Option<i32>,
+    /// `Some(None)`: no accept target.
+    pub accept_target_seconds: Option<Option<i32>>,
 }
 
-/// Change a team's name or business hours. Owners and admins only (the caller
+/// Offers stand this long at least and at most.
+const OFFER_TIMEOUT_SECONDS: std::ops::RangeInclusive<i32> = 1..=3600;
+/// An accept target is at least a second and at most a week of business time.
+const ACCEPT_TARGET_SECONDS: std::ops::RangeInclusive<i32> = 1..=7 * 24 * 3600;
+
+fn within(field: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> AppResult<i32> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(AppError::bad_input(
+            field,
+            format!(
+                "{value} is out of range: from {} to {} seconds",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+/// Change a team's name, business hours or routing. Owners and admins only (the caller
 /// checks the role).
 pub async fn update(
     state: &AppState,
@@ -110,6 +138,21 @@ pub async fn update(
     }
     if let Some(hours) = change.business_hours {
         model.business_hours = Set(hours.map(|h| serde_json::to_string(&h)).transpose()?);
+    }
+    if let Some(routing) = change.routing {
+        model.routing = Set(routing);
+    }
+    if let Some(seconds) = change.offer_timeout_seconds {
+        model.offer_timeout_seconds = Set(within(
+            "offerTimeoutSeconds",
+            seconds,
+            OFFER_TIMEOUT_SECONDS,
+        )?);
+    }
+    if let Some(target) = change.accept_target_seconds {
+        model.accept_target_seconds = Set(target
+            .map(|s| within("acceptTargetSeconds", s, ACCEPT_TARGET_SECONDS))
+            .transpose()?);
     }
     let team = model.update(&state.db.writer).await.map_err(|err| {
         if is_unique_violation(&err) {

@@ -66,6 +66,7 @@ pub async fn create(
         availability: Set(crate::entity::Availability::Online),
         announced: Set(crate::entity::Availability::Offline),
         last_seen_at: Set(None),
+        max_concurrent: Set(super::routing::DEFAULT_MAX_CONCURRENT),
     }
     .insert(&txn)
     .await?;

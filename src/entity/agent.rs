@@ -23,6 +23,8 @@ pub struct Model {
     pub announced: super::Availability,
     /// When a socket of the agent was last seen open (ms).
     pub last_seen_at: Option<i64>,
+    /// Conversations the agent holds at most before routing passes it over.
+    pub max_concurrent: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -22,6 +22,18 @@ pub struct Model {
     /// Requested outside its team's business hours.
     #[serde(default, deserialize_with = "super::bool_or_int")]
     pub out_of_hours: bool,
+    /// The agent the handoff is offered to while `OFFERED` (`domain::routing`).
+    #[serde(default)]
+    pub offered_to: Option<String>,
+    /// When the offer passes to the next agent (ms).
+    #[serde(default)]
+    pub offer_expires_at: Option<i64>,
+    /// When the team's accept target passes, counted in its business hours (ms).
+    #[serde(default)]
+    pub sla_due_at: Option<i64>,
+    /// When the accept target was found passed with the handoff still waiting.
+    #[serde(default)]
+    pub sla_breached_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ pub mod article;
 pub mod conversation;
 pub mod conversation_tag;
 pub mod handoff;
+pub mod handoff_offer;
 pub mod insight_tag;
 pub mod lead;
 pub mod lead_field;
@@ -195,6 +196,34 @@ pub enum Availability {
     Offline,
 }
 
+/// How a team's handoffs reach its agents.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TeamRouting {
+    /// Handoffs wait in the team's queue for an agent to accept one.
+    #[sea_orm(string_value = "MANUAL")]
+    Manual,
+    /// Each handoff is offered to the next available agent in turn.
+    #[sea_orm(string_value = "ROUND_ROBIN")]
+    RoundRobin,
+    /// Each handoff is offered to the available agent holding the fewest open
+    /// conversations.
+    #[sea_orm(string_value = "LEAST_BUSY")]
+    LeastBusy,
+}
+
 /// A day of the week (business hours).
 #[derive(
     Clone,
@@ -338,7 +367,8 @@ pub enum HandoffReason {
 }
 
 /// Where a handoff is: `REQUESTED → ACCEPTED → RESOLVED`, or `CANCELLED` when the
-/// conversation went back to the AI.
+/// conversation went back to the AI; a team with automatic routing offers it to
+/// one agent at a time on the way (`REQUESTED ⇄ OFFERED → ACCEPTED`).
 #[derive(
     Clone,
     Copy,
@@ -356,6 +386,10 @@ pub enum HandoffReason {
 pub enum HandoffStatus {
     #[sea_orm(string_value = "REQUESTED")]
     Requested,
+    /// Offered to one agent of its team, who may accept or decline it
+    /// (`offeredTo`, until `offerExpiresAt`).
+    #[sea_orm(string_value = "OFFERED")]
+    Offered,
     #[sea_orm(string_value = "ACCEPTED")]
     Accepted,
     #[sea_orm(string_value = "RESOLVED")]
@@ -366,7 +400,10 @@ pub enum HandoffStatus {
 
 impl HandoffStatus {
     pub fn is_open(self) -> bool {
-        matches!(self, HandoffStatus::Requested | HandoffStatus::Accepted)
+        matches!(
+            self,
+            HandoffStatus::Requested | HandoffStatus::Offered | HandoffStatus::Accepted
+        )
     }
 }
 

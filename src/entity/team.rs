@@ -12,6 +12,14 @@ pub struct Model {
     /// [`BusinessHours`] as JSON; `None` means always open. Read it with
     /// [`Model::business_hours`].
     pub business_hours: Option<String>,
+    /// How handoffs reach the team's agents.
+    pub routing: super::TeamRouting,
+    /// How long an offer stands before it passes to the next agent.
+    pub offer_timeout_seconds: i32,
+    /// How soon a handoff should be accepted, in business time; `None`: no target.
+    pub accept_target_seconds: Option<i32>,
+    /// The agent offered a handoff last, where round robin goes on from.
+    pub last_offered_to: Option<String>,
 }
 
 impl Model {

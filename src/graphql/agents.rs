@@ -9,7 +9,7 @@ use super::hours::{BusinessHoursInput, BusinessHoursView};
 use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
 use crate::domain::agents::NewAgent;
-use crate::entity::{Availability, Role, agent, team};
+use crate::entity::{Availability, Role, TeamRouting, agent, team};
 use crate::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
 
 use super::workspaces::Workspace;
@@ -57,6 +57,13 @@ impl Agent {
     async fn availability(&self, ctx: &Context<'_>) -> Availability {
         let timeout = ctx.state().config.presence_timeout;
         domain::presence::effective(&self.0, crate::entity::now_ms(), timeout)
+    }
+
+    /// Conversations automatic routing gives the agent at most: it is offered no
+    /// handoff while it holds this many (`HUMAN` conversations assigned to it, and
+    /// offers it holds).
+    async fn max_concurrent(&self) -> i32 {
+        self.0.max_concurrent
     }
 
     /// The teams the agent is in (up to a few seconds old when another process
@@ -132,6 +139,24 @@ impl Team {
     async fn business_hours(&self) -> Option<BusinessHoursView> {
         self.0.business_hours().map(BusinessHoursView)
     }
+
+    /// How the team's handoffs reach its agents: `MANUAL` (they wait in the queue
+    /// for whoever accepts), or offered to one agent at a time (`ROUND_ROBIN`,
+    /// `LEAST_BUSY`).
+    async fn routing(&self) -> TeamRouting {
+        self.0.routing
+    }
+
+    /// How long an offer stands before it passes to the next agent.
+    async fn offer_timeout_seconds(&self) -> i32 {
+        self.0.offer_timeout_seconds
+    }
+
+    /// How soon a handoff should be accepted, counted in business hours; each
+    /// handoff's `slaDueAt` follows from it. `null`: no target.
+    async fn accept_target_seconds(&self) -> Option<i32> {
+        self.0.accept_target_seconds
+    }
 }
 
 /// What an agent can set itself to (`OFFLINE` comes from having no socket open).
@@ -148,6 +173,11 @@ pub struct UpdateTeamInput {
     pub name: Option<String>,
     /// `null`: always open.
     pub business_hours: MaybeUndefined<BusinessHoursInput>,
+    pub routing: Option<TeamRouting>,
+    /// 1 to 3600 (default 60).
+    pub offer_timeout_seconds: Option<i32>,
+    /// 1 second to 7 days of business time; `null`: no target.
+    pub accept_target_seconds: MaybeUndefined<i32>,
 }
 
 #[derive(Default)]
@@ -206,6 +236,9 @@ pub struct UpdateAgentInput {
     pub role: Option<Role>,
     /// The agent's teams, all of them (replacing the current ones).
     pub team_ids: Option<Vec<ID>>,
+    /// Conversations automatic routing gives the agent at most, 0 to 100
+    /// (default 5; 0: the agent is never offered one).
+    pub max_concurrent: Option<i32>,
 }
 
 #[derive(Default)]
@@ -273,7 +306,8 @@ impl AgentMutation {
         Ok(Agent::from(agent))
     }
 
-    /// Change an agent's name, role or teams (what is not given stays). Owners and
+    /// Change an agent's name, role, teams or `maxConcurrent` (what is not given
+    /// stays). Owners and
     /// admins; only an owner changes an owner or makes one. The role applies from the
     /// agent's next request. Demoting the last active owner is `CONFLICT`
     /// (`reason: LAST_OWNER`).
@@ -288,6 +322,7 @@ impl AgentMutation {
             name: input.name.as_deref(),
             role: input.role,
             team_ids: team_ids.as_deref(),
+            max_concurrent: input.max_concurrent,
         };
         let agent = domain::lifecycle::update(ctx.state(), admin, &input.agent_id, change).await?;
         Ok(Agent::from(agent))
@@ -354,7 +389,7 @@ impl AgentMutation {
         })
     }
 
-    /// Change a team's name or business hours. Owners and admins only.
+    /// Change a team's name, business hours or routing. Owners and admins only.
     async fn update_team(
         &self,
         ctx: &Context<'_>,
@@ -366,9 +401,17 @@ impl AgentMutation {
             MaybeUndefined::Null => Some(None),
             MaybeUndefined::Value(hours) => Some(Some(hours.check()?)),
         };
+        let accept_target_seconds = match input.accept_target_seconds {
+            MaybeUndefined::Undefined => None,
+            MaybeUndefined::Null => Some(None),
+            MaybeUndefined::Value(seconds) => Some(Some(seconds)),
+        };
         let change = domain::teams::TeamUpdate {
             name: input.name.as_deref(),
             business_hours,
+            routing: input.routing,
+            offer_timeout_seconds: input.offer_timeout_seconds,
+            accept_target_seconds,
         };
         let team = domain::teams::update(ctx.state(), admin, &input.team_id, change).await?;
         Ok(Team::from(team))

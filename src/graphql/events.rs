@@ -45,6 +45,10 @@ pub enum EventType {
     HandoffResolved,
     /// A handoff was cancelled: the conversation went back to the AI.
     HandoffCancelled,
+    /// A handoff was offered to one agent of its team (`handoff.offeredTo`).
+    HandoffOffered,
+    /// A handoff's accept target (`slaDueAt`) passed while it still waited.
+    SlaBreached,
 }
 
 impl EventType {
@@ -112,6 +116,7 @@ impl EventNode {
                 handoff,
                 conversation,
                 resolved,
+                ..
             } => Some(Handoff::of_event(&self.0, handoff, conversation, resolved)),
             _ => None,
         }

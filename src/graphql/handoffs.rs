@@ -137,6 +137,34 @@ impl Handoff {
         Ok(agent.map(Agent))
     }
 
+    /// While `OFFERED`: the one agent it is offered to, who may accept or decline
+    /// it until `offerExpiresAt` (then it passes to the next agent of the team).
+    async fn offered_to(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        let Some(id) = &self.model.offered_to else {
+            return Ok(None);
+        };
+        let agent = ctx.loaders().load_one(AgentKey(id.clone())).await?;
+        Ok(agent.map(Agent))
+    }
+
+    /// While `OFFERED`: when the offer passes to the next agent.
+    async fn offer_expires_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.offer_expires_at.map(timestamp)
+    }
+
+    /// When it should be accepted by: its team's `acceptTargetSeconds` after it was
+    /// requested (or transferred to the team), counted in the team's business hours
+    /// only. `null` when the team has no target.
+    async fn sla_due_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.sla_due_at.map(timestamp)
+    }
+
+    /// When `slaDueAt` was found passed with the handoff still waiting (the
+    /// `SLA_BREACHED` event); `null` while it was not.
+    async fn sla_breached_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.model.sla_breached_at.map(timestamp)
+    }
+
     /// What was said when asking for a person (by the visitor, the AI or an agent).
     /// `null` for visitors: notes are for the team.
     async fn note(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
@@ -352,13 +380,29 @@ impl HandoffMutation {
         ))
     }
 
-    /// Accept a requested handoff: the conversation becomes yours. Of many agents
-    /// accepting at once exactly one wins; the others get `CONFLICT` naming the
-    /// winner (`extensions.reason: ALREADY_ACCEPTED`).
+    /// Accept a requested handoff, or one offered to you: the conversation becomes
+    /// yours. Of many agents accepting at once exactly one wins; the others get
+    /// `CONFLICT` naming the winner (`extensions.reason: ALREADY_ACCEPTED`). A
+    /// handoff offered to another agent is `CONFLICT` (`OFFERED_TO_ANOTHER`) until
+    /// they decline it or the offer passes.
     async fn accept_handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
             domain::handoffs::accept(ctx.state(), agent, &id).await?,
+        ))
+    }
+
+    /// Decline a handoff offered to you: it is offered to the next available agent
+    /// of its team, or waits in the queue (`REQUESTED`) when every one was offered
+    /// it. `CONFLICT` (`NOT_OFFERED_TO_YOU`) when it is not offered to you now.
+    async fn decline_handoff(
+        &self,
+        ctx: &Context<'_>,
+        handoff_id: ID,
+    ) -> async_graphql::Result<Handoff> {
+        let agent = ctx.principal()?.agent()?;
+        Ok(Handoff::new(
+            domain::routing::decline(ctx.state(), agent, &handoff_id).await?,
         ))
     }
 

@@ -84,6 +84,31 @@ impl InsightsDigest {
     }
 }
 
+/// A team's handoffs against its accept target.
+pub struct TeamSlaBreaches(domain::insights::SlaBreaches);
+
+#[Object]
+impl TeamSlaBreaches {
+    /// `null` if the team was deleted since.
+    async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::agents::Team>> {
+        let team = ctx
+            .loaders()
+            .load_one(crate::loaders::TeamKey(self.0.team_id.clone()))
+            .await?;
+        Ok(team.map(super::agents::Team))
+    }
+
+    /// Handoffs that had an accept target.
+    async fn handoffs(&self) -> i64 {
+        self.0.handoffs
+    }
+
+    /// Of those, handoffs not accepted by their `slaDueAt`.
+    async fn breached(&self) -> i64 {
+        self.0.breached
+    }
+}
+
 /// Buckets of `series`.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
@@ -116,6 +141,14 @@ impl InsightsDigest {
     /// Handoffs requested outside their team's business hours.
     async fn out_of_hours_handoffs(&self) -> async_graphql::Result<i64> {
         Ok(domain::insights::out_of_hours_handoffs(&self.state, &self.cohort).await?)
+    }
+
+    /// Per team with an accept target (`Team.acceptTargetSeconds`): its handoffs
+    /// that had one (`slaDueAt`) and how many missed it (still waiting when it
+    /// passed: `SLA_BREACHED`), most breaches first.
+    async fn sla_breaches(&self) -> async_graphql::Result<Vec<TeamSlaBreaches>> {
+        let teams = domain::insights::sla_breaches(&self.state, &self.cohort).await?;
+        Ok(teams.into_iter().map(TeamSlaBreaches).collect())
     }
 
     /// The visitors' answers to "Did that answer your question?" (`confirmAnswer`)

@@ -265,6 +265,7 @@ impl ConversationEvent {
                 handoff,
                 conversation,
                 resolved,
+                ..
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
                 Handoff::of_event(event, handoff, conversation, resolved),
             ))),
@@ -296,6 +297,10 @@ pub enum InboxEventKind {
     HandoffResolved,
     /// A handoff was cancelled: the conversation went back to the AI.
     HandoffCancelled,
+    /// A handoff was offered to one agent of its team (`handoff.offeredTo`).
+    HandoffOffered,
+    /// A handoff's accept target (`handoff.slaDueAt`) passed while it waited.
+    SlaBreached,
     /// An agent's availability changed (`agent` and `availability` hold it; no
     /// conversation). Whatever the filter.
     AgentAvailabilityChanged,
@@ -557,13 +562,26 @@ impl LiveSubscription {
             .map(|id| id.0)
             .collect();
         let after = after_or_resume(ctx, after);
-        let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
+        // Shared with other agents' connections (a note is there): offers to any
+        // of them are answered, each for its agent alone. Else only offers to
+        // this agent (an API key sees every offer).
+        let shared = ctx.data_opt::<CursorNote>().cloned();
+        let me = match &principal {
+            Principal::Agent(agent) if shared.is_none() => Some(agent.agent_id.clone()),
+            _ => None,
+        };
+        let note = shared.unwrap_or_default();
         let from = Box::pin(starting(&state, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
         let events = domain::streams::events(state.clone(), topic, from);
         Ok(events.filter_map(move |item| {
-            let (state, teams, tags, note) =
-                (state.clone(), teams.clone(), tags.clone(), note.clone());
+            let (state, teams, tags, note, me) = (
+                state.clone(),
+                teams.clone(),
+                tags.clone(),
+                note.clone(),
+                me.clone(),
+            );
             async move {
                 let event = match item {
                     Ok(event) => event,
@@ -574,12 +592,19 @@ impl LiveSubscription {
                     handoff,
                     conversation,
                     resolved,
+                    sla_breached,
                 } = &event.kind
                 else {
                     return None;
                 };
-                if handoff.status != HandoffStatus::Requested {
-                    return None;
+                match (handoff.status, &handoff.offered_to) {
+                    _ if *sla_breached => {}
+                    (HandoffStatus::Requested, _) => {}
+                    (HandoffStatus::Offered, Some(to)) => match &me {
+                        Some(me) if me != to => return None,
+                        _ => note.only_for(to),
+                    },
+                    _ => return None,
                 }
                 match escalation_matches(&state, &teams, &tags, handoff).await {
                     Ok(true) => Some(Ok(Handoff::of_event(
@@ -598,20 +623,42 @@ impl LiveSubscription {
 
 /// Request data of a subscription executed once for many connections (see
 /// `crate::ws`): the log cursor of the event behind the answer just produced, so
-/// that a connection that falls behind the shared execution can go on from it.
+/// that a connection that falls behind the shared execution can go on from it;
+/// and, for an answer meant for one agent alone (an offer on `escalations`), that
+/// agent, so the connections of others pass over it. A connection's own execution
+/// has no note: it filters for its principal itself.
 #[derive(Clone, Default)]
-pub struct CursorNote(pub std::sync::Arc<std::sync::Mutex<Option<String>>>);
+pub struct CursorNote(std::sync::Arc<std::sync::Mutex<Noted>>);
+
+/// What the resolver noted of the answer just produced.
+#[derive(Default)]
+pub struct Noted {
+    pub cursor: Option<String>,
+    /// The only agent whose connections deliver it.
+    pub audience: Option<String>,
+}
 
 impl CursorNote {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Noted> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn note(&self, event: &Event) {
+        let mut noted = self.lock();
+        noted.audience = None;
         if let Some(cursor) = event.cursor {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(cursor.encode());
+            noted.cursor = Some(cursor.encode());
         }
     }
 
-    /// The cursor of the event behind the last answer, taken.
-    pub fn take(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    /// The answer about to be produced is for `agent_id`'s connections only.
+    fn only_for(&self, agent_id: &str) {
+        self.lock().audience = Some(agent_id.to_owned());
+    }
+
+    /// What was noted of the last answer, taken.
+    pub fn take(&self) -> Noted {
+        std::mem::take(&mut *self.lock())
     }
 }
 
@@ -677,10 +724,13 @@ async fn inbox_event(
             handoff: changed,
             conversation,
             resolved,
+            sla_breached,
         } => {
             handoff = Some(Handoff::of_event(event, changed, conversation, resolved));
             match changed.status {
+                _ if *sla_breached => InboxEventKind::SlaBreached,
                 HandoffStatus::Requested => InboxEventKind::HandoffRequested,
+                HandoffStatus::Offered => InboxEventKind::HandoffOffered,
                 HandoffStatus::Accepted => InboxEventKind::HandoffAccepted,
                 HandoffStatus::Resolved => InboxEventKind::HandoffResolved,
                 HandoffStatus::Cancelled => InboxEventKind::HandoffCancelled,

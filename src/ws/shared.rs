@@ -31,7 +31,7 @@ use crate::auth::Principal;
 use crate::entity::Role;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
-use crate::graphql::live::{CursorNote, ResumeAfter};
+use crate::graphql::live::{CursorNote, Noted, ResumeAfter};
 use crate::state::AppState;
 
 /// Root subscription fields whose answers depend only on the workspace, the role
@@ -105,6 +105,8 @@ pub struct Answer {
     pub panicked: bool,
     /// The event log cursor of the event behind it, when it has one.
     pub cursor: Option<String>,
+    /// The only agent whose connections deliver it (an offer on `escalations`).
+    pub audience: Option<String>,
 }
 
 /// A running upstream. Subscribers hold it; when the last lets go, it stops. Only
@@ -173,10 +175,13 @@ impl SharedOperations {
 
     /// Subscribe to the upstream of `key`, starting it with `request` if none runs
     /// (then `context` readies a copy of it, should the execution start again).
+    /// `me` is the subscribing agent: answers meant for another agent alone pass
+    /// it by.
     pub fn subscribe(
         state: &AppState,
         schema: &AppSchema,
         key: Key,
+        me: Option<String>,
         mut request: async_graphql::Request,
         context: impl Fn(async_graphql::Request) -> async_graphql::Request + Send + Sync + 'static,
     ) -> impl Stream<Item = Item> + Send + 'static {
@@ -218,7 +223,7 @@ impl SharedOperations {
                 }
             }
         };
-        follow(upstream, answers, takeover)
+        follow(upstream, answers, takeover, me)
     }
 }
 
@@ -271,7 +276,7 @@ async fn run(
             };
             crate::app::ensure_codes(&mut response.errors);
             let json = crate::app::serialise_response(max_bytes, &response);
-            let cursor = note.take();
+            let Noted { cursor, audience } = note.take();
             if cursor.is_some() {
                 last.clone_from(&cursor);
             }
@@ -280,6 +285,7 @@ async fn run(
                 json,
                 panicked,
                 cursor,
+                audience,
             };
             if answers.send(Arc::new(answer)).is_err() {
                 return;
@@ -296,6 +302,7 @@ fn follow(
     upstream: Arc<Upstream>,
     mut answers: broadcast::Receiver<Arc<Answer>>,
     takeover: Takeover,
+    me: Option<String>,
 ) -> impl Stream<Item = Item> + Send + 'static {
     async_stream::stream! {
         let mut upstream = Some(upstream);
@@ -305,6 +312,9 @@ fn follow(
                 Ok(answer) => {
                     if let Some(cursor) = &answer.cursor {
                         last = Some(cursor.clone());
+                    }
+                    if answer.audience.is_some() && answer.audience != me {
+                        continue;
                     }
                     yield Item::Shared(answer);
                 }

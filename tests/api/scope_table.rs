@@ -148,6 +148,10 @@ const MUTATIONS: &[Call] = &[
         document: "mutation { updateAgent(input: { agentId: \"agt_missing\" }) { id } }",
     },
     Call {
+        field: "declineHandoff",
+        document: "mutation { declineHandoff(handoffId: \"hof_missing\") { id } }",
+    },
+    Call {
         field: "deactivateAgent",
         document: "mutation { deactivateAgent(agentId: \"agt_missing\") { id } }",
     },

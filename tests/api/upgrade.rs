@@ -1,4 +1,4 @@
-//! Upgrading a database that holds data: the migrations of issue 15 (010, 011)
+//! Upgrading a database that holds data: the migrations of issue 15 (010 to 013)
 //! roll back and forward on a file written by the server, and what they fill in
 //! for existing rows is right.
 
@@ -8,8 +8,9 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, fresh_database, test_config};
 
-/// Migrations that came with conversation endings, business hours and presence.
-const NEW: u32 = 3;
+/// Migrations that came with conversation endings, business hours, presence and
+/// routing.
+const NEW: u32 = 4;
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
@@ -49,7 +50,7 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
 
     // The new server migrates it forward on start.
     let app = TestApp::spawn_with(config, dir).await;
-    let read = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt openHandoff { outOfHours } } }";
+    let read = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt openHandoff { outOfHours offeredTo { id } slaDueAt } } }";
     let before = app
         .data(Some(&ws.admin_token), read, json!({ "c": resolved }))
         .await;
@@ -64,6 +65,7 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
         .await;
     assert_eq!(
         waiting["conversation"],
-        json!({ "status": "QUEUED", "resolvedBy": null, "resolvedAt": null, "openHandoff": { "outOfHours": false } })
+        json!({ "status": "QUEUED", "resolvedBy": null, "resolvedAt": null,
+            "openHandoff": { "outOfHours": false, "offeredTo": null, "slaDueAt": null } })
     );
 }

@@ -1,0 +1,33 @@
+use sea_orm::entity::prelude::*;
+
+/// One agent offered one handoff, and how the offer ended: `ACCEPTED`,
+/// `DECLINED` or `EXPIRED` (`None` while it stands). An agent is offered a
+/// handoff once.
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "handoff_offers")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub handoff_id: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub agent_id: String,
+    pub offered_at: i64,
+    pub outcome: Option<OfferOutcome>,
+    pub ended_at: Option<i64>,
+}
+
+/// How an offer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum OfferOutcome {
+    #[sea_orm(string_value = "ACCEPTED")]
+    Accepted,
+    #[sea_orm(string_value = "DECLINED")]
+    Declined,
+    #[sea_orm(string_value = "EXPIRED")]
+    Expired,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
