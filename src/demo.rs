@@ -267,8 +267,20 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
     for name in ["Content Support", "Accounts & Billing"] {
         teams.push(domain::teams::create(state, &admin, name, &[]).await?);
     }
-    // Billing answers on weekdays, Berlin office hours: a handoff to it at night
-    // shows the visitor when the team is back.
+    // Content Support offers each handoff to its next available agent in turn.
+    if let Some(content) = teams.iter_mut().find(|t| t.name == "Content Support") {
+        let change = domain::teams::TeamUpdate {
+            name: None,
+            business_hours: None,
+            routing: Some(TeamRouting::RoundRobin),
+            offer_timeout_seconds: None,
+            accept_target_seconds: Some(Some(5 * 60)),
+        };
+        *content = domain::teams::update(state, &admin, &content.id.clone(), change).await?;
+    }
+    // Billing answers on weekdays, Berlin office hours, round robin too: a handoff
+    // to it at night shows the visitor when the team is back, and is offered when
+    // the team opens.
     if let Some(billing) = teams.iter_mut().find(|t| t.name == "Accounts & Billing") {
         let weekdays = [
             Weekday::Monday,

@@ -1,6 +1,8 @@
 // The agent inbox: a live list of conversations, the escalation queue with case
-// files, accepting (and who won a race), taking over, replying, internal notes,
-// tags, resolving, handing back to the AI, and the insights digest as a chart.
+// files, offers made to the viewer by its team's routing (with a countdown, to
+// accept or decline), accepting (and who won a race), taking over, replying,
+// internal notes, tags, resolving, handing back to the AI, and the insights digest
+// as a chart.
 import { el, gql, live, rich, subscribe } from './api.js';
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +14,7 @@ let openSubscriptions = [];
 const ROW = `id status resolvedBy updatedAt lead { name email verified } assignee { id name } team { id name }
   lastMessage { author body } tags { tag { id label } source } openHandoff { id reason status }`;
 const CASE = `id reason status requestedAt team { name } acceptedBy { name } conversation { id }
+  offeredTo { id } offerExpiresAt slaDueAt slaBreachedAt
   caseFile { summary question attempts context lead { name email company fields }
     tags { source evidence tag { label } } aiAnswers { body confidence sources { title url } } }`;
 
@@ -50,7 +53,7 @@ async function loadList() {
   openSubscriptions = openSubscriptions.filter((s) => s.name !== 'inbox');
   openSubscriptions.push({ name: 'inbox', stop: subscribe(client, {
     query: `subscription($f: InboxFilter) { inbox(filter: $f) { kind availability agent { id }
-      conversation { ${ROW} } handoff { id status } } }`,
+      conversation { ${ROW} } handoff { id status offeredTo { id } } } }`,
     variables: { f },
   }, ({ inbox }) => {
     // Teammates' availability: only the viewer's own is shown here.
@@ -60,7 +63,9 @@ async function loadList() {
     }
     if (inbox.kind === 'CONVERSATION_REMOVED') rows.delete(inbox.conversation.id);
     else rows.set(inbox.conversation.id, inbox.conversation);
-    if (inbox.handoff && inbox.handoff.status !== 'REQUESTED') document.querySelector(`[data-handoff="${inbox.handoff.id}"]`)?.remove();
+    // A handoff accepted, closed, or offered to someone else leaves the viewer's queue.
+    const h = inbox.handoff;
+    if (h && h.status !== 'REQUESTED' && !(h.status === 'OFFERED' && h.offeredTo?.id === session.me.id)) unqueue(h.id);
     if (inbox.handoff || inbox.kind === 'CONVERSATION_OPENED') refreshInsights();
     drawList();
     if (inbox.conversation.id === session.open) drawHead(inbox.conversation);
@@ -126,7 +131,40 @@ function drawCaseFile(h) {
     el('p', {}, el('strong', {}, 'AI answers: '), `${c.attempts}`),
     el('ul', { class: 'answers' }, c.aiAnswers.map((a) => el('li', {}, `${(a.confidence ?? 0).toFixed(2)} · `, a.sources.map((s) => el('a', { href: s.url, target: '_blank' }, s.title))))),
     el('p', { class: 'error', id: 'accept-result' }),
-    h.status === 'REQUESTED' ? el('button', { id: 'accept', onclick: () => accept(h) }, 'Accept') : el('p', {}, `Accepted by ${h.acceptedBy?.name ?? '—'}`));
+    ...actions(h));
+}
+
+const offeredToMe = (h) => h.status === 'OFFERED' && h.offeredTo?.id === session.me.id;
+
+// Accept what waits in the queue or is offered to the viewer; decline an offer.
+function actions(h) {
+  if (offeredToMe(h)) {
+    return [el('p', {}, 'Offered to you: ', countdown(h)),
+      el('button', { id: 'accept', onclick: () => accept(h) }, 'Accept'), ' ',
+      el('button', { id: 'decline', class: 'secondary', onclick: () => decline(h) }, 'Decline')];
+  }
+  if (h.status === 'REQUESTED') return [el('button', { id: 'accept', onclick: () => accept(h) }, 'Accept')];
+  return [el('p', {}, `Accepted by ${h.acceptedBy?.name ?? '—'}`)];
+}
+
+// Seconds left on an offer, ticking (see the timer below).
+const countdown = (h) => el('span', { class: 'countdown', 'data-expires': h.offerExpiresAt }, left(h.offerExpiresAt));
+function left(at) {
+  const s = Math.max(0, Math.round((Date.parse(at) - Date.now()) / 1000));
+  return s > 0 ? `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')} left` : 'passing on…';
+}
+setInterval(() => { for (const c of document.querySelectorAll('.countdown')) c.textContent = left(c.dataset.expires); }, 1000);
+
+const unqueue = (id) => document.querySelector(`[data-handoff="${id}"]`)?.remove();
+
+async function decline(h) {
+  try {
+    await call('mutation($id: ID!) { declineHandoff(handoffId: $id) { id } }', { id: h.id });
+    unqueue(h.id);
+    $('casefile').hidden = true;
+  } catch (error) {
+    $('accept-result').textContent = error.message;
+  }
 }
 
 async function accept(h) {
@@ -141,10 +179,15 @@ async function accept(h) {
   }
 }
 
+// An escalation as it arrives: waiting for anyone, offered to the viewer (with its
+// countdown), or past its accept target. A newer state replaces the entry.
 function queue(h) {
-  if (document.querySelector(`[data-handoff="${h.id}"]`)) return;
-  $('queue').prepend(el('li', { class: 'escalation', 'data-handoff': h.id, onclick: () => drawCaseFile(h) },
-    el('strong', {}, h.reason.replaceAll('_', ' ').toLowerCase()), ' ', el('span', {}, h.caseFile.question ?? '')));
+  if (h.status !== 'REQUESTED' && !offeredToMe(h)) return;
+  unqueue(h.id);
+  $('queue').prepend(el('li', { class: `escalation ${offeredToMe(h) ? 'offer' : ''}`, 'data-handoff': h.id, onclick: () => drawCaseFile(h) },
+    el('strong', {}, h.reason.replaceAll('_', ' ').toLowerCase()), ' ', el('span', {}, h.caseFile.question ?? ''),
+    offeredToMe(h) ? el('span', { class: 'offered' }, ' · offered to you · ', countdown(h)) : null,
+    h.slaBreachedAt ? el('span', { class: 'breached' }, ' · past its accept target') : null));
 }
 
 async function insights() {
@@ -183,7 +226,7 @@ async function start() {
   }
   client = live(() => session.token, (connected) => banner(connected ? null : "Can't reach the server. Reconnecting…"));
   await loadList();
-  const { handoffs } = await call(`{ handoffs(filter: { status: REQUESTED }, first: 50) { edges { node { ${CASE} } } } }`);
+  const { handoffs } = await call(`{ handoffs(filter: { status: [REQUESTED, OFFERED] }, first: 50) { edges { node { ${CASE} } } } }`);
   for (const { node } of handoffs.edges.reverse()) queue(node);
   subscribe(client, { query: `subscription { escalations { ${CASE} } }` }, ({ escalations }) => queue(escalations), (e) => banner(e.message));
   insights().catch((e) => banner(e.message));

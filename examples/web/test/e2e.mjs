@@ -1,6 +1,7 @@
 // End-to-end in headless Chromium: a visitor asks a question the demo docs answer
-// and sees the cited answer, asks for a person; an agent in a second browser
-// context sees the escalation arrive live, accepts and replies; the visitor sees
+// and sees the cited answer, asks for a person; the agent in a second browser
+// context, the one its team's round robin offers it to, sees the offer arrive live
+// with a countdown, accepts it and replies; the visitor sees
 // the reply and the agent's name; a reload of the widget shows the whole thread
 // once; a visitor who says the AI's answer helped sees the chat end, resolved by
 // the AI in the inbox. Any failed step saves a screenshot in test-results/ and
@@ -82,16 +83,19 @@ try {
     await agent.locator('.row').first().waitFor();
   });
 
-  await step('the visitor asks for a person; the escalation arrives live in the inbox', async () => {
+  await step('the visitor asks for a person; the offer reaches the agent it went to, with a countdown', async () => {
     await visitor.click('#human');
     await visitor.locator('.message.system', { hasText: 'A person from the team will join shortly.' }).waitFor();
-    const escalation = agent.locator('.escalation').first();
-    await escalation.waitFor({ timeout: 15_000 });
-    await escalation.click();
+    // Content Support routes round robin, and Alex is its one agent online.
+    const offer = agent.locator('.escalation.offer', { hasText: 'offered to you' }).first();
+    await offer.waitFor({ timeout: 15_000 });
+    if (!/\d:\d\d left/.test(await offer.locator('.countdown').textContent())) throw new Error('the offer shows no countdown');
+    await offer.click();
     await agent.locator('.casefile .summary', { hasText: 'How do I schedule a draft' }).waitFor();
+    await agent.locator('#decline').waitFor();
   });
 
-  await step('the agent accepts and replies', async () => {
+  await step('the agent accepts the offer and replies', async () => {
     await agent.click('#accept');
     await agent.locator('.message.system', { hasText: 'Alex Rivera joined the conversation.' }).waitFor();
     await agent.fill('#reply-input', 'Hi, I am Alex. Open the draft and pick Schedule next to Publish.');
