@@ -128,8 +128,8 @@ async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
     let ws = app.workspace("Acme").await;
     let (a, a_token) = app.agent(&ws, "Alex", "AGENT").await;
     let (b, b_token) = app.agent(&ws, "Blake", "AGENT").await;
-    // Casey is in the team but never opens a socket: offline, never offered.
-    let (casey, _) = app.agent(&ws, "Casey", "AGENT").await;
+    // Casey is in the team, offline (no socket) until later.
+    let (casey, casey_token) = app.agent(&ws, "Casey", "AGENT").await;
     let team = team_of(&app, &ws, &[&a, &b, &casey]).await;
     // Both watch escalations with the same document: one shared execution, whose
     // offers each reach only the agent offered.
@@ -227,6 +227,34 @@ async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
             (&json!(id), &json!("REQUESTED"), &Value::Null)
         );
     }
+    // Casey comes online: the waiting handoff is offered to Casey, who was not
+    // offered it yet; Casey declines, and it waits again.
+    let _casey_socket = WsClient::ready(&app, TRANSPORT_WS, &casey_token).await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while read(&app, &ws.admin_token, &id).await["offeredTo"]["id"] != casey.as_str() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the handoff is offered to the agent who came online");
+    let waits = app
+        .data(
+            Some(&casey_token),
+            "mutation($id: ID!) { declineHandoff(handoffId: $id) { status offeredTo { id } } }",
+            json!({ "id": id }),
+        )
+        .await["declineHandoff"]
+        .clone();
+    assert_eq!(waits, json!({ "status": "REQUESTED", "offeredTo": null }));
+    // The others heard of it waiting again, and never of Casey's offer.
+    for socket in [&mut *first_socket, &mut *second_socket] {
+        let queued = next_escalation(socket).await;
+        assert_eq!(
+            (&queued["id"], &queued["status"]),
+            (&json!(id), &json!("REQUESTED"))
+        );
+    }
+
     // From the queue anyone of the team accepts it, as with manual routing.
     let accepted = app
         .data(
@@ -241,7 +269,8 @@ async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
         json!({ "status": "ACCEPTED", "acceptedBy": { "id": first } })
     );
 
-    // The next handoff goes on from the agent offered last: the first again.
+    // The next handoff goes on from the agent offered last (Casey, the last in id
+    // order): the first again.
     let next = handoff(&app, &ws).await;
     let offered = read(&app, &ws.admin_token, &next).await;
     assert_eq!(offered["offeredTo"]["id"], first.as_str(), "{offered}");
@@ -362,6 +391,23 @@ async fn outside_business_hours_nothing_is_offered_and_the_target_counts_open_ti
         .parse()
         .expect("a time");
     assert_eq!(due, tomorrow.and_hms_opt(9, 10, 0).expect("time").and_utc());
+
+    // The team opens (here: its hours are lifted): the next sweep offers it.
+    app.data(
+        Some(&ws.admin_token),
+        UPDATE_TEAM,
+        json!({ "i": { "teamId": team, "businessHours": null } }),
+    )
+    .await;
+    casefile::domain::routing::sweep(&app.running.state)
+        .await
+        .expect("a sweep");
+    let offered = read(&app, &ws.admin_token, &id).await;
+    assert_eq!(
+        (&offered["status"], &offered["offeredTo"]["id"]),
+        (&json!("OFFERED"), &json!(a)),
+        "{offered}"
+    );
 }
 
 #[tokio::test]
