@@ -327,21 +327,12 @@ async fn breach(state: &AppState, handoff: &handoff::Model) -> AppResult<bool> {
 /// Sweep from this process until shutdown: every second, or every
 /// `--sweep-every` when that is shorter.
 pub fn start(state: &AppState) {
-    let state = state.clone();
     let every = state
         .config
         .sweep_every
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
-    state.connections.clone().spawn(async move {
-        loop {
-            if let Err(err) = sweep(&state).await {
-                tracing::warn!(error.detail = ?err, "routing handoffs failed");
-            }
-            tokio::select! {
-                () = state.shutdown.cancelled() => return,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
+    super::sweeper::repeat(state, every, "routing handoffs", |state| async move {
+        sweep(&state).await
     });
 }
 

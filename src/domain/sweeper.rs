@@ -28,12 +28,24 @@ const BATCH: u64 = 200;
 
 /// Sweep from this process until shutdown.
 pub fn start(state: &AppState) {
-    let state = state.clone();
     let every = state.config.sweep_every.max(Duration::from_millis(10));
+    repeat(state, every, "resolving silent conversations", |state| async move {
+        sweep(&state).await.map(drop)
+    });
+}
+
+/// Run `job` now and then every `every` until shutdown; a failure is logged as
+/// `what` failing, and the next turn comes as usual.
+pub fn repeat<F, Fut>(state: &AppState, every: Duration, what: &'static str, job: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = AppResult<()>> + Send,
+{
+    let state = state.clone();
     state.connections.clone().spawn(async move {
         loop {
-            if let Err(err) = sweep(&state).await {
-                tracing::warn!(error.detail = ?err, "resolving silent conversations failed");
+            if let Err(err) = job(state.clone()).await {
+                tracing::warn!(error.detail = ?err, "{what} failed");
             }
             tokio::select! {
                 () = state.shutdown.cancelled() => return,
