@@ -29,9 +29,12 @@ const BATCH: u64 = 200;
 /// Sweep from this process until shutdown.
 pub fn start(state: &AppState) {
     let every = state.config.sweep_every.max(Duration::from_millis(10));
-    repeat(state, every, "resolving silent conversations", |state| async move {
-        sweep(&state).await.map(drop)
-    });
+    repeat(
+        state,
+        every,
+        "resolving silent conversations",
+        |state| async move { sweep(&state).await.map(drop) },
+    );
 }
 
 /// Run `job` now and then every `every` until shutdown; a failure is logged as

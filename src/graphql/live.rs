@@ -535,6 +535,11 @@ impl LiveSubscription {
     /// Handoff requests as they happen (new ones, and ones transferred to a team),
     /// for agents and mobile apps: those routed to any of `teamIds`, or about a
     /// conversation carrying any of `tagIds`; all of them when neither is given.
+    /// A handoff waiting in the queue comes as `REQUESTED` to everyone; one that
+    /// automatic routing offers to an agent comes as `OFFERED` to that agent alone
+    /// (`offeredTo`, `offerExpiresAt`; an API key sees every offer); and one whose
+    /// accept target passed while it waited comes again with `slaBreachedAt` set
+    /// (`SLA_BREACHED`).
     /// Select `caseFile` to get the context with the alert, and `cursor` to resume:
     /// with `after`, every matching request after that cursor is replayed from the
     /// event log first, then the stream goes live, with no gap and no duplicate (a
