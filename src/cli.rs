@@ -78,7 +78,7 @@ async fn open(config: Config) -> anyhow::Result<AppState> {
     config.check().map_err(anyhow::Error::msg)?;
     AppState::open(config)
         .await
-        .map_err(|err| anyhow::anyhow!("opening the database: {}", err.message()))
+        .map_err(|err| anyhow::Error::msg(err.detail()))
 }
 
 /// `casefile workspace create`: a workspace with its owner and the owner's token.

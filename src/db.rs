@@ -48,6 +48,59 @@ pub fn default_pool_size(url: &str) -> u32 {
     }
 }
 
+/// Connect once to the PostgreSQL server of `options`, within `timeout`, and say
+/// in a sentence why that failed: the server is away, the database is missing, the
+/// user is refused.
+async fn reach_postgres(options: &PgConnectOptions, timeout: Duration) -> AppResult<()> {
+    use sqlx::ConnectOptions;
+    let (host, port) = (options.get_host(), options.get_port());
+    let database = options.get_database().unwrap_or("postgres").to_owned();
+    let attempt = tokio::time::timeout(timeout, options.connect()).await;
+    let err = match attempt {
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+            return Ok(());
+        }
+        Ok(Err(err)) => err,
+        Err(_) => {
+            return Err(AppError::Unavailable(format!(
+                "PostgreSQL on {host}:{port} did not answer within {} s: is the server up, and the address right?",
+                timeout.as_secs()
+            )));
+        }
+    };
+    let code = match &err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    };
+    let sentence = match code.as_deref() {
+        Some("3D000") => format!(
+            "database \"{database}\" does not exist on {host}:{port}: create it with `createdb {database}`"
+        ),
+        Some("28P01" | "28000") => format!(
+            "PostgreSQL on {host}:{port} refused user \"{}\": {}",
+            options.get_username(),
+            reason(&err)
+        ),
+        _ => format!("cannot reach PostgreSQL on {host}:{port}: {}", reason(&err)),
+    };
+    Err(AppError::Unavailable(sentence))
+}
+
+/// The innermost reason of a connection error, as plain words ("connection
+/// refused").
+fn reason(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".to_owned(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 /// The database handles of one server.
 #[derive(Clone)]
 pub struct Db {
@@ -92,17 +145,39 @@ impl Db {
         } else if url.starts_with("sqlite:") {
             Self::connect_sqlite(url, pool_size, timeout).await?
         } else {
-            return Err(AppError::bad_input(
-                "database-url",
-                "expected a sqlite:// or postgres:// URL",
-            ));
+            let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
+            return Err(AppError::Unavailable(format!(
+                "the database URL scheme \"{scheme}\" is not supported: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+            )));
         };
         Migrator::up(&db.writer, None).await?;
         Ok(db)
     }
 
     async fn connect_sqlite(url: &str, pool_size: u32, timeout: Duration) -> AppResult<Db> {
-        let options = SqliteConnectOptions::from_str(url)?
+        let options = SqliteConnectOptions::from_str(url).map_err(|err| {
+            AppError::Unavailable(format!(
+                "{url} is not a SQLite URL such as sqlite://casefile.db: {err}"
+            ))
+        })?;
+        let path = options.get_filename().to_owned();
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty())
+            && !folder.is_dir()
+        {
+            return Err(AppError::Unavailable(format!(
+                "the folder {} for the SQLite database {} does not exist: create it, or point --database-url elsewhere",
+                folder.display(),
+                path.display()
+            )));
+        }
+        let cannot_open = |err: sqlx::Error| {
+            AppError::Unavailable(format!(
+                "cannot open the SQLite database {}: {}",
+                path.display(),
+                reason(&err)
+            ))
+        };
+        let options = options
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -113,7 +188,8 @@ impl Db {
             .max_connections(1)
             .min_connections(1)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(cannot_open)?;
         // Readers open after the writer has created the file and switched it to WAL.
         // Opened up front: a burst must not wait for connections to open.
         let reader = SqlitePoolOptions::new()
@@ -121,7 +197,8 @@ impl Db {
             .max_connections(pool_size.max(1))
             .min_connections(pool_size.max(1))
             .connect_with(options.clone().read_only(true))
-            .await?;
+            .await
+            .map_err(cannot_open)?;
         let analytics = SqlitePoolOptions::new()
             .acquire_timeout(timeout)
             .max_connections(ANALYTICS_CONNECTIONS)
@@ -152,7 +229,14 @@ impl Db {
     }
 
     async fn connect_postgres(url: &str, pool_size: u32, timeout: Duration) -> AppResult<Db> {
-        let options = PgConnectOptions::from_str(url)?;
+        let options = PgConnectOptions::from_str(url).map_err(|err| {
+            AppError::Unavailable(format!(
+                "the database URL is not a PostgreSQL URL such as postgres://USER@HOST:PORT/DATABASE: {err}"
+            ))
+        })?;
+        // One connection first, to say plainly why none can be had (the pool only
+        // says that it timed out).
+        reach_postgres(&options, timeout).await?;
         let pool = PgPoolOptions::new()
             .acquire_timeout(timeout)
             .max_connections(pool_size.max(2) * 2)
@@ -171,6 +255,30 @@ impl Db {
             pg_pool: Some(pool),
             statements,
         })
+    }
+
+    /// Which database this is, for the start-up line: the SQLite file's absolute
+    /// URL, or the PostgreSQL user, server and database (never the password).
+    pub fn describe(url: &str) -> String {
+        if let Ok(options) = PgConnectOptions::from_str(url)
+            && !url.starts_with("sqlite:")
+        {
+            return format!(
+                "postgres://{}@{}:{}/{}",
+                options.get_username(),
+                options.get_host(),
+                options.get_port(),
+                options.get_database().unwrap_or("postgres"),
+            );
+        }
+        match SqliteConnectOptions::from_str(url) {
+            Ok(options) => {
+                let path = options.get_filename();
+                let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+                format!("sqlite://{}", path.display())
+            }
+            Err(_) => url.to_owned(),
+        }
     }
 
     pub fn backend(&self) -> DbBackend {

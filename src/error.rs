@@ -99,6 +99,15 @@ impl AppError {
         }
     }
 
+    /// What the operator is told (logs, the command line): the details clients
+    /// are spared.
+    pub fn detail(&self) -> String {
+        match self {
+            AppError::Unavailable(detail) | AppError::Internal(detail) => detail.clone(),
+            other => other.message(),
+        }
+    }
+
     /// The client-visible message; internal details are replaced.
     pub fn message(&self) -> String {
         match self {

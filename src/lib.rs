@@ -93,9 +93,18 @@ impl Running {
 /// and serve in the background.
 pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<Running> {
     config.check().map_err(anyhow::Error::msg)?;
+    // Listen first: an address in use is said at once, before the database opens.
+    let listener = TcpListener::bind(listener_addr)
+        .await
+        .map_err(|err| match err.kind() {
+            std::io::ErrorKind::AddrInUse => anyhow::anyhow!(
+                "the address {listener_addr} is already in use: stop what listens there, or pass --listen with another address"
+            ),
+            _ => anyhow::anyhow!("cannot listen on {listener_addr}: {err}"),
+        })?;
     let state = AppState::open(config)
         .await
-        .map_err(|err| anyhow::anyhow!("opening the database: {err:?}"))?;
+        .map_err(|err| anyhow::Error::msg(err.detail()))?;
     domain::retag::resume(&state)
         .await
         .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
@@ -118,7 +127,6 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::sweeper::start(&state);
     domain::routing::start(&state);
     domain::presence::start(&state);
-    let listener = TcpListener::bind(listener_addr).await?;
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let task = tokio::spawn(app::serve(listener, state.clone(), async move {

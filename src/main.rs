@@ -9,14 +9,32 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// What is logged unless `RUST_LOG` says otherwise: PostgreSQL's notices (such
+/// as "relation seaql_migrations already exists, skipping" on every start) only
+/// when they warn.
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";
+
+/// Every failure ends here: one sentence on stderr, exit status 1.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG)),
         )
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     // A panic is logged once, here, with its cause; the request, subscription or
     // task it happened in ends with `INTERNAL`, and the process goes on.
     std::panic::set_hook(Box::new(|info| {
@@ -38,8 +56,14 @@ async fn serve(config: casefile::Config) -> anyhow::Result<()> {
              listen on 127.0.0.1, or add --demo-public if you mean it"
         );
     }
+    let url = config.database_url();
     let running = casefile::spawn(config, listen).await?;
-    tracing::info!("casefile serving on http://{}/graphql", running.addr);
+    // Described once open: a new SQLite file has its absolute path now.
+    let database = casefile::db::Db::describe(&url);
+    tracing::info!(
+        "casefile serving on http://{}/graphql; database {database}",
+        running.addr
+    );
     if demo {
         let seeded = casefile::demo::seed(&running.state)
             .await

@@ -78,7 +78,8 @@ pub async fn serve_process(database_url: &str) -> (Child, String) {
     let addr = tokio::time::timeout(TIMEOUT, async {
         while let Some(line) = lines.next_line().await.expect("read stderr") {
             if let Some(rest) = line.split("serving on http://").nth(1) {
-                return rest.trim_end_matches("/graphql").to_owned();
+                let addr = rest.split("/graphql").next().unwrap_or(rest);
+                return addr.to_owned();
             }
         }
         panic!("casefile exited before serving");

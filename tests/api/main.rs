@@ -30,6 +30,7 @@ mod presence;
 mod routing;
 mod scope_table;
 mod scopes;
+mod startup;
 mod upgrade;
 mod webhooks;
 mod writes;
