@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
 
-use async_graphql::http::GraphiQLSource;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
@@ -57,6 +56,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
+        .route("/graphiql/{file}", get(graphiql_asset))
         .with_state(Shared { state, schema })
         .merge(exports)
         .merge(pages)
@@ -337,6 +337,63 @@ fn is_too_large(err: &axum::Error) -> bool {
     false
 }
 
+/// GraphiQL, compiled into the binary from the committed `graphiql/dist` build
+/// (the npm `graphiql` package with the explorer, and subscriptions over
+/// `graphql-ws` to `/graphql`): it works on a network with no way out.
+mod graphiql {
+    use std::sync::LazyLock;
+
+    const PAGE: &str = include_str!("../graphiql/dist/index.html");
+    pub const JS: &str = include_str!("../graphiql/dist/graphiql.js");
+    pub const CSS: &str = include_str!("../graphiql/dist/graphiql.css");
+
+    /// The page, its assets' URLs carrying a digest of their content, so that
+    /// browsers may keep them as long as they like and still get a new build's.
+    pub fn page() -> &'static str {
+        static PAGE_WITH_DIGESTS: LazyLock<String> = LazyLock::new(|| {
+            PAGE.replace(
+                "/graphiql/graphiql.js",
+                &format!("/graphiql/graphiql.js?v={}", digest(JS)),
+            )
+            .replace(
+                "/graphiql/graphiql.css",
+                &format!("/graphiql/graphiql.css?v={}", digest(CSS)),
+            )
+        });
+        &PAGE_WITH_DIGESTS
+    }
+
+    /// FNV-1a of `text`, in hex: enough to tell builds apart.
+    fn digest(text: &str) -> String {
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+}
+
+async fn graphiql_asset(
+    State(shared): State<Shared>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    if !shared.state.config.graphiql {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (body, kind) = match file.as_str() {
+        "graphiql.js" => (graphiql::JS, "text/javascript; charset=utf-8"),
+        "graphiql.css" => (graphiql::CSS, "text/css; charset=utf-8"),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn graphql_get(
     State(shared): State<Shared>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -355,14 +412,7 @@ async fn graphql_get(
                 "GraphiQL is turned off on this server (CASEFILE_GRAPHIQL=false); POST queries to /graphql",
             );
         }
-        return Html(
-            GraphiQLSource::build()
-                .endpoint("/graphql")
-                .subscription_endpoint("/graphql")
-                .title("Casefile GraphiQL")
-                .finish(),
-        )
-        .into_response();
+        return Html(graphiql::page()).into_response();
     };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,

@@ -39,7 +39,29 @@ async fn graphiql_is_served_on_get() {
         .expect("sent");
     assert_eq!(response.status(), 200);
     let html = response.text().await.expect("body");
-    assert!(html.contains("graphiql"), "GraphiQL page expected");
+    assert!(html.contains("<div id=\"graphiql\">"), "{html}");
+    // Everything the page loads comes from this server: no CDN.
+    assert!(
+        !html.contains("https://") && !html.contains("http://"),
+        "{html}"
+    );
+    for (asset, kind) in [
+        ("/graphiql/graphiql.js", "text/javascript"),
+        ("/graphiql/graphiql.css", "text/css"),
+    ] {
+        let link = html
+            .split('"')
+            .find(|part| part.starts_with(asset))
+            .unwrap_or_else(|| panic!("{asset} in {html}"));
+        let response = app.client.get(app.url(link)).send().await.expect("sent");
+        assert_eq!(response.status(), 200, "{link}");
+        let served = response.headers()["content-type"].to_str().expect("type");
+        assert!(served.starts_with(kind), "{link}: {served}");
+        assert!(
+            response.bytes().await.expect("body").len() > 10_000,
+            "{link}"
+        );
+    }
 }
 
 #[tokio::test]

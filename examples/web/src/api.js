@@ -88,3 +88,14 @@ export function rich(text) {
 }
 
 export const uuid = () => crypto.randomUUID();
+
+/** A count with its noun: plural(1, 'handoff') is "1 handoff", plural(2, 'handoff') "2 handoffs". */
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** A server message as a sentence: a capital first letter and a closing period. */
+export function sentence(text) {
+  const s = String(text ?? '').trim();
+  if (!s) return '';
+  const capitalized = s[0].toUpperCase() + s.slice(1);
+  return /[.!?…]$/.test(capitalized) ? capitalized : `${capitalized}.`;
+}

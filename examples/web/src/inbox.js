@@ -3,17 +3,19 @@
 // accept or decline), accepting (and who won a race), taking over, replying,
 // internal notes, tags, resolving, handing back to the AI, and the insights digest
 // as a chart.
-import { el, gql, live, rich, subscribe } from './api.js';
+import { ApiError, el, gql, live, plural, rich, sentence, subscribe } from './api.js';
 
 const $ = (id) => document.getElementById(id);
 const session = { token: sessionStorage.getItem('casefile.token'), me: null, open: null };
 let client;
 const rows = new Map(); // conversation id → row data
+const waiting = []; // the escalation queue: handoffs waiting, or offered to the viewer, newest first
+const queueView = { scope: 'mine', teams: new Set(), loaded: false }; // scope 'mine': the viewer's teams; 'all': every team
 let openSubscriptions = [];
 
 const ROW = `id status resolvedBy updatedAt lead { name email verified } assignee { id name } team { id name }
   lastMessage { author body } tags { tag { id label } source } openHandoff { id reason status }`;
-const CASE = `id reason status requestedAt team { name } acceptedBy { name } conversation { id }
+const CASE = `id reason status requestedAt team { id name } acceptedBy { name } conversation { id }
   offeredTo { id } offerExpiresAt slaDueAt slaBreachedAt
   caseFile { summary question attempts context lead { name email company fields }
     tags { source evidence tag { label } } aiAnswers { body confidence sources { title url } } }`;
@@ -84,7 +86,14 @@ function drawHead(c) {
   $('v-status').className = `status ${c.status.toLowerCase()}`;
   $('v-lead').textContent = [c.lead?.name, c.lead?.email, c.assignee ? `· ${c.assignee.name}` : null].filter(Boolean).join(' ');
   $('v-tags').replaceChildren(...c.tags.map((t) => el('span', { class: 'chip' }, t.tag.label)));
+  // "Take over" is for an open conversation the viewer does not hold yet.
+  const held = c.status === 'HUMAN' && c.assignee?.id === session.me?.id;
+  $('take').hidden = held || c.status === 'RESOLVED';
 }
+
+// An AI answer's cited articles, one link a line.
+const sourceList = (sources) =>
+  el('ul', { class: 'sources' }, sources.map((s) => el('li', {}, el('a', { href: s.url, target: '_blank', rel: 'noopener' }, s.title))));
 
 function openConversation(id) {
   session.open = id;
@@ -95,6 +104,13 @@ function openConversation(id) {
   $('v-messages').replaceChildren();
   const seen = new Set();
   if (rows.has(id)) drawHead(rows.get(id));
+  else {
+    // Not in the list (filtered out, or older than its first page): read the row.
+    $('take').hidden = true;
+    call(`query($id: ID!) { conversation(id: $id) { ${ROW} } }`, { id })
+      .then(({ conversation }) => { if (session.open === id) drawHead(conversation); })
+      .catch((e) => banner(e.message));
+  }
   openSubscriptions.push({ name: 'open', stop: subscribe(client, {
     query: `subscription($c: ID!) { messages(conversationId: $c) { seq author body internal agent { name } sources { title url } } }`,
     variables: { c: id },
@@ -105,7 +121,7 @@ function openConversation(id) {
     $('v-messages').append(el('li', { class: `message ${m.author.toLowerCase()} ${m.internal ? 'internal' : ''}` },
       who ? el('span', { class: 'author' }, m.internal ? `${who} · internal note` : who) : null,
       rich(m.body),
-      m.sources?.length ? el('ul', { class: 'sources' }, m.sources.map((s) => el('li', {}, el('a', { href: s.url, target: '_blank' }, s.title)))) : null));
+      m.sources?.length ? sourceList(m.sources) : null));
     $('v-messages').lastChild.scrollIntoView({ block: 'end' });
   }, (e) => banner(e.message)) });
   openSubscriptions.push({ name: 'open', stop: subscribe(client, {
@@ -128,13 +144,15 @@ function drawCaseFile(h) {
     el('p', { class: 'summary' }, c.summary),
     el('p', {}, el('strong', {}, 'Lead: '), lead),
     el('p', {}, el('strong', {}, 'Tags: '), c.tags.map((t) => el('span', { class: 'chip', title: t.evidence ?? '' }, `${t.tag.label} (${t.evidence ?? t.source})`))),
-    el('p', {}, el('strong', {}, 'AI answers: '), `${c.attempts}`),
-    el('ul', { class: 'answers' }, c.aiAnswers.map((a) => el('li', {}, `${(a.confidence ?? 0).toFixed(2)} · `, a.sources.map((s) => el('a', { href: s.url, target: '_blank' }, s.title))))),
+    el('p', {}, el('strong', {}, plural(c.attempts, 'AI answer')), ' before the handoff'),
+    el('ul', { class: 'answers' }, c.aiAnswers.map((a) => el('li', {},
+      el('span', { class: 'confidence' }, `confidence ${(a.confidence ?? 0).toFixed(2)}`),
+      a.sources.length ? sourceList(a.sources) : ' · no sources cited'))),
     el('p', { class: 'error', id: 'accept-result' }),
     ...actions(h));
 }
 
-const offeredToMe = (h) => h.status === 'OFFERED' && h.offeredTo?.id === session.me.id;
+const offeredToMe = (h) => h.status === 'OFFERED' && h.offeredTo?.id === session.me?.id;
 
 // Accept what waits in the queue or is offered to the viewer; decline an offer.
 function actions(h) {
@@ -155,7 +173,12 @@ function left(at) {
 }
 setInterval(() => { for (const c of document.querySelectorAll('.countdown')) c.textContent = left(c.dataset.expires); }, 1000);
 
-const unqueue = (id) => document.querySelector(`[data-handoff="${id}"]`)?.remove();
+function unqueue(id) {
+  const at = waiting.findIndex((w) => w.id === id);
+  if (at < 0) return;
+  waiting.splice(at, 1);
+  drawQueue();
+}
 
 async function decline(h) {
   try {
@@ -163,31 +186,58 @@ async function decline(h) {
     unqueue(h.id);
     $('casefile').hidden = true;
   } catch (error) {
-    $('accept-result').textContent = error.message;
+    $('accept-result').textContent = sentence(error.message);
   }
 }
 
 async function accept(h) {
   try {
     await call('mutation($id: ID!) { acceptHandoff(id: $id) { id } }', { id: h.id });
-    document.querySelector(`[data-handoff="${h.id}"]`)?.remove();
+    unqueue(h.id);
     $('casefile').hidden = true;
     openConversation(h.conversation.id);
   } catch (error) {
     // Someone else was faster: say who.
-    $('accept-result').textContent = error.message;
+    $('accept-result').textContent = sentence(error.message);
   }
 }
 
 // An escalation as it arrives: waiting for anyone, offered to the viewer (with its
-// countdown), or past its accept target. A newer state replaces the entry.
+// countdown), or past its accept target. A newer state replaces the entry; one no
+// longer waiting leaves the queue.
 function queue(h) {
-  if (h.status !== 'REQUESTED' && !offeredToMe(h)) return;
-  unqueue(h.id);
-  $('queue').prepend(el('li', { class: `escalation ${offeredToMe(h) ? 'offer' : ''}`, 'data-handoff': h.id, onclick: () => drawCaseFile(h) },
-    el('strong', {}, h.reason.replaceAll('_', ' ').toLowerCase()), ' ', el('span', {}, h.caseFile.question ?? ''),
-    offeredToMe(h) ? el('span', { class: 'offered' }, ' · offered to you · ', countdown(h)) : null,
-    h.slaBreachedAt ? el('span', { class: 'breached' }, ' · past its accept target') : null));
+  const at = waiting.findIndex((w) => w.id === h.id);
+  if (at >= 0) waiting.splice(at, 1);
+  if (h.status === 'REQUESTED' || offeredToMe(h)) waiting.unshift(h);
+  drawQueue();
+}
+
+// The queue shows the viewer's teams' handoffs (and those routed to no team), or
+// every team's; an offer made to the viewer shows whatever the choice.
+const inScope = (h) => offeredToMe(h) || queueView.scope === 'all' || !h.team || queueView.teams.has(h.team.id);
+
+function drawQueue() {
+  const shown = waiting.filter(inScope);
+  $('queue').replaceChildren(...shown.map((h) => el('li', {
+    class: `escalation ${offeredToMe(h) ? 'offer' : ''}`, 'data-handoff': h.id, onclick: () => drawCaseFile(h),
+  },
+  el('strong', {}, h.reason.replaceAll('_', ' ').toLowerCase()), ' · ',
+  el('span', { class: 'team' }, h.team?.name ?? 'no team'),
+  offeredToMe(h) ? el('span', { class: 'offered' }, ' · offered to you · ', countdown(h)) : null,
+  h.slaBreachedAt ? el('span', { class: 'breached' }, ' · past its accept target') : null,
+  h.caseFile.question ? el('span', { class: 'question' }, h.caseFile.question) : null)));
+  const others = waiting.length - shown.length;
+  $('queue-empty').hidden = shown.length > 0 || !queueView.loaded;
+  $('queue-empty').textContent = others
+    ? `No one is waiting for your teams (${plural(others, 'handoff')} for other teams).`
+    : 'No one is waiting.';
+}
+
+function setScope(scope) {
+  queueView.scope = scope;
+  $('scope-mine').setAttribute('aria-pressed', String(scope === 'mine'));
+  $('scope-all').setAttribute('aria-pressed', String(scope === 'all'));
+  drawQueue();
 }
 
 async function insights() {
@@ -201,8 +251,8 @@ async function insights() {
     <text x="0" y="${i * 26 + 14}" font-size="11">${t.tag.label}</text>
     <rect x="120" y="${i * 26 + 3}" width="${Math.max(2, t.handoffRate * (width - 160))}" height="14" class="bar"></rect>
     <text x="${126 + t.handoffRate * (width - 160)}" y="${i * 26 + 14}" font-size="11">${Math.round(t.handoffRate * 100)}% of ${t.conversations}</text>`).join('');
-  $('insights').innerHTML = `<p>${d.conversations} conversations · ${d.aiResolved} resolved by the AI ·
-    ${d.handoffs} handoffs (${Math.round(d.handoffRate * 100)}%)</p>
+  $('insights').innerHTML = `<p>${plural(d.conversations, 'conversation')} · ${d.aiResolved} resolved by the AI ·
+    ${plural(d.handoffs, 'handoff')} (${Math.round(d.handoffRate * 100)}%)</p>
     <svg viewBox="0 0 ${width} ${Math.max(26, d.topics.slice(0, 6).length * 26)}" role="img" aria-label="Handoff rate by topic">${bars}</svg>`;
 }
 
@@ -213,8 +263,13 @@ function refreshInsights() {
 }
 
 async function start() {
-  const { viewer, teams, tags } = await call('{ viewer { id name availability } teams { id name } tags { id label } }');
+  const { viewer, teams, tags } = await call('{ viewer { id name availability teams { id name } } teams { id name } tags { id label } }');
   session.me = viewer;
+  // The queue starts with the viewer's teams; an agent in none sees every team's.
+  queueView.teams = new Set(viewer.teams.map((t) => t.id));
+  $('scope').hidden = viewer.teams.length === 0;
+  $('scope-mine').title = viewer.teams.map((t) => t.name).join(', ');
+  setScope(viewer.teams.length ? 'mine' : 'all');
   $('me').textContent = viewer.name;
   if (viewer.availability !== 'OFFLINE') $('availability').value = viewer.availability;
   $('signin').hidden = true;
@@ -228,6 +283,8 @@ async function start() {
   await loadList();
   const { handoffs } = await call(`{ handoffs(filter: { status: [REQUESTED, OFFERED] }, first: 50) { edges { node { ${CASE} } } } }`);
   for (const { node } of handoffs.edges.reverse()) queue(node);
+  queueView.loaded = true;
+  drawQueue();
   subscribe(client, { query: `subscription { escalations { ${CASE} } }` }, ({ escalations }) => queue(escalations), (e) => banner(e.message));
   insights().catch((e) => banner(e.message));
 }
@@ -235,6 +292,8 @@ async function start() {
 const act = (query) => async () => {
   try { await call(query, { c: session.open }); } catch (error) { banner(error.message); }
 };
+$('scope-mine').addEventListener('click', () => setScope('mine'));
+$('scope-all').addEventListener('click', () => setScope('all'));
 $('take').addEventListener('click', act('mutation($c: ID!) { takeOver(conversationId: $c) { id } }'));
 $('return').addEventListener('click', act('mutation($c: ID!) { returnToAi(conversationId: $c) { id } }'));
 $('resolve').addEventListener('click', act('mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }'));
@@ -262,17 +321,34 @@ $('reply').addEventListener('submit', async (event) => {
   }
 });
 
+// What went wrong signing in, as a sentence: a fetch that fails (or an answer that
+// is not JSON) means the server is out of reach; a refused sign-in, wrong credentials.
+function signInError(error, signingIn) {
+  if (error instanceof TypeError || error instanceof SyntaxError) return "Can't reach the server.";
+  if (signingIn && error instanceof ApiError && error.code === 'UNAUTHENTICATED') {
+    return /deactivated/i.test(error.message) ? 'This account is deactivated.' : 'Wrong email or password.';
+  }
+  return sentence(error.message);
+}
+
 $('signin').addEventListener('submit', async (event) => {
   event.preventDefault();
   const data = new FormData(event.target);
+  $('signin-error').textContent = '';
+  let signIn;
   try {
-    const { signIn } = await gql('mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }',
-      { e: data.get('email'), p: data.get('password') });
-    session.token = signIn.token;
-    sessionStorage.setItem('casefile.token', session.token);
+    ({ signIn } = await gql('mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { token } }',
+      { e: data.get('email'), p: data.get('password') }));
+  } catch (error) {
+    $('signin-error').textContent = signInError(error, true);
+    return;
+  }
+  session.token = signIn.token;
+  sessionStorage.setItem('casefile.token', session.token);
+  try {
     await start();
   } catch (error) {
-    $('signin-error').textContent = error.message;
+    $('signin-error').textContent = signInError(error, false);
   }
 });
 

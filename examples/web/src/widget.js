@@ -25,8 +25,28 @@ function banner(text) {
   $('banner').textContent = text ?? '';
 }
 
+// Whether a person from the team has the chat: then "Talk to a person" would only ask
+// again. Known from the conversation's status (read when connecting, then its status
+// changes) and from the messages that say so (an agent joined or wrote, the AI
+// answered, the chat went back to the AI). The newest signal wins, by `seq`; on a tie
+// the status does, as it also knows what no message says (an agent resolving).
+const control = { seq: -1, fromStatus: false };
+function personHere(here, seq, fromStatus) {
+  if (seq < control.seq || (seq === control.seq && control.fromStatus && !fromStatus)) return;
+  Object.assign(control, { seq, fromStatus });
+  $('human').disabled = here;
+  $('human').title = here ? 'A person from the team is already here.' : '';
+}
+
+const joined = (message) => message.author === 'AGENT' ||
+  (message.author === 'SYSTEM' && / joined the conversation\.$/.test(message.body));
+const backToAi = (message) => message.author === 'AI' ||
+  (message.author === 'SYSTEM' && message.body.includes('chatting with the AI assistant again'));
+
 function render(message) {
   if (shown.has(message.seq)) return;
+  if (joined(message)) personHere(true, message.seq, false);
+  else if (backToAi(message)) personHere(false, message.seq, false);
   const author = message.author.toLowerCase();
   const label = { visitor: 'You', ai: 'AI assistant', system: '', agent: message.agent?.name ?? 'Agent' }[author];
   const item = el('li', { class: `message ${author}`, 'data-seq': message.seq },
@@ -78,13 +98,23 @@ function connect() {
   }, (data) => render(data.messages), showError);
   subscribe(client, {
     query: `subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename
-      ... on TypingEvent { author typing agent { name } } } }`,
+      ... on TypingEvent { author typing agent { name } }
+      ... on ConversationStatusChanged { status conversation { lastSeq } } } }`,
     variables: { c: state.conversationId },
   }, ({ conversationEvents: event }) => {
+    if (event.__typename === 'ConversationStatusChanged') {
+      personHere(event.status === 'HUMAN', event.conversation.lastSeq, true);
+      return;
+    }
     if (event.__typename !== 'TypingEvent' || event.author === 'VISITOR') return;
     $('typing').hidden = !event.typing;
     $('typing').textContent = `${event.agent?.name ?? 'Someone'} is typing…`;
   }, showError);
+  // Who has the chat now (a reload after an agent resolved it shows no message saying so).
+  const id = state.conversationId;
+  gql('query($c: ID!) { conversation(id: $c) { status lastSeq } }', { c: id }, state.token)
+    .then(({ conversation: c }) => { if (state.conversationId === id) personHere(c.status === 'HUMAN', c.lastSeq, true); })
+    .catch(() => {});
 }
 
 function showError(error) {

@@ -4,8 +4,11 @@
 // with a countdown, accepts it and replies; the visitor sees
 // the reply and the agent's name; a reload of the widget shows the whole thread
 // once; a visitor who says the AI's answer helped sees the chat end, resolved by
-// the AI in the inbox. Any failed step saves a screenshot in test-results/ and
-// exits non-zero.
+// the AI in the inbox. Along the way: the escalation queue names each handoff's
+// team, shows the agent's teams with all teams one click away, and says when no one
+// is waiting; "Take over" shows only on conversations the agent does not hold; the
+// widget's "Talk to a person" is disabled once a person has joined. Any failed step
+// saves a screenshot in test-results/ and exits non-zero.
 // On success it refreshes the README's screenshots in docs/screenshots/.
 //
 // Run: npm run build && node test/e2e.mjs   (CASEFILE_BIN picks the server binary;
@@ -81,6 +84,8 @@ try {
     await agent.click('#signin button');
     await agent.locator('#app').waitFor({ state: 'visible' });
     await agent.locator('.row').first().waitFor();
+    // No one has asked for a person yet.
+    await agent.locator('#queue-empty', { hasText: 'No one is waiting' }).waitFor({ timeout: 15_000 });
   });
 
   await step('the visitor asks for a person; the offer reaches the agent it went to, with a countdown', async () => {
@@ -90,6 +95,8 @@ try {
     const offer = agent.locator('.escalation.offer', { hasText: 'offered to you' }).first();
     await offer.waitFor({ timeout: 15_000 });
     if (!/\d:\d\d left/.test(await offer.locator('.countdown').textContent())) throw new Error('the offer shows no countdown');
+    await offer.locator('.team', { hasText: 'Content Support' }).waitFor();
+    await agent.locator('#queue-empty').waitFor({ state: 'hidden' });
     await offer.click();
     await agent.locator('.casefile .summary', { hasText: 'How do I schedule a draft' }).waitFor();
     await agent.locator('#decline').waitFor();
@@ -98,6 +105,9 @@ try {
   await step('the agent accepts the offer and replies', async () => {
     await agent.click('#accept');
     await agent.locator('.message.system', { hasText: 'Alex Rivera joined the conversation.' }).waitFor();
+    // Alex holds the conversation now: nothing to take over, and the queue is empty again.
+    await agent.locator('#take').waitFor({ state: 'hidden', timeout: 15_000 });
+    await agent.locator('#queue-empty', { hasText: 'No one is waiting' }).waitFor({ timeout: 15_000 });
     await agent.fill('#reply-input', 'Hi, I am Alex. Open the draft and pick Schedule next to Publish.');
     await agent.click('#reply button[type=submit]');
     await agent.locator('.message.agent', { hasText: 'I am Alex' }).waitFor();
@@ -107,6 +117,12 @@ try {
     await visitor.locator('.message.agent', { hasText: 'I am Alex' }).waitFor({ timeout: 15_000 });
     await visitor.locator('.message.agent .author', { hasText: 'Alex Rivera' }).waitFor();
     await visitor.locator('.message.system', { hasText: 'Alex Rivera joined the conversation.' }).waitFor();
+  });
+
+  await step('"Talk to a person" is disabled once a person has joined', async () => {
+    await visitor.locator('#human:disabled').waitFor({ timeout: 15_000 });
+    const title = await visitor.locator('#human').getAttribute('title');
+    if (!/already here/.test(title ?? '')) throw new Error(`the disabled button says ${JSON.stringify(title)}`);
   });
 
   await step('a reload shows the whole thread once', async () => {
@@ -121,6 +137,7 @@ try {
       throw new Error(`thread after reload ${JSON.stringify(after)} != before ${JSON.stringify(expected)}`);
     }
     if (new Set(after).size !== after.length) throw new Error(`a message is shown twice: ${after}`);
+    await visitor.locator('#human:disabled').waitFor({ timeout: 15_000 });
   });
 
   await step('a visitor signed in to the site chats as a verified user', async () => {
@@ -134,6 +151,25 @@ try {
     await agent.locator('.row', { hasText: 'Kim Lee' }).locator('.verified').waitFor({ timeout: 15_000 });
   });
 
+  await step("the queue shows the agent's teams, with all teams one click away", async () => {
+    // Kim's billing question goes to Accounts & Billing (an escalating topic), a team
+    // Alex is not in: it waits under "All teams" only.
+    const billing = agent.locator('.escalation', { hasText: 'Accounts & Billing' });
+    await agent.click('#scope-all');
+    await billing.locator('.team').waitFor({ timeout: 15_000 });
+    await agent.click('#scope-mine');
+    await billing.waitFor({ state: 'detached' });
+    await agent.locator('#queue-empty', { hasText: 'No one is waiting' }).waitFor();
+  });
+
+  await step('"Take over" shows on a conversation the agent does not hold', async () => {
+    await agent.locator('.row', { hasText: 'Kim Lee' }).click();
+    await agent.locator('#take').waitFor({ state: 'visible', timeout: 15_000 });
+    // Back to Alex's own conversation: hidden again.
+    await agent.locator('.row', { has: agent.locator('.status.human') }).first().click();
+    await agent.locator('#take').waitFor({ state: 'hidden', timeout: 15_000 });
+  });
+
   await step('a visitor says the answer helped: the chat is resolved by the AI', async () => {
     const page = await (await browser.newContext()).newPage();
     await page.goto(widgetUrl);
@@ -141,6 +177,9 @@ try {
     await page.click('#composer button[type=submit]');
     const ask = page.locator('.message.ai .confirm', { hasText: 'Did that answer your question?' });
     await ask.waitFor({ timeout: 15_000 });
+    // A conversation the AI holds can be taken over.
+    await agent.locator('.row', { has: agent.locator('.status.ai') }).first().click();
+    await agent.locator('#take').waitFor({ state: 'visible', timeout: 15_000 });
     await ask.locator('button.yes').click();
     await page.locator('.message.system', { hasText: 'Glad that helped!' }).waitFor({ timeout: 15_000 });
     await agent.locator('.row .status', { hasText: 'RESOLVED by the AI' }).first().waitFor({ timeout: 15_000 });
@@ -152,6 +191,29 @@ try {
     const body = await (await answered).json();
     if (body.data?.setAvailability?.availability !== 'AWAY') throw new Error(`setAvailability answered ${JSON.stringify(body)}`);
     await agent.selectOption('#availability', 'ONLINE');
+  });
+
+  await step('GraphiQL works with no network beyond 127.0.0.1 and runs a query', async () => {
+    const offline = await browser.newContext();
+    const outside = [];
+    await offline.route('**/*', (route) => {
+      const { hostname } = new URL(route.request().url());
+      if (hostname === '127.0.0.1') return route.continue();
+      outside.push(route.request().url());
+      return route.abort();
+    });
+    const page = await offline.newPage();
+    page.on('pageerror', (error) => console.error(`graphiql page error: ${error.message}`));
+    await page.goto(new URL('/graphql', widgetUrl).href);
+    const editor = page.locator('.graphiql-query-editor .CodeMirror').first();
+    await editor.waitFor({ timeout: 15_000 });
+    await editor.click();
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type('{ __typename }');
+    await page.locator('.graphiql-execute-button').click();
+    await page.locator('.result-window', { hasText: '"__typename": "Query"' }).waitFor({ timeout: 15_000 });
+    if (outside.length) throw new Error(`GraphiQL reached outside 127.0.0.1: ${outside.join(', ')}`);
+    await offline.close();
   });
 
   await step('screenshots for the README', async () => {
