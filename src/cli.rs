@@ -5,23 +5,27 @@ use crate::domain::workspaces::{self, CreatedWorkspace};
 use crate::state::AppState;
 
 /// Run a non-serving command; what it prints goes to stdout, logs to stderr.
-pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve => unreachable!("serve is handled by main"),
+        Command::Serve(_) => unreachable!("serve is handled by main"),
         Command::Schema => {
             print!("{}", crate::graphql::sdl());
         }
-        Command::Migrate => {
-            open(config).await?;
+        Command::Migrate(database) => {
+            open(Config::for_command(database, None)).await?;
             eprintln!("database is up to date");
         }
         Command::Workspace(WorkspaceCommand::Create {
             name,
             admin_email,
             admin_password,
+            admin_password_stdin,
             admin_name,
+            database,
+            signing,
         }) => {
-            let state = open(config).await?;
+            let admin_password = password(admin_password, admin_password_stdin)?;
+            let state = open(Config::for_command(database, Some(signing))).await?;
             let created = create_workspace(
                 &state,
                 &name,
@@ -36,8 +40,9 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             workspace,
             base_url,
             dir,
+            database,
         }) => {
-            let state = open(config).await?;
+            let state = open(Config::for_command(database, None)).await?;
             crate::domain::workspaces::get(&state, &workspace)
                 .await
                 .map_err(|_| anyhow::anyhow!("no workspace {workspace}"))?;
@@ -45,14 +50,17 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 crate::domain::knowledge::import_dir(&state, &workspace, &dir, &base_url).await?;
             println!("imported {imported} articles into {workspace}");
         }
-        Command::Keys(KeysCommand::Rotate) => {
-            if config.jwt_secret.as_deref().is_some_and(|s| !s.is_empty()) {
+        Command::Keys(KeysCommand::Rotate {
+            database,
+            jwt_secret,
+        }) => {
+            if jwt_secret.as_deref().is_some_and(|s| !s.is_empty()) {
                 anyhow::bail!(
                     "the signing key comes from CASEFILE_JWT_SECRET: rotate it by changing that \
                      variable (tokens it signed end), or unset it to keep a key ring in the database"
                 );
             }
-            let state = open(config).await?;
+            let state = open(Config::for_command(database, None)).await?;
             let key = crate::auth::keys::rotate(&state.db)
                 .await
                 .map_err(|err| anyhow::anyhow!("rotating the signing keys: {}", err.message()))?;
@@ -62,9 +70,12 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 key.kid
             );
         }
-        Command::Demo(DemoCommand::Seed) => {
-            let listen = config.listen;
-            let state = open(config).await?;
+        Command::Demo(DemoCommand::Seed {
+            listen,
+            database,
+            signing,
+        }) => {
+            let state = open(Config::for_command(database, Some(signing))).await?;
             let demo = crate::demo::seed(&state)
                 .await
                 .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
@@ -72,6 +83,25 @@ pub async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The owner's password: from standard input, or given (flag or variable).
+fn password(given: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(
+            !line.is_empty(),
+            "--admin-password-stdin read an empty line: pipe the password in, e.g. `printf %s \"$PASSWORD\" | casefile workspace create … --admin-password-stdin`"
+        );
+        return Ok(line);
+    }
+    given.filter(|p| !p.is_empty()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the owner needs a password: pass --admin-password-stdin and pipe it in, set CASEFILE_ADMIN_PASSWORD, or pass --admin-password"
+        )
+    })
 }
 
 async fn open(config: Config) -> anyhow::Result<AppState> {

@@ -14,21 +14,51 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "casefile",
     version,
-    about = "AI-first customer chat with human handoff that keeps its context"
+    about = "AI-first customer chat with human handoff that keeps its context",
+    long_about = "AI-first customer chat with human handoff that keeps its context.\n\n\
+        With no command, or with serve's flags alone (`casefile --demo`), it serves: \
+        see `casefile serve --help` for its flags."
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parse `args` (the program name first); flags with no command before them
+    /// are serve's (`casefile --demo` is `casefile serve --demo`).
+    pub fn parse_args<I, T>(args: I) -> Cli
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString>,
+    {
+        let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let serve_flag = args.get(1).and_then(|arg| arg.to_str()).is_some_and(|arg| {
+            arg.starts_with('-') && !matches!(arg, "-h" | "--help" | "-V" | "--version")
+        });
+        if serve_flag {
+            args.insert(1, "serve".into());
+        }
+        Cli::parse_from(args)
+    }
+}
+
+/// Parses serve's flags alone: the defaults (and `CASEFILE_*` variables) when
+/// `casefile` runs with no command.
+#[derive(Debug, Parser)]
+#[command(name = "casefile")]
+struct ServeDefaults {
     #[command(flatten)]
-    pub config: Config,
+    config: Config,
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum Command {
     /// Serve GraphQL over HTTP and WebSocket (the default).
-    Serve,
+    Serve(Config),
     /// Create or upgrade the database schema, then exit.
-    Migrate,
+    Migrate(DatabaseArgs),
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
     /// Manage workspaces.
@@ -45,11 +75,39 @@ pub enum Command {
     Keys(KeysCommand),
 }
 
+/// Where the database is, for commands that open it.
+#[derive(Clone, Debug, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DATABASE`
+    /// [default: `DATABASE_URL`, then sqlite://casefile.db].
+    #[arg(long, env = "CASEFILE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// How tokens are signed, for commands that issue them.
+#[derive(Clone, Debug, Args)]
+pub struct SigningArgs {
+    /// HS256 secret for signing tokens [default: the key kept in the database].
+    #[arg(long, env = "CASEFILE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Lifetime of the agent tokens issued, e.g. `12h`.
+    #[arg(long, env = "CASEFILE_AGENT_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    pub agent_token_ttl: Duration,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
     /// Add a new signing key: new tokens are signed with it (running servers pick it
     /// up within a minute), and tokens signed before stay valid until they expire.
-    Rotate,
+    Rotate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Set when the signing key comes from this variable: then rotating is
+        /// changing it, and this command refuses.
+        #[arg(long, env = "CASEFILE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,144 +122,161 @@ pub enum ArticlesCommand {
         /// name is appended.
         #[arg(long, default_value = "https://help.example.com/docs")]
         base_url: String,
+        /// The folder of `.md` and `.html` files to import.
         dir: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
     },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DemoCommand {
     /// Create the demo workspace if absent, and print how to use it.
-    Seed,
+    Seed {
+        /// The address the server serves on, for the URLs printed.
+        #[arg(long, env = "CASEFILE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum WorkspaceCommand {
     /// Create a workspace with an owner; prints one JSON object with its ids and tokens.
     Create {
+        /// The workspace's name, as agents see it.
         #[arg(long)]
         name: String,
+        /// The owner's email, to sign in with.
         #[arg(long)]
         admin_email: String,
+        /// The owner's password (at least 8 characters). Prefer
+        /// `--admin-password-stdin` or the variable: a flag stays in shell history.
+        #[arg(
+            long,
+            env = "CASEFILE_ADMIN_PASSWORD",
+            hide_env_values = true,
+            conflicts_with = "admin_password_stdin"
+        )]
+        admin_password: Option<String>,
+        /// Read the owner's password from standard input (its first line).
         #[arg(long)]
-        admin_password: String,
+        admin_password_stdin: bool,
         /// Display name of the owner (defaults to the part of the email before `@`).
         #[arg(long)]
         admin_name: Option<String>,
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        signing: SigningArgs,
     },
 }
 
-/// Settings shared by every command.
+/// How `casefile serve` runs: every flag has a `CASEFILE_*` variable behind it.
 #[derive(Clone, Debug, Args)]
 pub struct Config {
     /// Address to listen on.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, env = "CASEFILE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
     /// Database URL: `sqlite://PATH` or `postgres://…`. Falls back to `DATABASE_URL`,
     /// then to `sqlite://casefile.db`.
-    #[arg(long, global = true, env = "CASEFILE_DATABASE_URL")]
+    #[arg(long, env = "CASEFILE_DATABASE_URL")]
     pub database_url: Option<String>,
 
     /// HS256 secret for signing tokens. When unset, a random secret is generated on
     /// first start and kept in the database, so tokens survive restarts.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_JWT_SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "CASEFILE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// Lifetime of agent tokens (`signIn`, CLI), e.g. `12h`.
-    #[arg(long, global = true, env = "CASEFILE_AGENT_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_AGENT_TOKEN_TTL", default_value = "12h", value_parser = humantime::parse_duration)]
     pub agent_token_ttl: Duration,
 
     /// Lifetime of visitor tokens (`startConversation`), e.g. `7d`.
-    #[arg(long, global = true, env = "CASEFILE_VISITOR_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_VISITOR_TOKEN_TTL", default_value = "7d", value_parser = humantime::parse_duration)]
     pub visitor_token_ttl: Duration,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, global = true, env = "CASEFILE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
+    #[arg(long, env = "CASEFILE_MAX_BODY_BYTES", default_value_t = 256 * 1024)]
     pub max_body_bytes: usize,
 
     /// How long a WebSocket may wait before `connection_init` (then 4408).
-    #[arg(long, global = true, env = "CASEFILE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_WS_INIT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_init_timeout: Duration,
 
     /// Interval of server pings (`ping`, or `ka` in the legacy protocol).
-    #[arg(long, global = true, env = "CASEFILE_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_WS_KEEPALIVE", default_value = "15s", value_parser = humantime::parse_duration)]
     pub ws_keepalive: Duration,
 
     /// Create the demo workspace if absent and print its widget key, agents and
     /// tokens (with `serve`).
-    #[arg(long, global = true, env = "CASEFILE_DEMO")]
+    #[arg(long, env = "CASEFILE_DEMO")]
     pub demo: bool,
 
     /// Size of the read connection pool [default: on SQLite two per CPU core, at
     /// most 16; on PostgreSQL 8].
-    #[arg(long, global = true, env = "CASEFILE_DB_POOL_SIZE")]
+    #[arg(long, env = "CASEFILE_DB_POOL_SIZE")]
     pub db_pool_size: Option<u32>,
 
     /// Serve the demo on an address other than loopback (with `--demo`).
-    #[arg(long, global = true, env = "CASEFILE_DEMO_PUBLIC")]
+    #[arg(long, env = "CASEFILE_DEMO_PUBLIC")]
     pub demo_public: bool,
 
     /// Serve GraphiQL on `GET /graphql`.
-    #[arg(long, global = true, env = "CASEFILE_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "CASEFILE_GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
 
     /// Answer introspection queries (`__schema`, `__type`).
-    #[arg(long, global = true, env = "CASEFILE_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "CASEFILE_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
 
     /// How long a database call may wait for a connection before the request fails
     /// with `SERVICE_UNAVAILABLE`.
-    #[arg(long, global = true, env = "CASEFILE_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_DB_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
     pub db_timeout: Duration,
 
     /// How long shutdown waits for requests, exports and sockets before it cuts them.
-    #[arg(long, global = true, env = "CASEFILE_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_SHUTDOWN_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// How long the event log keeps events (`events`, resuming subscriptions,
     /// webhooks); older ones are pruned in the background, and resuming from before
     /// them answers `CURSOR_EXPIRED`.
-    #[arg(long, global = true, env = "CASEFILE_EVENT_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_EVENT_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
     pub event_retention: Duration,
 
     /// How often each process reads the event log even when nothing woke it: the
     /// longest an event can be delayed by a lost notification or a crashed peer.
-    #[arg(long, global = true, env = "CASEFILE_EVENT_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_EVENT_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
     pub event_poll: Duration,
 
     /// Let webhooks reach private, loopback and link-local addresses (tests, and
     /// intranets whose receivers live there). Off: such URLs are refused.
-    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "CASEFILE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhook_allow_private: bool,
 
     /// The first retry of a failed webhook delivery waits about this long (with
     /// jitter); each next one twice as long, for up to 24 hours.
-    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub webhook_retry_base: Duration,
 
     /// How long a webhook may keep failing before it is disabled (with its reason;
     /// `updateWebhook(enabled: true)` resumes it).
-    #[arg(long, global = true, env = "CASEFILE_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
     pub webhook_retry_for: Duration,
 
     /// How often a process looks for conversations to resolve on a clock: AI
     /// conversations silent for the workspace's `autoResolveAfterSeconds`.
-    #[arg(long, global = true, env = "CASEFILE_SWEEP_EVERY", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_SWEEP_EVERY", default_value = "15s", value_parser = humantime::parse_duration)]
     pub sweep_every: Duration,
 
     /// How long an agent may be without an open socket before it counts as
     /// `OFFLINE` whatever availability it set.
-    #[arg(long, global = true, env = "CASEFILE_PRESENCE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_PRESENCE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub presence_timeout: Duration,
 
     #[command(flatten)]
@@ -213,32 +288,21 @@ pub struct Config {
 #[derive(Clone, Debug, Args)]
 pub struct Limits {
     /// `off` turns every rate limit off at once (benchmarks and test suites only).
-    #[arg(long, global = true, env = "CASEFILE_RATE_LIMITS", default_value = "on", value_parser = on_off)]
+    #[arg(long, env = "CASEFILE_RATE_LIMITS", default_value = "on", value_parser = on_off)]
     pub rate_limits: bool,
 
     /// Failed `signIn`s per email; past it the email is refused until the bucket
     /// refills (`N/DURATION[,burst=B]`, `0` for no limit).
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_RATE_SIGNIN_EMAIL",
-        default_value = "5/15m"
-    )]
+    #[arg(long, env = "CASEFILE_RATE_SIGNIN_EMAIL", default_value = "5/15m")]
     pub rate_signin_email: Rate,
 
     /// `signIn` attempts per client IP.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_RATE_SIGNIN_IP",
-        default_value = "30/1m"
-    )]
+    #[arg(long, env = "CASEFILE_RATE_SIGNIN_IP", default_value = "30/1m")]
     pub rate_signin_ip: Rate,
 
     /// `startConversation` per client IP and widget key.
     #[arg(
         long,
-        global = true,
         env = "CASEFILE_RATE_START_CONVERSATION",
         default_value = "10/1m"
     )]
@@ -248,7 +312,6 @@ pub struct Limits {
     /// `requestHuman`, per conversation.
     #[arg(
         long,
-        global = true,
         env = "CASEFILE_RATE_VISITOR_WRITES",
         default_value = "20/1m,burst=10"
     )]
@@ -256,74 +319,49 @@ pub struct Limits {
 
     /// `setTyping` per conversation and author (its own budget, so typing never eats
     /// the message budget).
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_RATE_TYPING",
-        default_value = "60/1m,burst=20"
-    )]
+    #[arg(long, env = "CASEFILE_RATE_TYPING", default_value = "60/1m,burst=20")]
     pub rate_typing: Rate,
 
     /// Requests per agent token or API key, over HTTP and WebSocket together.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_RATE_TOKEN",
-        default_value = "50/1s,burst=100"
-    )]
+    #[arg(long, env = "CASEFILE_RATE_TOKEN", default_value = "50/1s,burst=100")]
     pub rate_token: Rate,
 
     /// Proxies whose `X-Forwarded-For` is believed (comma-separated CIDRs, e.g.
     /// `10.0.0.0/8,127.0.0.1/32`).
-    #[arg(long, global = true, env = "CASEFILE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
+    #[arg(long, env = "CASEFILE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = cidr)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Largest cost of a document: the most objects it can return.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_MAX_QUERY_COST",
-        default_value_t = 20_000
-    )]
+    #[arg(long, env = "CASEFILE_MAX_QUERY_COST", default_value_t = 20_000)]
     pub max_query_cost: usize,
 
     /// Largest response, in bytes; a larger one is replaced by an error.
-    #[arg(long, global = true, env = "CASEFILE_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(long, env = "CASEFILE_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_response_bytes: usize,
 
     /// Concurrent WebSockets per client IP.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_MAX_WS_PER_IP",
-        default_value_t = 500
-    )]
+    #[arg(long, env = "CASEFILE_MAX_WS_PER_IP", default_value_t = 500)]
     pub max_ws_per_ip: usize,
 
     /// Concurrent connections (HTTP and WebSocket) in all.
-    #[arg(
-        long,
-        global = true,
-        env = "CASEFILE_MAX_CONNECTIONS",
-        default_value_t = 20_000
-    )]
+    #[arg(long, env = "CASEFILE_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
 
     /// How long a send to a WebSocket may take before the socket is closed (1008).
-    #[arg(long, global = true, env = "CASEFILE_WS_SEND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_WS_SEND_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub ws_send_timeout: Duration,
 
     /// How long a client may take to send a request's headers.
-    #[arg(long, global = true, env = "CASEFILE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub http_header_timeout: Duration,
 
     /// How long a client may take to send a request's body.
-    #[arg(long, global = true, env = "CASEFILE_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_body_timeout: Duration,
 
     /// How long a request may take to answer before it is cut with 503 (exports
     /// stream and are not cut).
-    #[arg(long, global = true, env = "CASEFILE_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "CASEFILE_HTTP_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub http_request_timeout: Duration,
 }
 
@@ -436,8 +474,25 @@ impl Config {
     /// Rate limits stay on, as in production; test suites that flood on purpose turn
     /// them off with `limits.rate_limits = false`.
     pub fn for_database(database_url: impl Into<String>) -> Config {
-        let mut config = Cli::parse_from(["casefile"]).config;
+        let mut config = Config::defaults();
         config.database_url = Some(database_url.into());
+        config
+    }
+
+    /// The defaults, with what `CASEFILE_*` variables set.
+    pub fn defaults() -> Config {
+        ServeDefaults::parse_from(["casefile"]).config
+    }
+
+    /// The configuration of a command that opens the database (and, with
+    /// `signing`, issues tokens): the defaults with what it was given.
+    pub fn for_command(database: DatabaseArgs, signing: Option<SigningArgs>) -> Config {
+        let mut config = Config::defaults();
+        config.database_url = database.database_url;
+        if let Some(signing) = signing {
+            config.jwt_secret = signing.jwt_secret;
+            config.agent_token_ttl = signing.agent_token_ttl;
+        }
         config
     }
 }

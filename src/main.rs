@@ -1,7 +1,6 @@
 //! `casefile`: parse the configuration, then serve (the default) or run a command.
 
 use casefile::config::{Cli, Command};
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc keeps many small, long-lived allocations (one set per live
@@ -40,10 +39,11 @@ async fn run() -> anyhow::Result<()> {
     std::panic::set_hook(Box::new(|info| {
         tracing::error!(panic = %info, "panic");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_args(std::env::args_os());
     match cli.command {
-        None | Some(Command::Serve) => serve(cli.config).await,
-        Some(command) => casefile::cli::run(command, cli.config).await,
+        None => serve(casefile::Config::defaults()).await,
+        Some(Command::Serve(config)) => serve(config).await,
+        Some(command) => casefile::cli::run(command).await,
     }
 }
 

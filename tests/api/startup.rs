@@ -1,7 +1,8 @@
-//! Starting the server and the CLI the wrong way: each failure is one plain
-//! sentence on stderr naming the thing and the fix, never Rust debug formatting,
-//! and a non-zero exit; a good start says which database it opened and where it
-//! serves.
+//! Starting the server and the CLI: each failure is one plain sentence on stderr
+//! naming the thing and the fix, never Rust debug formatting, and a non-zero exit;
+//! a good start says which database it opened and where it serves; each command's
+//! `--help` lists its own flags, each described; the owner's password need not
+//! sit in shell history.
 
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -181,5 +182,161 @@ async fn migrating_again_prints_no_notices() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{stderr}");
         assert!(!stderr.contains("already exists"), "{stderr}");
+    }
+}
+
+/// Every option line of a `--help` text, with whether a description follows it.
+fn options(help: &str) -> Vec<(String, bool)> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if !(trimmed.starts_with("--") || trimmed.starts_with("-h") || trimmed.starts_with("-V")) {
+            continue;
+        }
+        let flag = trimmed
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .trim_end_matches(',');
+        let flag = if flag.starts_with("--") {
+            flag.to_owned()
+        } else {
+            trimmed.split_whitespace().nth(1).unwrap_or(flag).to_owned()
+        };
+        // A description on the same line (two spaces after the flag) or the next.
+        let same = trimmed
+            .split("  ")
+            .filter(|part| !part.trim().is_empty())
+            .count()
+            > 1;
+        let next = lines
+            .get(i + 1)
+            .is_some_and(|next| next.starts_with("          ") && !next.trim().is_empty());
+        out.push((flag, same || next));
+    }
+    out
+}
+
+#[tokio::test]
+async fn each_command_lists_its_own_flags_each_described() {
+    let commands: [&[&str]; 8] = [
+        &["serve"],
+        &["migrate"],
+        &["schema"],
+        &["workspace", "create"],
+        &["articles", "import"],
+        &["demo", "seed"],
+        &["keys", "rotate"],
+        &[],
+    ];
+    for command in commands {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let output = casefile(&args).await;
+        assert!(output.status.success(), "{command:?}");
+        let help = String::from_utf8_lossy(&output.stdout).to_string();
+        let flags = options(&help);
+        for (flag, described) in &flags {
+            assert!(described, "{command:?}: {flag} has no description\n{help}");
+        }
+        let serve_only = flags
+            .iter()
+            .any(|(flag, _)| flag == "--listen" || flag == "--sweep-every");
+        match command {
+            ["serve"] => assert!(serve_only, "{help}"),
+            // Seeding the demo prints URLs on the address it will serve.
+            ["demo", "seed"] => assert!(!flags.iter().any(|(f, _)| f == "--sweep-every"), "{help}"),
+            _ => assert!(!serve_only, "{command:?} lists serve's flags:\n{help}"),
+        }
+    }
+    let import = String::from_utf8_lossy(&casefile(&["articles", "import", "--help"]).await.stdout)
+        .to_string();
+    assert!(
+        import.contains("<DIR>") && import.contains("The folder of"),
+        "{import}"
+    );
+}
+
+#[tokio::test]
+async fn the_version_is_printed() {
+    let output = casefile(&["--version"]).await;
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        format!("casefile {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn the_owners_password_comes_from_stdin_or_the_environment_not_only_a_flag() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/casefile.db", dir.path().display());
+    let create = |email: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_casefile"));
+        command
+            .args([
+                "workspace",
+                "create",
+                "--name",
+                "Acme",
+                "--admin-email",
+                email,
+            ])
+            .args(["--database-url", &url])
+            .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
+            .env_remove("CASEFILE_ADMIN_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    };
+    // From standard input.
+    let mut piped = create("stdin@acme.test")
+        .arg("--admin-password-stdin")
+        .spawn()
+        .expect("runs");
+    let mut stdin = piped.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"correct horse battery\n")
+        .await
+        .expect("written");
+    drop(stdin);
+    let output = piped.wait_with_output().await.expect("exits");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // From the environment.
+    let output = create("env@acme.test")
+        .env("CASEFILE_ADMIN_PASSWORD", "correct horse battery")
+        .output()
+        .await
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Neither: a sentence saying how.
+    let output = create("none@acme.test").output().await.expect("runs");
+    assert_eq!(
+        sentence(&output),
+        "error: the owner needs a password: pass --admin-password-stdin and pipe it in, set CASEFILE_ADMIN_PASSWORD, or pass --admin-password"
+    );
+    // Both owners sign in with what they were given.
+    let app = crate::helpers::TestApp::spawn_with(crate::helpers::test_config(&url), None).await;
+    for email in ["stdin@acme.test", "env@acme.test"] {
+        let signed = app
+            .data(
+                None,
+                "mutation($e: String!, $p: String!) { signIn(email: $e, password: $p) { agent { email } } }",
+                serde_json::json!({ "e": email, "p": "correct horse battery" }),
+            )
+            .await;
+        assert_eq!(signed["signIn"]["agent"]["email"], email);
     }
 }
