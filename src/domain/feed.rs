@@ -542,6 +542,11 @@ pub fn envelope(event: &Event) -> serde_json::Value {
             "acceptedAt": h.accepted_at.map_or(Value::Null, time),
             "resolvedAt": h.resolved_at.map_or(Value::Null, time),
             "cancelledAt": h.cancelled_at.map_or(Value::Null, time),
+            "outOfHours": h.out_of_hours,
+            "offeredTo": id(&h.offered_to),
+            "offerExpiresAt": h.offer_expires_at.map_or(Value::Null, time),
+            "slaDueAt": h.sla_due_at.map_or(Value::Null, time),
+            "slaBreachedAt": h.sla_breached_at.map_or(Value::Null, time),
         })),
         _ => None,
     };

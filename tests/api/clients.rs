@@ -13,7 +13,7 @@ const NODE_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
 
 /// Fail, saying what to install, unless Node.js and the npm packages of
 /// `tests/node` are there.
-fn require_node_clients() {
+pub(crate) fn require_node_clients() {
     let node = std::process::Command::new("node").arg("--version").output();
     assert!(
         node.is_ok_and(|out| out.status.success()),

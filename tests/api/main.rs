@@ -27,6 +27,7 @@ mod live;
 mod plans;
 mod platform;
 mod presence;
+mod readme;
 mod routing;
 mod scope_table;
 mod scopes;
