@@ -121,5 +121,18 @@ pub async fn create_workspace(
 ) -> anyhow::Result<CreatedWorkspace> {
     workspaces::create(state, name, admin_email, admin_password, admin_name)
         .await
-        .map_err(|err| anyhow::anyhow!("{}", err.message()))
+        .map_err(|err| match &err {
+            // Said with the flag's name, not the API field's.
+            crate::error::AppError::BadInput { field, message, .. } => {
+                let flag = match field.as_str() {
+                    "adminEmail" => "--admin-email",
+                    "adminPassword" => "the owner's password",
+                    "adminName" => "--admin-name",
+                    "name" => "--name",
+                    other => other,
+                };
+                anyhow::anyhow!("{flag}: {message}")
+            }
+            _ => anyhow::Error::msg(err.detail()),
+        })
 }

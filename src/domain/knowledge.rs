@@ -350,7 +350,18 @@ pub async fn import_dir(
     dir: &Path,
     base_url: &str,
 ) -> anyhow::Result<usize> {
-    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+    let entries = std::fs::read_dir(dir).map_err(|err| {
+        anyhow::anyhow!(
+            "cannot read the folder {}: {}: give a folder of .md and .html files",
+            dir.display(),
+            match err.kind() {
+                std::io::ErrorKind::NotFound => "it does not exist".to_owned(),
+                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                _ => err.to_string(),
+            }
+        )
+    })?;
+    let mut paths: Vec<_> = entries
         .filter_map(Result::ok)
         .map(|entry| entry.path())
         .filter(|p| {

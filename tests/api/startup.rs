@@ -340,3 +340,54 @@ async fn the_owners_password_comes_from_stdin_or_the_environment_not_only_a_flag
         assert_eq!(signed["signIn"]["agent"]["email"], email);
     }
 }
+
+#[tokio::test]
+async fn cli_input_errors_name_the_flag_and_the_folder() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}/casefile.db", dir.path().display());
+    let create = |email: &'static str| {
+        let url = url.clone();
+        async move {
+            Command::new(env!("CARGO_BIN_EXE_casefile"))
+                .args([
+                    "workspace",
+                    "create",
+                    "--name",
+                    "Acme",
+                    "--admin-email",
+                    email,
+                ])
+                .args(["--database-url", &url])
+                .env("CASEFILE_ADMIN_PASSWORD", "correct horse battery")
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .await
+                .expect("runs")
+        }
+    };
+    assert_eq!(
+        sentence(&create("not-an-email").await),
+        "error: --admin-email: not an email address"
+    );
+    let created = create("owner@acme.test").await;
+    assert!(created.status.success());
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).expect("JSON");
+    let missing = dir.path().join("docs");
+    let output = casefile(&[
+        "articles",
+        "import",
+        "--workspace",
+        created["workspaceId"].as_str().expect("id"),
+        "--database-url",
+        &url,
+        missing.to_str().expect("path"),
+    ])
+    .await;
+    assert_eq!(
+        sentence(&output),
+        format!(
+            "error: cannot read the folder {}: it does not exist: give a folder of .md and .html files",
+            missing.display()
+        )
+    );
+}
