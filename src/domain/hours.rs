@@ -157,13 +157,7 @@ pub fn next_open(hours: &BusinessHours, at: DateTime<Utc>) -> Option<DateTime<Ut
             .collect();
         opens.sort_unstable();
         for minute in opens {
-            let naive = date.and_hms_opt(u32::from(minute / 60), u32::from(minute % 60), 0)?;
-            // A time skipped by daylight saving opens at the first instant after.
-            let local = tz.from_local_datetime(&naive).earliest().or_else(|| {
-                tz.from_local_datetime(&(naive + Duration::hours(1)))
-                    .earliest()
-            })?;
-            let start = local.with_timezone(&Utc);
+            let start = instant(tz, date, minute)?;
             if start > at {
                 return Some(start);
             }

@@ -286,18 +286,24 @@ async fn pass_on(
     if let Some(offer) = &offer {
         record(&txn, &moved.id, team_id, offer, now).await?;
     }
-    let conversation = conversation::Entity::find_by_id(moved.conversation_id.as_str())
+    commit(state, txn, moved.clone(), Event::handoff_changed).await?;
+    state.accepts.changed(&moved);
+    Ok(Some(moved))
+}
+
+/// Commit `txn` with the event `told` builds of `handoff` and its conversation
+/// as they are in it (the conversation itself does not change).
+async fn commit(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    handoff: handoff::Model,
+    told: fn(handoff::Model, conversation::Model) -> Event,
+) -> AppResult<()> {
+    let conversation = conversation::Entity::find_by_id(handoff.conversation_id.as_str())
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    feed::commit(
-        state,
-        txn,
-        &[Event::handoff_changed(moved.clone(), conversation)],
-    )
-    .await?;
-    state.accepts.changed(&moved);
-    Ok(Some(moved))
+    feed::commit(state, txn, &[told(handoff, conversation)]).await
 }
 
 /// Mark `handoff` as past its accept target, once.
@@ -316,11 +322,7 @@ async fn breach(state: &AppState, handoff: &handoff::Model) -> AppResult<bool> {
         return Ok(false);
     };
     let breached = handoff::Model::from_query_result(&row, "")?;
-    let conversation = conversation::Entity::find_by_id(breached.conversation_id.as_str())
-        .one(&txn)
-        .await?
-        .ok_or(AppError::NotFound("conversation"))?;
-    feed::commit(state, txn, &[Event::sla_breached(breached, conversation)]).await?;
+    commit(state, txn, breached, Event::sla_breached).await?;
     Ok(true)
 }
 
@@ -364,13 +366,20 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
     for handoff in due {
         breach(state, &handoff).await?;
     }
+    // Teams that route automatically and are open now: a closed team's queue
+    // waits without a look at each of its handoffs.
+    let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
     let automatic: Vec<String> = team::Entity::find()
-        .select_only()
-        .column(team::Column::Id)
         .filter(team::Column::Routing.ne(TeamRouting::Manual))
-        .into_tuple()
         .all(db)
-        .await?;
+        .await?
+        .into_iter()
+        .filter(|team| {
+            team.business_hours()
+                .is_none_or(|hours| super::hours::is_open(&hours, at))
+        })
+        .map(|team| team.id)
+        .collect();
     if automatic.is_empty() {
         return Ok(());
     }

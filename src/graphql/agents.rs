@@ -396,22 +396,16 @@ impl AgentMutation {
         input: UpdateTeamInput,
     ) -> async_graphql::Result<Team> {
         let admin = ctx.principal()?.admin()?;
-        let business_hours = match &input.business_hours {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(hours) => Some(Some(hours.check()?)),
-        };
-        let accept_target_seconds = match input.accept_target_seconds {
-            MaybeUndefined::Undefined => None,
-            MaybeUndefined::Null => Some(None),
-            MaybeUndefined::Value(seconds) => Some(Some(seconds)),
-        };
+        let business_hours = input
+            .business_hours
+            .map_value(|hours| hours.check())
+            .transpose()?;
         let change = domain::teams::TeamUpdate {
             name: input.name.as_deref(),
-            business_hours,
+            business_hours: business_hours.into(),
             routing: input.routing,
             offer_timeout_seconds: input.offer_timeout_seconds,
-            accept_target_seconds,
+            accept_target_seconds: input.accept_target_seconds.into(),
         };
         let team = domain::teams::update(ctx.state(), admin, &input.team_id, change).await?;
         Ok(Team::from(team))
