@@ -187,27 +187,28 @@ async fn one_document_may_try_one_password() {
 async fn an_unknown_email_takes_as_long_as_a_wrong_password() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let timed = |email: String| {
-        let app = &app;
+    let attempt = |email: &str| {
+        let (app, email) = (&app, email.to_owned());
         async move {
-            let mut times = Vec::new();
-            for _ in 0..5 {
-                let started = Instant::now();
-                let body = app
-                    .gql(None, SIGN_IN, json!({ "e": email, "p": "wrong" }))
-                    .await;
-                times.push(started.elapsed());
-                assert_eq!(error_code(&body), "UNAUTHENTICATED");
-            }
-            times.sort();
-            times[2]
+            let started = Instant::now();
+            let body = app
+                .gql(None, SIGN_IN, json!({ "e": email, "p": "wrong" }))
+                .await;
+            assert_eq!(error_code(&body), "UNAUTHENTICATED");
+            started.elapsed()
         }
     };
-    let known = timed(ws.admin_email.clone()).await;
-    let unknown = timed("nobody@example.com".to_owned()).await;
+    // Alternate the two so that load from other tests falls on both alike, and
+    // compare the fastest of each: noise only ever adds time.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        known.push(attempt(&ws.admin_email).await);
+        unknown.push(attempt("nobody@example.com").await);
+    }
+    let (known, unknown) = (known.iter().min().unwrap(), unknown.iter().min().unwrap());
     // Without the dummy hash an unknown email answers in a fraction of the time.
     assert!(
-        unknown * 2 >= known,
+        *unknown * 2 >= *known,
         "unknown {unknown:?} vs wrong password {known:?}"
     );
 }
