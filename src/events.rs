@@ -45,7 +45,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use bus::{InProcessBus, Subscription, Topic};
 pub use log::{Expired, NewRecord, Scope, after_sql, append, check_cursor, newest, prune, read};
-pub use tail::Events;
+pub use tail::{Events, Listening};
 
 /// A position in the event log.
 #[derive(

@@ -33,7 +33,9 @@ pub fn messages(
     let mut events = state
         .events
         .subscribe(Topic::Conversation(conversation_id.clone()));
+    let listening = state.events.listening();
     async_stream::try_stream! {
+        let _listening = listening;
         let mut last = after_seq.max(0);
         let mut catch_up = true;
         loop {
@@ -138,12 +140,15 @@ pub fn events(
         }
     };
     let now = matches!(from, From::Now) && shared_log;
+    let mut listening = (!now).then(|| state.events.listening());
     async_stream::try_stream! {
         if now {
             last = Box::pin(events::newest(&state.db)).await?;
             events = state.events.subscribe(topic.clone());
             catch_up = true;
+            listening = Some(state.events.listening());
         }
+        let _listening = listening;
         loop {
             if catch_up {
                 catch_up = false;

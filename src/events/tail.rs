@@ -1,6 +1,7 @@
 //! One reader of the log per process, feeding the in-process bus in cursor order.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -45,6 +46,19 @@ pub struct Events {
     observer: OnceLock<Observer>,
     link: Option<pg::Link>,
     poll: Duration,
+    /// Subscription streams listening now (see [`Listening`]).
+    listening: Arc<AtomicUsize>,
+}
+
+/// Held by a subscription's stream from the moment everything committed after it
+/// reaches the stream, until the stream ends: the GraphQL protocols acknowledge
+/// no subscription, so this count is how a test knows one has started.
+pub struct Listening(Arc<AtomicUsize>);
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Events {
@@ -69,6 +83,7 @@ impl Events {
             observer: OnceLock::new(),
             link,
             poll,
+            listening: Arc::default(),
         });
         if let (Some(pool), Some(link)) = (&db.pg_pool, &events.link) {
             pg::listen(pool.clone(), link.node.clone(), Arc::downgrade(&events)).await?;
@@ -138,6 +153,17 @@ impl Events {
     /// Receive the records of `topic` from now on.
     pub fn subscribe(&self, topic: Topic) -> Subscription {
         self.bus.subscribe(topic)
+    }
+
+    /// Count a subscription stream as listening while the guard lives.
+    pub fn listening(&self) -> Listening {
+        self.listening.fetch_add(1, Ordering::Relaxed);
+        Listening(Arc::clone(&self.listening))
+    }
+
+    /// How many subscription streams of this process listen now.
+    pub fn streams_listening(&self) -> usize {
+        self.listening.load(Ordering::Relaxed)
     }
 
     /// The cursor up to which this process has delivered the log to its

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -116,7 +115,7 @@ async fn the_escalations_example_prints_case_files_and_accepts() {
     )
     .await;
     until(&mut out, "waiting for escalations").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(1).await;
     let (conversation, _) = app
         .start_conversation(&ws, Some("I want to talk to a human about my plan"))
         .await;
@@ -176,7 +175,7 @@ async fn the_ai_agent_example_answers_from_the_docs_with_its_own_model() {
     )
     .await;
     until(&mut out, "answering visitor messages").await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(1).await;
     let (conversation, visitor) = app
         .start_conversation(&ws, Some("How does scheduling drafts work?"))
         .await;
@@ -219,7 +218,7 @@ async fn every_documented_operation_runs_as_written() {
 
     let mut inbox = subscribe(&app, &ws.admin_token, "inbox", "Inbox", json!({})).await;
     let mut escalations = subscribe(&app, &ws.admin_token, "esc", "Escalations", json!({})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.listening(2).await;
     let started = run(
         &app,
         None,
@@ -255,7 +254,7 @@ async fn every_documented_operation_runs_as_written() {
     )
     .await;
     assert_eq!(messages.next_data("m").await["data"]["messages"]["seq"], 1);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.listening(4).await;
 
     run(&app, Some(&visitor), "LeadFields", json!({})).await;
     run(

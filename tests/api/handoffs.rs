@@ -731,7 +731,7 @@ async fn escalations_reach_subscribers_of_the_team_with_the_case_file() {
             json!({ "t": [other] }),
         )
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.listening(2).await;
 
     app.start_conversation(&ws, Some("I need a refund for last month"))
         .await;
@@ -770,11 +770,14 @@ async fn agents_running_one_escalations_query_share_it_and_each_may_leave() {
             .await;
         agents.push(client);
     }
-    // The first subscriber, whose execution the others joined, leaves.
+    // One execution for the three.
+    app.listening(1).await;
+    // The first subscriber, whose execution the others joined, leaves (the pong
+    // shows the server has read its `complete`).
     agents[0]
         .send(json!({ "type": "complete", "id": "esc" }))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    agents[0].ping_pong().await;
 
     app.start_conversation(&ws, Some("I need a refund for last month"))
         .await;
@@ -793,16 +796,17 @@ async fn agents_running_one_escalations_query_share_it_and_each_may_leave() {
         "a subscriber that completed gets nothing more"
     );
 
-    // Everyone leaves; a new subscriber starts the execution again.
+    // Everyone leaves, and the execution ends; a new subscriber starts it again.
     for client in &mut agents[1..] {
         client
             .send(json!({ "type": "complete", "id": "esc" }))
             .await;
     }
+    app.listening(0).await;
     let mut late = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     late.subscribe("esc", query, json!({ "t": [billing] }))
         .await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.listening(1).await;
     app.start_conversation(&ws, Some("another refund please"))
         .await;
     let alert = late.next_data("esc").await;

@@ -140,6 +140,26 @@ impl TestApp {
         .expect("background work finishes in time");
     }
 
+    /// Wait until exactly `n` subscription streams listen on the server: the
+    /// acknowledgement that subscriptions have started (the protocols have none),
+    /// or that those that ended have let go. Agents running one shareable
+    /// subscription (see `casefile::ws::shared`) share one stream.
+    pub async fn listening(&self, n: usize) {
+        let events = &self.running.state.events;
+        tokio::time::timeout(TIMEOUT, async {
+            while events.streams_listening() != n {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{n} subscriptions listening in time, not {}",
+                events.streams_listening()
+            )
+        });
+    }
+
     /// Create a workspace through the CLI's code path, with the built-in AI
     /// responder off (tests of everything but the AI want a quiet conversation).
     pub async fn workspace(&self, name: &str) -> Workspace {

@@ -283,7 +283,7 @@ async fn conversation_events_stream_typing_status_and_assignment() {
     guest
         .subscribe("e", EVENTS, json!({ "c": conversation }))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.listening(2).await;
 
     app.data(
         Some(&visitor),
@@ -372,7 +372,7 @@ async fn inbox_streams_what_a_list_needs() {
             json!({}),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.listening(2).await;
     let (conversation, visitor) = app.start_conversation(&ws, None).await;
     app.send(&visitor, &conversation, "where is the media library?")
         .await;
@@ -513,7 +513,7 @@ async fn shutdown_closes_live_connections_so_clients_reconnect() {
     client
         .subscribe("inbox", "subscription { inbox { kind } }", json!({}))
         .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.listening(1).await;
     let TestApp { running, .. } = app;
     let stopping = tokio::spawn(running.shutdown());
     assert_eq!(client.closed().await, 1012);

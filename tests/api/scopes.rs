@@ -56,6 +56,7 @@ async fn the_ai_key_never_sees_an_internal_note() {
             json!({}),
         )
         .await;
+    app.listening(1).await;
     let (conversation, handoff) = conversation_with_a_note(&app, &ws).await;
     app.send(&ws.admin_token, &conversation, "a public reply")
         .await;
