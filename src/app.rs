@@ -343,9 +343,17 @@ fn is_too_large(err: &axum::Error) -> bool {
 mod graphiql {
     use std::sync::LazyLock;
 
+    use crate::assets::Asset;
+
     const PAGE: &str = include_str!("../graphiql/dist/index.html");
-    pub const JS: &str = include_str!("../graphiql/dist/graphiql.js");
-    pub const CSS: &str = include_str!("../graphiql/dist/graphiql.css");
+    pub static JS: Asset = Asset::new(
+        include_str!("../graphiql/dist/graphiql.js"),
+        "text/javascript; charset=utf-8",
+    );
+    pub static CSS: Asset = Asset::new(
+        include_str!("../graphiql/dist/graphiql.css"),
+        "text/css; charset=utf-8",
+    );
 
     /// The page, its assets' URLs carrying a digest of their content, so that
     /// browsers may keep them as long as they like and still get a new build's.
@@ -353,11 +361,11 @@ mod graphiql {
         static PAGE_WITH_DIGESTS: LazyLock<String> = LazyLock::new(|| {
             PAGE.replace(
                 "/graphiql/graphiql.js",
-                &format!("/graphiql/graphiql.js?v={}", digest(JS)),
+                &format!("/graphiql/graphiql.js?v={}", digest(JS.body())),
             )
             .replace(
                 "/graphiql/graphiql.css",
-                &format!("/graphiql/graphiql.css?v={}", digest(CSS)),
+                &format!("/graphiql/graphiql.css?v={}", digest(CSS.body())),
             )
         });
         &PAGE_WITH_DIGESTS
@@ -375,23 +383,20 @@ mod graphiql {
 async fn graphiql_asset(
     State(shared): State<Shared>,
     axum::extract::Path(file): axum::extract::Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     if !shared.state.config.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let (body, kind) = match file.as_str() {
-        "graphiql.js" => (graphiql::JS, "text/javascript; charset=utf-8"),
-        "graphiql.css" => (graphiql::CSS, "text/css; charset=utf-8"),
+    let asset = match file.as_str() {
+        "graphiql.js" => &graphiql::JS,
+        "graphiql.css" => &graphiql::CSS,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    (
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
-        ],
-        body,
-    )
-        .into_response()
+    // The page links each asset with a digest of its content in the URL.
+    asset
+        .respond(&headers, Some("public, max-age=31536000, immutable"))
+        .await
 }
 
 async fn graphql_get(

@@ -4,19 +4,29 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use sea_orm::EntityTrait;
 
+use crate::assets::Asset;
 use crate::entity::{setting, workspace};
 use crate::state::AppState;
 
 const WIDGET_HTML: &str = include_str!("../examples/web/dist/widget.html");
 const INBOX_HTML: &str = include_str!("../examples/web/dist/inbox.html");
-const WIDGET_JS: &str = include_str!("../examples/web/dist/widget.js");
-const INBOX_JS: &str = include_str!("../examples/web/dist/inbox.js");
-const STYLE_CSS: &str = include_str!("../examples/web/dist/style.css");
+static WIDGET_JS: Asset = Asset::new(
+    include_str!("../examples/web/dist/widget.js"),
+    "text/javascript; charset=utf-8",
+);
+static INBOX_JS: Asset = Asset::new(
+    include_str!("../examples/web/dist/inbox.js"),
+    "text/javascript; charset=utf-8",
+);
+static STYLE_CSS: Asset = Asset::new(
+    include_str!("../examples/web/dist/style.css"),
+    "text/css; charset=utf-8",
+);
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -102,12 +112,12 @@ async fn inbox(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
-    let (body, kind) = match file.as_str() {
-        "widget.js" => (WIDGET_JS, "text/javascript; charset=utf-8"),
-        "inbox.js" => (INBOX_JS, "text/javascript; charset=utf-8"),
-        "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
+async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
+    let asset = match file.as_str() {
+        "widget.js" => &WIDGET_JS,
+        "inbox.js" => &INBOX_JS,
+        "style.css" => &STYLE_CSS,
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
-    ([(header::CONTENT_TYPE, kind)], body).into_response()
+    asset.respond(&headers, None).await
 }

@@ -29,6 +29,7 @@
 //!   [`export`]: streaming CSV exports.
 
 pub mod app;
+pub mod assets;
 pub mod auth;
 pub mod cache;
 pub mod cli;

@@ -57,10 +57,33 @@ async fn graphiql_is_served_on_get() {
         assert_eq!(response.status(), 200, "{link}");
         let served = response.headers()["content-type"].to_str().expect("type");
         assert!(served.starts_with(kind), "{link}: {served}");
+        assert!(response.headers().get("content-encoding").is_none());
+        let plain = response.bytes().await.expect("body");
+        assert!(plain.len() > 10_000, "{link}");
+
+        // A browser gets the same file gzipped, at a fraction of the size.
+        let response = app
+            .client
+            .get(app.url(link))
+            .header("accept-encoding", "gzip, deflate, br")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.headers()["content-encoding"], "gzip", "{link}");
+        assert_eq!(response.headers()["vary"], "accept-encoding", "{link}");
+        let gzipped = response.bytes().await.expect("body");
         assert!(
-            response.bytes().await.expect("body").len() > 10_000,
-            "{link}"
+            gzipped.len() * 2 < plain.len(),
+            "{link}: {} bytes",
+            gzipped.len()
         );
+        let mut unzipped = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&gzipped[..]),
+            &mut unzipped,
+        )
+        .expect("gzip");
+        assert!(unzipped == plain, "{link}: the gzipped file is the file");
     }
 }
 
