@@ -637,6 +637,9 @@ pub async fn return_to_ai(
         .await?
         .map(|row| handoff::Model::from_query_result(&row, ""))
         .transpose()?;
+    if let Some(handoff) = &cancelled {
+        super::routing::withdrawn(&txn, &handoff.id).await?;
+    }
     let appended = append(
         &txn,
         &conversation.workspace_id,
@@ -691,9 +694,13 @@ pub async fn resolve_open(
             vec![now_ms().into(), conversation_id.into()],
         ))
         .await?;
-    Ok(row
+    let handoff = row
         .map(|row| handoff::Model::from_query_result(&row, ""))
-        .transpose()?)
+        .transpose()?;
+    if let Some(handoff) = &handoff {
+        super::routing::withdrawn(txn, &handoff.id).await?;
+    }
+    Ok(handoff)
 }
 
 /// Where a handoff is transferred.
@@ -770,6 +777,7 @@ pub async fn transfer(
                 .await?
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
             let handoff = handoff::Model::from_query_result(&row, "")?;
+            super::routing::withdrawn(&txn, &handoff.id).await?;
             set_conversation(
                 &txn,
                 &handoff.conversation_id,
@@ -815,6 +823,7 @@ pub async fn transfer(
                 .await?
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
             let handoff = handoff::Model::from_query_result(&row, "")?;
+            super::routing::withdrawn(&txn, &handoff.id).await?;
             let outcome = joined(&txn, handoff, &target.id, &target.name).await?;
             outcome.commit(state, txn).await
         }

@@ -169,6 +169,10 @@ pub async fn deactivate(
         .iter()
         .map(|row| handoff::Model::from_query_result(row, ""))
         .collect::<Result<Vec<_>, _>>()?;
+    // The offers it held end (those it accepted ended then).
+    for handoff in &handoffs {
+        super::routing::withdrawn(&txn, &handoff.id).await?;
+    }
     let conversations = txn
         .query_all_raw(stmt(
             backend,

@@ -180,6 +180,23 @@ pub async fn ended(
     Ok(())
 }
 
+/// Note inside `txn` that the offer of `handoff_id` still standing, if any, was
+/// withdrawn: the handoff left `OFFERED` without the agent's answer.
+pub async fn withdrawn(txn: &DatabaseTransaction, handoff_id: &str) -> AppResult<()> {
+    txn.execute_raw(stmt(
+        txn.get_database_backend(),
+        "UPDATE handoff_offers SET outcome = ?, ended_at = ? \
+         WHERE handoff_id = ? AND outcome IS NULL",
+        vec![
+            sea_orm::ActiveEnum::to_value(&OfferOutcome::Withdrawn).into(),
+            now_ms().into(),
+            handoff_id.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
+
 /// Where a handoff must still be for a move to happen.
 enum Holding<'a> {
     /// Waiting in the queue.

@@ -1,8 +1,8 @@
 use sea_orm::entity::prelude::*;
 
 /// One agent offered one handoff, and how the offer ended: `ACCEPTED`,
-/// `DECLINED` or `EXPIRED` (`None` while it stands). An agent is offered a
-/// handoff once.
+/// `DECLINED`, `EXPIRED` or `WITHDRAWN` (`None` while it stands). An agent is
+/// offered a handoff once.
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "handoff_offers")]
 pub struct Model {
@@ -25,6 +25,10 @@ pub enum OfferOutcome {
     Declined,
     #[sea_orm(string_value = "EXPIRED")]
     Expired,
+    /// The handoff left the offer another way: resolved, handed back to the AI or
+    /// transferred, or the agent was deactivated.
+    #[sea_orm(string_value = "WITHDRAWN")]
+    Withdrawn,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -350,6 +350,96 @@ async fn least_busy_offers_to_the_agent_holding_fewest_within_capacity() {
 }
 
 #[tokio::test]
+async fn an_offer_ended_by_any_other_move_is_recorded_as_withdrawn() {
+    use casefile::entity::handoff_offer::{self, OfferOutcome};
+    use sea_orm::EntityTrait;
+    let app = quick_app().await;
+    let ws = app.workspace("Acme").await;
+    let (a, a_token) = app.agent(&ws, "Alex", "AGENT").await;
+    let (b, b_token) = app.agent(&ws, "Blake", "AGENT").await;
+    let team = team_of(&app, &ws, &[&a, &b]).await;
+    app.data(
+        Some(&ws.admin_token),
+        UPDATE_TEAM,
+        json!({ "i": { "teamId": team, "routing": "ROUND_ROBIN" } }),
+    )
+    .await;
+    let _a_socket = watching(&app, &a_token).await;
+    let _b_socket = watching(&app, &b_token).await;
+    until_online(&app, &ws.admin_token, &[&a, &b]).await;
+
+    // Four offered handoffs, each ended by a move other than its agent's answer.
+    let mut offered = Vec::new();
+    for _ in 0..4 {
+        let (conversation, visitor) = app.start_conversation(&ws, Some("a person please")).await;
+        let id = app.request_human(&visitor, &conversation).await;
+        let holder = read(&app, &ws.admin_token, &id).await["offeredTo"]["id"]
+            .as_str()
+            .expect("offered")
+            .to_owned();
+        offered.push((conversation, id, holder));
+    }
+    let admin = Some(ws.admin_token.as_str());
+    app.data(
+        admin,
+        "mutation($c: ID!) { resolveConversation(conversationId: $c) { id } }",
+        json!({ "c": offered[0].0 }),
+    )
+    .await;
+    app.data(
+        admin,
+        "mutation($c: ID!) { returnToAi(conversationId: $c) { id } }",
+        json!({ "c": offered[1].0 }),
+    )
+    .await;
+    let other = if offered[2].2 == a { &b } else { &a };
+    app.data(
+        admin,
+        "mutation($h: ID!, $a: ID!) { transferHandoff(id: $h, agentId: $a) { status } }",
+        json!({ "h": offered[2].1, "a": other }),
+    )
+    .await;
+    app.data(
+        admin,
+        "mutation($a: ID!) { deactivateAgent(agentId: $a) { active } }",
+        json!({ "a": offered[3].2 }),
+    )
+    .await;
+    // The deactivated agent's handoff is offered on to the other agent.
+    let moved_on = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let now = read(&app, &ws.admin_token, &offered[3].1).await;
+            if now["status"] == "OFFERED" && now["offeredTo"]["id"] != offered[3].2.as_str() {
+                return now["offeredTo"]["id"].as_str().expect("agent").to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("offered on");
+
+    let history = handoff_offer::Entity::find()
+        .all(&app.running.state.db.reader)
+        .await
+        .expect("offers");
+    for (_, id, holder) in &offered {
+        let offer = history
+            .iter()
+            .find(|o| &o.handoff_id == id && &o.agent_id == holder)
+            .unwrap_or_else(|| panic!("{id} offered to {holder} in {history:?}"));
+        assert_eq!(offer.outcome, Some(OfferOutcome::Withdrawn), "{offer:?}");
+        assert!(offer.ended_at.is_some(), "{offer:?}");
+    }
+    // The one offer standing is the one the handoffs show.
+    let standing: Vec<_> = history.iter().filter(|o| o.outcome.is_none()).collect();
+    assert_eq!(standing.len(), 1, "{standing:?}");
+    assert_eq!(
+        (&standing[0].handoff_id, &standing[0].agent_id),
+        (&offered[3].1, &moved_on)
+    );
+}
+
+#[tokio::test]
 async fn outside_business_hours_nothing_is_offered_and_the_target_counts_open_time() {
     let app = quick_app().await;
     let ws = app.workspace("Acme").await;
