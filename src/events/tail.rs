@@ -57,7 +57,7 @@ pub struct Listening(Arc<AtomicUsize>);
 
 impl Drop for Listening {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Release);
     }
 }
 
@@ -157,13 +157,14 @@ impl Events {
 
     /// Count a subscription stream as listening while the guard lives.
     pub fn listening(&self) -> Listening {
-        self.listening.fetch_add(1, Ordering::Relaxed);
+        // Release: whoever sees the count also sees the subscription made before.
+        self.listening.fetch_add(1, Ordering::Release);
         Listening(Arc::clone(&self.listening))
     }
 
     /// How many subscription streams of this process listen now.
     pub fn streams_listening(&self) -> usize {
-        self.listening.load(Ordering::Relaxed)
+        self.listening.load(Ordering::Acquire)
     }
 
     /// The cursor up to which this process has delivered the log to its
