@@ -122,6 +122,37 @@ async fn live(app: &TestApp, ws: &Workspace, sockets: &mut [&mut WsClient]) {
     .await;
 }
 
+/// Alex and Blake, online (their sockets kept here), in the workspace's team.
+struct TwoOnline {
+    a: String,
+    a_token: String,
+    b: String,
+    team: String,
+    _sockets: [WsClient; 2],
+}
+
+/// [`TwoOnline`], their team routed by `routing`.
+async fn two_online(app: &TestApp, ws: &Workspace, routing: &str) -> TwoOnline {
+    let (a, a_token) = app.agent(ws, "Alex", "AGENT").await;
+    let (b, b_token) = app.agent(ws, "Blake", "AGENT").await;
+    let team = team_of(app, ws, &[&a, &b]).await;
+    app.data(
+        Some(&ws.admin_token),
+        UPDATE_TEAM,
+        json!({ "i": { "teamId": team, "routing": routing } }),
+    )
+    .await;
+    let _sockets = [watching(app, &a_token).await, watching(app, &b_token).await];
+    until_online(app, &ws.admin_token, &[&a, &b]).await;
+    TwoOnline {
+        a,
+        a_token,
+        b,
+        team,
+        _sockets,
+    }
+}
+
 #[tokio::test]
 async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
     let app = quick_app().await;
@@ -295,18 +326,13 @@ async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
 async fn least_busy_offers_to_the_agent_holding_fewest_within_capacity() {
     let app = quick_app().await;
     let ws = app.workspace("Acme").await;
-    let (a, a_token) = app.agent(&ws, "Alex", "AGENT").await;
-    let (b, b_token) = app.agent(&ws, "Blake", "AGENT").await;
-    let team = team_of(&app, &ws, &[&a, &b]).await;
-    app.data(
-        Some(&ws.admin_token),
-        UPDATE_TEAM,
-        json!({ "i": { "teamId": team, "routing": "LEAST_BUSY" } }),
-    )
-    .await;
-    let _a_socket = watching(&app, &a_token).await;
-    let _b_socket = watching(&app, &b_token).await;
-    until_online(&app, &ws.admin_token, &[&a, &b]).await;
+    let TwoOnline {
+        a,
+        a_token,
+        b,
+        team,
+        _sockets,
+    } = two_online(&app, &ws, "LEAST_BUSY").await;
 
     // Alex holds a conversation; Blake holds none: Blake is offered the next.
     let (held, _) = app.start_conversation(&ws, Some("hello")).await;
@@ -355,18 +381,7 @@ async fn an_offer_ended_by_any_other_move_is_recorded_as_withdrawn() {
     use sea_orm::EntityTrait;
     let app = quick_app().await;
     let ws = app.workspace("Acme").await;
-    let (a, a_token) = app.agent(&ws, "Alex", "AGENT").await;
-    let (b, b_token) = app.agent(&ws, "Blake", "AGENT").await;
-    let team = team_of(&app, &ws, &[&a, &b]).await;
-    app.data(
-        Some(&ws.admin_token),
-        UPDATE_TEAM,
-        json!({ "i": { "teamId": team, "routing": "ROUND_ROBIN" } }),
-    )
-    .await;
-    let _a_socket = watching(&app, &a_token).await;
-    let _b_socket = watching(&app, &b_token).await;
-    until_online(&app, &ws.admin_token, &[&a, &b]).await;
+    let TwoOnline { a, b, _sockets, .. } = two_online(&app, &ws, "ROUND_ROBIN").await;
 
     // Four offered handoffs, each ended by a move other than its agent's answer.
     let mut offered = Vec::new();
