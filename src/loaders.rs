@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entity::{
     HandoffStatus, agent, answer_feedback, answer_flag, article, conversation, conversation_tag,
-    handoff, insight_tag, lead, message, team, team_member,
+    handoff, handoff_offer, insight_tag, lead, message, team, team_member,
 };
 use crate::error::AppError;
 use crate::state::AppState;
@@ -211,6 +211,30 @@ impl Loader<FlagsKey> for Batcher {
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for row in crate::domain::feedback::flags_of(&self.state, &ids).await? {
             out.entry(FlagsKey(row.message_id.clone()))
+                .or_default()
+                .push(row);
+        }
+        Ok(out)
+    }
+}
+
+/// The offers of a handoff, by handoff id, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OffersKey(pub String);
+
+impl Loader<OffersKey> for Batcher {
+    type Value = Vec<handoff_offer::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OffersKey],
+    ) -> Result<HashMap<OffersKey, Vec<handoff_offer::Model>>, AppError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let mut out: HashMap<OffersKey, Vec<handoff_offer::Model>> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for row in crate::domain::routing::offers_of(&self.state, &ids).await? {
+            out.entry(OffersKey(row.handoff_id.clone()))
                 .or_default()
                 .push(row);
         }

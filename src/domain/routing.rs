@@ -35,7 +35,7 @@ use sea_orm::{
 
 use super::feed::{self, Event};
 use super::stmt;
-use crate::entity::handoff_offer::OfferOutcome;
+use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffStatus, TeamRouting, conversation, handoff, now_ms, team};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -178,6 +178,18 @@ pub async fn ended(
     ))
     .await?;
     Ok(())
+}
+
+/// The offers of `handoff_ids`, oldest first.
+pub async fn offers_of(
+    state: &AppState,
+    handoff_ids: &[String],
+) -> AppResult<Vec<handoff_offer::Model>> {
+    Ok(handoff_offer::Entity::find()
+        .filter(handoff_offer::Column::HandoffId.is_in(handoff_ids.iter().cloned()))
+        .order_by_asc(handoff_offer::Column::OfferedAt)
+        .all(&state.db.reader)
+        .await?)
 }
 
 /// Note inside `txn` that the offer of `handoff_id` still standing, if any, was

@@ -16,13 +16,16 @@ pub struct Model {
 }
 
 /// How an offer ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum, async_graphql::Enum)]
 #[sea_orm(rs_type = "String", db_type = "Text")]
 pub enum OfferOutcome {
+    /// The agent accepted it.
     #[sea_orm(string_value = "ACCEPTED")]
     Accepted,
+    /// The agent declined it (`declineHandoff`).
     #[sea_orm(string_value = "DECLINED")]
     Declined,
+    /// The team's `offerTimeoutSeconds` passed without an answer.
     #[sea_orm(string_value = "EXPIRED")]
     Expired,
     /// The handoff left the offer another way: resolved, handed back to the AI or

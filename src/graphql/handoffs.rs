@@ -11,9 +11,10 @@ use crate::domain;
 use crate::domain::case_file::CaseFile;
 use crate::domain::feed::{Event, HandoffResolved};
 use crate::domain::handoffs::{HandoffFilter, Transfer};
+use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
-use crate::loaders::{AgentKey, ConversationKey, TeamKey};
+use crate::loaders::{AgentKey, ConversationKey, OffersKey, TeamKey};
 
 use super::agents::{Agent, Team};
 use super::conversations::Conversation;
@@ -145,6 +146,21 @@ impl Handoff {
         };
         let agent = ctx.loaders().load_one(AgentKey(id.clone())).await?;
         Ok(agent.map(Agent))
+    }
+
+    /// Who its team's routing offered it to, oldest first, and how each offer
+    /// ended: why a handoff waited, and who let it pass. Empty for visitors and for
+    /// API keys that do not read conversations.
+    async fn offers(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<HandoffOffer>> {
+        if !ctx.principal()?.sees_internal() {
+            return Ok(Vec::new());
+        }
+        let offers = ctx
+            .loaders()
+            .load_one(OffersKey(self.model.id.clone()))
+            .await?
+            .unwrap_or_default();
+        Ok(offers.into_iter().map(HandoffOffer).collect())
     }
 
     /// While `OFFERED`: when the offer passes to the next agent.
@@ -289,6 +305,35 @@ pub struct HandoffFilterInput {
 
 #[derive(Default)]
 pub struct HandoffQuery;
+
+pub struct HandoffOffer(handoff_offer::Model);
+
+/// One agent offered a handoff by its team's routing (`ROUND_ROBIN`,
+/// `LEAST_BUSY`), and how the offer ended. An agent is offered a handoff once.
+#[Object]
+impl HandoffOffer {
+    /// The agent it was offered to.
+    async fn agent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
+        Ok(ctx
+            .loaders()
+            .load_one(AgentKey(self.0.agent_id.clone()))
+            .await?
+            .map(Agent))
+    }
+
+    async fn offered_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.offered_at)
+    }
+
+    /// How it ended; `null` while it stands.
+    async fn outcome(&self) -> Option<OfferOutcome> {
+        self.0.outcome
+    }
+
+    async fn ended_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.ended_at.map(timestamp)
+    }
+}
 
 #[Object]
 impl HandoffQuery {

@@ -392,7 +392,7 @@ async fn an_offer_ended_by_any_other_move_is_recorded_as_withdrawn() {
             .as_str()
             .expect("offered")
             .to_owned();
-        offered.push((conversation, id, holder));
+        offered.push((conversation, id, holder, visitor));
     }
     let admin = Some(ws.admin_token.as_str());
     app.data(
@@ -437,7 +437,7 @@ async fn an_offer_ended_by_any_other_move_is_recorded_as_withdrawn() {
         .all(&app.running.state.db.reader)
         .await
         .expect("offers");
-    for (_, id, holder) in &offered {
+    for (_, id, holder, _) in &offered {
         let offer = history
             .iter()
             .find(|o| &o.handoff_id == id && &o.agent_id == holder)
@@ -451,6 +451,43 @@ async fn an_offer_ended_by_any_other_move_is_recorded_as_withdrawn() {
     assert_eq!(
         (&standing[0].handoff_id, &standing[0].agent_id),
         (&offered[3].1, &moved_on)
+    );
+
+    // The team sees the same history on the handoff; the visitor sees none of it.
+    let offers = "query($id: ID!) { handoff(id: $id) { offers { agent { id } outcome offeredAt endedAt } } }";
+    let seen =
+        app.data(admin, offers, json!({ "id": offered[3].1 })).await["handoff"]["offers"].clone();
+    let seen: Vec<_> = seen
+        .as_array()
+        .expect("offers")
+        .iter()
+        .map(|o| {
+            assert!(o["offeredAt"].is_string(), "{o}");
+            (
+                o["agent"]["id"].clone(),
+                o["outcome"].clone(),
+                o["endedAt"].is_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (json!(offered[3].2), json!("WITHDRAWN"), true),
+            (json!(moved_on), Value::Null, false)
+        ]
+    );
+    let visitor = app
+        .data(
+            Some(&offered[3].3),
+            "query($c: ID!) { conversation(id: $c) { openHandoff { offers { outcome } } } }",
+            json!({ "c": offered[3].0 }),
+        )
+        .await;
+    assert_eq!(
+        visitor["conversation"]["openHandoff"]["offers"],
+        json!([]),
+        "{visitor}"
     );
 }
 
