@@ -320,6 +320,32 @@ async fn round_robin_offers_each_handoff_to_one_agent_and_passes_it_on() {
         accepted,
         json!({ "status": "ACCEPTED", "acceptedBy": { "id": first }, "offeredTo": null })
     );
+
+    // Each handoff's history says who was offered it and how each offer ended.
+    let history = |id: &str| {
+        let (app, admin, id) = (&app, ws.admin_token.clone(), id.to_owned());
+        async move {
+            app.data(
+                Some(&admin),
+                "query($id: ID!) { handoff(id: $id) { offers { agent { id } outcome } } }",
+                json!({ "id": id }),
+            )
+            .await["handoff"]["offers"]
+                .clone()
+        }
+    };
+    assert_eq!(
+        history(&id).await,
+        json!([
+            { "agent": { "id": first }, "outcome": "DECLINED" },
+            { "agent": { "id": second }, "outcome": "EXPIRED" },
+            { "agent": { "id": casey }, "outcome": "DECLINED" },
+        ])
+    );
+    assert_eq!(
+        history(&next).await,
+        json!([{ "agent": { "id": first }, "outcome": "ACCEPTED" }])
+    );
 }
 
 #[tokio::test]
