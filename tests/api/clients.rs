@@ -153,21 +153,32 @@ async fn two_processes_on_one_postgres_database_share_events() {
     assert!(taken.status().is_success());
 
     // The inbox resumes after the takeover's events, read on A: B's listener may
-    // still be delivering them when its subscription starts.
-    let events: Value = post(
-        &addr_a,
-        json!({ "query": "{ events(first: 100) { edges { cursor } } }" }),
-    )
+    // still be delivering them when its subscription starts. The log shows a
+    // transaction once none older is still open (another process's sweep may
+    // be), so A is asked until the takeover's events are there.
+    let last = tokio::time::timeout(crate::helpers::TIMEOUT, async {
+        loop {
+            let events: Value = post(
+                &addr_a,
+                json!({ "query": "query($c: ID!) { events(first: 100, conversationId: $c) { edges { cursor node { type } } } }", "variables": { "c": conversation } }),
+            )
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+            let edges = events["data"]["events"]["edges"]
+                .as_array()
+                .expect("edges")
+                .clone();
+            if edges.iter().any(|e| e["node"]["type"] == "MESSAGE_CREATED") {
+                return edges.last().expect("an event")["cursor"].clone();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
     .await
-    .expect("sent")
-    .json()
-    .await
-    .expect("json");
-    let last = events["data"]["events"]["edges"]
-        .as_array()
-        .and_then(|edges| edges.last())
-        .expect("the takeover's events")["cursor"]
-        .clone();
+    .expect("the takeover's events show in the log");
 
     // Subscribe on B; write on A.
     let mut subscriber = WsClient::ready_at(&addr_b, TRANSPORT_WS, token).await;
