@@ -207,14 +207,8 @@ impl Loader<FlagsKey> for Batcher {
         keys: &[FlagsKey],
     ) -> Result<HashMap<FlagsKey, Vec<answer_flag::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let mut out: HashMap<FlagsKey, Vec<answer_flag::Model>> =
-            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
-        for row in crate::domain::feedback::flags_of(&self.state, &ids).await? {
-            out.entry(FlagsKey(row.message_id.clone()))
-                .or_default()
-                .push(row);
-        }
-        Ok(out)
+        let rows = crate::domain::feedback::flags_of(&self.state, &ids).await?;
+        Ok(grouped(keys, rows, |row| FlagsKey(row.message_id.clone())))
     }
 }
 
@@ -231,15 +225,22 @@ impl Loader<OffersKey> for Batcher {
         keys: &[OffersKey],
     ) -> Result<HashMap<OffersKey, Vec<handoff_offer::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let mut out: HashMap<OffersKey, Vec<handoff_offer::Model>> =
-            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
-        for row in crate::domain::routing::offers_of(&self.state, &ids).await? {
-            out.entry(OffersKey(row.handoff_id.clone()))
-                .or_default()
-                .push(row);
-        }
-        Ok(out)
+        let rows = crate::domain::routing::offers_of(&self.state, &ids).await?;
+        Ok(grouped(keys, rows, |row| OffersKey(row.handoff_id.clone())))
     }
+}
+
+/// `rows` (in their order) under the key each belongs to; every key of `keys` is
+/// there, with no rows if none belongs to it.
+fn grouped<K, R>(keys: &[K], rows: Vec<R>, key_of: impl Fn(&R) -> K) -> HashMap<K, Vec<R>>
+where
+    K: Clone + Eq + std::hash::Hash,
+{
+    let mut out: HashMap<K, Vec<R>> = keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+    for row in rows {
+        out.entry(key_of(&row)).or_default().push(row);
+    }
+    out
 }
 
 /// Load `keys` now, unless there are none.

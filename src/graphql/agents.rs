@@ -24,6 +24,17 @@ impl From<agent::Model> for Agent {
     }
 }
 
+impl Agent {
+    /// The agent `id` through the request's loader (`None` if it is gone).
+    pub async fn load(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Agent>> {
+        Ok(ctx
+            .loaders()
+            .load_one(crate::loaders::AgentKey(id.to_owned()))
+            .await?
+            .map(Agent))
+    }
+}
+
 #[Object]
 impl Agent {
     pub async fn id(&self) -> ID {

@@ -144,8 +144,7 @@ impl Handoff {
         let Some(id) = &self.model.offered_to else {
             return Ok(None);
         };
-        let agent = ctx.loaders().load_one(AgentKey(id.clone())).await?;
-        Ok(agent.map(Agent))
+        Agent::load(ctx, id).await
     }
 
     /// Who its team's routing offered it to, oldest first, and how each offer
@@ -314,11 +313,7 @@ pub struct HandoffOffer(handoff_offer::Model);
 impl HandoffOffer {
     /// The agent it was offered to.
     async fn agent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(self.0.agent_id.clone()))
-            .await?
-            .map(Agent))
+        Agent::load(ctx, &self.0.agent_id).await
     }
 
     async fn offered_at(&self) -> chrono::DateTime<chrono::Utc> {

@@ -19,7 +19,7 @@ use crate::entity::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::loaders::{AgentKey, LeadKey, TagKey};
+use crate::loaders::{LeadKey, TagKey};
 
 use super::agents::Agent;
 use super::conversations::Conversation;
@@ -60,11 +60,7 @@ impl TypingEvent {
         let Some(id) = &self.agent_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(id.clone()))
-            .await?
-            .map(Agent))
+        Agent::load(ctx, id).await
     }
 
     /// `true` when typing started, `false` when it stopped.
@@ -118,11 +114,7 @@ impl ConversationAssigned {
         let Some(id) = &self.conversation.assignee_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(id.clone()))
-            .await?
-            .map(Agent))
+        Agent::load(ctx, id).await
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain;
 use crate::domain::messages::NewMessage;
 use crate::entity::{Author, answer_feedback, answer_flag, message};
 use crate::error::AppError;
-use crate::loaders::{AgentKey, ArticleKey, FeedbackKey, FlagsKey};
+use crate::loaders::{ArticleKey, FeedbackKey, FlagsKey};
 
 use super::agents::Agent;
 use super::knowledge::KnowledgeArticle;
@@ -74,11 +74,7 @@ impl Message {
         let Some(id) = &self.0.agent_id else {
             return Ok(None);
         };
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(id.clone()))
-            .await?
-            .map(Agent))
+        Agent::load(ctx, id).await
     }
 
     async fn body(&self) -> &str {
@@ -177,11 +173,7 @@ impl AnswerFlag {
 
     /// The agent who flagged it.
     async fn agent(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Agent>> {
-        Ok(ctx
-            .loaders()
-            .load_one(AgentKey(self.0.agent_id.clone()))
-            .await?
-            .map(Agent))
+        Agent::load(ctx, &self.0.agent_id).await
     }
 
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
