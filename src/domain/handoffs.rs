@@ -481,7 +481,7 @@ async fn attempt_accept(
     };
     let handoff = handoff::Model::from_query_result(&row, "")?;
     if offered_to_me {
-        super::routing::ended(&txn, id, &agent.agent_id, OfferOutcome::Accepted).await?;
+        super::routing::ended(&txn, id, OfferOutcome::Accepted).await?;
     }
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
     outcome.commit(state, txn).await
@@ -638,7 +638,7 @@ pub async fn return_to_ai(
         .map(|row| handoff::Model::from_query_result(&row, ""))
         .transpose()?;
     if let Some(handoff) = &cancelled {
-        super::routing::withdrawn(&txn, &handoff.id).await?;
+        super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
     }
     let appended = append(
         &txn,
@@ -698,7 +698,7 @@ pub async fn resolve_open(
         .map(|row| handoff::Model::from_query_result(&row, ""))
         .transpose()?;
     if let Some(handoff) = &handoff {
-        super::routing::withdrawn(txn, &handoff.id).await?;
+        super::routing::ended(txn, &handoff.id, OfferOutcome::Withdrawn).await?;
     }
     Ok(handoff)
 }
@@ -777,7 +777,7 @@ pub async fn transfer(
                 .await?
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
             let handoff = handoff::Model::from_query_result(&row, "")?;
-            super::routing::withdrawn(&txn, &handoff.id).await?;
+            super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
             set_conversation(
                 &txn,
                 &handoff.conversation_id,
@@ -823,7 +823,7 @@ pub async fn transfer(
                 .await?
                 .ok_or_else(|| AppError::conflict("the handoff closed meanwhile"))?;
             let handoff = handoff::Model::from_query_result(&row, "")?;
-            super::routing::withdrawn(&txn, &handoff.id).await?;
+            super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
             let outcome = joined(&txn, handoff, &target.id, &target.name).await?;
             outcome.commit(state, txn).await
         }

@@ -14,6 +14,7 @@ use sea_orm::{
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
+use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{Role, agent, conversation, handoff, now_ms, team_member};
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
@@ -171,7 +172,7 @@ pub async fn deactivate(
         .collect::<Result<Vec<_>, _>>()?;
     // The offers it held end (those it accepted ended then).
     for handoff in &handoffs {
-        super::routing::withdrawn(&txn, &handoff.id).await?;
+        super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
     }
     let conversations = txn
         .query_all_raw(stmt(

@@ -158,22 +158,22 @@ pub async fn record(
     Ok(())
 }
 
-/// Note inside `txn` how `agent_id`'s offer of `handoff_id` ended.
+/// Note inside `txn` how the offer of `handoff_id` still standing, if any, ended:
+/// answered by its agent, or `WITHDRAWN` when the handoff left `OFFERED` another
+/// way. A handoff is offered to one agent at a time, so at most one stands.
 pub async fn ended(
     txn: &DatabaseTransaction,
     handoff_id: &str,
-    agent_id: &str,
     outcome: OfferOutcome,
 ) -> AppResult<()> {
     txn.execute_raw(stmt(
         txn.get_database_backend(),
         "UPDATE handoff_offers SET outcome = ?, ended_at = ? \
-         WHERE handoff_id = ? AND agent_id = ? AND outcome IS NULL",
+         WHERE handoff_id = ? AND outcome IS NULL",
         vec![
             sea_orm::ActiveEnum::to_value(&outcome).into(),
             now_ms().into(),
             handoff_id.into(),
-            agent_id.into(),
         ],
     ))
     .await?;
@@ -190,23 +190,6 @@ pub async fn offers_of(
         .order_by_asc(handoff_offer::Column::OfferedAt)
         .all(&state.db.reader)
         .await?)
-}
-
-/// Note inside `txn` that the offer of `handoff_id` still standing, if any, was
-/// withdrawn: the handoff left `OFFERED` without the agent's answer.
-pub async fn withdrawn(txn: &DatabaseTransaction, handoff_id: &str) -> AppResult<()> {
-    txn.execute_raw(stmt(
-        txn.get_database_backend(),
-        "UPDATE handoff_offers SET outcome = ?, ended_at = ? \
-         WHERE handoff_id = ? AND outcome IS NULL",
-        vec![
-            sea_orm::ActiveEnum::to_value(&OfferOutcome::Withdrawn).into(),
-            now_ms().into(),
-            handoff_id.into(),
-        ],
-    ))
-    .await?;
-    Ok(())
 }
 
 /// Where a handoff must still be for a move to happen.
@@ -309,8 +292,8 @@ async fn pass_on(
     let moved = handoff::Model::from_query_result(&row, "")?;
     match from {
         Holding::Nobody => {}
-        Holding::Declined(agent) => ended(&txn, &moved.id, agent, OfferOutcome::Declined).await?,
-        Holding::Expired(agent) => ended(&txn, &moved.id, agent, OfferOutcome::Expired).await?,
+        Holding::Declined(_) => ended(&txn, &moved.id, OfferOutcome::Declined).await?,
+        Holding::Expired(_) => ended(&txn, &moved.id, OfferOutcome::Expired).await?,
     }
     if let Some(offer) = &offer {
         record(&txn, &moved.id, team_id, offer, now).await?;
@@ -395,25 +378,24 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
     for handoff in due {
         breach(state, &handoff).await?;
     }
-    // Teams that route automatically and are open now: a closed team's queue
-    // waits without a look at each of its handoffs.
-    let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
-    let automatic: Vec<String> = team::Entity::find()
+    // Teams that could offer a handoff now (automatic routing, open, someone free,
+    // whatever they were offered before): one look per team, and the queues of
+    // the others wait without a look at each of their handoffs.
+    let mut staffed = Vec::new();
+    for team in team::Entity::find()
         .filter(team::Column::Routing.ne(TeamRouting::Manual))
         .all(db)
         .await?
-        .into_iter()
-        .filter(|team| {
-            team.business_hours()
-                .is_none_or(|hours| super::hours::is_open(&hours, at))
-        })
-        .map(|team| team.id)
-        .collect();
-    if automatic.is_empty() {
+    {
+        if next_offer(state, db, &team, None, now).await?.is_some() {
+            staffed.push(team.id);
+        }
+    }
+    if staffed.is_empty() {
         return Ok(());
     }
     let waiting = handoff::Entity::find()
-        .filter(handoff::Column::TeamId.is_in(automatic))
+        .filter(handoff::Column::TeamId.is_in(staffed))
         .filter(handoff::Column::Status.eq(HandoffStatus::Requested))
         .order_by_asc(handoff::Column::RequestedAt)
         .limit(BATCH)
