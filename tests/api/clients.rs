@@ -96,17 +96,8 @@ pub async fn serve_process(database_url: &str) -> (Child, String) {
 async fn two_processes_on_one_postgres_database_share_events() {
     crate::helpers::require_postgres();
     let (url, _) = fresh_database().await;
-    let created = Command::new(env!("CARGO_BIN_EXE_casefile"))
-        .args([
-            "workspace",
-            "create",
-            "--name",
-            "Acme",
-            "--admin-email",
-            "owner@acme.test",
-        ])
+    let created = crate::startup::create_workspace(&url, "owner@acme.test")
         .args(["--admin-password", "correct horse battery"])
-        .env("DATABASE_URL", &url)
         .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
         .output()
         .await

@@ -28,6 +28,24 @@ async fn casefile(args: &[&str]) -> Output {
     .expect("casefile runs")
 }
 
+/// `casefile workspace create` of "Acme", owned by `email`, on the database at
+/// `url`; the password is for the caller to give.
+pub(crate) fn create_workspace(url: &str, email: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_casefile"));
+    command
+        .args([
+            "workspace",
+            "create",
+            "--name",
+            "Acme",
+            "--admin-email",
+            email,
+        ])
+        .args(["--database-url", url])
+        .kill_on_drop(true);
+    command
+}
+
 /// The failure's one line, checked to be a sentence and not debug output.
 fn sentence(output: &Output) -> String {
     assert!(!output.status.success(), "a failure exits non-zero");
@@ -274,23 +292,13 @@ async fn the_owners_password_comes_from_stdin_or_the_environment_not_only_a_flag
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}/casefile.db", dir.path().display());
     let create = |email: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_casefile"));
+        let mut command = create_workspace(&url, email);
         command
-            .args([
-                "workspace",
-                "create",
-                "--name",
-                "Acme",
-                "--admin-email",
-                email,
-            ])
-            .args(["--database-url", &url])
             .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
             .env_remove("CASEFILE_ADMIN_PASSWORD")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(std::process::Stdio::piped());
         command
     };
     // From standard input.
@@ -348,16 +356,7 @@ async fn cli_input_errors_name_the_flag_and_the_folder() {
     let create = |email: &'static str| {
         let url = url.clone();
         async move {
-            Command::new(env!("CARGO_BIN_EXE_casefile"))
-                .args([
-                    "workspace",
-                    "create",
-                    "--name",
-                    "Acme",
-                    "--admin-email",
-                    email,
-                ])
-                .args(["--database-url", &url])
+            create_workspace(&url, email)
                 .env("CASEFILE_ADMIN_PASSWORD", "correct horse battery")
                 .env("RUST_BACKTRACE", "0")
                 .output()
