@@ -37,7 +37,7 @@ struct Shared {
 
 /// The router of a server over `state`.
 pub fn router(state: AppState) -> Router {
-    let schema = crate::graphql::schema(Some(state.clone()));
+    let schema = crate::graphql::schema(Some(state.core.clone()));
     let max_body = state.config.max_body_bytes;
     // Widgets run on customers' sites: any origin may call the API. Credentials are
     // bearer tokens, never cookies, so this grants nothing a token does not.
@@ -172,8 +172,15 @@ pub async fn execute(
     read_only: bool,
 ) -> async_graphql::Response {
     // Parse once, check, and hand the parsed document to the executor.
-    let request = match crate::graphql::prepare(state, request, principal, client, read_only, false)
-    {
+    let request = match crate::graphql::prepare(
+        state,
+        &state.documents,
+        request,
+        principal,
+        client,
+        read_only,
+        false,
+    ) {
         Ok(request) => request,
         Err(err) => {
             let mut errors = vec![err];
@@ -472,7 +479,7 @@ async fn websocket(
         ws::Protocol::from_header(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     let Shared { state, schema } = shared;
     upgrade.on_upgrade(move |socket| {
-        let tracker = state.connections.clone();
+        let tracker = state.tasks.clone();
         let client = ws::Client {
             ip: client,
             header_principal,

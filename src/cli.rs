@@ -1,8 +1,8 @@
 //! The commands besides `serve`: `migrate`, `schema`, `workspace create`.
 
 use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
+use crate::domain::Core;
 use crate::domain::workspaces::{self, CreatedWorkspace};
-use crate::state::AppState;
 
 /// Run a non-serving command; what it prints goes to stdout, logs to stderr.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -104,22 +104,22 @@ fn password(given: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
     })
 }
 
-async fn open(config: Config) -> anyhow::Result<AppState> {
+async fn open(config: Config) -> anyhow::Result<Core> {
     config.check().map_err(anyhow::Error::msg)?;
-    AppState::open(config)
+    Core::open(config)
         .await
         .map_err(|err| anyhow::Error::msg(err.detail()))
 }
 
 /// `casefile workspace create`: a workspace with its owner and the owner's token.
 pub async fn create_workspace(
-    state: &AppState,
+    core: &Core,
     name: &str,
     admin_email: &str,
     admin_password: &str,
     admin_name: Option<&str>,
 ) -> anyhow::Result<CreatedWorkspace> {
-    workspaces::create(state, name, admin_email, admin_password, admin_name)
+    workspaces::create(core, name, admin_email, admin_password, admin_name)
         .await
         .map_err(|err| match &err {
             // Said with the flag's name, not the API field's.

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::domain::agents::NewAgent;
 use crate::domain::hours::IntervalInput;
 use crate::domain::knowledge::{ArticleInput, parse_file};
@@ -17,7 +18,6 @@ use crate::domain::tags::TagInput;
 use crate::domain::{self};
 use crate::entity::{LeadFieldType, Role, TeamRouting, Weekday, agent, setting, workspace};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 const WORKSPACE: &str = "Inkwell CMS (demo)";
 const OWNER_EMAIL: &str = "admin@inkwell.example";
@@ -210,14 +210,14 @@ impl Demo {
 }
 
 /// Create the demo workspace if absent; issue fresh tokens either way.
-pub async fn seed(state: &AppState) -> AppResult<Demo> {
+pub async fn seed(core: &Core) -> AppResult<Demo> {
     let existing = match setting::Entity::find_by_id(SETTING)
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
     {
         Some(row) => {
             workspace::Entity::find_by_id(row.value)
-                .one(&state.db.writer)
+                .one(&core.db.writer)
                 .await?
         }
         None => None,
@@ -226,16 +226,16 @@ pub async fn seed(state: &AppState) -> AppResult<Demo> {
         Some(workspace) => (workspace, None),
         None => {
             let password = crate::ids::random_secret(12);
-            (create(state, &password).await?, Some(password))
+            (create(core, &password).await?, Some(password))
         }
     };
     let agents = agent::Entity::find()
         .filter(agent::Column::WorkspaceId.eq(workspace.id.as_str()))
-        .all(&state.db.writer)
+        .all(&core.db.writer)
         .await?;
     let mut people = Vec::new();
     for agent in agents {
-        let token = state
+        let token = core
             .tokens
             .issue_agent(&agent.id, &workspace.id, agent.role, agent.token_generation)?
             .token;
@@ -252,9 +252,9 @@ pub async fn seed(state: &AppState) -> AppResult<Demo> {
     })
 }
 
-async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model> {
+async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
     let created =
-        domain::workspaces::create(state, WORKSPACE, OWNER_EMAIL, password, Some("Morgan Lee"))
+        domain::workspaces::create(core, WORKSPACE, OWNER_EMAIL, password, Some("Morgan Lee"))
             .await?;
     let admin = AgentPrincipal {
         agent_id: created.admin_id.clone(),
@@ -265,7 +265,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
     };
     let mut teams = Vec::new();
     for name in ["Content Support", "Accounts & Billing"] {
-        teams.push(domain::teams::create(state, &admin, name, &[]).await?);
+        teams.push(domain::teams::create(core, &admin, name, &[]).await?);
     }
     // Content Support offers each handoff to its next available agent in turn.
     if let Some(content) = teams.iter_mut().find(|t| t.name == "Content Support") {
@@ -276,7 +276,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             offer_timeout_seconds: None,
             accept_target_seconds: Some(Some(5 * 60)),
         };
-        *content = domain::teams::update(state, &admin, &content.id.clone(), change).await?;
+        *content = domain::teams::update(core, &admin, &content.id.clone(), change).await?;
     }
     // Billing answers on weekdays, Berlin office hours, round robin too: a handoff
     // to it at night shows the visitor when the team is back, and is offered when
@@ -302,7 +302,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             offer_timeout_seconds: None,
             accept_target_seconds: Some(Some(15 * 60)),
         };
-        *billing = domain::teams::update(state, &admin, &billing.id.clone(), change).await?;
+        *billing = domain::teams::update(core, &admin, &billing.id.clone(), change).await?;
     }
     let team_id = |name: &str| teams.iter().find(|t| t.name == name).map(|t| t.id.clone());
     for (name, email, team) in AGENTS {
@@ -314,7 +314,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             role: Role::Agent,
             team_ids: &team_ids,
         };
-        domain::agents::create(state, &admin, new).await?;
+        domain::agents::create(core, &admin, new).await?;
     }
     for (label, keywords, team, escalate, priority) in TAGS {
         let input = TagInput {
@@ -325,7 +325,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             priority: Some(*priority),
             ..TagInput::default()
         };
-        domain::tags::create(state, &admin, &input).await?;
+        domain::tags::create(core, &admin, &input).await?;
     }
     let fields: [(&str, &str, LeadFieldType, &[&str]); 4] = [
         (
@@ -360,7 +360,7 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             options: &options,
             required: false,
         };
-        domain::leads::define_field(state, &admin, def).await?;
+        domain::leads::define_field(core, &admin, def).await?;
     }
     for (name, content) in DOCS {
         let parsed = parse_file(name, content);
@@ -374,10 +374,10 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
             url: &url,
             body: &parsed.body,
         };
-        domain::knowledge::upsert(state, &created.workspace_id, input).await?;
+        domain::knowledge::upsert(core, &created.workspace_id, input).await?;
     }
     let workspace = domain::workspaces::update(
-        state,
+        core,
         &created.workspace_id,
         None,
         Some(true),
@@ -385,6 +385,6 @@ async fn create(state: &AppState, password: &str) -> AppResult<workspace::Model>
         None,
     )
     .await?;
-    state.db.setting_or_insert(SETTING, &workspace.id).await?;
+    core.db.setting_or_insert(SETTING, &workspace.id).await?;
     Ok(workspace)
 }

@@ -25,9 +25,9 @@ use async_graphql::{Context, MergedObject, Schema};
 
 use crate::auth::Principal;
 use crate::config::limits::MAX_DEPTH;
+use crate::domain::Core;
 use crate::error::{AppError, AppResult};
 use crate::loaders::{LazyLoaders, Loaders};
-use crate::state::AppState;
 
 #[derive(MergedObject, Default)]
 pub struct Query(
@@ -62,8 +62,8 @@ pub struct Mutation(
 
 pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;
 
-/// The schema, serving `state` (or, without one, only good for printing the SDL).
-pub fn schema(state: Option<AppState>) -> AppSchema {
+/// The schema, serving `core` (or, without one, only good for printing the SDL).
+pub fn schema(core: Option<Core>) -> AppSchema {
     // No extensions: `inline::Inline` objects would skip their per-field hooks.
     let mut builder = Schema::build(
         Query::default(),
@@ -71,11 +71,11 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
         live::LiveSubscription,
     )
     .limit_depth(MAX_DEPTH);
-    if let Some(state) = state {
-        if !state.config.introspection {
+    if let Some(core) = core {
+        if !core.config.introspection {
             builder = builder.disable_introspection();
         }
-        builder = builder.data(state);
+        builder = builder.data(core);
     }
     builder.finish()
 }
@@ -86,15 +86,16 @@ pub fn schema(state: Option<AppState>) -> AppSchema {
 /// never runs a mutation), and its context attached. `read_only` for `GET`; `live`
 /// for operations on a socket, whose loaders must read what is current at each event.
 pub fn prepare(
-    state: &AppState,
+    core: &Core,
+    documents: &limits::DocumentCache,
     mut request: async_graphql::Request,
     principal: Option<Principal>,
     client: std::net::IpAddr,
     read_only: bool,
     live: bool,
 ) -> Result<async_graphql::Request, async_graphql::ServerError> {
-    let limit = state.config.limits.max_query_cost;
-    let kind = state.documents.prepare(&mut request, read_only, limit)?;
+    let limit = core.config.limits.max_query_cost;
+    let kind = documents.prepare(&mut request, read_only, limit)?;
     if kind.mutates
         && let Some(Err(err)) = principal.as_ref().map(Principal::may_write)
     {
@@ -103,19 +104,19 @@ pub fn prepare(
     // Queries share what they loaded across the request; a mutation reads what it
     // just wrote, and a live operation what is current, so nothing is cached then.
     let cache = !live && !kind.writes;
-    Ok(with_context(request, state, principal, client, cache))
+    Ok(with_context(request, core, principal, client, cache))
 }
 
 /// Attach who runs `request`, from where, and its loaders.
 pub fn with_context(
     request: async_graphql::Request,
-    state: &AppState,
+    core: &Core,
     principal: Option<Principal>,
     client: std::net::IpAddr,
     cache: bool,
 ) -> async_graphql::Request {
     let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
-    let loaders = LazyLoaders::new(state, sees_internal, cache);
+    let loaders = LazyLoaders::new(core, sees_internal, cache);
     request
         .data(RequestAuth::new(principal, client))
         .data(loaders)
@@ -149,7 +150,7 @@ impl RequestAuth {
 
 /// Typed access to what every request carries.
 pub trait ContextExt {
-    fn state(&self) -> &AppState;
+    fn core(&self) -> &Core;
     /// The principal, or `UNAUTHENTICATED` when the request carried no credentials.
     fn principal(&self) -> AppResult<&Principal>;
     /// The principal of the credentials the request presented, if any (not one it
@@ -164,8 +165,8 @@ pub trait ContextExt {
 }
 
 impl ContextExt for Context<'_> {
-    fn state(&self) -> &AppState {
-        self.data_unchecked::<AppState>()
+    fn core(&self) -> &Core {
+        self.data_unchecked::<Core>()
     }
 
     fn principal(&self) -> AppResult<&Principal> {

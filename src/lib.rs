@@ -75,7 +75,7 @@ impl Running {
         let limit = self.state.config.shutdown_timeout;
         let started = tokio::time::Instant::now();
         self.state.shutdown.cancel();
-        self.state.connections.close();
+        self.state.tasks.close();
         let served = self
             .task
             .await
@@ -85,7 +85,7 @@ impl Running {
         let left = limit
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(100));
-        let _ = tokio::time::timeout(left, self.state.connections.wait()).await;
+        let _ = tokio::time::timeout(left, self.state.tasks.wait()).await;
         served
     }
 }
@@ -103,16 +103,17 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
             ),
             _ => anyhow::anyhow!("cannot listen on {listener_addr}: {err}"),
         })?;
-    let state = AppState::open(config)
+    let core = domain::Core::open(config)
         .await
         .map_err(|err| anyhow::Error::msg(err.detail()))?;
+    let state = AppState::new(core);
     domain::retag::resume(&state)
         .await
         .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
     domain::agents::warm_up().await;
     // Signing keys rotated elsewhere are picked up within a minute.
     let keys_state = state.clone();
-    state.connections.spawn(async move {
+    state.tasks.spawn(async move {
         loop {
             tokio::select! {
                 () = keys_state.shutdown.cancelled() => return,
@@ -127,7 +128,8 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::webhooks::start_delivering(&state);
     domain::sweeper::start(&state);
     domain::routing::start(&state);
-    domain::presence::start(&state);
+    let sockets = state.clone();
+    domain::presence::start(&state, move || sockets.sessions.open_agents());
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let task = tokio::spawn(app::serve(listener, state.clone(), async move {

@@ -13,15 +13,15 @@ use std::time::Duration;
 use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
+use crate::domain::Core;
 use crate::entity::{
     HandoffStatus, agent, answer_feedback, answer_flag, article, conversation, conversation_tag,
     handoff, handoff_offer, insight_tag, lead, message, team, team_member,
 };
 use crate::error::AppError;
-use crate::state::AppState;
 
 pub struct Batcher {
-    state: AppState,
+    core: Core,
     sees_internal: bool,
 }
 
@@ -33,7 +33,7 @@ pub type Loaders = DataLoader<Batcher, HashMapCache>;
 /// The loader of one request, made when a resolver first needs it: many
 /// subscriptions never load a relation, and an idle one should cost little.
 pub struct LazyLoaders {
-    state: AppState,
+    core: Core,
     sees_internal: bool,
     cache: bool,
     loaders: std::sync::OnceLock<Loaders>,
@@ -42,9 +42,9 @@ pub struct LazyLoaders {
 impl LazyLoaders {
     /// `cache`: whether loads are shared across the request (queries), or always
     /// fresh (mutations and subscriptions, which read what just changed).
-    pub fn new(state: &AppState, sees_internal: bool, cache: bool) -> LazyLoaders {
+    pub fn new(core: &Core, sees_internal: bool, cache: bool) -> LazyLoaders {
         LazyLoaders {
-            state: state.clone(),
+            core: core.clone(),
             sees_internal,
             cache,
             loaders: std::sync::OnceLock::new(),
@@ -53,7 +53,7 @@ impl LazyLoaders {
 
     pub fn get(&self) -> &Loaders {
         self.loaders.get_or_init(|| {
-            let loaders = for_request(&self.state, self.sees_internal);
+            let loaders = for_request(&self.core, self.sees_internal);
             loaders.enable_all_cache(self.cache);
             loaders
         })
@@ -62,10 +62,10 @@ impl LazyLoaders {
 
 /// A loader for one request; `sees_internal` says whether internal notes count as
 /// the last message.
-pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {
+pub fn for_request(core: &Core, sees_internal: bool) -> Loaders {
     DataLoader::with_cache(
         Batcher {
-            state: state.clone(),
+            core: core.clone(),
             sees_internal,
         },
         tokio::spawn,
@@ -74,7 +74,7 @@ pub fn for_request(state: &AppState, sees_internal: bool) -> Loaders {
     .delay(Duration::from_micros(200))
 }
 
-/// A loader by id; with `cached in` a field of [`AppState`], rows are served from
+/// A loader by id; with `cached in` a field of [`Core`], rows are served from
 /// that per-process cache where fresh, and those read are put into it. Rows are
 /// handed out behind an `Arc`: the loader clones a value for every field that asks
 /// (the same assignee for each conversation of a page), and a row's strings are
@@ -94,7 +94,7 @@ macro_rules! by_id {
                 let mut missing = Vec::with_capacity(keys.len());
                 for key in keys {
                     $(
-                        if let Some(row) = self.state.$cache.get(&key.0) {
+                        if let Some(row) = self.core.$cache.get(&key.0) {
                             found.insert(key.clone(), Arc::new(row));
                             continue;
                         }
@@ -106,10 +106,10 @@ macro_rules! by_id {
                 }
                 let rows = $module::Entity::find()
                     .filter($module::Column::Id.is_in(missing))
-                    .all(&self.state.db.reader)
+                    .all(&self.core.db.reader)
                     .await?;
                 for row in rows {
-                    $( self.state.$cache.put(row.id.clone(), row.clone()); )?
+                    $( self.core.$cache.put(row.id.clone(), row.clone()); )?
                     found.insert($key(row.id.clone()), Arc::new(row));
                 }
                 Ok(found)
@@ -159,9 +159,8 @@ impl Loader<LastMessageKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<LastMessageKey, Option<Arc<message::Model>>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        for row in
-            crate::domain::conversations::last_messages(&self.state, &ids, self.sees_internal)
-                .await?
+        for row in crate::domain::conversations::last_messages(&self.core, &ids, self.sees_internal)
+            .await?
         {
             out.insert(
                 LastMessageKey(row.conversation_id.clone()),
@@ -187,7 +186,7 @@ impl Loader<FeedbackKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<FeedbackKey, Option<Arc<answer_feedback::Model>>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        for row in crate::domain::feedback::feedback_of(&self.state, &ids).await? {
+        for row in crate::domain::feedback::feedback_of(&self.core, &ids).await? {
             out.insert(FeedbackKey(row.message_id.clone()), Some(Arc::new(row)));
         }
         Ok(out)
@@ -207,7 +206,7 @@ impl Loader<FlagsKey> for Batcher {
         keys: &[FlagsKey],
     ) -> Result<HashMap<FlagsKey, Vec<answer_flag::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::feedback::flags_of(&self.state, &ids).await?;
+        let rows = crate::domain::feedback::flags_of(&self.core, &ids).await?;
         Ok(grouped(keys, rows, |row| FlagsKey(row.message_id.clone())))
     }
 }
@@ -225,7 +224,7 @@ impl Loader<OffersKey> for Batcher {
         keys: &[OffersKey],
     ) -> Result<HashMap<OffersKey, Vec<handoff_offer::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::routing::offers_of(&self.state, &ids).await?;
+        let rows = crate::domain::routing::offers_of(&self.core, &ids).await?;
         Ok(grouped(keys, rows, |row| OffersKey(row.handoff_id.clone())))
     }
 }
@@ -280,7 +279,7 @@ impl Loader<OpenHandoffKey> for Batcher {
                 HandoffStatus::Offered,
                 HandoffStatus::Accepted,
             ]));
-        let open = crate::db::json_models(&self.state.db.reader, select).await?;
+        let open = crate::db::json_models(&self.core.db.reader, select).await?;
         for row in open {
             out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));
         }
@@ -305,7 +304,7 @@ impl Loader<AppliedTagsKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<AppliedTagsKey, Vec<Applied>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
-        for row in crate::domain::tags::applied(&self.state, &ids).await? {
+        for row in crate::domain::tags::applied(&self.core, &ids).await? {
             if let Some(list) = out.get_mut(&AppliedTagsKey(row.0.conversation_id.clone())) {
                 list.push(row);
             }
@@ -330,7 +329,7 @@ impl Batcher {
     ) -> Result<Vec<team_member::Model>, AppError> {
         Ok(team_member::Entity::find()
             .filter(column.is_in(ids))
-            .all(&self.state.db.reader)
+            .all(&self.core.db.reader)
             .await?)
     }
 }
@@ -351,7 +350,7 @@ impl Loader<TeamsOfAgentKey> for Batcher {
             .await?;
         let teams: HashMap<String, team::Model> = team::Entity::find()
             .filter(team::Column::Id.is_in(links.iter().map(|l| l.team_id.clone())))
-            .all(&self.state.db.reader)
+            .all(&self.core.db.reader)
             .await?
             .into_iter()
             .map(|t| (t.id.clone(), t))
@@ -386,7 +385,7 @@ impl Loader<MembersOfTeamKey> for Batcher {
             .await?;
         let agents: HashMap<String, agent::Model> = agent::Entity::find()
             .filter(agent::Column::Id.is_in(links.iter().map(|l| l.agent_id.clone())))
-            .all(&self.state.db.reader)
+            .all(&self.core.db.reader)
             .await?
             .into_iter()
             .map(|a| (a.id.clone(), a))

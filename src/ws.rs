@@ -443,6 +443,7 @@ impl Connection {
         let state = &self.state;
         let prepared = crate::graphql::prepare(
             state,
+            &state.documents,
             request,
             principal.clone(),
             self.client_ip,

@@ -5,10 +5,10 @@ use sea_orm::{
 };
 
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
+use crate::domain::Core;
 use crate::entity::{Role, agent, now_ms, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::{is_unique_violation, validate};
 
@@ -40,7 +40,7 @@ pub struct NewAgent<'a> {
 
 /// Add an agent to the admin's workspace. Only an owner may create another owner.
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     new: NewAgent<'_>,
 ) -> AppResult<agent::Model> {
@@ -52,9 +52,9 @@ pub async fn create(
     let email = validate::email("email", new.email)?;
     let name = validate::short("name", new.name)?;
     let password = password("password", new.password)?;
-    let teams = super::teams::existing(state, &admin.workspace_id, new.team_ids, "teamIds").await?;
+    let teams = super::teams::existing(core, &admin.workspace_id, new.team_ids, "teamIds").await?;
     let password_hash = {
-        let _permit = hashing_turn(state).await?;
+        let _permit = hashing_turn(core).await?;
         hash_password(password).await?
     };
     let model = agent::ActiveModel {
@@ -72,7 +72,7 @@ pub async fn create(
         last_seen_at: Set(None),
         max_concurrent: Set(super::routing::DEFAULT_MAX_CONCURRENT),
     };
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let agent = match model.insert(&txn).await {
         Ok(agent) => agent,
         Err(err) if is_unique_violation(&err) => {
@@ -84,8 +84,8 @@ pub async fn create(
     };
     join_teams(&txn, &agent.id, teams).await?;
     txn.commit().await?;
-    state.agents.put(agent.id.clone(), agent.clone());
-    state.agent_teams.clear();
+    core.agents.put(agent.id.clone(), agent.clone());
+    core.agent_teams.clear();
     Ok(agent)
 }
 
@@ -115,26 +115,26 @@ pub(crate) async fn join_teams(
 /// bucket and a right password gives it back, so past the limit the email is refused,
 /// the right password too, until the bucket refills). An unknown email is checked
 /// against a dummy hash, so it takes as long as a wrong password and timing does not
-/// tell which accounts exist. Hashing waits for `state.hashing`.
+/// tell which accounts exist. Hashing waits for `core.hashing`.
 pub async fn sign_in(
-    state: &AppState,
+    core: &Core,
     client: std::net::IpAddr,
     email: &str,
     password: &str,
     workspace_id: Option<&str>,
 ) -> AppResult<(agent::Model, IssuedToken)> {
     const INVALID: AppError = AppError::Unauthenticated("invalid email or password");
-    state.rate.signin_ip.take(&client.to_string())?;
+    core.rate.signin_ip.take(&client.to_string())?;
     let email = email.trim().to_lowercase();
-    state.rate.signin_email.take(&email)?;
+    core.rate.signin_email.take(&email)?;
     let mut query = agent::Entity::find()
         .filter(agent::Column::Email.eq(&email))
         .order_by_desc(agent::Column::Id);
     if let Some(ws) = workspace_id {
         query = query.filter(agent::Column::WorkspaceId.eq(ws));
     }
-    let candidates = query.all(&state.db.reader).await?;
-    let _permit = hashing_turn(state).await?;
+    let candidates = query.all(&core.db.reader).await?;
+    let _permit = hashing_turn(core).await?;
     if candidates.is_empty() {
         verify_password(password.to_owned(), dummy_hash().await).await;
         return Err(INVALID);
@@ -144,8 +144,8 @@ pub async fn sign_in(
             if !candidate.active {
                 return Err(AppError::Unauthenticated("this account is deactivated"));
             }
-            state.rate.signin_email.give_back(&email);
-            let token = state.tokens.issue_agent(
+            core.rate.signin_email.give_back(&email);
+            let token = core.tokens.issue_agent(
                 &candidate.id,
                 &candidate.workspace_id,
                 candidate.role,
@@ -158,9 +158,8 @@ pub async fn sign_in(
 }
 
 /// Wait for a turn to hash: one hash per CPU at a time (each takes 19 MiB).
-pub(crate) async fn hashing_turn(state: &AppState) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
-    state
-        .hashing
+pub(crate) async fn hashing_turn(core: &Core) -> AppResult<tokio::sync::SemaphorePermit<'_>> {
+    core.hashing
         .acquire()
         .await
         .map_err(|_| AppError::internal("the hashing semaphore is closed"))
@@ -197,7 +196,7 @@ struct Access {
 /// Check an agent's token against the agent as it is now (read at most a second
 /// ago): a deactivated agent's tokens, and tokens of an earlier generation (before a
 /// password change), are `UNAUTHENTICATED`; the role is the agent's current one.
-pub async fn check_token(state: &AppState, principal: &mut AgentPrincipal) -> AppResult<()> {
+pub async fn check_token(core: &Core, principal: &mut AgentPrincipal) -> AppResult<()> {
     // What the check needs, without copying the whole row (this runs per request).
     let access = |agent: &agent::Model| Access {
         in_workspace: agent.workspace_id == principal.workspace_id,
@@ -205,9 +204,9 @@ pub async fn check_token(state: &AppState, principal: &mut AgentPrincipal) -> Ap
         token_generation: agent.token_generation,
         role: agent.role,
     };
-    let agent = match state.agents.read(&principal.agent_id, access) {
+    let agent = match core.agents.read(&principal.agent_id, access) {
         Some(agent) if agent.in_workspace => agent,
-        _ => match get(state, &principal.workspace_id, &principal.agent_id).await {
+        _ => match get(core, &principal.workspace_id, &principal.agent_id).await {
             Ok(agent) => access(&agent),
             Err(AppError::NotFound(_)) => {
                 return Err(AppError::Unauthenticated("this agent no longer exists"));
@@ -227,8 +226,8 @@ pub async fn check_token(state: &AppState, principal: &mut AgentPrincipal) -> Ap
     Ok(())
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<agent::Model> {
-    if let Some(agent) = state
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<agent::Model> {
+    if let Some(agent) = core
         .agents
         .get(id)
         .filter(|a| a.workspace_id == workspace_id)
@@ -237,17 +236,17 @@ pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<ag
     }
     let agent = agent::Entity::find_by_id(id)
         .filter(agent::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("agent"))?;
-    state.agents.put(agent.id.clone(), agent.clone());
+    core.agents.put(agent.id.clone(), agent.clone());
     Ok(agent)
 }
 
-pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<agent::Model>> {
+pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<agent::Model>> {
     Ok(agent::Entity::find()
         .filter(agent::Column::WorkspaceId.eq(workspace_id))
         .order_by_asc(agent::Column::Id)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }

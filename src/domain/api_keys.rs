@@ -7,10 +7,10 @@ use sea_orm::{
 use sha2::{Digest, Sha256};
 
 use crate::auth::{AgentPrincipal, ApiKeyPrincipal, Principal, Scope, bearer};
+use crate::domain::Core;
 use crate::entity::{api_key, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
-use crate::state::AppState;
 
 use super::validate;
 
@@ -26,29 +26,29 @@ fn hash(secret: &str) -> String {
 
 /// The principal of an `Authorization` header value: a JWT or an API key. A present
 /// but bad credential is `UNAUTHENTICATED`, never anonymous.
-pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<Option<Principal>> {
+pub async fn authenticate(core: &Core, header: Option<&str>) -> AppResult<Option<Principal>> {
     let Some(token) = bearer(header)? else {
         return Ok(None);
     };
     if !token.starts_with(KEY_PREFIX) {
-        let mut principal = match state.tokens.verify(token) {
+        let mut principal = match core.tokens.verify(token) {
             Err(AppError::Unauthenticated(crate::auth::UNKNOWN_KEY))
-                if state.tokens.may_reload() =>
+                if core.tokens.may_reload() =>
             {
-                reload_keys(state).await?;
-                state.tokens.verify(token)?
+                reload_keys(core).await?;
+                core.tokens.verify(token)?
             }
             verified => verified?,
         };
         if let Principal::Agent(agent) = &mut principal {
-            super::agents::check_token(state, agent).await?;
+            super::agents::check_token(core, agent).await?;
         }
         return Ok(Some(principal));
     }
     let key = api_key::Entity::find()
         .filter(api_key::Column::SecretHash.eq(hash(token)))
         .filter(api_key::Column::RevokedAt.is_null())
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::Unauthenticated("unknown or revoked API key"))?;
     let scopes: Vec<Scope> = serde_json::from_str(&key.scopes)?;
@@ -61,15 +61,15 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> AppResult<O
 
 /// Read the signing keys again: another process (or `casefile keys rotate`) may
 /// have added one.
-pub async fn reload_keys(state: &AppState) -> AppResult<()> {
-    let keys = crate::auth::keys::load(&state.db, state.config.jwt_secret.as_deref()).await?;
-    state.tokens.set_keys(&keys);
+pub async fn reload_keys(core: &Core) -> AppResult<()> {
+    let keys = crate::auth::keys::load(&core.db, core.config.jwt_secret.as_deref()).await?;
+    core.tokens.set_keys(&keys);
     Ok(())
 }
 
 /// Create a key; the secret is returned here and never again.
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     name: &str,
     scopes: &[Scope],
@@ -92,20 +92,16 @@ pub async fn create(
         last_used_at: Set(None),
         revoked_at: Set(None),
     }
-    .insert(&state.db.writer)
+    .insert(&core.db.writer)
     .await?;
     Ok((key, secret))
 }
 
 /// Revoke a key: it stops working at once.
-pub async fn revoke(
-    state: &AppState,
-    admin: &AgentPrincipal,
-    id: &str,
-) -> AppResult<api_key::Model> {
+pub async fn revoke(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<api_key::Model> {
     let key = api_key::Entity::find_by_id(id)
         .filter(api_key::Column::WorkspaceId.eq(&admin.workspace_id))
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .ok_or(AppError::NotFound("API key"))?;
     if key.revoked_at.is_some() {
@@ -113,19 +109,19 @@ pub async fn revoke(
     }
     let mut active: api_key::ActiveModel = key.into();
     active.revoked_at = Set(Some(now_ms()));
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let key = active.update(&txn).await?;
     // Its open sockets close, on every process.
     let revoked = super::feed::Event::access_revoked(&key.workspace_id, &key.id, None);
-    super::feed::commit(state, txn, &[revoked]).await?;
+    super::feed::commit(core, txn, &[revoked]).await?;
     Ok(key)
 }
 
-pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<api_key::Model>> {
+pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<api_key::Model>> {
     Ok(api_key::Entity::find()
         .filter(api_key::Column::WorkspaceId.eq(workspace_id))
         .order_by_asc(api_key::Column::Id)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 

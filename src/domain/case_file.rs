@@ -3,11 +3,11 @@
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::domain::Core;
 use crate::entity::{
     Author, HandoffReason, conversation, conversation_tag, handoff, insight_tag, lead, message,
 };
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 /// Everything known about a handed-off conversation.
 #[derive(Clone, Debug)]
@@ -130,15 +130,15 @@ pub fn summarize(
 }
 
 /// Gather the case file of `handoff`.
-pub async fn build(state: &AppState, handoff: &handoff::Model) -> AppResult<CaseFile> {
+pub async fn build(core: &Core, handoff: &handoff::Model) -> AppResult<CaseFile> {
     let conversation = conversation::Entity::find_by_id(handoff.conversation_id.as_str())
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
     let transcript = message::Entity::find()
         .filter(message::Column::ConversationId.eq(conversation.id.as_str()))
         .order_by_asc(message::Column::Seq)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     // The AI's context when it handed off started after its last boundary.
     let boundary = if conversation.ai_boundary_seq < handoff.trigger_seq {
@@ -162,12 +162,12 @@ pub async fn build(state: &AppState, handoff: &handoff::Model) -> AppResult<Case
     let lead = match &conversation.lead_id {
         Some(id) => {
             lead::Entity::find_by_id(id.as_str())
-                .one(&state.db.reader)
+                .one(&core.db.reader)
                 .await?
         }
         None => None,
     };
-    let tags = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    let tags = super::tags::applied(core, std::slice::from_ref(&conversation.id)).await?;
     let recent: Vec<message::Model> = ai_answers
         .iter()
         .filter(|m| m.seq > boundary)

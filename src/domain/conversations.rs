@@ -13,12 +13,12 @@ use sea_orm::{
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, VisitorPrincipal};
+use crate::domain::Core;
 use crate::entity::{
     ConversationStatus, ResolvedBy, conversation, conversation_tag, lead, message, now_ms,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
-use crate::state::AppState;
 
 use super::leads::LeadInput;
 use super::messages::{NewMessage, append, body_text};
@@ -29,15 +29,11 @@ use crate::db::{JsonPart, json_rows, json_statement};
 const MAX_CONTEXT_BYTES: usize = 16 * 1024;
 
 /// A conversation by id, if `principal` may see it; otherwise `NOT_FOUND`.
-pub async fn get(
-    state: &AppState,
-    principal: &Principal,
-    id: &str,
-) -> AppResult<conversation::Model> {
+pub async fn get(core: &Core, principal: &Principal, id: &str) -> AppResult<conversation::Model> {
     principal.can_access_conversation(id)?;
     conversation::Entity::find_by_id(id)
         .filter(conversation::Column::WorkspaceId.eq(principal.workspace_id()))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("conversation"))
 }
@@ -77,8 +73,8 @@ pub struct Started {
 /// conversations in this workspace. Otherwise the conversation gets a new visitor
 /// id (128 random bits) and a new, empty lead, so nobody reads another visitor's
 /// details by naming their id.
-pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
-    let ws = super::workspaces::by_widget_key(state, &input.widget_key).await?;
+pub async fn start(core: &Core, input: StartInput) -> AppResult<Started> {
+    let ws = super::workspaces::by_widget_key(core, &input.widget_key).await?;
     let identity = match input.identity_token.as_deref() {
         Some(token) => Some(super::identity::verify(&ws, token)?),
         None if ws.require_verified_identity => {
@@ -104,7 +100,7 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
     let first = input.message.as_deref().map(body_text).transpose()?;
     let now = now_ms();
 
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let lead = match identity {
         // What the site signed wins over what the widget says.
         Some(identity) => {
@@ -161,9 +157,9 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
             conversation.clone(),
         ));
     }
-    feed::commit(state, txn, &events).await?;
+    feed::commit(core, txn, &events).await?;
 
-    let visitor_token = state
+    let visitor_token = core
         .tokens
         .issue_visitor(&visitor_id, &ws.id, &conversation.id)?;
     let visitor = Principal::Visitor(VisitorPrincipal {
@@ -173,7 +169,7 @@ pub async fn start(state: &AppState, input: StartInput) -> AppResult<Started> {
         expires_at: visitor_token.expires_at.timestamp(),
     });
     if let Some(message) = first {
-        super::pipeline::after_visitor_message(state, &message);
+        super::pipeline::after_visitor_message(core, &message);
     }
     Ok(Started {
         conversation,
@@ -322,9 +318,9 @@ pub struct Row {
 /// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
 /// per relation would cost more than the page. (Assignees and teams, a handful
 /// per workspace, come from caches instead: see `crate::loaders`.)
-pub async fn page_joined(state: &AppState, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
-    let statement = page_statement(state.db.backend(), query);
-    let mut rows: Vec<JsonRow> = json_rows(&state.db.reader, statement).await?;
+pub async fn page_joined(core: &Core, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
+    let statement = page_statement(core.db.backend(), query);
+    let mut rows: Vec<JsonRow> = json_rows(&core.db.reader, statement).await?;
     match query.order {
         Order::Newest => rows.sort_unstable_by(|a, b| b.c.id.cmp(&a.c.id)),
         Order::RecentlyUpdated => {
@@ -420,31 +416,22 @@ fn with_columns<E: EntityTrait>(
 
 /// How many conversations `filter` lists: counted once, then served from
 /// [`ListCounts`] until a conversation of the workspace changes.
-pub async fn count(
-    state: &AppState,
-    workspace_id: &str,
-    filter: &ConversationFilter,
-) -> AppResult<u64> {
+pub async fn count(core: &Core, workspace_id: &str, filter: &ConversationFilter) -> AppResult<u64> {
     // Read before counting: a change committed meanwhile makes this count stale at
     // once, whichever side of it the count saw.
-    let generation = state.list_counts.generation(workspace_id);
-    if let Some(n) = state.list_counts.get(workspace_id, filter, generation) {
+    let generation = core.list_counts.generation(workspace_id);
+    if let Some(n) = core.list_counts.get(workspace_id, filter, generation) {
         return Ok(n);
     }
-    let n = count_now(state, workspace_id, filter).await?;
-    state
-        .list_counts
+    let n = count_now(core, workspace_id, filter).await?;
+    core.list_counts
         .put(workspace_id, filter.clone(), generation, n);
     Ok(n)
 }
 
-async fn count_now(
-    state: &AppState,
-    workspace_id: &str,
-    filter: &ConversationFilter,
-) -> AppResult<u64> {
-    let statement = count_statement(state.db.backend(), workspace_id, filter);
-    let row = state.db.reader.query_one_raw(statement).await?;
+async fn count_now(core: &Core, workspace_id: &str, filter: &ConversationFilter) -> AppResult<u64> {
+    let statement = count_statement(core.db.backend(), workspace_id, filter);
+    let row = core.db.reader.query_one_raw(statement).await?;
     let n: i64 = match row {
         Some(row) => row.try_get("", "n")?,
         None => 0,
@@ -554,7 +541,7 @@ pub fn count_statement(
 /// Assign a conversation to an agent of the workspace (or to nobody), and optionally
 /// to a team.
 pub async fn assign(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
     assignee_id: Option<&str>,
@@ -562,12 +549,12 @@ pub async fn assign(
 ) -> AppResult<conversation::Model> {
     let ws = &agent.workspace_id;
     let principal = Principal::Agent(agent.clone());
-    let conv = get(state, &principal, conversation_id).await?;
+    let conv = get(core, &principal, conversation_id).await?;
     if let Some(id) = assignee_id {
-        super::agents::get(state, ws, id).await?;
+        super::agents::get(core, ws, id).await?;
     }
     if let Some(id) = team_id {
-        super::teams::get(state, ws, id).await?;
+        super::teams::get(core, ws, id).await?;
     }
     let mut active: conversation::ActiveModel = conv.into();
     active.assignee_id = Set(assignee_id.map(str::to_owned));
@@ -575,10 +562,10 @@ pub async fn assign(
         active.team_id = Set(Some(team.to_owned()));
     }
     active.updated_at = Set(now_ms());
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let conv = active.update(&txn).await?;
     let assigned = Event::conversation_changed(conv.clone(), Change::Assigned);
-    feed::commit(state, txn, &[assigned]).await?;
+    feed::commit(core, txn, &[assigned]).await?;
     Ok(conv)
 }
 
@@ -587,12 +574,12 @@ pub async fn assign(
 /// this point, so an old request for a human does not count when the visitor writes
 /// again. Resolving a resolved conversation changes nothing.
 pub async fn resolve(
-    state: &AppState,
+    core: &Core,
     principal: &Principal,
     conversation_id: &str,
 ) -> AppResult<conversation::Model> {
     let by = principal.resolves_as()?;
-    let current = get(state, principal, conversation_id).await?;
+    let current = get(core, principal, conversation_id).await?;
     if current.status == ConversationStatus::Resolved {
         return Ok(current);
     }
@@ -603,10 +590,10 @@ pub async fn resolve(
             reason: Some("CONTROL_NOT_HELD"),
         });
     }
-    match close(state, &current, by, None).await? {
+    match close(core, &current, by, None).await? {
         Some(resolved) => Ok(resolved),
         // Resolved (or, for the AI, taken by a human) by someone else meanwhile.
-        None => get(state, principal, conversation_id).await,
+        None => get(core, principal, conversation_id).await,
     }
 }
 
@@ -616,12 +603,12 @@ pub async fn resolve(
 /// moment before wins. `None` when it was no longer open to `by` (resolved by
 /// someone else, or taken by a human).
 pub async fn close(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     by: ResolvedBy,
     note: Option<String>,
 ) -> AppResult<Option<conversation::Model>> {
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let held = if matches!(by, ResolvedBy::Ai | ResolvedBy::Auto) {
         "status = 'AI'"
     } else {
@@ -651,7 +638,7 @@ pub async fn close(
     let now = now_ms();
     let row = txn
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             &format!(
                 "UPDATE conversations SET status = 'RESOLVED', ai_boundary_seq = last_seq, \
                  updated_at = ?, resolved_by = ?, resolved_at = ? \
@@ -675,9 +662,9 @@ pub async fn close(
     if let Some(handoff) = &handoff {
         events.push(Event::handoff_changed(handoff.clone(), conv.clone()));
     }
-    feed::commit(state, txn, &events).await?;
+    feed::commit(core, txn, &events).await?;
     if let Some(handoff) = &handoff {
-        state.accepts.changed(handoff);
+        core.accepts.changed(handoff);
     }
     Ok(Some(conv))
 }
@@ -685,7 +672,7 @@ pub async fn close(
 /// The newest message visible to a reader, for each of these conversations: one
 /// query, one index lookup per conversation.
 pub async fn last_messages(
-    state: &AppState,
+    core: &Core,
     conversation_ids: &[String],
     include_internal: bool,
 ) -> AppResult<Vec<message::Model>> {
@@ -698,6 +685,6 @@ pub async fn last_messages(
     Ok(message::Entity::find()
         .filter(message::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(Expr::cust(newest))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }

@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
 use super::case_file::CaseFile;
+use crate::domain::Core;
 use crate::entity::{
     Author, Availability, HandoffStatus, agent, conversation, handoff, message, now_ms, team,
 };
 use crate::error::AppResult;
 use crate::events::{Cursor, NewRecord, Record};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 /// Something that changed, stored with the change and delivered after it
 /// committed.
@@ -313,14 +313,14 @@ pub fn decode(record: &Record) -> Option<Arc<Event>> {
 
 /// Store `events` in `txn`, commit it, and wake the readers of the log. The one way
 /// a write that others must hear of commits.
-pub async fn commit(state: &AppState, txn: DatabaseTransaction, events: &[Event]) -> AppResult<()> {
+pub async fn commit(core: &Core, txn: DatabaseTransaction, events: &[Event]) -> AppResult<()> {
     if events.is_empty() {
         txn.commit().await?;
         return Ok(());
     }
     let staged = stage(&txn, events).await?;
     txn.commit().await?;
-    publish(state, staged);
+    publish(core, staged);
     Ok(())
 }
 
@@ -351,9 +351,9 @@ pub async fn stage(txn: &impl sea_orm::ConnectionTrait, events: &[Event]) -> App
 }
 
 /// Announce events whose transaction committed.
-pub fn publish(state: &AppState, staged: Staged) {
+pub fn publish(core: &Core, staged: Staged) {
     for record in &staged.records {
-        state.list_counts.changed(&record.workspace_id);
+        core.list_counts.changed(&record.workspace_id);
     }
     // Handed over decoded, so that this process need not read them back.
     let committed = staged
@@ -369,14 +369,12 @@ pub fn publish(state: &AppState, staged: Staged) {
             Record::new(Some(cursor), record).with_decoded(event)
         })
         .collect();
-    state.events.committed(committed);
+    core.events.committed(committed);
 }
 
 /// Deliver an event that is not stored (typing).
-pub fn ephemeral(state: &AppState, event: &Event) -> AppResult<()> {
-    state
-        .events
-        .ephemeral(Record::new(None, event.to_record()?));
+pub fn ephemeral(core: &Core, event: &Event) -> AppResult<()> {
+    core.events.ephemeral(Record::new(None, event.to_record()?));
     Ok(())
 }
 
@@ -385,11 +383,11 @@ pub fn ephemeral(state: &AppState, event: &Event) -> AppResult<()> {
 /// background, so that no subscriber of escalations waits for the first one to
 /// get to the event (they deliver in order, and a storm of requests would otherwise
 /// queue behind each one's case file).
-pub fn observe(state: &AppState, record: &Arc<Record>) {
+pub fn observe(core: &Core, record: &Arc<Record>) {
     // Other processes' changes too (this process's own were counted at commit);
     // typing is not stored and changes no list.
     if record.cursor.is_some() {
-        state.list_counts.changed(&record.workspace_id);
+        core.list_counts.changed(&record.workspace_id);
     }
     let Some(event) = decode(record) else {
         return;
@@ -403,16 +401,14 @@ pub fn observe(state: &AppState, record: &Arc<Record>) {
     if handoff.status != HandoffStatus::Requested {
         return;
     }
-    let (state, handoff, resolved) = (state.clone(), Arc::clone(handoff), Arc::clone(resolved));
-    state.connections.clone().spawn(async move {
+    let (core, handoff, resolved) = (core.clone(), Arc::clone(handoff), Arc::clone(resolved));
+    core.tasks.clone().spawn(async move {
         let case_file = resolved.case_file.get_or_try_init(|| async {
-            super::case_file::build(&state, &handoff)
-                .await
-                .map(Arc::new)
+            super::case_file::build(&core, &handoff).await.map(Arc::new)
         });
         let team = resolved.team.get_or_try_init(|| async {
             match &handoff.team_id {
-                Some(id) => super::teams::get(&state, &handoff.workspace_id, id)
+                Some(id) => super::teams::get(&core, &handoff.workspace_id, id)
                     .await
                     .map(|team| Some(Arc::new(team))),
                 None => Ok(None),
@@ -455,7 +451,7 @@ pub fn visible_to(event: &Event, principal: &crate::auth::Principal) -> bool {
 /// Up to `first` events after `after` that `principal` may see, of `kinds` (any
 /// when empty) and of `conversation_id` when given; and whether more follow.
 pub async fn page(
-    state: &AppState,
+    core: &Core,
     principal: &crate::auth::Principal,
     after: Cursor,
     first: u64,
@@ -470,7 +466,7 @@ pub async fn page(
     let mut out = Vec::new();
     let mut from = after;
     loop {
-        let batch = crate::events::read(&state.db.reader, from, &scope, first + 1).await?;
+        let batch = crate::events::read(&core.db.reader, from, &scope, first + 1).await?;
         let exhausted = (batch.len() as u64) <= first;
         for record in batch {
             from = record.cursor.unwrap_or(from);
@@ -572,23 +568,23 @@ pub fn envelope(event: &Event) -> serde_json::Value {
 /// Prune the event log in the background: events older than
 /// `CASEFILE_EVENT_RETENTION` go, checked every quarter of it (at least every
 /// second, at most every ten minutes). Every process may prune; they agree.
-pub fn start_pruning(state: &AppState) {
-    let retention = state.config.event_retention;
+pub fn start_pruning(core: &Core) {
+    let retention = core.config.event_retention;
     let every = (retention / 4).clamp(
         std::time::Duration::from_secs(1),
         std::time::Duration::from_secs(600),
     );
-    let state = state.clone();
-    state.connections.clone().spawn(async move {
+    let core = core.clone();
+    core.tasks.clone().spawn(async move {
         loop {
             let cutoff = now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-            match crate::events::prune(&state.db, cutoff).await {
+            match crate::events::prune(&core.db, cutoff).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(events = n, "pruned the event log"),
                 Err(err) => tracing::warn!(error.detail = ?err, "pruning the event log failed"),
             }
             tokio::select! {
-                () = state.shutdown.cancelled() => return,
+                () = core.shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
         }

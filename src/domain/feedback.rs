@@ -6,13 +6,13 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::auth::{AgentPrincipal, Principal};
+use crate::domain::Core;
 use crate::entity::{
     Author, ConversationStatus, ResolvedBy, answer_feedback, answer_flag, conversation, message,
     now_ms,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::policy::{self, HandoffPolicy};
 use super::{stmt, validate};
@@ -26,12 +26,12 @@ const MAX_COMMENT_CHARS: usize = 2_000;
 
 /// An AI answer of `conversation`, or `NOT_FOUND`.
 async fn ai_answer(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     message_id: &str,
 ) -> AppResult<message::Model> {
     message::Entity::find_by_id(message_id)
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .filter(|m| m.conversation_id == conversation.id && m.author == Author::Ai)
         .ok_or(AppError::NotFound("AI answer"))
@@ -50,7 +50,7 @@ fn comment(field: &str, text: Option<&str>) -> AppResult<Option<String>> {
 /// unhelpful answers count against the policy's `maxUnhelpfulAnswers`, past which
 /// the conversation is handed off as `UNRESOLVED`. The conversation as it is after.
 pub async fn confirm(
-    state: &AppState,
+    core: &Core,
     principal: &Principal,
     conversation_id: &str,
     message_id: &str,
@@ -63,13 +63,13 @@ pub async fn confirm(
         ));
     }
     let text = comment("comment", text)?;
-    let conversation = super::conversations::get(state, principal, conversation_id).await?;
-    let answer = ai_answer(state, &conversation, message_id).await?;
-    state
+    let conversation = super::conversations::get(core, principal, conversation_id).await?;
+    let answer = ai_answer(core, &conversation, message_id).await?;
+    core
         .db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "INSERT INTO answer_feedback (id, workspace_id, conversation_id, message_id, helpful, comment, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO UPDATE SET \
              helpful = excluded.helpful, comment = excluded.comment, created_at = excluded.created_at",
@@ -92,37 +92,37 @@ pub async fn confirm(
             .filter(message::Column::ConversationId.eq(conversation.id.as_str()))
             .filter(message::Column::Author.eq(Author::Ai))
             .order_by_desc(message::Column::Seq)
-            .one(&state.db.writer)
+            .one(&core.db.writer)
             .await?;
         if latest.is_some_and(|latest| latest.id == answer.id) {
             let note = Some(RESOLVED_NOTE.to_owned());
             if let Some(resolved) =
-                super::conversations::close(state, &conversation, ResolvedBy::Ai, note).await?
+                super::conversations::close(core, &conversation, ResolvedBy::Ai, note).await?
             {
                 return Ok(resolved);
             }
         }
-        return super::conversations::get(state, principal, conversation_id).await;
+        return super::conversations::get(core, principal, conversation_id).await;
     }
-    let workspace = super::workspaces::get(state, &conversation.workspace_id).await?;
+    let workspace = super::workspaces::get(core, &conversation.workspace_id).await?;
     let policy = HandoffPolicy::parse(&workspace.handoff_policy);
-    let unhelpful = unhelpful_since_control(state, &conversation).await?;
+    let unhelpful = unhelpful_since_control(core, &conversation).await?;
     if let Some(reason) = policy::after_unhelpful(&policy, unhelpful) {
-        super::handoffs::request(state, &conversation, reason, None).await?;
+        super::handoffs::request(core, &conversation, reason, None).await?;
     }
-    super::conversations::get(state, principal, conversation_id).await
+    super::conversations::get(core, principal, conversation_id).await
 }
 
 /// AI answers the visitor called unhelpful since the AI last took control.
 async fn unhelpful_since_control(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
 ) -> AppResult<u32> {
-    let row = state
+    let row = core
         .db
         .writer
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "SELECT COUNT(*) AS unhelpful FROM answer_feedback f \
              JOIN messages m ON m.id = f.message_id \
              WHERE f.conversation_id = ? AND f.helpful = ? AND m.seq > ?",
@@ -141,7 +141,7 @@ async fn unhelpful_since_control(
 /// An agent flags an AI answer as wrong, saying why (flagging again replaces the
 /// reason). Shown with the answer in the case file, counted per cited article.
 pub async fn flag(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     message_id: &str,
     reason: &str,
@@ -149,15 +149,15 @@ pub async fn flag(
     let reason = comment("reason", Some(reason))?
         .ok_or_else(|| AppError::bad_input("reason", "say what was wrong with the answer"))?;
     let principal = Principal::Agent(agent.clone());
-    let message = super::messages::get(state, &principal, message_id).await?;
+    let message = super::messages::get(core, &principal, message_id).await?;
     let conversation =
-        super::conversations::get(state, &principal, &message.conversation_id).await?;
-    let answer = ai_answer(state, &conversation, message_id).await?;
-    state
+        super::conversations::get(core, &principal, &message.conversation_id).await?;
+    let answer = ai_answer(core, &conversation, message_id).await?;
+    core
         .db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "INSERT INTO answer_flags (id, workspace_id, conversation_id, message_id, agent_id, reason, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, agent_id) DO UPDATE SET \
              reason = excluded.reason, created_at = excluded.created_at",
@@ -175,30 +175,27 @@ pub async fn flag(
     answer_flag::Entity::find()
         .filter(answer_flag::Column::MessageId.eq(answer.id.as_str()))
         .filter(answer_flag::Column::AgentId.eq(agent.agent_id.as_str()))
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .ok_or_else(|| AppError::internal("flag vanished"))
 }
 
 /// The visitors' feedback on these answers (at most one each).
 pub async fn feedback_of(
-    state: &AppState,
+    core: &Core,
     message_ids: &[String],
 ) -> AppResult<Vec<answer_feedback::Model>> {
     Ok(answer_feedback::Entity::find()
         .filter(answer_feedback::Column::MessageId.is_in(message_ids.iter().cloned()))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
 /// Agents' flags on these answers, oldest first.
-pub async fn flags_of(
-    state: &AppState,
-    message_ids: &[String],
-) -> AppResult<Vec<answer_flag::Model>> {
+pub async fn flags_of(core: &Core, message_ids: &[String]) -> AppResult<Vec<answer_flag::Model>> {
     Ok(answer_flag::Entity::find()
         .filter(answer_flag::Column::MessageId.is_in(message_ids.iter().cloned()))
         .order_by_asc(answer_flag::Column::CreatedAt)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{
     Author, ConversationStatus, HandoffReason, HandoffStatus, TeamRouting, conversation,
@@ -25,7 +26,6 @@ use crate::entity::{
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::messages::{NewMessage, append};
 use super::policy::HandoffPolicy;
@@ -40,7 +40,7 @@ struct Outcome {
 
 impl Outcome {
     /// Store the events of this outcome in `txn` and commit it.
-    async fn commit(self, state: &AppState, txn: DatabaseTransaction) -> AppResult<handoff::Model> {
+    async fn commit(self, core: &Core, txn: DatabaseTransaction) -> AppResult<handoff::Model> {
         let mut conversation = self.conversation;
         let mut events = Vec::with_capacity(self.messages.len() + 2);
         for message in self.messages {
@@ -53,8 +53,8 @@ impl Outcome {
             Change::Status,
         ));
         events.push(Event::handoff_changed(self.handoff.clone(), conversation));
-        feed::commit(state, txn, &events).await?;
-        state.accepts.changed(&self.handoff);
+        feed::commit(core, txn, &events).await?;
+        core.accepts.changed(&self.handoff);
         Ok(self.handoff)
     }
 }
@@ -160,7 +160,7 @@ pub async fn open_for<C: ConnectionTrait>(
 /// Ask humans to take a conversation. When it already has an open handoff, that
 /// one is returned and nothing changes.
 pub async fn request(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     reason: HandoffReason,
     note: Option<String>,
@@ -169,14 +169,14 @@ pub async fn request(
     // pressing the button waits for one read, not four in a row.
     let lead_email = async {
         match &conversation.lead_id {
-            Some(id) => super::leads::email_of(state, id).await,
+            Some(id) => super::leads::email_of(core, id).await,
             None => Ok(None),
         }
     };
     let (open, workspace, applied, lead_email) = tokio::try_join!(
-        open_for(&state.db.reader, &conversation.id),
-        super::workspaces::get(state, &conversation.workspace_id),
-        super::tags::applied(state, std::slice::from_ref(&conversation.id)),
+        open_for(&core.db.reader, &conversation.id),
+        super::workspaces::get(core, &conversation.workspace_id),
+        super::tags::applied(core, std::slice::from_ref(&conversation.id)),
         lead_email,
     )?;
     if let Some(open) = open {
@@ -188,7 +188,7 @@ pub async fn request(
     // Outside the team's hours the handoff still waits for it, and the visitor is
     // told when the team is back.
     let team_model = match &team {
-        Some(id) => Some(super::teams::cached(state, &conversation.workspace_id, id).await?),
+        Some(id) => Some(super::teams::cached(core, &conversation.workspace_id, id).await?),
         None => None,
     };
     let hours = team_model.as_ref().and_then(|t| t.business_hours());
@@ -197,14 +197,14 @@ pub async fn request(
     // and is open (read fresh: round robin goes on from the last offer).
     let offer = match &team_model {
         Some(cached) if cached.routing != TeamRouting::Manual => {
-            let fresh = super::teams::get(state, &conversation.workspace_id, &cached.id).await?;
-            super::routing::next_offer(state, &state.db.reader, &fresh, None, now).await?
+            let fresh = super::teams::get(core, &conversation.workspace_id, &cached.id).await?;
+            super::routing::next_offer(core, &core.db.reader, &fresh, None, now).await?
         }
         _ => None,
     };
     let sla_due_at = sla_due(team_model.as_ref(), now);
     let away = hours.filter(|hours| !super::hours::is_open(hours, at));
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let inserted = handoff::ActiveModel {
         id: Set(new_id(Kind::Handoff)),
         workspace_id: Set(conversation.workspace_id.clone()),
@@ -236,7 +236,7 @@ pub async fn request(
         // Someone opened one a moment ago: theirs stands.
         Err(err) if is_unique_violation(&err) => {
             drop(txn);
-            return open_for(&state.db.writer, &conversation.id)
+            return open_for(&core.db.writer, &conversation.id)
                 .await?
                 .ok_or_else(|| AppError::internal("open handoff vanished"));
         }
@@ -294,20 +294,20 @@ pub async fn request(
         conversation,
         messages: messages.into_iter().map(|m| m.message).collect(),
     }
-    .commit(state, txn)
+    .commit(core, txn)
     .await
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<handoff::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<handoff::Model> {
     handoff::Entity::find_by_id(id)
         .filter(handoff::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("handoff"))
 }
 
-async fn agent_name(state: &AppState, workspace_id: &str, agent_id: &str) -> AppResult<String> {
-    match super::agents::get(state, workspace_id, agent_id).await {
+async fn agent_name(core: &Core, workspace_id: &str, agent_id: &str) -> AppResult<String> {
+    match super::agents::get(core, workspace_id, agent_id).await {
         Ok(agent) => Ok(agent.name),
         Err(AppError::NotFound(_)) => Ok("An agent".to_owned()),
         Err(err) => Err(err),
@@ -323,27 +323,23 @@ async fn agent_name(state: &AppState, workspace_id: &str, agent_id: &str) -> App
 /// handoff already taken is refused from a reader, without waiting for the one
 /// writer. When 50 agents race for each of 200 escalations, the losers must not
 /// queue in front of the next visitor's `requestHuman`.
-pub async fn accept(
-    state: &AppState,
-    agent: &AgentPrincipal,
-    id: &str,
-) -> AppResult<handoff::Model> {
-    let flight = match state.accepts.join(state, id) {
+pub async fn accept(core: &Core, agent: &AgentPrincipal, id: &str) -> AppResult<handoff::Model> {
+    let flight = match core.accepts.join(core, id) {
         Flight::Running(mut outcome) => {
             let won = match outcome.wait_for(Option::is_some).await {
                 Ok(won) => won.clone(),
                 Err(_) => None,
             };
             if let Some(won) = won {
-                return Err(lost_race(state, won).await);
+                return Err(lost_race(core, won).await);
             }
             // The attempt did not win (another process did, or it failed): try.
             None
         }
         Flight::First(flight) => Some(flight),
-        Flight::Taken(won) => return Err(lost_race(state, *won).await),
+        Flight::Taken(won) => return Err(lost_race(core, *won).await),
     };
-    let result = attempt_accept(state, agent, id).await;
+    let result = attempt_accept(core, agent, id).await;
     if let (Some(flight), Ok(won)) = (flight, &result) {
         flight.won(won.clone());
     }
@@ -377,7 +373,7 @@ enum Flight {
 /// The first attempt at a handoff; its entry goes when it does, won or not
 /// (a cancelled request included).
 struct FirstAttempt {
-    state: AppState,
+    core: Core,
     id: String,
     outcome: watch::Sender<Option<handoff::Model>>,
 }
@@ -390,7 +386,7 @@ impl FirstAttempt {
 
 impl Drop for FirstAttempt {
     fn drop(&mut self) {
-        self.state.accepts.lock().running.remove(&self.id);
+        self.core.accepts.lock().running.remove(&self.id);
     }
 }
 
@@ -401,9 +397,9 @@ impl AcceptsInFlight {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn join(&self, state: &AppState, id: &str) -> Flight {
+    fn join(&self, core: &Core, id: &str) -> Flight {
         let mut accepts = self.lock();
-        let sees_every_change = state.db.pg_pool.is_none();
+        let sees_every_change = core.db.pg_pool.is_none();
         if let Some(won) = accepts.accepted.get(id).filter(|_| sees_every_change) {
             return Flight::Taken(Box::new(won.clone()));
         }
@@ -413,7 +409,7 @@ impl AcceptsInFlight {
         let (outcome, watcher) = watch::channel(None);
         accepts.running.insert(id.to_owned(), watcher);
         Flight::First(FirstAttempt {
-            state: state.clone(),
+            core: core.clone(),
             id: id.to_owned(),
             outcome,
         })
@@ -434,24 +430,24 @@ impl AcceptsInFlight {
 }
 
 async fn attempt_accept(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     id: &str,
 ) -> AppResult<handoff::Model> {
     let ws = &agent.workspace_id;
     let current = handoff::Entity::find_by_id(id)
         .filter(handoff::Column::WorkspaceId.eq(ws.as_str()))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("handoff"))?;
     let offered_to_me = current.status == HandoffStatus::Offered
         && current.offered_to.as_deref() == Some(agent.agent_id.as_str());
     if current.status != HandoffStatus::Requested && !offered_to_me {
-        return Err(lost_race(state, current).await);
+        return Err(lost_race(core, current).await);
     }
-    let name = agent_name(state, ws, &agent.agent_id).await?;
+    let name = agent_name(core, ws, &agent.agent_id).await?;
     let now = now_ms();
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let won = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
@@ -474,24 +470,24 @@ async fn attempt_accept(
         // Whoever won committed before this transaction began: a reader sees it.
         let current = handoff::Entity::find_by_id(id)
             .filter(handoff::Column::WorkspaceId.eq(ws.as_str()))
-            .one(&state.db.reader)
+            .one(&core.db.reader)
             .await?
             .ok_or(AppError::NotFound("handoff"))?;
-        return Err(lost_race(state, current).await);
+        return Err(lost_race(core, current).await);
     };
     let handoff = handoff::Model::from_query_result(&row, "")?;
     if offered_to_me {
         super::routing::ended(&txn, id, OfferOutcome::Accepted).await?;
     }
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
-    outcome.commit(state, txn).await
+    outcome.commit(core, txn).await
 }
 
 /// Why an accept did not win, given the handoff as it is now.
-async fn lost_race(state: &AppState, current: handoff::Model) -> AppError {
+async fn lost_race(core: &Core, current: handoff::Model) -> AppError {
     match (current.status, &current.accepted_by) {
         (HandoffStatus::Accepted, Some(winner)) => {
-            let name = agent_name(state, &current.workspace_id, winner)
+            let name = agent_name(core, &current.workspace_id, winner)
                 .await
                 .unwrap_or_default();
             AppError::Conflict {
@@ -501,7 +497,7 @@ async fn lost_race(state: &AppState, current: handoff::Model) -> AppError {
         }
         (HandoffStatus::Offered, _) => {
             let name = match &current.offered_to {
-                Some(to) => agent_name(state, &current.workspace_id, to)
+                Some(to) => agent_name(core, &current.workspace_id, to)
                     .await
                     .unwrap_or_default(),
                 None => "another agent".to_owned(),
@@ -557,25 +553,25 @@ async fn joined(
 /// An agent takes over a conversation: a requested handoff is accepted; a chat the
 /// AI is handling gets an `AGENT_TAKEOVER` handoff, accepted at once.
 pub async fn take_over(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
 ) -> AppResult<handoff::Model> {
     let principal = crate::auth::Principal::Agent(agent.clone());
-    let conversation = super::conversations::get(state, &principal, conversation_id).await?;
-    if let Some(open) = open_for(&state.db.writer, conversation_id).await? {
+    let conversation = super::conversations::get(core, &principal, conversation_id).await?;
+    if let Some(open) = open_for(&core.db.writer, conversation_id).await? {
         return match (open.status, open.accepted_by.as_deref()) {
-            (HandoffStatus::Requested, _) => accept(state, agent, &open.id).await,
+            (HandoffStatus::Requested, _) => accept(core, agent, &open.id).await,
             (HandoffStatus::Offered, _) if open.offered_to.as_deref() == Some(&agent.agent_id) => {
-                accept(state, agent, &open.id).await
+                accept(core, agent, &open.id).await
             }
             (_, Some(owner)) if owner == agent.agent_id => Ok(open),
-            _ => Err(lost_race(state, open).await),
+            _ => Err(lost_race(core, open).await),
         };
     }
-    let name = agent_name(state, &agent.workspace_id, &agent.agent_id).await?;
+    let name = agent_name(core, &agent.workspace_id, &agent.agent_id).await?;
     let now = now_ms();
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let handoff = handoff::ActiveModel {
         id: Set(new_id(Kind::Handoff)),
         workspace_id: Set(conversation.workspace_id.clone()),
@@ -609,22 +605,22 @@ pub async fn take_over(
         }
     })?;
     let outcome = joined(&txn, handoff, &agent.agent_id, &name).await?;
-    outcome.commit(state, txn).await
+    outcome.commit(core, txn).await
 }
 
 /// Hand the conversation back to the AI: the open handoff is cancelled, and the AI's
 /// context starts after this point.
 pub async fn return_to_ai(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
 ) -> AppResult<conversation::Model> {
     let principal = crate::auth::Principal::Agent(agent.clone());
-    let conversation = super::conversations::get(state, &principal, conversation_id).await?;
+    let conversation = super::conversations::get(core, &principal, conversation_id).await?;
     if conversation.status == ConversationStatus::Ai {
         return Ok(conversation);
     }
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let cancelled = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
@@ -665,7 +661,7 @@ pub async fn return_to_ai(
                 conversation: conversation.clone(),
                 messages: vec![appended.message],
             }
-            .commit(state, txn)
+            .commit(core, txn)
             .await?;
         }
         None => {
@@ -673,7 +669,7 @@ pub async fn return_to_ai(
                 Event::message_created(appended.message, appended.conversation),
                 Event::conversation_changed(conversation.clone(), Change::Status),
             ];
-            feed::commit(state, txn, &events).await?;
+            feed::commit(core, txn, &events).await?;
         }
     }
     Ok(conversation)
@@ -715,11 +711,7 @@ pub enum Transfer<'a> {
 /// (who owns it at once).
 /// Who may pass a handoff on: owners and admins; the agent who accepted it; and,
 /// while it waits, the agents of the team it is routed to.
-async fn may_transfer(
-    state: &AppState,
-    by: &AgentPrincipal,
-    handoff: &handoff::Model,
-) -> AppResult<()> {
+async fn may_transfer(core: &Core, by: &AgentPrincipal, handoff: &handoff::Model) -> AppResult<()> {
     if by.role.manages_workspace() || handoff.accepted_by.as_deref() == Some(&by.agent_id) {
         return Ok(());
     }
@@ -731,7 +723,7 @@ async fn may_transfer(
         let member = team_member::Entity::find()
             .filter(team_member::Column::TeamId.eq(team_id.as_str()))
             .filter(team_member::Column::AgentId.eq(by.agent_id.as_str()))
-            .one(&state.db.reader)
+            .one(&core.db.reader)
             .await?;
         if member.is_some() {
             return Ok(());
@@ -743,24 +735,24 @@ async fn may_transfer(
 }
 
 pub async fn transfer(
-    state: &AppState,
+    core: &Core,
     by: &AgentPrincipal,
     id: &str,
     to: Transfer<'_>,
 ) -> AppResult<handoff::Model> {
     let ws = &by.workspace_id;
-    let current = get(state, ws, id).await?;
+    let current = get(core, ws, id).await?;
     if !current.status.is_open() {
         return Err(AppError::Conflict {
             message: "only an open handoff can be transferred".to_owned(),
             reason: Some("NOT_OPEN"),
         });
     }
-    may_transfer(state, by, &current).await?;
+    may_transfer(core, by, &current).await?;
     match to {
         Transfer::Team(team_id) => {
-            let team = super::teams::get(state, ws, team_id).await?;
-            let txn = state.db.writer.begin().await?;
+            let team = super::teams::get(core, ws, team_id).await?;
+            let txn = core.db.writer.begin().await?;
             let row = txn
                 .query_one_raw(stmt(
                     txn.get_database_backend(),
@@ -802,16 +794,16 @@ pub async fn transfer(
                 conversation: appended.conversation,
                 messages: vec![appended.message],
             }
-            .commit(state, txn)
+            .commit(core, txn)
             .await?;
             // The new team's routing offers it on.
-            Ok(super::routing::offer_waiting(state, &handoff)
+            Ok(super::routing::offer_waiting(core, &handoff)
                 .await?
                 .unwrap_or(handoff))
         }
         Transfer::Agent(agent_id) => {
-            let target = super::agents::get(state, ws, agent_id).await?;
-            let txn = state.db.writer.begin().await?;
+            let target = super::agents::get(core, ws, agent_id).await?;
+            let txn = core.db.writer.begin().await?;
             let row = txn
                 .query_one_raw(stmt(
                     txn.get_database_backend(),
@@ -825,7 +817,7 @@ pub async fn transfer(
             let handoff = handoff::Model::from_query_result(&row, "")?;
             super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
             let outcome = joined(&txn, handoff, &target.id, &target.name).await?;
-            outcome.commit(state, txn).await
+            outcome.commit(core, txn).await
         }
     }
 }
@@ -864,7 +856,7 @@ impl HandoffFilter {
 
 /// Handoffs, newest first, after the handoff `after`.
 pub async fn page(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     filter: &HandoffFilter,
     after: Option<&str>,
@@ -877,10 +869,10 @@ pub async fn page(
     Ok(select
         .order_by_desc(handoff::Column::Id)
         .limit(limit)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
-pub async fn count(state: &AppState, workspace_id: &str, filter: &HandoffFilter) -> AppResult<u64> {
-    Ok(filter.select(workspace_id).count(&state.db.reader).await?)
+pub async fn count(core: &Core, workspace_id: &str, filter: &HandoffFilter) -> AppResult<u64> {
+    Ok(filter.select(workspace_id).count(&core.db.reader).await?)
 }

@@ -8,10 +8,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sea_orm::{ActiveModelTrait, Set};
 
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::workspace;
 use crate::error::{AppError, AppResult};
 use crate::ids::random_secret;
-use crate::state::AppState;
 
 use super::validate;
 
@@ -76,17 +76,17 @@ pub fn verify(workspace: &workspace::Model, token: &str) -> AppResult<Identity> 
 
 /// Make a new identity secret for the workspace (the old one stops verifying); it
 /// is returned this once.
-pub async fn rotate_secret(state: &AppState, admin: &AgentPrincipal) -> AppResult<String> {
-    new_secret(state, &admin.workspace_id).await
+pub async fn rotate_secret(core: &Core, admin: &AgentPrincipal) -> AppResult<String> {
+    new_secret(core, &admin.workspace_id).await
 }
 
 /// The workspace's identity secret, made if it has none (for the demo's stand-in of
 /// a site's backend).
-pub async fn secret(state: &AppState, workspace_id: &str) -> AppResult<String> {
-    let workspace = super::workspaces::get(state, workspace_id).await?;
+pub async fn secret(core: &Core, workspace_id: &str) -> AppResult<String> {
+    let workspace = super::workspaces::get(core, workspace_id).await?;
     match workspace.identity_secret {
         Some(secret) => Ok(secret),
-        None => new_secret(state, workspace_id).await,
+        None => new_secret(core, workspace_id).await,
     }
 }
 
@@ -109,12 +109,12 @@ pub fn sign(
     .map_err(|err| AppError::internal(format!("signing an identity: {err}")))
 }
 
-async fn new_secret(state: &AppState, workspace_id: &str) -> AppResult<String> {
-    let workspace = super::workspaces::get(state, workspace_id).await?;
+async fn new_secret(core: &Core, workspace_id: &str) -> AppResult<String> {
+    let workspace = super::workspaces::get(core, workspace_id).await?;
     let secret = random_secret(32);
     let mut active: workspace::ActiveModel = workspace.into();
     active.identity_secret = Set(Some(secret.clone()));
-    let workspace = active.update(&state.db.writer).await?;
-    state.workspaces.put(workspace.id.clone(), workspace);
+    let workspace = active.update(&core.db.writer).await?;
+    core.workspaces.put(workspace.id.clone(), workspace);
     Ok(secret)
 }

@@ -9,9 +9,9 @@
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+use crate::domain::Core;
 use crate::entity::HandoffReason;
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 use super::{stmt, text};
 
@@ -64,11 +64,11 @@ impl Cohort {
 
 const HANDED_OFF: &str = "EXISTS (SELECT 1 FROM handoffs h WHERE h.conversation_id = c.id)";
 
-async fn rows(state: &AppState, sql: &str, values: Vec<Value>) -> AppResult<Vec<QueryResult>> {
-    Ok(state
+async fn rows(core: &Core, sql: &str, values: Vec<Value>) -> AppResult<Vec<QueryResult>> {
+    Ok(core
         .db
         .analytics
-        .query_all_raw(stmt(state.db.backend(), sql, values))
+        .query_all_raw(stmt(core.db.backend(), sql, values))
         .await?)
 }
 
@@ -142,7 +142,7 @@ pub struct HandedOff {
 /// window function that keeps only the rows at the ranks wanted (both middles,
 /// and ⌈0.9·n⌉); reasons and per-bucket counts are grouped from the same rows.
 pub async fn handoff_stats(
-    state: &AppState,
+    core: &Core,
     cohort: &Cohort,
     bucket_ms: i64,
 ) -> AppResult<HandoffStats> {
@@ -174,7 +174,7 @@ pub async fn handoff_stats(
     let mut stats = HandoffStats::default();
     let (mut accept, mut resolve) = (Vec::new(), Vec::new());
     let mut reasons: Vec<(String, i64)> = Vec::new();
-    for row in rows(state, &sql, all).await? {
+    for row in rows(core, &sql, all).await? {
         let part: String = row.try_get("", "part")?;
         let n = int(&row, "n")?;
         match part.as_str() {
@@ -227,13 +227,13 @@ fn parse_reason(reason: &str) -> HandoffReason {
 }
 
 /// Average visitor rating (1–5) of the cohort, and how many rated.
-pub async fn csat(state: &AppState, cohort: &Cohort) -> AppResult<(Option<f64>, i64)> {
+pub async fn csat(core: &Core, cohort: &Cohort) -> AppResult<(Option<f64>, i64)> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT COUNT(*) AS n, SUM(r.score) AS total FROM conversation_ratings r \
          JOIN conversations c ON c.id = r.conversation_id WHERE {condition}"
     );
-    let row = &rows(state, &sql, values).await?[0];
+    let row = &rows(core, &sql, values).await?[0];
     let (n, total) = (int(row, "n")?, int(row, "total")?);
     Ok(((n > 0).then(|| total as f64 / n as f64), n))
 }
@@ -247,7 +247,7 @@ pub struct Topic {
     pub previous_period_handoffs: i64,
 }
 
-async fn topic_counts(state: &AppState, cohort: &Cohort) -> AppResult<Vec<(String, i64, i64)>> {
+async fn topic_counts(core: &Core, cohort: &Cohort) -> AppResult<Vec<(String, i64, i64)>> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT ct.tag_id AS tag_id, COUNT(*) AS conversations, \
@@ -255,7 +255,7 @@ async fn topic_counts(state: &AppState, cohort: &Cohort) -> AppResult<Vec<(Strin
          FROM conversation_tags ct JOIN conversations c ON c.id = ct.conversation_id \
          WHERE ct.removed_at IS NULL AND {condition} GROUP BY ct.tag_id"
     );
-    rows(state, &sql, values)
+    rows(core, &sql, values)
         .await?
         .iter()
         .map(|row| {
@@ -269,10 +269,10 @@ async fn topic_counts(state: &AppState, cohort: &Cohort) -> AppResult<Vec<(Strin
 }
 
 /// Topics by handoffs (then conversations), with the previous period's handoffs.
-pub async fn topics(state: &AppState, cohort: &Cohort) -> AppResult<Vec<Topic>> {
+pub async fn topics(core: &Core, cohort: &Cohort) -> AppResult<Vec<Topic>> {
     let previous = cohort.previous();
     let (now, before) =
-        tokio::try_join!(topic_counts(state, cohort), topic_counts(state, &previous))?;
+        tokio::try_join!(topic_counts(core, cohort), topic_counts(core, &previous))?;
     let mut topics: Vec<Topic> = now
         .into_iter()
         .map(|(tag_id, conversations, handoffs)| {
@@ -317,13 +317,13 @@ pub const MAX_BUCKETS: i64 = 2_000;
 /// conversation pass ([`series`]) and the handoff pass ([`handoff_stats`]), run
 /// concurrently and merged.
 pub async fn passes(
-    state: &AppState,
+    core: &Core,
     cohort: &Cohort,
     bucket_ms: i64,
 ) -> AppResult<(Vec<Point>, HandoffStats)> {
     let (points, handoffs) = tokio::try_join!(
-        series(state, cohort, bucket_ms),
-        handoff_stats(state, cohort, bucket_ms),
+        series(core, cohort, bucket_ms),
+        handoff_stats(core, cohort, bucket_ms),
     )?;
     Ok((with_handoffs(points, &handoffs), handoffs))
 }
@@ -332,7 +332,7 @@ pub async fn passes(
 /// one pass over the cohort's conversations (how many, how many resolved by the AI
 /// or the clock; the AI-resolved ones are those less the handed-off ones, which
 /// [`with_handoffs`] takes from the handoff pass).
-async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
+async fn series(core: &Core, cohort: &Cohort, bucket_ms: i64) -> AppResult<Vec<Point>> {
     let buckets = ((cohort.to - cohort.from) + bucket_ms - 1) / bucket_ms;
     if buckets > MAX_BUCKETS {
         return Err(AppError::bad_input(
@@ -354,7 +354,7 @@ async fn series(state: &AppState, cohort: &Cohort, bucket_ms: i64) -> AppResult<
             ..Point::default()
         })
         .collect();
-    for row in rows(state, &sql, all).await? {
+    for row in rows(core, &sql, all).await? {
         let bucket = int(&row, "bucket")?;
         if let Some(point) = usize::try_from(bucket).ok().and_then(|b| points.get_mut(b)) {
             point.conversations = int(&row, "conversations")?;
@@ -455,7 +455,7 @@ pub fn group_questions(questions: &[(String, String)]) -> Vec<Gap> {
 /// Two statements, each reading newest first along an index and stopping at the
 /// sample size: the AI's answers through `ix_messages_ai_answers`, the handoffs
 /// through `(workspace_id, requested_at)`.
-pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> AppResult<Vec<Gap>> {
+pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResult<Vec<Gap>> {
     let (condition, values) = cohort.condition();
     let answers = format!(
         "SELECT a.created_at AS at, q.conversation_id AS conversation_id, q.seq AS seq, \
@@ -482,8 +482,8 @@ pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> App
     let mut handed_values = vec![workspace];
     handed_values.extend(values);
     let (answers, handed) = tokio::try_join!(
-        rows(state, &answers, answer_values),
-        rows(state, &handed, handed_values)
+        rows(core, &answers, answer_values),
+        rows(core, &handed, handed_values)
     )?;
     let mut questions: Vec<(i64, String, i64, String)> = answers
         .iter()
@@ -510,13 +510,13 @@ pub async fn docs_gaps(state: &AppState, cohort: &Cohort, threshold: f64) -> App
 
 /// Handoffs of the cohort's conversations requested outside their team's
 /// business hours.
-pub async fn out_of_hours_handoffs(state: &AppState, cohort: &Cohort) -> AppResult<i64> {
+pub async fn out_of_hours_handoffs(core: &Core, cohort: &Cohort) -> AppResult<i64> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT COUNT(*) AS n FROM handoffs h JOIN conversations c ON c.id = h.conversation_id \
          WHERE h.out_of_hours = TRUE AND {condition}"
     );
-    match rows(state, &sql, values).await?.first() {
+    match rows(core, &sql, values).await?.first() {
         Some(row) => int(row, "n"),
         None => Ok(0),
     }
@@ -533,7 +533,7 @@ pub struct SlaBreaches {
 /// Per team, the cohort's handoffs that had an accept target (`slaDueAt`) and
 /// those that missed it (marked breached, or accepted after it), most breaches
 /// first.
-pub async fn sla_breaches(state: &AppState, cohort: &Cohort) -> AppResult<Vec<SlaBreaches>> {
+pub async fn sla_breaches(core: &Core, cohort: &Cohort) -> AppResult<Vec<SlaBreaches>> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT h.team_id AS team_id, COUNT(*) AS handoffs, \
@@ -544,7 +544,7 @@ pub async fn sla_breaches(state: &AppState, cohort: &Cohort) -> AppResult<Vec<Sl
          GROUP BY h.team_id"
     );
     let mut out = Vec::new();
-    for row in rows(state, &sql, values).await? {
+    for row in rows(core, &sql, values).await? {
         out.push(SlaBreaches {
             team_id: row.try_get("", "team_id")?,
             handoffs: int(&row, "handoffs")?,
@@ -563,7 +563,7 @@ pub struct AnswerFeedback {
     pub unhelpful: i64,
 }
 
-pub async fn answer_feedback(state: &AppState, cohort: &Cohort) -> AppResult<AnswerFeedback> {
+pub async fn answer_feedback(core: &Core, cohort: &Cohort) -> AppResult<AnswerFeedback> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT SUM(CASE WHEN f.helpful THEN 1 ELSE 0 END) AS helpful, \
@@ -571,7 +571,7 @@ pub async fn answer_feedback(state: &AppState, cohort: &Cohort) -> AppResult<Ans
          FROM answer_feedback f JOIN conversations c ON c.id = f.conversation_id WHERE {condition}"
     );
     let mut feedback = AnswerFeedback::default();
-    if let Some(row) = rows(state, &sql, values).await?.first() {
+    if let Some(row) = rows(core, &sql, values).await?.first() {
         feedback.helpful = int(row, "helpful")?;
         feedback.unhelpful = int(row, "unhelpful")?;
     }
@@ -596,10 +596,7 @@ pub struct ArticleFeedback {
 /// it, worst first (unhelpful and flagged answers, then fewest helpful): the docs
 /// to fix. Only answers with feedback or a flag are read, so its cost follows
 /// what people said, not how much the AI answered.
-pub async fn article_feedback(
-    state: &AppState,
-    cohort: &Cohort,
-) -> AppResult<Vec<ArticleFeedback>> {
+pub async fn article_feedback(core: &Core, cohort: &Cohort) -> AppResult<Vec<ArticleFeedback>> {
     let (condition, values) = cohort.condition();
     let sql = format!(
         "SELECT m.id AS id, m.sources AS sources, \
@@ -614,7 +611,7 @@ pub async fn article_feedback(
     all.push(cohort.workspace_id.as_str().into());
     all.push(cohort.workspace_id.as_str().into());
     let mut by_article: std::collections::HashMap<String, ArticleFeedback> = Default::default();
-    for row in rows(state, &sql, all).await? {
+    for row in rows(core, &sql, all).await? {
         let sources: String = row.try_get("", "sources")?;
         let helpful: Option<bool> = row.try_get::<Option<i64>>("", "helpful")?.map(|h| h == 1);
         let flagged = int(&row, "flags")? > 0;

@@ -9,10 +9,10 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use crate::domain::Core;
 use crate::entity::{article, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::{stmt, text, validate};
 
@@ -61,7 +61,7 @@ async fn unindex(txn: &DatabaseTransaction, id: &str) -> AppResult<()> {
 
 /// Create an article, or replace the one with `input.id`.
 pub async fn upsert(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     input: ArticleInput<'_>,
 ) -> AppResult<article::Model> {
@@ -69,7 +69,7 @@ pub async fn upsert(
     let url = validate::url("url", input.url)?;
     let body = validate::text("body", input.body, MAX_BODY)?;
     let now = now_ms();
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let existing = match input.id {
         Some(id) => Some(
             article::Entity::find_by_id(id)
@@ -108,8 +108,8 @@ pub async fn upsert(
     Ok(model)
 }
 
-pub async fn delete(state: &AppState, workspace_id: &str, id: &str) -> AppResult<()> {
-    let txn = state.db.writer.begin().await?;
+pub async fn delete(core: &Core, workspace_id: &str, id: &str) -> AppResult<()> {
+    let txn = core.db.writer.begin().await?;
     let deleted = article::Entity::delete_many()
         .filter(article::Column::Id.eq(id))
         .filter(article::Column::WorkspaceId.eq(workspace_id))
@@ -123,10 +123,10 @@ pub async fn delete(state: &AppState, workspace_id: &str, id: &str) -> AppResult
     Ok(())
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<article::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<article::Model> {
     article::Entity::find_by_id(id)
         .filter(article::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("article"))
 }
@@ -162,13 +162,13 @@ fn match_expression(backend: DbBackend, question: &str) -> Option<String> {
 
 /// Articles matching any content word of `question`, best first.
 pub async fn search(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     question: &str,
     limit: u64,
     offset: u64,
 ) -> AppResult<Vec<Hit>> {
-    let backend = state.db.backend();
+    let backend = core.db.backend();
     let Some(expression) = match_expression(backend, question) else {
         return Ok(Vec::new());
     };
@@ -186,7 +186,7 @@ pub async fn search(
              ORDER BY rank DESC, a.id LIMIT ? OFFSET ?"
         }
     };
-    let rows = state
+    let rows = core
         .db
         .reader
         .query_all_raw(stmt(
@@ -209,7 +209,7 @@ pub async fn search(
     }
     let articles = article::Entity::find()
         .filter(article::Column::Id.is_in(ranked.iter().map(|(id, _)| id.clone())))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     Ok(ranked
         .into_iter()
@@ -222,7 +222,7 @@ pub async fn search(
 
 /// Articles without a query: newest first, after the article `after`.
 pub async fn page(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     after: Option<&str>,
     limit: u64,
@@ -234,14 +234,14 @@ pub async fn page(
     Ok(select
         .order_by_desc(article::Column::Id)
         .limit(limit)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
-pub async fn count(state: &AppState, workspace_id: &str) -> AppResult<u64> {
+pub async fn count(core: &Core, workspace_id: &str) -> AppResult<u64> {
     Ok(article::Entity::find()
         .filter(article::Column::WorkspaceId.eq(workspace_id))
-        .count(&state.db.reader)
+        .count(&core.db.reader)
         .await?)
 }
 
@@ -345,7 +345,7 @@ fn strip_tags(html: &str) -> String {
 /// recursively). An article whose URL already exists is replaced. Returns how many
 /// were imported.
 pub async fn import_dir(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     dir: &Path,
     base_url: &str,
@@ -388,11 +388,11 @@ pub async fn import_dir(
         let existing = article::Entity::find()
             .filter(article::Column::WorkspaceId.eq(workspace_id))
             .filter(article::Column::Url.eq(&url))
-            .one(&state.db.reader)
+            .one(&core.db.reader)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         upsert(
-            state,
+            core,
             workspace_id,
             ArticleInput {
                 id: existing.as_ref().map(|a| a.id.as_str()),

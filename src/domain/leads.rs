@@ -9,10 +9,10 @@ use serde_json::{Map, Value};
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, Principal};
+use crate::domain::Core;
 use crate::entity::{LeadFieldType, conversation, lead, lead_field, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::validate;
 
@@ -29,7 +29,7 @@ pub struct LeadFieldDefinition<'a> {
 
 /// Define a lead field, or redefine the one with the same key.
 pub async fn define_field(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     def: LeadFieldDefinition<'_>,
 ) -> AppResult<lead_field::Model> {
@@ -50,7 +50,7 @@ pub async fn define_field(
     let existing = lead_field::Entity::find()
         .filter(lead_field::Column::WorkspaceId.eq(&admin.workspace_id))
         .filter(lead_field::Column::Key.eq(&key))
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?;
     let model = match existing {
         Some(field) => {
@@ -59,7 +59,7 @@ pub async fn define_field(
             active.kind = Set(def.kind);
             active.options = Set(options);
             active.required = Set(def.required);
-            active.update(&state.db.writer).await?
+            active.update(&core.db.writer).await?
         }
         None => {
             lead_field::ActiveModel {
@@ -72,7 +72,7 @@ pub async fn define_field(
                 required: Set(def.required),
                 created_at: Set(now_ms()),
             }
-            .insert(&state.db.writer)
+            .insert(&core.db.writer)
             .await?
         }
     };
@@ -306,14 +306,14 @@ pub async fn for_visitor<C: ConnectionTrait>(
 /// every value is validated against the lead fields, and required fields must be
 /// present once this capture is applied.
 pub async fn capture(
-    state: &AppState,
+    core: &Core,
     principal: &Principal,
     conversation_id: &str,
     input: &LeadInput,
 ) -> AppResult<lead::Model> {
     let ws = principal.workspace_id();
-    let conv = super::conversations::get(state, principal, conversation_id).await?;
-    let txn = state.db.writer.begin().await?;
+    let conv = super::conversations::get(core, principal, conversation_id).await?;
+    let txn = core.db.writer.begin().await?;
     let defs = fields(&txn, ws).await?;
     let current = match &conv.lead_id {
         Some(id) => lead::Entity::find_by_id(id.as_str()).one(&txn).await?,
@@ -347,7 +347,7 @@ pub async fn capture(
     active.updated_at = Set(now_ms());
     let conv = active.update(&txn).await?;
     feed::commit(
-        state,
+        core,
         txn,
         &[Event::conversation_changed(conv, Change::Lead)],
     )
@@ -356,17 +356,17 @@ pub async fn capture(
 }
 
 /// A lead by id; a visitor may read only the lead of its own conversation.
-pub async fn get(state: &AppState, principal: &Principal, id: &str) -> AppResult<lead::Model> {
+pub async fn get(core: &Core, principal: &Principal, id: &str) -> AppResult<lead::Model> {
     let lead = lead::Entity::find_by_id(id)
         .filter(lead::Column::WorkspaceId.eq(principal.workspace_id()))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("lead"))?;
     if let Principal::ApiKey(_) = principal {
         principal.require(crate::auth::Scope::LeadsRead)?;
     }
     if let Principal::Visitor(visitor) = principal {
-        let conv = super::conversations::get(state, principal, &visitor.conversation_id).await?;
+        let conv = super::conversations::get(core, principal, &visitor.conversation_id).await?;
         if conv.lead_id.as_deref() != Some(id) {
             return Err(AppError::NotFound("lead"));
         }
@@ -413,7 +413,7 @@ impl LeadFilter {
 
 /// One page of leads, newest first, after the lead with id `after`.
 pub async fn page(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     filter: &LeadFilter,
     after: Option<&str>,
@@ -426,18 +426,18 @@ pub async fn page(
     Ok(select
         .order_by_desc(lead::Column::Id)
         .limit(limit)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
-pub async fn count(state: &AppState, workspace_id: &str, filter: &LeadFilter) -> AppResult<u64> {
-    Ok(filter.apply(workspace_id).count(&state.db.reader).await?)
+pub async fn count(core: &Core, workspace_id: &str, filter: &LeadFilter) -> AppResult<u64> {
+    Ok(filter.apply(workspace_id).count(&core.db.reader).await?)
 }
 
 /// The email of a lead, if it has one.
-pub async fn email_of(state: &AppState, lead_id: &str) -> AppResult<Option<String>> {
+pub async fn email_of(core: &Core, lead_id: &str) -> AppResult<Option<String>> {
     Ok(lead::Entity::find_by_id(lead_id)
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .and_then(|lead| lead.email))
 }

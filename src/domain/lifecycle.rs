@@ -14,10 +14,10 @@ use sea_orm::{
 
 use super::feed::{self, Change, Event};
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
+use crate::domain::Core;
 use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{Role, agent, conversation, handoff, now_ms, team_member};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 use super::{stmt, validate};
 
@@ -38,9 +38,9 @@ const MAX_CONCURRENT: std::ops::RangeInclusive<i32> = 0..=100;
 
 /// The agent `id` of `admin`'s workspace, which `admin` may manage: owners manage
 /// everyone, admins everyone but owners.
-async fn managed(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+async fn managed(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
     let agent = agent::Entity::find_by_id(id)
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .filter(|agent| agent.workspace_id == admin.workspace_id)
         .ok_or(AppError::NotFound("agent"))?;
@@ -81,12 +81,12 @@ async fn keeps_an_owner<C: ConnectionTrait>(conn: &C, agent: &agent::Model) -> A
 
 /// Change an agent's name, role or teams.
 pub async fn update(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     id: &str,
     change: AgentUpdate<'_>,
 ) -> AppResult<agent::Model> {
-    let current = managed(state, admin, id).await?;
+    let current = managed(core, admin, id).await?;
     if change.role == Some(Role::Owner) && admin.role != Role::Owner {
         return Err(AppError::forbidden("only an owner can make another owner"));
     }
@@ -107,12 +107,10 @@ pub async fn update(
         ));
     }
     let teams = match change.team_ids {
-        Some(ids) => {
-            Some(super::teams::existing(state, &admin.workspace_id, ids, "teamIds").await?)
-        }
+        Some(ids) => Some(super::teams::existing(core, &admin.workspace_id, ids, "teamIds").await?),
         None => None,
     };
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     if change.role.is_some_and(|role| role != Role::Owner) {
         keeps_an_owner(&txn, &current).await?;
     }
@@ -135,23 +133,19 @@ pub async fn update(
         super::agents::join_teams(&txn, id, teams).await?;
     }
     txn.commit().await?;
-    state.agents.put(agent.id.clone(), agent.clone());
-    state.agent_teams.clear();
+    core.agents.put(agent.id.clone(), agent.clone());
+    core.agent_teams.clear();
     Ok(agent)
 }
 
 /// Deactivate an agent: it cannot sign in, its tokens and sockets end, and its open
 /// conversations go back to their team's queue (accepted handoffs wait again).
-pub async fn deactivate(
-    state: &AppState,
-    admin: &AgentPrincipal,
-    id: &str,
-) -> AppResult<agent::Model> {
-    let current = managed(state, admin, id).await?;
+pub async fn deactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+    let current = managed(core, admin, id).await?;
     if !current.active {
         return Ok(current);
     }
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     keeps_an_owner(&txn, &current).await?;
     let mut model: agent::ActiveModel = current.into();
     model.active = Set(false);
@@ -202,22 +196,18 @@ pub async fn deactivate(
         }
     }
     events.push(Event::access_revoked(&agent.workspace_id, &agent.id, None));
-    feed::commit(state, txn, &events).await?;
-    state.agents.put(agent.id.clone(), agent.clone());
+    feed::commit(core, txn, &events).await?;
+    core.agents.put(agent.id.clone(), agent.clone());
     for handoff in &handoffs {
-        state.accepts.changed(handoff);
+        core.accepts.changed(handoff);
     }
     Ok(agent)
 }
 
 /// Let a deactivated agent back in. Its tokens from before stay ended: it signs in
 /// again.
-pub async fn reactivate(
-    state: &AppState,
-    admin: &AgentPrincipal,
-    id: &str,
-) -> AppResult<agent::Model> {
-    let current = managed(state, admin, id).await?;
+pub async fn reactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+    let current = managed(core, admin, id).await?;
     if current.active {
         return Ok(current);
     }
@@ -225,23 +215,23 @@ pub async fn reactivate(
     let mut model: agent::ActiveModel = current.into();
     model.active = Set(true);
     model.token_generation = Set(generation);
-    let agent = model.update(&state.db.writer).await?;
-    state.agents.put(agent.id.clone(), agent.clone());
+    let agent = model.update(&core.db.writer).await?;
+    core.agents.put(agent.id.clone(), agent.clone());
     Ok(agent)
 }
 
 /// Change the signed-in agent's password: every other token of the agent ends (and
 /// its sockets close); the answer is a new token.
 pub async fn change_password(
-    state: &AppState,
+    core: &Core,
     me: &AgentPrincipal,
     current_password: &str,
     new_password: &str,
 ) -> AppResult<(agent::Model, IssuedToken)> {
-    let agent = super::agents::get(state, &me.workspace_id, &me.agent_id).await?;
+    let agent = super::agents::get(core, &me.workspace_id, &me.agent_id).await?;
     let new_password = super::agents::password("newPassword", new_password)?;
     let hash = {
-        let _turn = super::agents::hashing_turn(state).await?;
+        let _turn = super::agents::hashing_turn(core).await?;
         if !verify_password(current_password.to_owned(), agent.password_hash.clone()).await {
             return Err(AppError::bad_input(
                 "currentPassword",
@@ -254,12 +244,12 @@ pub async fn change_password(
     let mut model: agent::ActiveModel = agent.into();
     model.password_hash = Set(hash);
     model.token_generation = Set(generation);
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let agent = model.update(&txn).await?;
     let revoked = Event::access_revoked(&agent.workspace_id, &agent.id, Some(generation));
-    feed::commit(state, txn, &[revoked]).await?;
-    state.agents.put(agent.id.clone(), agent.clone());
-    let token = state
+    feed::commit(core, txn, &[revoked]).await?;
+    core.agents.put(agent.id.clone(), agent.clone());
+    let token = core
         .tokens
         .issue_agent(&agent.id, &agent.workspace_id, agent.role, generation)?;
     Ok((agent, token))

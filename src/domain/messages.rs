@@ -14,10 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use super::feed::{self, Change, Event};
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
+use crate::domain::Core;
 use crate::entity::{Author, ConversationStatus, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::{stmt, validate};
 
@@ -221,30 +221,30 @@ async fn ai_may_post(
 /// Store a message the server itself writes (the built-in responder), and publish
 /// it.
 pub async fn post(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     conversation_id: &str,
     new: NewMessage,
 ) -> AppResult<message::Model> {
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let Appended {
         message,
         conversation,
         ..
     } = append(&txn, workspace_id, conversation_id, new).await?;
     let created = Event::message_created(message.clone(), conversation.clone());
-    feed::commit(state, txn, &[created]).await?;
-    super::tagger::tag_cited_articles(state, &conversation, &message).await?;
+    feed::commit(core, txn, &[created]).await?;
+    super::tagger::tag_cited_articles(core, &conversation, &message).await?;
     Ok(message)
 }
 
 pub async fn send(
-    state: &AppState,
+    core: &Core,
     principal: &Principal,
     conversation_id: &str,
     new: NewMessage,
 ) -> AppResult<message::Model> {
-    let mut before = super::conversations::get(state, principal, conversation_id).await?;
+    let mut before = super::conversations::get(core, principal, conversation_id).await?;
     if let Principal::Agent(agent) = principal
         && !new.internal
         && before.status == ConversationStatus::Ai
@@ -252,11 +252,11 @@ pub async fn send(
         // An agent's public reply takes the conversation from the AI (as a
         // teammate's reply does in Intercom): an `AGENT_TAKEOVER` handoff, accepted
         // by this agent, and the visitor told who joined, before the reply itself.
-        match super::handoffs::take_over(state, agent, conversation_id).await {
+        match super::handoffs::take_over(core, agent, conversation_id).await {
             Ok(_) | Err(AppError::Conflict { .. }) => {}
             Err(err) => return Err(err),
         }
-        before = super::conversations::get(state, principal, conversation_id).await?;
+        before = super::conversations::get(core, principal, conversation_id).await?;
     }
     let job = Job {
         workspace_id: principal.workspace_id().to_owned(),
@@ -264,9 +264,9 @@ pub async fn send(
         before: before.status,
         new,
     };
-    let appended = match state.send_queue.get() {
+    let appended = match core.send_queue.get() {
         Some(queue) => queue.write(job).await?,
-        None => write_alone(state, job).await?,
+        None => write_alone(core, job).await?,
     };
     let Appended {
         message,
@@ -277,9 +277,9 @@ pub async fn send(
         return Ok(message);
     }
     match message.author {
-        Author::Visitor => super::pipeline::after_visitor_message(state, &message),
+        Author::Visitor => super::pipeline::after_visitor_message(core, &message),
         Author::Ai => {
-            super::tagger::tag_cited_articles(state, &conversation, &message).await?;
+            super::tagger::tag_cited_articles(core, &conversation, &message).await?;
         }
         Author::Agent | Author::System => {}
     }
@@ -331,13 +331,13 @@ fn events_of(before: ConversationStatus, appended: &Appended) -> Vec<Event> {
 
 /// A send in a transaction of its own (PostgreSQL: each request has its own
 /// connection, and the database commits them concurrently).
-async fn write_alone(state: &AppState, job: Job) -> AppResult<Appended> {
-    let txn = state.db.writer.begin().await?;
+async fn write_alone(core: &Core, job: Job) -> AppResult<Appended> {
+    let txn = core.db.writer.begin().await?;
     let (appended, staged) = write_one(&txn, job).await?;
     match staged {
         Some(staged) => {
             txn.commit().await?;
-            feed::publish(state, staged);
+            feed::publish(core, staged);
         }
         None => txn.rollback().await?,
     }
@@ -357,10 +357,10 @@ pub struct SendQueue(mpsc::Sender<(Job, Reply)>);
 const MAX_BATCH: usize = 64;
 
 impl SendQueue {
-    /// The queue, and the writer task that drains it while `state` lives.
-    pub fn start(state: &AppState) -> SendQueue {
+    /// The queue, and the writer task that drains it while `core` lives.
+    pub fn start(core: &Core) -> SendQueue {
         let (tx, mut rx) = mpsc::channel::<(Job, Reply)>(1024);
-        let weak = state.downgrade();
+        let weak = core.downgrade();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
@@ -370,12 +370,12 @@ impl SendQueue {
                         Err(_) => break,
                     }
                 }
-                let Some(state) = weak.upgrade() else {
+                let Some(core) = weak.upgrade() else {
                     return;
                 };
                 // A panic fails this batch's sends (their answers are dropped), not
                 // the writer.
-                let _ = AssertUnwindSafe(write_batch(&state, batch))
+                let _ = AssertUnwindSafe(write_batch(&core, batch))
                     .catch_unwind()
                     .await;
             }
@@ -406,8 +406,8 @@ fn fail_all(replies: impl IntoIterator<Item = Reply>, err: AppError) {
 /// stored one (whose `last_seq` bump must not stay), the transaction is rolled
 /// back, that send answered, and the others written again, each in a savepoint
 /// ([`write_guarded`]): two passes at most, however many fail.
-async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
-    let txn = match state.db.writer.begin().await {
+async fn write_batch(core: &Core, mut batch: Vec<(Job, Reply)>) {
+    let txn = match core.db.writer.begin().await {
         Ok(txn) => txn,
         Err(err) => return fail_all(batch.into_iter().map(|(_, reply)| reply), err.into()),
     };
@@ -446,12 +446,12 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
         }
         let (_, reply) = batch.remove(i);
         let _ = reply.send(answer);
-        return write_guarded(state, batch).await;
+        return write_guarded(core, batch).await;
     }
     match txn.commit().await {
         Ok(()) => {
             if let Some(staged) = staged {
-                feed::publish(state, staged);
+                feed::publish(core, staged);
             }
             for (appended, (_, reply)) in written.into_iter().zip(batch) {
                 let _ = reply.send(Ok(appended));
@@ -462,11 +462,11 @@ async fn write_batch(state: &AppState, mut batch: Vec<(Job, Reply)>) {
 }
 
 /// Write a batch as one transaction, each send in a savepoint of its own.
-async fn write_guarded(state: &AppState, batch: Vec<(Job, Reply)>) {
+async fn write_guarded(core: &Core, batch: Vec<(Job, Reply)>) {
     if batch.is_empty() {
         return;
     }
-    let txn = match state.db.writer.begin().await {
+    let txn = match core.db.writer.begin().await {
         Ok(txn) => txn,
         Err(err) => return fail_all(batch.into_iter().map(|(_, reply)| reply), err.into()),
     };
@@ -502,7 +502,7 @@ async fn write_guarded(state: &AppState, batch: Vec<(Job, Reply)>) {
         Ok(()) => {
             for ((appended, staged), reply) in written {
                 if let Some(staged) = staged {
-                    feed::publish(state, staged);
+                    feed::publish(core, staged);
                 }
                 let _ = reply.send(Ok(appended));
             }
@@ -522,7 +522,7 @@ fn visible(conversation_id: &str, include_internal: bool) -> sea_orm::Select<mes
 
 /// Up to `limit` messages with `seq > after_seq`, in order.
 pub async fn page(
-    state: &AppState,
+    core: &Core,
     conversation_id: &str,
     include_internal: bool,
     after_seq: i64,
@@ -532,25 +532,21 @@ pub async fn page(
         .filter(message::Column::Seq.gt(after_seq))
         .order_by_asc(message::Column::Seq)
         .limit(limit)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
-pub async fn count(
-    state: &AppState,
-    conversation_id: &str,
-    include_internal: bool,
-) -> AppResult<u64> {
+pub async fn count(core: &Core, conversation_id: &str, include_internal: bool) -> AppResult<u64> {
     Ok(visible(conversation_id, include_internal)
-        .count(&state.db.reader)
+        .count(&core.db.reader)
         .await?)
 }
 
 /// A message by id, if `principal` may see it.
-pub async fn get(state: &AppState, principal: &Principal, id: &str) -> AppResult<message::Model> {
+pub async fn get(core: &Core, principal: &Principal, id: &str) -> AppResult<message::Model> {
     let message = message::Entity::find_by_id(id)
         .filter(message::Column::WorkspaceId.eq(principal.workspace_id()))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("message"))?;
     principal.can_access_conversation(&message.conversation_id)?;

@@ -8,6 +8,7 @@ pub mod agents;
 pub mod api_keys;
 pub mod case_file;
 pub mod conversations;
+pub mod core;
 pub mod feed;
 pub mod feedback;
 pub mod handoffs;
@@ -34,6 +35,8 @@ pub mod text;
 pub mod validate;
 pub mod webhooks;
 pub mod workspaces;
+
+pub use self::core::Core;
 
 /// Raw statements are built in storage (`crate::db`); domain code uses them too.
 pub use crate::db::stmt;

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, Weak};
 use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
+use crate::domain::Core;
 use crate::entity::{Author, ConversationStatus, conversation, message};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 use super::messages::NewMessage;
 use super::policy::{self, HandoffPolicy, Situation};
@@ -52,36 +52,36 @@ impl ConversationLocks {
 }
 
 /// Handle a visitor message in the background.
-pub fn after_visitor_message(state: &AppState, message: &message::Model) {
+pub fn after_visitor_message(core: &Core, message: &message::Model) {
     if message.author != Author::Visitor {
         return;
     }
-    let (state, message) = (state.clone(), message.clone());
-    let tracker = state.connections.clone();
-    state.pipelines.running.fetch_add(1, Ordering::SeqCst);
+    let (core, message) = (core.clone(), message.clone());
+    let tracker = core.tasks.clone();
+    core.pipelines.running.fetch_add(1, Ordering::SeqCst);
     tracker.spawn(async move {
         // A panic (logged once by the panic hook) ends this message's handling
         // alone; the conversation's next message is handled as usual.
-        let handled = AssertUnwindSafe(run(&state, &message)).catch_unwind().await;
+        let handled = AssertUnwindSafe(run(&core, &message)).catch_unwind().await;
         if let Ok(Err(err)) = handled {
             let err: async_graphql::Error = err.into();
             tracing::error!(conversation.id = %message.conversation_id, error = %err.message, "handling a visitor message failed");
         }
-        state.pipelines.running.fetch_sub(1, Ordering::SeqCst);
+        core.pipelines.running.fetch_sub(1, Ordering::SeqCst);
     });
 }
 
 /// AI answers since the AI last took control, and how many of them were unsure.
 async fn ai_answers(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     threshold: f64,
 ) -> AppResult<(u32, u32)> {
-    let row = state
+    let row = core
         .db
         .reader
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "SELECT COUNT(*) AS answers, \
              COALESCE(SUM(CASE WHEN confidence IS NULL OR confidence < ? THEN 1 ELSE 0 END), 0) AS unsure \
              FROM messages WHERE conversation_id = ? AND author = 'AI' AND seq > ?",
@@ -94,28 +94,28 @@ async fn ai_answers(
     Ok((answers as u32, unsure as u32))
 }
 
-async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
-    let lock = state.pipelines.get(&message.conversation_id);
+async fn run(core: &Core, message: &message::Model) -> AppResult<()> {
+    let lock = core.pipelines.get(&message.conversation_id);
     let _turn = lock.lock().await;
     // Where tests of fault handling make a background task panic.
-    state.faults.maybe_panic();
+    core.faults.maybe_panic();
     let Some(conversation) = conversation::Entity::find_by_id(message.conversation_id.as_str())
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
     else {
         return Ok(());
     };
-    super::tagger::tag_message(state, &conversation, message).await?;
+    super::tagger::tag_message(core, &conversation, message).await?;
     if conversation.status != ConversationStatus::Ai {
         return Ok(());
     }
-    let workspace = super::workspaces::get(state, &conversation.workspace_id).await?;
+    let workspace = super::workspaces::get(core, &conversation.workspace_id).await?;
     let policy = HandoffPolicy::parse(&workspace.handoff_policy);
-    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    let applied = super::tags::applied(core, std::slice::from_ref(&conversation.id)).await?;
     let escalating_tag = applied
         .iter()
         .any(|(_, tag)| tag.escalate || policy.escalate_tag_ids.contains(&tag.id));
-    let (answers, unsure) = ai_answers(state, &conversation, policy.confidence_threshold).await?;
+    let (answers, unsure) = ai_answers(core, &conversation, policy.confidence_threshold).await?;
     let situation = Situation {
         message: &message.body,
         escalating_tag,
@@ -123,15 +123,15 @@ async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
         low_confidence_answers: unsure,
     };
     if let Some((reason, _phrase)) = policy::before_answer(&policy, &situation) {
-        super::handoffs::request(state, &conversation, reason, None).await?;
+        super::handoffs::request(core, &conversation, reason, None).await?;
         return Ok(());
     }
     if !workspace.responder_enabled {
         return Ok(());
     }
-    let answer = super::responder::answer(state, &workspace.id, &message.body).await?;
+    let answer = super::responder::answer(core, &workspace.id, &message.body).await?;
     if let Some(reason) = policy::after_answer(&policy, &situation, answer.confidence) {
-        super::handoffs::request(state, &conversation, reason, None).await?;
+        super::handoffs::request(core, &conversation, reason, None).await?;
         return Ok(());
     }
     let reply = NewMessage {
@@ -144,7 +144,7 @@ async fn run(state: &AppState, message: &message::Model) -> AppResult<()> {
         client_message_id: None,
         reply_to_seq: Some(message.seq),
     };
-    match super::messages::post(state, &conversation.workspace_id, &conversation.id, reply).await {
+    match super::messages::post(core, &conversation.workspace_id, &conversation.id, reply).await {
         // A human took over, or the visitor wrote again: this answer is dropped.
         Err(AppError::Conflict { .. }) => Ok(()),
         other => other.map(|_| ()),

@@ -2,8 +2,8 @@
 //! with no open socket for the presence timeout (`--presence-timeout`, 60 s) is
 //! `OFFLINE` whatever it set, as Intercom and Zendesk show teammates.
 //!
-//! Each process notes the agents with a socket open on it (`crate::ws`'s
-//! sessions) in `agents.last_seen_at`, at once when a first socket opens and then
+//! Each process notes the agents with a socket open on it (the transport says
+//! which) in `agents.last_seen_at`, at once when a first socket opens and then
 //! every quarter of the timeout. Changes are announced on `inbox`
 //! (`AGENT_AVAILABILITY_CHANGED`) once each, whichever process sees them first:
 //! `agents.announced` holds what was announced last, and every announcement is a
@@ -16,9 +16,9 @@ use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 use super::feed::{self, Event};
 use super::stmt;
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::{Availability, agent, now_ms};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 /// What an agent is as of `now`: what it set, or `OFFLINE` without a socket seen
 /// within `timeout`.
@@ -32,13 +32,13 @@ pub fn effective(agent: &agent::Model, now: i64, timeout: Duration) -> Availabil
 
 /// Announce the rows `sql` changed (`RETURNING *`), in one transaction.
 async fn announce(
-    state: &AppState,
+    core: &Core,
     sql: &str,
     values: Vec<sea_orm::Value>,
 ) -> AppResult<Vec<agent::Model>> {
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let changed = txn
-        .query_all_raw(stmt(state.db.backend(), sql, values))
+        .query_all_raw(stmt(core.db.backend(), sql, values))
         .await?
         .iter()
         .map(|row| agent::Model::from_query_result(row, ""))
@@ -47,9 +47,9 @@ async fn announce(
         .iter()
         .map(|a| Event::availability_changed(&a.workspace_id, &a.id, a.announced))
         .collect();
-    feed::commit(state, txn, &events).await?;
+    feed::commit(core, txn, &events).await?;
     for agent in &changed {
-        state.agents.put(agent.id.clone(), agent.clone());
+        core.agents.put(agent.id.clone(), agent.clone());
     }
     Ok(changed)
 }
@@ -57,7 +57,7 @@ async fn announce(
 /// The signed-in agent sets `ONLINE` or `AWAY`. Announced at once when the
 /// agent has a socket open (else it stays `OFFLINE` until one opens).
 pub async fn set(
-    state: &AppState,
+    core: &Core,
     me: &AgentPrincipal,
     availability: Availability,
 ) -> AppResult<agent::Model> {
@@ -69,7 +69,7 @@ pub async fn set(
     }
     let value = || sea_orm::ActiveEnum::to_value(&availability);
     let changed = announce(
-        state,
+        core,
         "UPDATE agents SET availability = ?, announced = ? \
          WHERE id = ? AND workspace_id = ? AND announced <> 'OFFLINE' AND announced <> ? \
          RETURNING *",
@@ -86,10 +86,10 @@ pub async fn set(
         return Ok(agent);
     }
     // Offline, or already so: stored without an announcement.
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let row = txn
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "UPDATE agents SET availability = ? WHERE id = ? AND workspace_id = ? RETURNING *",
             vec![
                 value().into(),
@@ -101,13 +101,13 @@ pub async fn set(
         .ok_or(AppError::NotFound("agent"))?;
     txn.commit().await?;
     let agent = agent::Model::from_query_result(&row, "")?;
-    state.agents.put(agent.id.clone(), agent.clone());
+    core.agents.put(agent.id.clone(), agent.clone());
     Ok(agent)
 }
 
 /// Note that `agent_ids` have a socket open here now, and announce those that
 /// come back from `OFFLINE`.
-pub async fn seen(state: &AppState, agent_ids: &[String]) -> AppResult<()> {
+pub async fn seen(core: &Core, agent_ids: &[String]) -> AppResult<()> {
     if agent_ids.is_empty() {
         return Ok(());
     }
@@ -115,17 +115,16 @@ pub async fn seen(state: &AppState, agent_ids: &[String]) -> AppResult<()> {
     let now = now_ms();
     let mut values: Vec<sea_orm::Value> = vec![now.into()];
     values.extend(agent_ids.iter().map(|id| id.as_str().into()));
-    state
-        .db
+    core.db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             &format!("UPDATE agents SET last_seen_at = ? WHERE id IN ({marks})"),
             values.clone(),
         ))
         .await?;
     announce(
-        state,
+        core,
         &format!(
             "UPDATE agents SET announced = availability \
              WHERE id IN ({marks}) AND announced = 'OFFLINE' AND last_seen_at >= ? RETURNING *"
@@ -141,16 +140,16 @@ pub async fn seen(state: &AppState, agent_ids: &[String]) -> AppResult<()> {
 }
 
 /// Announce as `OFFLINE` the agents without a socket seen within the timeout.
-pub async fn sweep_offline(state: &AppState) -> AppResult<Vec<agent::Model>> {
-    let timeout = i64::try_from(state.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
+pub async fn sweep_offline(core: &Core) -> AppResult<Vec<agent::Model>> {
+    let timeout = i64::try_from(core.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
     let cutoff = now_ms() - timeout;
     // Looked for on the background connections first: most beats find nobody, and
     // write nothing.
-    let due = state
+    let due = core
         .db
         .background
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "SELECT id FROM agents WHERE announced <> 'OFFLINE' \
              AND (last_seen_at IS NULL OR last_seen_at < ?) LIMIT 1",
             vec![cutoff.into()],
@@ -160,7 +159,7 @@ pub async fn sweep_offline(state: &AppState) -> AppResult<Vec<agent::Model>> {
         return Ok(Vec::new());
     }
     announce(
-        state,
+        core,
         "UPDATE agents SET announced = 'OFFLINE' \
          WHERE announced <> 'OFFLINE' AND (last_seen_at IS NULL OR last_seen_at < ?) RETURNING *",
         vec![cutoff.into()],
@@ -168,21 +167,22 @@ pub async fn sweep_offline(state: &AppState) -> AppResult<Vec<agent::Model>> {
     .await
 }
 
-/// Keep presence from this process until shutdown.
-pub fn start(state: &AppState) {
-    let state = state.clone();
-    let every = (state.config.presence_timeout / 4).max(Duration::from_millis(10));
-    state.connections.clone().spawn(async move {
+/// Keep presence from this process until shutdown: every quarter of the timeout,
+/// note the agents that `open_agents` says have a socket open here.
+pub fn start(core: &Core, open_agents: impl Fn() -> Vec<String> + Send + 'static) {
+    let core = core.clone();
+    let every = (core.config.presence_timeout / 4).max(Duration::from_millis(10));
+    core.tasks.clone().spawn(async move {
         loop {
             tokio::select! {
-                () = state.shutdown.cancelled() => return,
+                () = core.shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
-            let open = state.sessions.open_agents();
-            if let Err(err) = seen(&state, &open).await {
+            let open = open_agents();
+            if let Err(err) = seen(&core, &open).await {
                 tracing::warn!(error.detail = ?err, "noting agents' sockets failed");
             }
-            if let Err(err) = sweep_offline(&state).await {
+            if let Err(err) = sweep_offline(&core).await {
                 tracing::warn!(error.detail = ?err, "announcing offline agents failed");
             }
         }
@@ -191,10 +191,10 @@ pub fn start(state: &AppState) {
 
 /// A first socket of `agent_id` opened on this process: note it now, not at the
 /// next beat.
-pub fn opened(state: &AppState, agent_id: &str) {
-    let (state, ids) = (state.clone(), vec![agent_id.to_owned()]);
-    state.connections.clone().spawn(async move {
-        if let Err(err) = seen(&state, &ids).await {
+pub fn opened(core: &Core, agent_id: &str) {
+    let (core, ids) = (core.clone(), vec![agent_id.to_owned()]);
+    core.tasks.clone().spawn(async move {
+        if let Err(err) = seen(&core, &ids).await {
             tracing::warn!(error.detail = ?err, "noting an agent's socket failed");
         }
     });

@@ -3,15 +3,15 @@
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::auth::Principal;
+use crate::domain::Core;
 use crate::entity::{now_ms, rating};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 use super::{stmt, validate};
 
 /// The visitor rates its conversation; rating again replaces the rating.
 pub async fn rate(
-    state: &AppState,
+    core: &Core,
     principal: &Principal,
     conversation_id: &str,
     score: i32,
@@ -27,12 +27,12 @@ pub async fn rate(
         Some(c) => Some(validate::text("comment", c, 2_000)?),
         None => None,
     };
-    let conversation = super::conversations::get(state, principal, conversation_id).await?;
-    state
+    let conversation = super::conversations::get(core, principal, conversation_id).await?;
+    core
         .db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "INSERT INTO conversation_ratings (conversation_id, workspace_id, score, comment, created_at) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (conversation_id) DO UPDATE SET \
              score = excluded.score, comment = excluded.comment, created_at = excluded.created_at",
@@ -45,13 +45,13 @@ pub async fn rate(
             ],
         ))
         .await?;
-    of(state, &conversation.id)
+    of(core, &conversation.id)
         .await?
         .ok_or_else(|| AppError::internal("rating vanished"))
 }
 
-pub async fn of(state: &AppState, conversation_id: &str) -> AppResult<Option<rating::Model>> {
+pub async fn of(core: &Core, conversation_id: &str) -> AppResult<Option<rating::Model>> {
     Ok(rating::Entity::find_by_id(conversation_id)
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?)
 }

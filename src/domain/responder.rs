@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
+use crate::domain::Core;
 use crate::entity::article;
 use crate::error::AppResult;
-use crate::state::AppState;
 
 use super::knowledge::{self, Hit};
 use super::text;
@@ -151,8 +151,8 @@ pub fn best_answer(question: &str, articles: &[article::Model]) -> Answer {
 }
 
 /// Answer `question` from the workspace's articles.
-pub async fn answer(state: &AppState, workspace_id: &str, question: &str) -> AppResult<Answer> {
-    let hits: Vec<Hit> = knowledge::search(state, workspace_id, question, CANDIDATES, 0).await?;
+pub async fn answer(core: &Core, workspace_id: &str, question: &str) -> AppResult<Answer> {
+    let hits: Vec<Hit> = knowledge::search(core, workspace_id, question, CANDIDATES, 0).await?;
     let articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
     Ok(best_answer(question, &articles))
 }

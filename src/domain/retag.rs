@@ -15,12 +15,12 @@ use sea_orm::{
 };
 
 use super::feed::{self, Change, Event};
+use crate::domain::Core;
 use crate::entity::{
     Author, TagSource, conversation, conversation_tag, insight_tag, message, now_ms, retag_job,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::tagger;
 
@@ -28,15 +28,11 @@ use super::tagger;
 const BATCH: u64 = 100;
 
 /// Start a job over the conversations updated at or after `since`.
-pub async fn start(
-    state: &AppState,
-    workspace_id: &str,
-    since: i64,
-) -> AppResult<retag_job::Model> {
+pub async fn start(core: &Core, workspace_id: &str, since: i64) -> AppResult<retag_job::Model> {
     let total = conversation::Entity::find()
         .filter(conversation::Column::WorkspaceId.eq(workspace_id))
         .filter(conversation::Column::UpdatedAt.gte(since))
-        .count(&state.db.reader)
+        .count(&core.db.reader)
         .await?;
     let job = retag_job::ActiveModel {
         id: Set(new_id(Kind::Job)),
@@ -51,38 +47,38 @@ pub async fn start(
         created_at: Set(now_ms()),
         finished_at: Set(None),
     }
-    .insert(&state.db.writer)
+    .insert(&core.db.writer)
     .await?;
-    spawn(state, job.clone());
+    spawn(core, job.clone());
     Ok(job)
 }
 
 /// Resume the jobs a previous run of the server left unfinished.
-pub async fn resume(state: &AppState) -> AppResult<()> {
+pub async fn resume(core: &Core) -> AppResult<()> {
     let unfinished = retag_job::Entity::find()
         .filter(retag_job::Column::Status.eq("RUNNING"))
-        .all(&state.db.writer)
+        .all(&core.db.writer)
         .await?;
     for job in unfinished {
-        spawn(state, job);
+        spawn(core, job);
     }
     Ok(())
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<retag_job::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<retag_job::Model> {
     retag_job::Entity::find_by_id(id)
         .filter(retag_job::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .ok_or(AppError::NotFound("retag job"))
 }
 
-fn spawn(state: &AppState, job: retag_job::Model) {
-    let state = state.clone();
-    let tracker = state.connections.clone();
+fn spawn(core: &Core, job: retag_job::Model) {
+    let core = core.clone();
+    let tracker = core.tasks.clone();
     tracker.spawn(async move {
         let id = job.id.clone();
-        if let Err(err) = run(&state, job).await {
+        if let Err(err) = run(&core, job).await {
             let err: async_graphql::Error = err.into();
             tracing::error!(job.id = %id, error = %err.message, "retagging failed");
             let failed = retag_job::ActiveModel {
@@ -91,15 +87,15 @@ fn spawn(state: &AppState, job: retag_job::Model) {
                 finished_at: Set(Some(now_ms())),
                 ..Default::default()
             };
-            let _ = failed.update(&state.db.writer).await;
+            let _ = failed.update(&core.db.writer).await;
         }
     });
 }
 
-async fn run(state: &AppState, mut job: retag_job::Model) -> AppResult<()> {
-    let tags = super::tags::list(state, &job.workspace_id).await?;
+async fn run(core: &Core, mut job: retag_job::Model) -> AppResult<()> {
+    let tags = super::tags::list(core, &job.workspace_id).await?;
     loop {
-        if state.shutdown.is_cancelled() {
+        if core.shutdown.is_cancelled() {
             return Ok(());
         }
         let mut select = conversation::Entity::find()
@@ -111,13 +107,13 @@ async fn run(state: &AppState, mut job: retag_job::Model) -> AppResult<()> {
         let batch = select
             .order_by_asc(conversation::Column::Id)
             .limit(BATCH)
-            .all(&state.db.reader)
+            .all(&core.db.reader)
             .await?;
         let Some(last) = batch.last().map(|c| c.id.clone()) else {
             break;
         };
         for conversation in &batch {
-            let (tagged, untagged) = retag_one(state, &tags, conversation).await?;
+            let (tagged, untagged) = retag_one(core, &tags, conversation).await?;
             job.tagged += tagged;
             job.untagged += untagged;
         }
@@ -128,20 +124,20 @@ async fn run(state: &AppState, mut job: retag_job::Model) -> AppResult<()> {
         active.processed = Set(job.processed);
         active.tagged = Set(job.tagged);
         active.untagged = Set(job.untagged);
-        active.update(&state.db.writer).await?;
+        active.update(&core.db.writer).await?;
         // Let requests at the writer between batches.
         tokio::task::yield_now().await;
     }
     let mut active: retag_job::ActiveModel = job.into();
     active.status = Set("DONE".to_owned());
     active.finished_at = Set(Some(now_ms()));
-    active.update(&state.db.writer).await?;
+    active.update(&core.db.writer).await?;
     Ok(())
 }
 
 /// Retag one conversation; how many tags were applied and removed.
 async fn retag_one(
-    state: &AppState,
+    core: &Core,
     tags: &[insight_tag::Model],
     conversation: &conversation::Model,
 ) -> AppResult<(i64, i64)> {
@@ -149,7 +145,7 @@ async fn retag_one(
         .filter(message::Column::ConversationId.eq(conversation.id.as_str()))
         .filter(message::Column::Author.is_in([Author::Visitor, Author::Ai]))
         .order_by_asc(message::Column::Seq)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     // What the rules say now: the first evidence for each tag.
     let mut wanted: HashMap<&str, (String, f64, String)> = HashMap::new();
@@ -170,7 +166,7 @@ async fn retag_one(
     }
     let existing = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
-        .all(&state.db.writer)
+        .all(&core.db.writer)
         .await?;
     let mut untagged = 0;
     for row in existing
@@ -178,7 +174,7 @@ async fn retag_one(
         .filter(|r| r.source == TagSource::Auto && r.removed_at.is_none())
     {
         if !wanted.contains_key(row.tag_id.as_str()) {
-            let txn = state.db.writer.begin().await?;
+            let txn = core.db.writer.begin().await?;
             conversation_tag::Entity::delete_many()
                 .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
                 .filter(conversation_tag::Column::TagId.eq(row.tag_id.as_str()))
@@ -191,7 +187,7 @@ async fn retag_one(
                     tag_id: row.tag_id.clone(),
                 },
             );
-            feed::commit(state, txn, &[untag]).await?;
+            feed::commit(core, txn, &[untag]).await?;
             untagged += 1;
         }
     }
@@ -201,7 +197,7 @@ async fn retag_one(
             continue;
         }
         if tagger::apply(
-            state,
+            core,
             conversation,
             tag_id,
             &evidence,

@@ -35,10 +35,10 @@ use sea_orm::{
 
 use super::feed::{self, Event};
 use super::stmt;
+use crate::domain::Core;
 use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffStatus, TeamRouting, conversation, handoff, now_ms, team};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 /// Conversations an agent holds at most unless set otherwise (`updateAgent`).
 pub const DEFAULT_MAX_CONCURRENT: i32 = 5;
@@ -67,7 +67,7 @@ struct Candidate {
 /// routing or outside the team's hours. `handoff_id` names a handoff already
 /// stored, whose earlier offerees are passed over.
 pub async fn next_offer<C: ConnectionTrait>(
-    state: &AppState,
+    core: &Core,
     conn: &C,
     team: &team::Model,
     handoff_id: Option<&str>,
@@ -82,7 +82,7 @@ pub async fn next_offer<C: ConnectionTrait>(
     {
         return Ok(None);
     }
-    let timeout = i64::try_from(state.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
+    let timeout = i64::try_from(core.config.presence_timeout.as_millis()).unwrap_or(i64::MAX);
     let rows = conn
         .query_all_raw(stmt(
             conn.get_database_backend(),
@@ -182,13 +182,13 @@ pub async fn ended(
 
 /// The offers of `handoff_ids`, oldest first.
 pub async fn offers_of(
-    state: &AppState,
+    core: &Core,
     handoff_ids: &[String],
 ) -> AppResult<Vec<handoff_offer::Model>> {
     Ok(handoff_offer::Entity::find()
         .filter(handoff_offer::Column::HandoffId.is_in(handoff_ids.iter().cloned()))
         .order_by_asc(handoff_offer::Column::OfferedAt)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
@@ -204,19 +204,19 @@ enum Holding<'a> {
 
 /// Offer a waiting handoff to the next agent, if its team has one to offer it to.
 pub async fn offer_waiting(
-    state: &AppState,
+    core: &Core,
     handoff: &handoff::Model,
 ) -> AppResult<Option<handoff::Model>> {
-    pass_on(state, handoff, Holding::Nobody).await
+    pass_on(core, handoff, Holding::Nobody).await
 }
 
 /// The offered agent declines: the offer goes to the next agent, or the queue.
 pub async fn decline(
-    state: &AppState,
+    core: &Core,
     agent: &crate::auth::AgentPrincipal,
     handoff_id: &str,
 ) -> AppResult<handoff::Model> {
-    let current = super::handoffs::get(state, &agent.workspace_id, handoff_id).await?;
+    let current = super::handoffs::get(core, &agent.workspace_id, handoff_id).await?;
     let not_yours = || AppError::Conflict {
         message: "this handoff is not offered to you (the offer passed on, or it was accepted)"
             .to_owned(),
@@ -227,7 +227,7 @@ pub async fn decline(
     {
         return Err(not_yours());
     }
-    pass_on(state, &current, Holding::Declined(&agent.agent_id))
+    pass_on(core, &current, Holding::Declined(&agent.agent_id))
         .await?
         .ok_or_else(not_yours)
 }
@@ -236,7 +236,7 @@ pub async fn decline(
 /// the queue; `None` when it was no longer there (someone else moved it), or is
 /// waiting with nobody to offer it to.
 async fn pass_on(
-    state: &AppState,
+    core: &Core,
     handoff: &handoff::Model,
     from: Holding<'_>,
 ) -> AppResult<Option<handoff::Model>> {
@@ -245,10 +245,10 @@ async fn pass_on(
     };
     let now = now_ms();
     let team = team::Entity::find_by_id(team_id)
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("team"))?;
-    let offer = next_offer(state, &state.db.reader, &team, Some(&handoff.id), now).await?;
+    let offer = next_offer(core, &core.db.reader, &team, Some(&handoff.id), now).await?;
     if matches!(from, Holding::Nobody) && offer.is_none() {
         return Ok(None);
     }
@@ -278,7 +278,7 @@ async fn pass_on(
             "status = 'OFFERED' AND offered_to = ? AND offer_expires_at <= ?"
         }
     };
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let sql = format!(
         "UPDATE handoffs SET status = ?, offered_to = ?, offer_expires_at = ? \
          WHERE id = ? AND {condition} RETURNING *"
@@ -298,15 +298,15 @@ async fn pass_on(
     if let Some(offer) = &offer {
         record(&txn, &moved.id, team_id, offer, now).await?;
     }
-    commit(state, txn, moved.clone(), Event::handoff_changed).await?;
-    state.accepts.changed(&moved);
+    commit(core, txn, moved.clone(), Event::handoff_changed).await?;
+    core.accepts.changed(&moved);
     Ok(Some(moved))
 }
 
 /// Commit `txn` with the event `told` builds of `handoff` and its conversation
 /// as they are in it (the conversation itself does not change).
 async fn commit(
-    state: &AppState,
+    core: &Core,
     txn: DatabaseTransaction,
     handoff: handoff::Model,
     told: fn(handoff::Model, conversation::Model) -> Event,
@@ -315,12 +315,12 @@ async fn commit(
         .one(&txn)
         .await?
         .ok_or(AppError::NotFound("conversation"))?;
-    feed::commit(state, txn, &[told(handoff, conversation)]).await
+    feed::commit(core, txn, &[told(handoff, conversation)]).await
 }
 
 /// Mark `handoff` as past its accept target, once.
-async fn breach(state: &AppState, handoff: &handoff::Model) -> AppResult<bool> {
-    let txn = state.db.writer.begin().await?;
+async fn breach(core: &Core, handoff: &handoff::Model) -> AppResult<bool> {
+    let txn = core.db.writer.begin().await?;
     let Some(row) = txn
         .query_one_raw(stmt(
             txn.get_database_backend(),
@@ -334,26 +334,26 @@ async fn breach(state: &AppState, handoff: &handoff::Model) -> AppResult<bool> {
         return Ok(false);
     };
     let breached = handoff::Model::from_query_result(&row, "")?;
-    commit(state, txn, breached, Event::sla_breached).await?;
+    commit(core, txn, breached, Event::sla_breached).await?;
     Ok(true)
 }
 
 /// Sweep from this process until shutdown: every second, or every
 /// `--sweep-every` when that is shorter.
-pub fn start(state: &AppState) {
-    let every = state
+pub fn start(core: &Core) {
+    let every = core
         .config
         .sweep_every
         .clamp(Duration::from_millis(10), Duration::from_secs(1));
-    super::sweeper::repeat(state, every, "routing handoffs", |state| async move {
-        sweep(&state).await
+    super::sweeper::repeat(core, every, "routing handoffs", |core| async move {
+        sweep(&core).await
     });
 }
 
 /// One look at offers that expired, targets that passed and handoffs waiting in
 /// teams with automatic routing. Reads on the background connections.
-pub async fn sweep(state: &AppState) -> AppResult<()> {
-    let db = &state.db.background;
+pub async fn sweep(core: &Core) -> AppResult<()> {
+    let db = &core.db.background;
     let now = now_ms();
     let expired = handoff::Entity::find()
         .filter(handoff::Column::Status.eq(HandoffStatus::Offered))
@@ -364,7 +364,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .await?;
     for handoff in expired {
         if let Some(agent) = handoff.offered_to.as_deref() {
-            pass_on(state, &handoff, Holding::Expired(agent)).await?;
+            pass_on(core, &handoff, Holding::Expired(agent)).await?;
         }
     }
     let due = handoff::Entity::find()
@@ -376,7 +376,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .all(db)
         .await?;
     for handoff in due {
-        breach(state, &handoff).await?;
+        breach(core, &handoff).await?;
     }
     // Teams that could offer a handoff now (automatic routing, open, someone free,
     // whatever they were offered before): one look per team, and the queues of
@@ -387,7 +387,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .all(db)
         .await?
     {
-        if next_offer(state, db, &team, None, now).await?.is_some() {
+        if next_offer(core, db, &team, None, now).await?.is_some() {
             staffed.push(team.id);
         }
     }
@@ -402,7 +402,7 @@ pub async fn sweep(state: &AppState) -> AppResult<()> {
         .all(db)
         .await?;
     for handoff in waiting {
-        offer_waiting(state, &handoff).await?;
+        offer_waiting(core, &handoff).await?;
     }
     Ok(())
 }

@@ -7,10 +7,10 @@ use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::feed::{self, Event, EventKind};
+use crate::domain::Core;
 use crate::entity::message;
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Cursor, Scope, Topic};
-use crate::state::AppState;
 
 /// Messages read per query while replaying or catching up.
 const REPLAY_PAGE: u64 = 500;
@@ -25,15 +25,15 @@ const REPLAY_PAGE: u64 = 500;
 /// read from the database: per conversation, commits happen in `seq` order, so
 /// everything up to a delivered `seq` is already committed.
 pub fn messages(
-    state: AppState,
+    core: Core,
     conversation_id: String,
     include_internal: bool,
     after_seq: i64,
 ) -> impl Stream<Item = AppResult<Arc<message::Model>>> {
-    let mut events = state
+    let mut events = core
         .events
         .subscribe(Topic::Conversation(conversation_id.clone()));
-    let listening = state.events.listening();
+    let listening = core.events.listening();
     async_stream::try_stream! {
         let _listening = listening;
         let mut last = after_seq.max(0);
@@ -43,7 +43,7 @@ pub fn messages(
                 loop {
                     // Boxed: a query future is large, and this stream idles far longer than
                     // it queries; unboxed, every subscriber would carry one.
-                    let page = Box::pin(super::messages::page(&state, &conversation_id, true, last, REPLAY_PAGE))
+                    let page = Box::pin(super::messages::page(&core, &conversation_id, true, last, REPLAY_PAGE))
                         .await?;
                     let done = (page.len() as u64) < REPLAY_PAGE;
                     for message in page {
@@ -90,14 +90,14 @@ pub enum From {
 
 /// A cursor a client sent, checked: `BAD_USER_INPUT` when malformed, or (reason
 /// `CURSOR_EXPIRED`) when the events after it have been pruned.
-pub async fn resume_from(state: &AppState, field: &str, cursor: &str) -> AppResult<Cursor> {
+pub async fn resume_from(core: &Core, field: &str, cursor: &str) -> AppResult<Cursor> {
     let Some(parsed) = Cursor::parse(cursor) else {
         return Err(AppError::bad_input(
             field,
             "is not a cursor this server gave out",
         ));
     };
-    if events::check_cursor(&state.db, parsed).await?.is_err() {
+    if events::check_cursor(&core.db, parsed).await?.is_err() {
         return Err(AppError::BadInput {
             field: field.to_owned(),
             message: "events after this cursor are older than the retention and were pruned: \
@@ -124,29 +124,25 @@ pub async fn resume_from(state: &AppState, field: &str, cursor: &str) -> AppResu
 /// "now" is the newest event the log shows when the stream starts, read before
 /// subscribing (then caught up from it): what committed before the subscription
 /// started is not delivered as if it happened after, and nothing after is missed.
-pub fn events(
-    state: AppState,
-    topic: Topic,
-    from: From,
-) -> impl Stream<Item = AppResult<Arc<Event>>> {
-    let shared_log = state.db.pg_pool.is_some();
+pub fn events(core: Core, topic: Topic, from: From) -> impl Stream<Item = AppResult<Arc<Event>>> {
+    let shared_log = core.db.pg_pool.is_some();
     let (mut last, mut catch_up, mut events) = match from {
-        From::After(cursor) => (cursor, true, state.events.subscribe(topic.clone())),
+        From::After(cursor) => (cursor, true, core.events.subscribe(topic.clone())),
         From::Now => {
-            let before = *state.events.delivered().borrow();
-            let events = state.events.subscribe(topic.clone());
-            let after = *state.events.delivered().borrow();
+            let before = *core.events.delivered().borrow();
+            let events = core.events.subscribe(topic.clone());
+            let after = *core.events.delivered().borrow();
             (before, after != before && !shared_log, events)
         }
     };
     let now = matches!(from, From::Now) && shared_log;
-    let mut listening = (!now).then(|| state.events.listening());
+    let mut listening = (!now).then(|| core.events.listening());
     async_stream::try_stream! {
         if now {
-            last = Box::pin(events::newest(&state.db)).await?;
-            events = state.events.subscribe(topic.clone());
+            last = Box::pin(events::newest(&core.db)).await?;
+            events = core.events.subscribe(topic.clone());
             catch_up = true;
-            listening = Some(state.events.listening());
+            listening = Some(core.events.listening());
         }
         let _listening = listening;
         loop {
@@ -157,7 +153,7 @@ pub fn events(
                         Topic::Conversation(id) => Scope { conversation_id: Some(id), ..Scope::default() },
                         Topic::Workspace(id) => Scope { workspace_id: Some(id), ..Scope::default() },
                     };
-                    let page = Box::pin(events::read(&state.db.reader, last, &scope, REPLAY_PAGE)).await?;
+                    let page = Box::pin(events::read(&core.db.reader, last, &scope, REPLAY_PAGE)).await?;
                     let done = (page.len() as u64) < REPLAY_PAGE;
                     for record in page {
                         last = record.cursor.unwrap_or(last);

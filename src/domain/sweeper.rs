@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
+use crate::domain::Core;
 use crate::entity::{ConversationStatus, ResolvedBy, conversation, now_ms, workspace};
 use crate::error::AppResult;
-use crate::state::AppState;
 
 use super::policy::HandoffPolicy;
 
@@ -27,31 +27,31 @@ pub const AUTO_RESOLVED_NOTE: &str =
 const BATCH: u64 = 200;
 
 /// Sweep from this process until shutdown.
-pub fn start(state: &AppState) {
-    let every = state.config.sweep_every.max(Duration::from_millis(10));
+pub fn start(core: &Core) {
+    let every = core.config.sweep_every.max(Duration::from_millis(10));
     repeat(
-        state,
+        core,
         every,
         "resolving silent conversations",
-        |state| async move { sweep(&state).await.map(drop) },
+        |core| async move { sweep(&core).await.map(drop) },
     );
 }
 
 /// Run `job` now and then every `every` until shutdown; a failure is logged as
 /// `what` failing, and the next turn comes as usual.
-pub fn repeat<F, Fut>(state: &AppState, every: Duration, what: &'static str, job: F)
+pub fn repeat<F, Fut>(core: &Core, every: Duration, what: &'static str, job: F)
 where
-    F: Fn(AppState) -> Fut + Send + 'static,
+    F: Fn(Core) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = AppResult<()>> + Send,
 {
-    let state = state.clone();
-    state.connections.clone().spawn(async move {
+    let core = core.clone();
+    core.tasks.clone().spawn(async move {
         loop {
-            if let Err(err) = job(state.clone()).await {
+            if let Err(err) = job(core.clone()).await {
                 tracing::warn!(error.detail = ?err, "{what} failed");
             }
             tokio::select! {
-                () = state.shutdown.cancelled() => return,
+                () = core.shutdown.cancelled() => return,
                 () = tokio::time::sleep(every) => {}
             }
         }
@@ -59,10 +59,10 @@ where
 }
 
 /// One look at every workspace; how many conversations this process resolved.
-pub async fn sweep(state: &AppState) -> AppResult<usize> {
+pub async fn sweep(core: &Core) -> AppResult<usize> {
     // Read on the background connections: a sweep with nothing to do is not a
     // statement any request is counted for (`Db::statement_count`).
-    let workspaces = workspace::Entity::find().all(&state.db.background).await?;
+    let workspaces = workspace::Entity::find().all(&core.db.background).await?;
     let mut resolved = 0;
     for workspace in workspaces {
         let policy = HandoffPolicy::parse(&workspace.handoff_policy);
@@ -76,12 +76,12 @@ pub async fn sweep(state: &AppState) -> AppResult<usize> {
             .filter(conversation::Column::UpdatedAt.lt(cutoff))
             .order_by_asc(conversation::Column::UpdatedAt)
             .limit(BATCH)
-            .all(&state.db.background)
+            .all(&core.db.background)
             .await?;
         for conversation in silent {
             let note = Some(AUTO_RESOLVED_NOTE.to_owned());
             let closed =
-                super::conversations::close(state, &conversation, ResolvedBy::Auto, note).await?;
+                super::conversations::close(core, &conversation, ResolvedBy::Auto, note).await?;
             resolved += usize::from(closed.is_some());
         }
     }

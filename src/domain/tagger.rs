@@ -7,9 +7,9 @@ use regex::RegexBuilder;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TransactionTrait};
 
 use super::feed::{self, Change, Event};
+use crate::domain::Core;
 use crate::entity::{conversation, conversation_tag, insight_tag, message, now_ms};
 use crate::error::AppResult;
-use crate::state::AppState;
 
 use super::{stmt, text};
 
@@ -55,17 +55,17 @@ pub fn matches(tag: &insight_tag::Model, body: &str) -> Option<Match> {
 /// Apply every matching tag that the conversation does not have (and that no agent
 /// removed from it) for a visitor message; the ids of the tags applied.
 pub async fn tag_message(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     message: &message::Model,
 ) -> AppResult<Vec<String>> {
-    let tags = super::tags::list(state, &conversation.workspace_id).await?;
+    let tags = super::tags::list(core, &conversation.workspace_id).await?;
     if tags.is_empty() {
         return Ok(Vec::new());
     }
     let known: Vec<String> = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.eq(conversation.id.as_str()))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?
         .into_iter()
         .map(|row| row.tag_id)
@@ -76,7 +76,7 @@ pub async fn tag_message(
             continue;
         };
         apply(
-            state,
+            core,
             conversation,
             &tag.id,
             &found.evidence.join(", "),
@@ -91,17 +91,17 @@ pub async fn tag_message(
 
 /// Put an `AUTO` tag on a conversation unless it is there already or was removed.
 pub async fn apply(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     tag_id: &str,
     evidence: &str,
     confidence: f64,
     message_id: Option<&str>,
 ) -> AppResult<bool> {
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let inserted = txn
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "INSERT INTO conversation_tags \
              (conversation_id, tag_id, workspace_id, source, evidence, confidence, message_id, applied_by, applied_at, removed_at) \
              VALUES (?, ?, ?, 'AUTO', ?, ?, ?, NULL, ?, NULL) ON CONFLICT (conversation_id, tag_id) DO NOTHING",
@@ -127,7 +127,7 @@ pub async fn apply(
     } else {
         Vec::new()
     };
-    feed::commit(state, txn, &events).await?;
+    feed::commit(core, txn, &events).await?;
     Ok(applied)
 }
 
@@ -157,7 +157,7 @@ pub fn cites_covered_article(tag: &insight_tag::Model, sources: &str) -> Option<
 
 /// Apply the tags that cover the articles an AI answer cites.
 pub async fn tag_cited_articles(
-    state: &AppState,
+    core: &Core,
     conversation: &conversation::Model,
     answer: &message::Model,
 ) -> AppResult<Vec<String>> {
@@ -165,12 +165,12 @@ pub async fn tag_cited_articles(
         return Ok(Vec::new());
     }
     let mut applied = Vec::new();
-    for tag in super::tags::list(state, &conversation.workspace_id).await? {
+    for tag in super::tags::list(core, &conversation.workspace_id).await? {
         let Some((evidence, confidence)) = cites_covered_article(&tag, &answer.sources) else {
             continue;
         };
         if apply(
-            state,
+            core,
             conversation,
             &tag.id,
             &evidence,

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use super::feed::{self, Change, Event};
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::{is_unique_violation, stmt, validate};
 
@@ -55,7 +55,7 @@ fn keywords(values: &[String]) -> AppResult<String> {
 }
 
 async fn apply(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     active: &mut insight_tag::ActiveModel,
     input: &TagInput,
@@ -79,7 +79,7 @@ async fn apply(
     }
     if let Some(team) = &input.team_id {
         if let Some(id) = team {
-            super::teams::get(state, &admin.workspace_id, id)
+            super::teams::get(core, &admin.workspace_id, id)
                 .await
                 .map_err(|_| AppError::bad_input("teamId", format!("no team {id}")))?;
         }
@@ -104,7 +104,7 @@ async fn apply(
     }
     if let Some(ids) = &input.article_ids {
         for id in ids {
-            super::knowledge::get(state, &admin.workspace_id, id)
+            super::knowledge::get(core, &admin.workspace_id, id)
                 .await
                 .map_err(|_| AppError::bad_input("articleIds", format!("no article {id}")))?;
         }
@@ -129,7 +129,7 @@ fn duplicate_slug(err: sea_orm::DbErr) -> AppError {
 }
 
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     input: &TagInput,
 ) -> AppResult<insight_tag::Model> {
@@ -153,36 +153,36 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    apply(state, admin, &mut active, input).await?;
+    apply(core, admin, &mut active, input).await?;
     let tag = active
-        .insert(&state.db.writer)
+        .insert(&core.db.writer)
         .await
         .map_err(duplicate_slug)?;
-    state.workspace_tags.forget(&admin.workspace_id);
+    core.workspace_tags.forget(&admin.workspace_id);
     Ok(tag)
 }
 
 pub async fn update(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     id: &str,
     input: &TagInput,
 ) -> AppResult<insight_tag::Model> {
-    let tag = get(state, &admin.workspace_id, id).await?;
+    let tag = get(core, &admin.workspace_id, id).await?;
     let mut active: insight_tag::ActiveModel = tag.into();
-    apply(state, admin, &mut active, input).await?;
+    apply(core, admin, &mut active, input).await?;
     let tag = active
-        .update(&state.db.writer)
+        .update(&core.db.writer)
         .await
         .map_err(duplicate_slug)?;
-    state.workspace_tags.forget(&admin.workspace_id);
+    core.workspace_tags.forget(&admin.workspace_id);
     Ok(tag)
 }
 
 /// Delete a tag, and with it every application of it to a conversation.
-pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
-    let tag = get(state, &admin.workspace_id, id).await?;
-    let txn = state.db.writer.begin().await?;
+pub async fn delete(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+    let tag = get(core, &admin.workspace_id, id).await?;
+    let txn = core.db.writer.begin().await?;
     conversation_tag::Entity::delete_many()
         .filter(conversation_tag::Column::TagId.eq(tag.id.as_str()))
         .exec(&txn)
@@ -191,54 +191,54 @@ pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppRe
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    state.workspace_tags.forget(&admin.workspace_id);
+    core.workspace_tags.forget(&admin.workspace_id);
     // Lists filtered by the tag change without an event.
-    state.list_counts.changed(&admin.workspace_id);
+    core.list_counts.changed(&admin.workspace_id);
     Ok(())
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<insight_tag::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<insight_tag::Model> {
     insight_tag::Entity::find_by_id(id)
         .filter(insight_tag::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("tag"))
 }
 
-pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<insight_tag::Model>> {
+pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<insight_tag::Model>> {
     Ok(insight_tag::Entity::find()
         .filter(insight_tag::Column::WorkspaceId.eq(workspace_id))
         .order_by_asc(insight_tag::Column::Id)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
 /// An agent tags a conversation (`source: AGENT`); re-tagging after a removal
 /// restores the tag.
 pub async fn tag_conversation(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
     tag_id: &str,
 ) -> AppResult<()> {
-    set_by_agent(state, agent, conversation_id, tag_id, true).await
+    set_by_agent(core, agent, conversation_id, tag_id, true).await
 }
 
 /// An agent removes a tag. The removal is remembered (`removed_at`), so the
 /// auto-tagger does not apply the tag to this conversation again.
 pub async fn untag_conversation(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
     tag_id: &str,
 ) -> AppResult<()> {
-    set_by_agent(state, agent, conversation_id, tag_id, false).await
+    set_by_agent(core, agent, conversation_id, tag_id, false).await
 }
 
 /// An agent's tag (or removal of it) on a conversation: the row becomes the
 /// agent's, whoever applied it first.
 async fn set_by_agent(
-    state: &AppState,
+    core: &Core,
     agent: &AgentPrincipal,
     conversation_id: &str,
     tag_id: &str,
@@ -246,8 +246,8 @@ async fn set_by_agent(
 ) -> AppResult<()> {
     let ws = &agent.workspace_id;
     let principal = crate::auth::Principal::Agent(agent.clone());
-    super::conversations::get(state, &principal, conversation_id).await?;
-    get(state, ws, tag_id).await?;
+    super::conversations::get(core, &principal, conversation_id).await?;
+    get(core, ws, tag_id).await?;
     let now = now_ms();
     let on_conflict = if applied {
         "source = 'AGENT', evidence = NULL, confidence = 1.0, message_id = NULL, \
@@ -262,9 +262,9 @@ async fn set_by_agent(
          ON CONFLICT (conversation_id, tag_id) DO UPDATE SET {on_conflict}"
     );
     let removed_at = (!applied).then_some(now);
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     txn.execute_raw(stmt(
-        state.db.backend(),
+        core.db.backend(),
         &sql,
         vec![
             conversation_id.into(),
@@ -282,12 +282,12 @@ async fn set_by_agent(
     } else {
         Change::Untagged { tag_id }
     };
-    touch(state, txn, ws, conversation_id, change).await
+    touch(core, txn, ws, conversation_id, change).await
 }
 
 /// Mark the conversation changed, store the change's event, and commit `txn`.
 async fn touch(
-    state: &AppState,
+    core: &Core,
     txn: sea_orm::DatabaseTransaction,
     workspace_id: &str,
     conversation_id: &str,
@@ -295,7 +295,7 @@ async fn touch(
 ) -> AppResult<()> {
     let row = txn
         .query_one_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "UPDATE conversations SET updated_at = ? WHERE id = ? AND workspace_id = ? RETURNING *",
             vec![now_ms().into(), conversation_id.into(), workspace_id.into()],
         ))
@@ -303,7 +303,7 @@ async fn touch(
         .ok_or(AppError::NotFound("conversation"))?;
     let conversation = conversation::Model::from_query_result(&row, "")?;
     feed::commit(
-        state,
+        core,
         txn,
         &[Event::conversation_changed(conversation, change)],
     )
@@ -315,21 +315,20 @@ async fn touch(
 /// keywords and patterns).
 pub type TagsById = Arc<HashMap<String, Arc<insight_tag::Model>>>;
 
-/// The tags of `workspace_id` by id, from [`AppState::workspace_tags`] unless
+/// The tags of `workspace_id` by id, from [`Core::workspace_tags`](crate::domain::core::Shared::workspace_tags) unless
 /// `fresh` (or not cached): a workspace has tens of tags, read whole.
-async fn by_id(state: &AppState, workspace_id: &str, fresh: bool) -> AppResult<TagsById> {
-    if !fresh && let Some(tags) = state.workspace_tags.get(workspace_id) {
+async fn by_id(core: &Core, workspace_id: &str, fresh: bool) -> AppResult<TagsById> {
+    if !fresh && let Some(tags) = core.workspace_tags.get(workspace_id) {
         return Ok(tags);
     }
     let tags: TagsById = Arc::new(
-        list(state, workspace_id)
+        list(core, workspace_id)
             .await?
             .into_iter()
             .map(|tag| (tag.id.clone(), Arc::new(tag)))
             .collect(),
     );
-    state
-        .workspace_tags
+    core.workspace_tags
         .put(workspace_id.to_owned(), Arc::clone(&tags));
     Ok(tags)
 }
@@ -338,13 +337,13 @@ async fn by_id(state: &AppState, workspace_id: &str, fresh: bool) -> AppResult<T
 /// were applied: one query of `conversation_tags`, the tags themselves from the
 /// workspace's cached list (read again when one is missing from it).
 pub async fn applied(
-    state: &AppState,
+    core: &Core,
     conversation_ids: &[String],
 ) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
     let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null());
-    let mut rows = crate::db::json_models(&state.db.reader, select).await?;
+    let mut rows = crate::db::json_models(&core.db.reader, select).await?;
     rows.sort_by_key(|row| row.applied_at);
     let mut out = Vec::with_capacity(rows.len());
     // By workspace (one, in practice).
@@ -352,13 +351,13 @@ pub async fn applied(
     for row in rows {
         let tags = match lists.get(&row.workspace_id) {
             Some(tags) => Arc::clone(tags),
-            None => by_id(state, &row.workspace_id, false).await?,
+            None => by_id(core, &row.workspace_id, false).await?,
         };
         let tag = match tags.get(&row.tag_id) {
             Some(tag) => Arc::clone(tag),
             // Made since the list was read (by another process): read it again.
             None => {
-                let fresh = by_id(state, &row.workspace_id, true).await?;
+                let fresh = by_id(core, &row.workspace_id, true).await?;
                 let tag = fresh.get(&row.tag_id).cloned();
                 lists.insert(row.workspace_id.clone(), fresh);
                 match tag {

@@ -5,17 +5,17 @@ use sea_orm::{
 };
 
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::team::BusinessHours;
 use crate::entity::{TeamRouting, agent, now_ms, team, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
-use crate::state::AppState;
 
 use super::{is_unique_violation, validate};
 
 /// Create a team with its first members.
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     name: &str,
     member_ids: &[String],
@@ -25,7 +25,7 @@ pub async fn create(
     let members = agent::Entity::find()
         .filter(agent::Column::WorkspaceId.eq(ws))
         .filter(agent::Column::Id.is_in(member_ids.iter().cloned()))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     if let Some(missing) = member_ids
         .iter()
@@ -36,7 +36,7 @@ pub async fn create(
             format!("no agent {missing}"),
         ));
     }
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let team = team::ActiveModel {
         id: Set(new_id(Kind::Team)),
         workspace_id: Set(ws.clone()),
@@ -66,29 +66,29 @@ pub async fn create(
         .await?;
     }
     txn.commit().await?;
-    state.agent_teams.clear();
+    core.agent_teams.clear();
     Ok(team)
 }
 
-pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<team::Model>> {
+pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<team::Model>> {
     Ok(team::Entity::find()
         .filter(team::Column::WorkspaceId.eq(workspace_id))
         .order_by_asc(team::Column::Id)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
-/// A team as read at most the cache's TTL ago (see `AppState::teams`).
-pub async fn cached(state: &AppState, workspace_id: &str, id: &str) -> AppResult<team::Model> {
-    if let Some(team) = state
+/// A team as read at most the cache's TTL ago (see `Core::teams`).
+pub async fn cached(core: &Core, workspace_id: &str, id: &str) -> AppResult<team::Model> {
+    if let Some(team) = core
         .teams
         .get(id)
         .filter(|t| t.workspace_id == workspace_id)
     {
         return Ok(team);
     }
-    let team = get(state, workspace_id, id).await?;
-    state.teams.put(team.id.clone(), team.clone());
+    let team = get(core, workspace_id, id).await?;
+    core.teams.put(team.id.clone(), team.clone());
     Ok(team)
 }
 
@@ -126,12 +126,12 @@ fn within(field: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> AppR
 /// Change a team's name, business hours or routing. Owners and admins only (the caller
 /// checks the role).
 pub async fn update(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     id: &str,
     change: TeamUpdate<'_>,
 ) -> AppResult<team::Model> {
-    let current = get(state, &admin.workspace_id, id).await?;
+    let current = get(core, &admin.workspace_id, id).await?;
     let mut model: team::ActiveModel = current.into();
     if let Some(name) = change.name {
         model.name = Set(validate::short("name", name)?);
@@ -154,29 +154,29 @@ pub async fn update(
             .map(|s| within("acceptTargetSeconds", s, ACCEPT_TARGET_SECONDS))
             .transpose()?);
     }
-    let team = model.update(&state.db.writer).await.map_err(|err| {
+    let team = model.update(&core.db.writer).await.map_err(|err| {
         if is_unique_violation(&err) {
             AppError::conflict("a team with this name already exists")
         } else {
             err.into()
         }
     })?;
-    state.teams.put(team.id.clone(), team.clone());
-    state.agent_teams.clear();
+    core.teams.put(team.id.clone(), team.clone());
+    core.agent_teams.clear();
     Ok(team)
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<team::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<team::Model> {
     team::Entity::find_by_id(id)
         .filter(team::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("team"))
 }
 
 /// The teams with these ids in the workspace; any unknown id is `BAD_USER_INPUT`.
 pub async fn existing(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     ids: &[String],
     field: &str,
@@ -187,7 +187,7 @@ pub async fn existing(
     let teams = team::Entity::find()
         .filter(team::Column::WorkspaceId.eq(workspace_id))
         .filter(team::Column::Id.is_in(ids.iter().cloned()))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     match ids.iter().find(|id| !teams.iter().any(|t| &&t.id == id)) {
         Some(missing) => Err(AppError::bad_input(field, format!("no team {missing}"))),

@@ -26,11 +26,11 @@ use sea_orm::{
 use super::feed::{self, Event};
 use super::stmt;
 use crate::auth::AgentPrincipal;
+use crate::domain::Core;
 use crate::entity::{now_ms, webhook, webhook_delivery};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Cursor, Scope};
 use crate::ids::{Kind, new_id, random_secret};
-use crate::state::AppState;
 use crate::webhooks::{Client, Secret, check_url, headers, is_public};
 
 /// How long a process holds a webhook it delivers to without renewing.
@@ -68,8 +68,8 @@ fn json_list(list: &[String]) -> AppResult<String> {
 /// addresses now is refused at once; every delivery checks the addresses again
 /// (a name may change what it resolves to), and a name that does not resolve now
 /// is let through to fail, visibly, at delivery.
-async fn checked_url(state: &AppState, url: &str) -> AppResult<String> {
-    let allow_private = state.config.webhook_allow_private;
+async fn checked_url(core: &Core, url: &str) -> AppResult<String> {
+    let allow_private = core.config.webhook_allow_private;
     let parsed =
         check_url(url, allow_private).map_err(|message| AppError::bad_input("url", message))?;
     if let (false, Some(host), Some(port)) = (
@@ -92,13 +92,13 @@ async fn checked_url(state: &AppState, url: &str) -> AppResult<String> {
 /// Register a webhook; it and its signing secret, shown this once. It receives
 /// what happens from now on.
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     input: WebhookInput,
 ) -> AppResult<(webhook::Model, String)> {
-    let url = checked_url(state, input.url.as_deref().unwrap_or_default()).await?;
+    let url = checked_url(core, input.url.as_deref().unwrap_or_default()).await?;
     let secret = Secret::generate().encoded();
-    let start = events::newest(&state.db).await?;
+    let start = events::newest(&core.db).await?;
     let now = now_ms();
     let model = webhook::ActiveModel {
         id: Set(new_id(Kind::Webhook)),
@@ -123,39 +123,39 @@ pub async fn create(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&state.db.writer)
+    .insert(&core.db.writer)
     .await?;
     Ok((model, secret))
 }
 
-pub async fn get(state: &AppState, workspace_id: &str, id: &str) -> AppResult<webhook::Model> {
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<webhook::Model> {
     webhook::Entity::find_by_id(id)
         .filter(webhook::Column::WorkspaceId.eq(workspace_id))
-        .one(&state.db.writer)
+        .one(&core.db.writer)
         .await?
         .ok_or(AppError::NotFound("webhook"))
 }
 
-pub async fn list(state: &AppState, workspace_id: &str) -> AppResult<Vec<webhook::Model>> {
+pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<webhook::Model>> {
     Ok(webhook::Entity::find()
         .filter(webhook::Column::WorkspaceId.eq(workspace_id))
         .order_by_asc(webhook::Column::Id)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
 /// Change a webhook. Enabling a disabled one resumes delivery where it stopped.
 pub async fn update(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     id: &str,
     input: WebhookInput,
 ) -> AppResult<webhook::Model> {
-    let current = get(state, &admin.workspace_id, id).await?;
+    let current = get(core, &admin.workspace_id, id).await?;
     let was_enabled = current.enabled;
     let mut active: webhook::ActiveModel = current.into();
     if let Some(url) = &input.url {
-        active.url = Set(checked_url(state, url).await?);
+        active.url = Set(checked_url(core, url).await?);
     }
     if let Some(description) = input.description {
         active.description = Set(Some(description));
@@ -179,13 +179,13 @@ pub async fn update(
         }
     }
     active.updated_at = Set(now_ms());
-    Ok(active.update(&state.db.writer).await?)
+    Ok(active.update(&core.db.writer).await?)
 }
 
-pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
-    let webhook = get(state, &admin.workspace_id, id).await?;
+pub async fn delete(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+    let webhook = get(core, &admin.workspace_id, id).await?;
     webhook::Entity::delete_by_id(webhook.id)
-        .exec(&state.db.writer)
+        .exec(&core.db.writer)
         .await?;
     Ok(())
 }
@@ -193,11 +193,11 @@ pub async fn delete(state: &AppState, admin: &AgentPrincipal, id: &str) -> AppRe
 /// A new signing secret; the old one keeps signing beside it for
 /// [`ROTATION_OVERLAP`], so receivers can switch without losing a delivery.
 pub async fn rotate_secret(
-    state: &AppState,
+    core: &Core,
     admin: &AgentPrincipal,
     id: &str,
 ) -> AppResult<(webhook::Model, String)> {
-    let current = get(state, &admin.workspace_id, id).await?;
+    let current = get(core, &admin.workspace_id, id).await?;
     let secret = Secret::generate().encoded();
     let old = current.secret.clone();
     let mut active: webhook::ActiveModel = current.into();
@@ -205,19 +205,19 @@ pub async fn rotate_secret(
     active.previous_secret_expires_at = Set(Some(now_ms() + ROTATION_OVERLAP.as_millis() as i64));
     active.secret = Set(secret.clone());
     active.updated_at = Set(now_ms());
-    Ok((active.update(&state.db.writer).await?, secret))
+    Ok((active.update(&core.db.writer).await?, secret))
 }
 
 /// Up to `limit` attempts of a webhook, newest first, before `before` (an attempt
 /// id) when given.
 pub async fn deliveries(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     webhook_id: &str,
     before: Option<&str>,
     limit: u64,
 ) -> AppResult<Vec<webhook_delivery::Model>> {
-    get(state, workspace_id, webhook_id).await?;
+    get(core, workspace_id, webhook_id).await?;
     let mut select =
         webhook_delivery::Entity::find().filter(webhook_delivery::Column::WebhookId.eq(webhook_id));
     if let Some(before) = before {
@@ -226,7 +226,7 @@ pub async fn deliveries(
     Ok(select
         .order_by_desc(webhook_delivery::Column::Id)
         .limit(limit)
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?)
 }
 
@@ -234,19 +234,19 @@ pub async fn deliveries(
 /// moves, and every second for retries that came due. Whether the database has
 /// any enabled webhook at all is read once a second, so that a server without
 /// webhooks writes nothing for them (a webhook starts within a second).
-pub fn start_delivering(state: &AppState) {
-    let state = state.clone();
+pub fn start_delivering(core: &Core) {
+    let core = core.clone();
     let node = random_secret(9);
-    let client = Client::new(state.config.webhook_allow_private);
-    state.connections.clone().spawn(async move {
-        let mut moved = state.events.delivered();
+    let client = Client::new(core.config.webhook_allow_private);
+    core.tasks.clone().spawn(async move {
+        let mut moved = core.events.delivered();
         let running = std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT as usize));
         let mut any = false;
         let mut checked: Option<tokio::time::Instant> = None;
         let mut claimed_at = tokio::time::Instant::now();
         loop {
             if checked.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                any = match any_enabled(&state).await {
+                any = match any_enabled(&core).await {
                     Ok(any) => any,
                     Err(err) => {
                         tracing::warn!(error.detail = ?err, "reading webhooks failed");
@@ -260,16 +260,16 @@ pub fn start_delivering(state: &AppState) {
             } else {
                 0
             };
-            match claim(&state, &node, room).await {
+            match claim(&core, &node, room).await {
                 Ok(claimed) => {
                     for webhook in claimed {
                         let Ok(permit) = std::sync::Arc::clone(&running).try_acquire_owned() else {
-                            release(&state, &webhook.id, &node).await;
+                            release(&core, &webhook.id, &node).await;
                             continue;
                         };
-                        let (state, client, node) = (state.clone(), client.clone(), node.clone());
-                        state.connections.clone().spawn(async move {
-                            if let Err(err) = deliver(&state, &client, &node, webhook).await {
+                        let (core, client, node) = (core.clone(), client.clone(), node.clone());
+                        core.tasks.clone().spawn(async move {
+                            if let Err(err) = deliver(&core, &client, &node, webhook).await {
                                 tracing::warn!(error.detail = ?err, "webhook delivery failed");
                             }
                             drop(permit);
@@ -282,7 +282,7 @@ pub fn start_delivering(state: &AppState) {
             // webhook being delivered to is kept by its deliverer meanwhile.
             let next = claimed_at + CLAIM_EVERY;
             tokio::select! {
-                () = state.shutdown.cancelled() => return,
+                () = core.shutdown.cancelled() => return,
                 _ = moved.changed() => tokio::time::sleep_until(next).await,
                 () = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
@@ -294,21 +294,21 @@ pub fn start_delivering(state: &AppState) {
 /// The shortest time between two claims woken by new events.
 const CLAIM_EVERY: Duration = Duration::from_millis(20);
 
-async fn any_enabled(state: &AppState) -> AppResult<bool> {
+async fn any_enabled(core: &Core) -> AppResult<bool> {
     use sea_orm::PaginatorTrait;
     Ok(webhook::Entity::find()
         .filter(webhook::Column::Enabled.eq(true))
-        .count(&state.db.background)
+        .count(&core.db.background)
         .await?
         > 0)
 }
 
 /// Lease up to `room` webhooks that are due and have events to deliver.
-async fn claim(state: &AppState, node: &str, room: u64) -> AppResult<Vec<webhook::Model>> {
+async fn claim(core: &Core, node: &str, room: u64) -> AppResult<Vec<webhook::Model>> {
     if room == 0 {
         return Ok(Vec::new());
     }
-    let backend = state.db.backend();
+    let backend = core.db.backend();
     let now = now_ms();
     let (visible, lock) = match backend {
         DbBackend::Postgres => (
@@ -327,7 +327,7 @@ async fn claim(state: &AppState, node: &str, room: u64) -> AppResult<Vec<webhook
              AND {after}{visible}) \
            ORDER BY w.next_attempt_at LIMIT ?{lock}) RETURNING *"
     );
-    let rows = state
+    let rows = core
         .db
         .writer
         .query_all_raw(stmt(
@@ -347,12 +347,12 @@ async fn claim(state: &AppState, node: &str, room: u64) -> AppResult<Vec<webhook
         .collect()
 }
 
-async fn release(state: &AppState, id: &str, node: &str) {
-    let released = state
+async fn release(core: &Core, id: &str, node: &str) {
+    let released = core
         .db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
             vec![id.into(), node.into()],
         ))
@@ -363,7 +363,7 @@ async fn release(state: &AppState, id: &str, node: &str) {
 }
 
 /// Whether `webhook` wants `event`.
-async fn wants(state: &AppState, webhook: &webhook::Model, event: &Event) -> AppResult<bool> {
+async fn wants(core: &Core, webhook: &webhook::Model, event: &Event) -> AppResult<bool> {
     let kind = event.type_name();
     if !feed::PUBLIC_TYPES.contains(&kind) {
         return Ok(false);
@@ -389,7 +389,7 @@ async fn wants(state: &AppState, webhook: &webhook::Model, event: &Event) -> App
     if tags.is_empty() {
         return Ok(false);
     }
-    let applied = super::tags::applied(state, std::slice::from_ref(&conversation.id)).await?;
+    let applied = super::tags::applied(core, std::slice::from_ref(&conversation.id)).await?;
     Ok(applied.iter().any(|(a, _)| tags.contains(&a.tag_id)))
 }
 
@@ -411,25 +411,25 @@ fn live_secrets(webhook: &webhook::Model, now: i64) -> Vec<Secret> {
 /// Deliver the events after `webhook`'s cursor, in order, until they run out or
 /// one fails; then let the lease go.
 async fn deliver(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     node: &str,
     webhook: webhook::Model,
 ) -> AppResult<()> {
-    let result = deliver_leased(state, client, node, &webhook).await;
-    release(state, &webhook.id, node).await;
+    let result = deliver_leased(core, client, node, &webhook).await;
+    release(core, &webhook.id, node).await;
     result
 }
 
 async fn deliver_leased(
-    state: &AppState,
+    core: &Core,
     client: &Client,
     node: &str,
     webhook: &webhook::Model,
 ) -> AppResult<()> {
     let url = match url::Url::parse(&webhook.url) {
         Ok(url) => url,
-        Err(err) => return disable(state, webhook, node, &format!("invalid URL: {err}")).await,
+        Err(err) => return disable(core, webhook, node, &format!("invalid URL: {err}")).await,
     };
     let mut done = Done::new(Cursor {
         tx: webhook.cursor_tx,
@@ -440,24 +440,24 @@ async fn deliver_leased(
         workspace_id: Some(&webhook.workspace_id),
         ..Scope::default()
     };
-    let mut moved = state.events.delivered();
+    let mut moved = core.events.delivered();
     let mut idle_since = tokio::time::Instant::now();
     loop {
-        let batch = events::read(&state.db.background, done.cursor, &scope, BATCH).await?;
+        let batch = events::read(&core.db.background, done.cursor, &scope, BATCH).await?;
         if batch.is_empty() {
             // Caught up: stay a moment for what comes next (a webhook busy with a
             // stream of events is not taken and let go for each one).
-            if idle_since.elapsed() >= LINGER || state.shutdown.is_cancelled() {
-                done.flush(state, webhook, node).await?;
+            if idle_since.elapsed() >= LINGER || core.shutdown.is_cancelled() {
+                done.flush(core, webhook, node).await?;
                 return Ok(());
             }
-            if done.due() && !done.flush(state, webhook, node).await? {
+            if done.due() && !done.flush(core, webhook, node).await? {
                 return Ok(());
             }
             tokio::select! {
                 _ = moved.changed() => {}
                 () = tokio::time::sleep(FLUSH_EVERY) => {}
-                () = state.shutdown.cancelled() => {}
+                () = core.shutdown.cancelled() => {}
             }
             continue;
         }
@@ -468,16 +468,16 @@ async fn deliver_leased(
                 done.cursor = at;
                 continue;
             };
-            if !wants(state, webhook, &event).await? {
+            if !wants(core, webhook, &event).await? {
                 done.cursor = at;
                 continue;
             }
-            if state.shutdown.is_cancelled() {
-                done.flush(state, webhook, node).await?;
+            if core.shutdown.is_cancelled() {
+                done.flush(core, webhook, node).await?;
                 return Ok(());
             }
             // Renewing the lease writes what is done so far with it.
-            if done.renewed.elapsed() >= LEASE / 3 && !done.flush(state, webhook, node).await? {
+            if done.renewed.elapsed() >= LEASE / 3 && !done.flush(core, webhook, node).await? {
                 return Ok(());
             }
             let body = serde_json::to_string(&feed::envelope(&event))?;
@@ -501,15 +501,15 @@ async fn deliver_leased(
                 created_at: Set(now_ms()),
             };
             if !attempt.succeeded() {
-                if !done.flush(state, webhook, node).await? {
+                if !done.flush(core, webhook, node).await? {
                     return Ok(());
                 }
-                row.insert(&state.db.writer).await?;
-                return failed(state, webhook, node, done.cursor, attempts, &attempt).await;
+                row.insert(&core.db.writer).await?;
+                return failed(core, webhook, node, done.cursor, attempts, &attempt).await;
             }
             attempts = 0;
             done.succeeded(row, at);
-            if done.due() && !done.flush(state, webhook, node).await? {
+            if done.due() && !done.flush(core, webhook, node).await? {
                 return Ok(());
             }
         }
@@ -567,7 +567,7 @@ impl Done {
     /// another process holds the lease now (nothing is written then).
     async fn flush(
         &mut self,
-        state: &AppState,
+        core: &Core,
         webhook: &webhook::Model,
         node: &str,
     ) -> AppResult<bool> {
@@ -577,7 +577,7 @@ impl Done {
         if renew_only && !lease_due {
             return Ok(true);
         }
-        let txn = state.db.writer.begin().await?;
+        let txn = core.db.writer.begin().await?;
         let reset = if self.rows.is_empty() {
             ""
         } else {
@@ -585,7 +585,7 @@ impl Done {
         };
         let updated = txn
             .execute_raw(stmt(
-                state.db.backend(),
+                core.db.backend(),
                 &format!(
                     "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, lease_until = ?{reset} \
                      WHERE id = ? AND lease_owner = ?"
@@ -617,7 +617,7 @@ impl Done {
 /// Schedule the next attempt at the event after `cursor`, or disable the webhook
 /// when it has failed for the whole retry window.
 async fn failed(
-    state: &AppState,
+    core: &Core,
     webhook: &webhook::Model,
     node: &str,
     cursor: Cursor,
@@ -631,19 +631,18 @@ async fn failed(
         (None, Some(status)) => format!("answered {status}"),
         (None, None) => "no answer".to_owned(),
     };
-    if now - since >= state.config.webhook_retry_for.as_millis() as i64 {
+    if now - since >= core.config.webhook_retry_for.as_millis() as i64 {
         let reason = format!(
             "every attempt failed for {} (the last: {why}); enable it again to resume",
-            humantime::format_duration(state.config.webhook_retry_for)
+            humantime::format_duration(core.config.webhook_retry_for)
         );
-        return disable(state, webhook, node, &reason).await;
+        return disable(core, webhook, node, &reason).await;
     }
-    let delay = backoff(state.config.webhook_retry_base, attempts);
-    state
-        .db
+    let delay = backoff(core.config.webhook_retry_base, attempts);
+    core.db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "UPDATE webhooks SET cursor_tx = ?, cursor_pos = ?, attempts = ?, failing_since = ?, \
              next_attempt_at = ? WHERE id = ? AND lease_owner = ?",
             vec![
@@ -670,17 +669,11 @@ fn backoff(base: Duration, attempts: i32) -> Duration {
         .mul_f64(rand::thread_rng().gen_range(0.75..1.25))
 }
 
-async fn disable(
-    state: &AppState,
-    webhook: &webhook::Model,
-    node: &str,
-    reason: &str,
-) -> AppResult<()> {
-    state
-        .db
+async fn disable(core: &Core, webhook: &webhook::Model, node: &str, reason: &str) -> AppResult<()> {
+    core.db
         .writer
         .execute_raw(stmt(
-            state.db.backend(),
+            core.db.backend(),
             "UPDATE webhooks SET enabled = FALSE, disabled_reason = ?, updated_at = ? \
              WHERE id = ? AND lease_owner = ?",
             vec![

@@ -4,10 +4,10 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, Tran
 use serde::Serialize;
 
 use crate::auth::hash_password;
+use crate::domain::Core;
 use crate::entity::{Role, agent, now_ms, workspace};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
-use crate::state::AppState;
 
 use super::policy::HandoffPolicy;
 use super::validate;
@@ -24,7 +24,7 @@ pub struct CreatedWorkspace {
 
 /// Create a workspace, its public widget key and its owner.
 pub async fn create(
-    state: &AppState,
+    core: &Core,
     name: &str,
     owner_email: &str,
     owner_password: &str,
@@ -51,7 +51,7 @@ pub async fn create(
         require_verified_identity: Set(false),
     };
     let owner_id = new_id(Kind::Agent);
-    let txn = state.db.writer.begin().await?;
+    let txn = core.db.writer.begin().await?;
     let ws = ws.insert(&txn).await?;
     agent::ActiveModel {
         id: Set(owner_id.clone()),
@@ -71,9 +71,7 @@ pub async fn create(
     .insert(&txn)
     .await?;
     txn.commit().await?;
-    let token = state
-        .tokens
-        .issue_agent(&owner_id, &ws.id, Role::Owner, 0)?;
+    let token = core.tokens.issue_agent(&owner_id, &ws.id, Role::Owner, 0)?;
     Ok(CreatedWorkspace {
         workspace_id: ws.id,
         widget_key: ws.widget_key,
@@ -82,59 +80,53 @@ pub async fn create(
     })
 }
 
-pub async fn get(state: &AppState, workspace_id: &str) -> AppResult<workspace::Model> {
+pub async fn get(core: &Core, workspace_id: &str) -> AppResult<workspace::Model> {
     workspace::Entity::find_by_id(workspace_id)
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::NotFound("workspace"))
 }
 
 /// A workspace to show (`viewer { workspace }`), from [`crate::cache`]: up to a few
 /// seconds old when another process changed it. Decisions read [`get`].
-pub async fn shown(state: &AppState, workspace_id: &str) -> AppResult<workspace::Model> {
-    if let Some(workspace) = state.workspaces.get(workspace_id) {
+pub async fn shown(core: &Core, workspace_id: &str) -> AppResult<workspace::Model> {
+    if let Some(workspace) = core.workspaces.get(workspace_id) {
         return Ok(workspace);
     }
-    let workspace = get(state, workspace_id).await?;
-    state
-        .workspaces
-        .put(workspace.id.clone(), workspace.clone());
+    let workspace = get(core, workspace_id).await?;
+    core.workspaces.put(workspace.id.clone(), workspace.clone());
     Ok(workspace)
 }
 
 /// The workspace a public widget key belongs to; an unknown key is `UNAUTHENTICATED`.
-pub async fn by_widget_key(state: &AppState, widget_key: &str) -> AppResult<workspace::Model> {
+pub async fn by_widget_key(core: &Core, widget_key: &str) -> AppResult<workspace::Model> {
     workspace::Entity::find()
         .filter(workspace::Column::WidgetKey.eq(widget_key.trim()))
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await?
         .ok_or(AppError::Unauthenticated("unknown widget key"))
 }
 
 /// Store a workspace's handoff policy.
-pub async fn set_policy(
-    state: &AppState,
-    workspace_id: &str,
-    policy: &HandoffPolicy,
-) -> AppResult<()> {
-    let workspace = get(state, workspace_id).await?;
+pub async fn set_policy(core: &Core, workspace_id: &str, policy: &HandoffPolicy) -> AppResult<()> {
+    let workspace = get(core, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
     active.handoff_policy = Set(serde_json::to_string(policy)?);
-    let workspace = active.update(&state.db.writer).await?;
-    state.workspaces.put(workspace.id.clone(), workspace);
+    let workspace = active.update(&core.db.writer).await?;
+    core.workspaces.put(workspace.id.clone(), workspace);
     Ok(())
 }
 
 /// Change a workspace's name, responder switch or default team.
 pub async fn update(
-    state: &AppState,
+    core: &Core,
     workspace_id: &str,
     name: Option<&str>,
     responder_enabled: Option<bool>,
     default_team_id: Option<String>,
     require_verified_identity: Option<bool>,
 ) -> AppResult<workspace::Model> {
-    let workspace = get(state, workspace_id).await?;
+    let workspace = get(core, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
     if let Some(name) = name {
         active.name = Set(validate::short("name", name)?);
@@ -148,9 +140,7 @@ pub async fn update(
     if let Some(required) = require_verified_identity {
         active.require_verified_identity = Set(required);
     }
-    let workspace = active.update(&state.db.writer).await?;
-    state
-        .workspaces
-        .put(workspace.id.clone(), workspace.clone());
+    let workspace = active.update(&core.db.writer).await?;
+    core.workspaces.put(workspace.id.clone(), workspace.clone());
     Ok(workspace)
 }

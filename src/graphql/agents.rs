@@ -66,7 +66,7 @@ impl Agent {
     /// when none of its sockets has been open for the presence timeout (60 s by
     /// default). Changes arrive on `inbox` as `AGENT_AVAILABILITY_CHANGED`.
     async fn availability(&self, ctx: &Context<'_>) -> Availability {
-        let timeout = ctx.state().config.presence_timeout;
+        let timeout = ctx.core().config.presence_timeout;
         domain::presence::effective(&self.0, crate::entity::now_ms(), timeout)
     }
 
@@ -80,7 +80,7 @@ impl Agent {
     /// The teams the agent is in (up to a few seconds old when another process
     /// changed them).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
-        let cache = &ctx.state().agent_teams;
+        let cache = &ctx.core().agent_teams;
         let teams = match cache.get(&self.0.id) {
             Some(teams) => teams,
             None => {
@@ -99,7 +99,7 @@ impl Agent {
     async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
         ctx.principal()?.agent()?;
         Ok(Workspace(
-            domain::workspaces::shown(ctx.state(), &self.0.workspace_id).await?,
+            domain::workspaces::shown(ctx.core(), &self.0.workspace_id).await?,
         ))
     }
 
@@ -199,14 +199,14 @@ impl AgentQuery {
     /// Every agent of the workspace.
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
         let agent = ctx.principal()?.agent()?;
-        let agents = domain::agents::list(ctx.state(), &agent.workspace_id).await?;
+        let agents = domain::agents::list(ctx.core(), &agent.workspace_id).await?;
         Ok(agents.into_iter().map(Agent::from).collect())
     }
 
     /// Every team of the workspace.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
         let agent = ctx.principal()?.agent()?;
-        let teams = domain::teams::list(ctx.state(), &agent.workspace_id).await?;
+        let teams = domain::teams::list(ctx.core(), &agent.workspace_id).await?;
         Ok(teams.into_iter().map(Team::from).collect())
     }
 }
@@ -272,7 +272,7 @@ impl AgentMutation {
         workspace_id: Option<ID>,
     ) -> async_graphql::Result<SignInPayload> {
         let (agent, token) = domain::agents::sign_in(
-            ctx.state(),
+            ctx.core(),
             ctx.client_ip(),
             &email,
             &password,
@@ -303,7 +303,7 @@ impl AgentMutation {
         let admin = ctx.principal()?.admin()?;
         let team_ids = ids(input.team_ids);
         let agent = domain::agents::create(
-            ctx.state(),
+            ctx.core(),
             admin,
             NewAgent {
                 email: &input.email,
@@ -335,7 +335,7 @@ impl AgentMutation {
             team_ids: team_ids.as_deref(),
             max_concurrent: input.max_concurrent,
         };
-        let agent = domain::lifecycle::update(ctx.state(), admin, &input.agent_id, change).await?;
+        let agent = domain::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
         Ok(Agent::from(agent))
     }
 
@@ -349,7 +349,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::lifecycle::deactivate(ctx.state(), admin, &agent_id).await?;
+        let agent = domain::lifecycle::deactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -360,7 +360,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::lifecycle::reactivate(ctx.state(), admin, &agent_id).await?;
+        let agent = domain::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -377,7 +377,7 @@ impl AgentMutation {
             AvailabilityStatus::Online => Availability::Online,
             AvailabilityStatus::Away => Availability::Away,
         };
-        let agent = domain::presence::set(ctx.state(), me, availability).await?;
+        let agent = domain::presence::set(ctx.core(), me, availability).await?;
         Ok(Agent::from(agent))
     }
 
@@ -391,7 +391,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<SignInPayload> {
         let me = ctx.principal()?.agent()?;
         let (agent, token) =
-            domain::lifecycle::change_password(ctx.state(), me, &current_password, &new_password)
+            domain::lifecycle::change_password(ctx.core(), me, &current_password, &new_password)
                 .await?;
         Ok(SignInPayload {
             token: token.token,
@@ -418,7 +418,7 @@ impl AgentMutation {
             offer_timeout_seconds: input.offer_timeout_seconds,
             accept_target_seconds: input.accept_target_seconds.into(),
         };
-        let team = domain::teams::update(ctx.state(), admin, &input.team_id, change).await?;
+        let team = domain::teams::update(ctx.core(), admin, &input.team_id, change).await?;
         Ok(Team::from(team))
     }
 
@@ -430,7 +430,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<Team> {
         let admin = ctx.principal()?.admin()?;
         let team =
-            domain::teams::create(ctx.state(), admin, &input.name, &ids(input.member_ids)).await?;
+            domain::teams::create(ctx.core(), admin, &input.name, &ids(input.member_ids)).await?;
         Ok(Team::from(team))
     }
 }

@@ -33,7 +33,7 @@ pub struct Conversation(pub conversation::Model);
 impl Conversation {
     pub async fn id(&self, ctx: &Context<'_>) -> ID {
         // Where tests of fault handling make a resolver panic (nothing else arms it).
-        ctx.state().faults.maybe_panic();
+        ctx.core().faults.maybe_panic();
         ID(self.0.id.clone())
     }
 
@@ -107,14 +107,14 @@ impl Conversation {
                 .map_err(|_| AppError::bad_input("after", "not a cursor from this connection"))?,
             None => 0,
         };
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let internal = ctx.principal()?.sees_internal();
         let rows =
-            domain::messages::page(&state, &self.0.id, internal, after_seq, limit + 1).await?;
+            domain::messages::page(&core, &self.0.id, internal, after_seq, limit + 1).await?;
         let id = self.0.id.clone();
         let total = TotalCount::new(move || {
-            let (state, id) = (state.clone(), id.clone());
-            async move { domain::messages::count(&state, &id, internal).await }
+            let (core, id) = (core.clone(), id.clone());
+            async move { domain::messages::count(&core, &id, internal).await }
         });
         Ok(page(
             rows,
@@ -143,7 +143,7 @@ impl Conversation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<super::insights::Rating>> {
-        let rating = domain::ratings::of(ctx.state(), &self.0.id).await?;
+        let rating = domain::ratings::of(ctx.core(), &self.0.id).await?;
         Ok(rating.map(super::insights::Rating))
     }
 
@@ -160,7 +160,7 @@ impl Conversation {
             ..HandoffFilter::default()
         };
         let rows =
-            domain::handoffs::page(ctx.state(), &self.0.workspace_id, &filter, None, 100).await?;
+            domain::handoffs::page(ctx.core(), &self.0.workspace_id, &filter, None, 100).await?;
         Ok(rows.into_iter().map(Handoff::new).collect())
     }
 
@@ -352,7 +352,7 @@ impl ConversationQuery {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Conversation> {
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(ctx.state(), principal, &id).await?,
+            domain::conversations::get(ctx.core(), principal, &id).await?,
         ))
     }
 
@@ -374,7 +374,7 @@ impl ConversationQuery {
             ConversationOrder::RecentlyUpdated => Order::RecentlyUpdated,
         };
         let filter: ConversationFilter = filter.unwrap_or_default().into();
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
         // An inbox row shows its newest message, lead, assignee and team: read them
         // with the page, in one statement.
@@ -397,7 +397,7 @@ impl ConversationQuery {
             limit: limit + 1,
             joined,
         };
-        let rows = domain::conversations::page_joined(&state, &query).await?;
+        let rows = domain::conversations::page_joined(&core, &query).await?;
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());
@@ -420,8 +420,8 @@ impl ConversationQuery {
         loaders.feed_many(leads).await;
         let rows = conversations;
         let total = TotalCount::new(move || {
-            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
-            async move { domain::conversations::count(&state, &ws, &filter).await }
+            let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
+            async move { domain::conversations::count(&core, &ws, &filter).await }
         });
         Ok(page(
             rows,
@@ -483,12 +483,12 @@ impl ConversationMutation {
         ctx: &Context<'_>,
         input: StartConversationInput,
     ) -> async_graphql::Result<StartConversationPayload> {
-        ctx.state()
+        ctx.core()
             .rate
             .start_conversation(ctx.client_ip(), &input.widget_key)?;
         let proof = ctx.presented().and_then(|p| p.visitor()).cloned();
         let started = domain::conversations::start(
-            ctx.state(),
+            ctx.core(),
             StartInput {
                 widget_key: input.widget_key,
                 visitor_id: input.visitor_id,
@@ -520,7 +520,7 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
         let conv = domain::conversations::assign(
-            ctx.state(),
+            ctx.core(),
             agent,
             &conversation_id,
             agent_id.as_ref().map(|id| id.as_str()),
@@ -541,7 +541,7 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::resolve(ctx.state(), principal, &conversation_id).await?,
+            domain::conversations::resolve(ctx.core(), principal, &conversation_id).await?,
         ))
     }
 
@@ -553,11 +553,11 @@ impl ConversationMutation {
         tag_id: ID,
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
-        let state = ctx.state();
-        domain::tags::tag_conversation(state, agent, &conversation_id, &tag_id).await?;
+        let core = ctx.core();
+        domain::tags::tag_conversation(core, agent, &conversation_id, &tag_id).await?;
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(state, principal, &conversation_id).await?,
+            domain::conversations::get(core, principal, &conversation_id).await?,
         ))
     }
 
@@ -570,11 +570,11 @@ impl ConversationMutation {
         tag_id: ID,
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
-        let state = ctx.state();
-        domain::tags::untag_conversation(state, agent, &conversation_id, &tag_id).await?;
+        let core = ctx.core();
+        domain::tags::untag_conversation(core, agent, &conversation_id, &tag_id).await?;
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(state, principal, &conversation_id).await?,
+            domain::conversations::get(core, principal, &conversation_id).await?,
         ))
     }
 }

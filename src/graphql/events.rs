@@ -173,9 +173,9 @@ impl EventQuery {
             )
             .into());
         }
-        let state = ctx.state();
+        let core = ctx.core();
         let after = match after {
-            Some(cursor) => domain::streams::resume_from(state, "after", &cursor).await?,
+            Some(cursor) => domain::streams::resume_from(core, "after", &cursor).await?,
             None => Cursor::START,
         };
         let kinds: Vec<String> = types
@@ -184,7 +184,7 @@ impl EventQuery {
             .map(|t| t.as_str().to_owned())
             .collect();
         let (events, has_next) = domain::feed::page(
-            state,
+            core,
             principal,
             after,
             first as u64,

@@ -210,12 +210,12 @@ impl Handoff {
     async fn case_file(&self, ctx: &Context<'_>) -> async_graphql::Result<CaseFileView> {
         let principal = ctx.principal()?;
         principal.require(crate::auth::Scope::ConversationsRead)?;
-        let state = ctx.state();
+        let core = ctx.core();
         let file = self
             .resolved
             .case_file
             .get_or_try_init(|| async {
-                domain::case_file::build(state, &self.model)
+                domain::case_file::build(core, &self.model)
                     .await
                     .map(Arc::new)
             })
@@ -337,7 +337,7 @@ impl HandoffQuery {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
         Ok(Handoff::new(
-            domain::handoffs::get(ctx.state(), principal.workspace_id(), &id).await?,
+            domain::handoffs::get(ctx.core(), principal.workspace_id(), &id).await?,
         ))
     }
 
@@ -361,13 +361,12 @@ impl HandoffQuery {
             since: input.since.map(|t| t.timestamp_millis()),
             conversation_id: None,
         };
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
-        let rows =
-            domain::handoffs::page(&state, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let rows = domain::handoffs::page(&core, &ws, &filter, after.as_deref(), limit + 1).await?;
         let total = TotalCount::new(move || {
-            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
-            async move { domain::handoffs::count(&state, &ws, &filter).await }
+            let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
+            async move { domain::handoffs::count(&core, &ws, &filter).await }
         });
         Ok(page(rows, limit, |h| h.id.clone(), Handoff::new, total))
     }
@@ -390,8 +389,8 @@ impl HandoffMutation {
         reason: Option<HandoffReason>,
     ) -> async_graphql::Result<Handoff> {
         let principal = ctx.principal()?;
-        let state = ctx.state();
-        state.rate.visitor_write(principal)?;
+        let core = ctx.core();
+        core.rate.visitor_write(principal)?;
         let default = match principal {
             Principal::Visitor(_) => HandoffReason::VisitorRequested,
             Principal::ApiKey(_) if principal.is_ai() => HandoffReason::LowConfidence,
@@ -414,9 +413,9 @@ impl HandoffMutation {
         let note = note
             .map(|n| domain::validate::text("note", &n, 2_000))
             .transpose()?;
-        let conversation = domain::conversations::get(state, principal, &conversation_id).await?;
+        let conversation = domain::conversations::get(core, principal, &conversation_id).await?;
         Ok(Handoff::new(
-            domain::handoffs::request(state, &conversation, reason, note).await?,
+            domain::handoffs::request(core, &conversation, reason, note).await?,
         ))
     }
 
@@ -428,7 +427,7 @@ impl HandoffMutation {
     async fn accept_handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoffs::accept(ctx.state(), agent, &id).await?,
+            domain::handoffs::accept(ctx.core(), agent, &id).await?,
         ))
     }
 
@@ -442,7 +441,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::routing::decline(ctx.state(), agent, &handoff_id).await?,
+            domain::routing::decline(ctx.core(), agent, &handoff_id).await?,
         ))
     }
 
@@ -454,7 +453,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoffs::take_over(ctx.state(), agent, &conversation_id).await?,
+            domain::handoffs::take_over(ctx.core(), agent, &conversation_id).await?,
         ))
     }
 
@@ -467,7 +466,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
         Ok(Conversation(
-            domain::handoffs::return_to_ai(ctx.state(), agent, &conversation_id).await?,
+            domain::handoffs::return_to_ai(ctx.core(), agent, &conversation_id).await?,
         ))
     }
 
@@ -493,7 +492,7 @@ impl HandoffMutation {
             }
         };
         Ok(Handoff::new(
-            domain::handoffs::transfer(ctx.state(), agent, &id, to).await?,
+            domain::handoffs::transfer(ctx.core(), agent, &id, to).await?,
         ))
     }
 }

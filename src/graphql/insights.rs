@@ -5,12 +5,12 @@ use tokio::sync::OnceCell;
 
 use crate::auth::Scope;
 use crate::domain;
+use crate::domain::Core;
 use crate::domain::insights::{Cohort, HandoffStats, Point, Summary};
 use crate::domain::policy::HandoffPolicy;
 use crate::entity::{HandoffReason, rating, retag_job};
 use crate::error::AppError;
 use crate::loaders::TagKey;
-use crate::state::AppState;
 
 use super::tags::InsightTag;
 use super::{ContextExt, timestamp};
@@ -20,7 +20,7 @@ use super::{ContextExt, timestamp};
 /// which questions the docs do not answer. The period's conversations are those
 /// started in `[from, to)` (of one team, if asked); every number counts them.
 pub struct InsightsDigest {
-    state: AppState,
+    core: Core,
     cohort: Cohort,
     /// The period's conversations and handoffs, read once for every field but
     /// topics, docs gaps and ratings.
@@ -40,9 +40,9 @@ struct Passes {
 const DAY_MS: i64 = 86_400_000;
 
 impl InsightsDigest {
-    fn new(state: AppState, cohort: Cohort) -> InsightsDigest {
+    fn new(core: Core, cohort: Cohort) -> InsightsDigest {
         InsightsDigest {
-            state,
+            core,
             cohort,
             passes: OnceCell::new(),
             csat: OnceCell::new(),
@@ -58,7 +58,7 @@ impl InsightsDigest {
                 span
             };
             let (points, handoffs) =
-                domain::insights::passes(&self.state, &self.cohort, bucket_ms).await?;
+                domain::insights::passes(&self.core, &self.cohort, bucket_ms).await?;
             Ok::<_, AppError>(Passes {
                 bucket_ms,
                 points,
@@ -79,7 +79,7 @@ impl InsightsDigest {
     async fn csat_and_ratings(&self) -> async_graphql::Result<(Option<f64>, i64)> {
         let csat = self
             .csat
-            .get_or_try_init(|| domain::insights::csat(&self.state, &self.cohort));
+            .get_or_try_init(|| domain::insights::csat(&self.core, &self.cohort));
         Ok(*csat.await?)
     }
 }
@@ -140,21 +140,21 @@ impl InsightsDigest {
 
     /// Handoffs requested outside their team's business hours.
     async fn out_of_hours_handoffs(&self) -> async_graphql::Result<i64> {
-        Ok(domain::insights::out_of_hours_handoffs(&self.state, &self.cohort).await?)
+        Ok(domain::insights::out_of_hours_handoffs(&self.core, &self.cohort).await?)
     }
 
     /// Per team with an accept target (`Team.acceptTargetSeconds`): its handoffs
     /// that had one (`slaDueAt`) and how many missed it (still waiting when it
     /// passed: `SLA_BREACHED`), most breaches first.
     async fn sla_breaches(&self) -> async_graphql::Result<Vec<TeamSlaBreaches>> {
-        let teams = domain::insights::sla_breaches(&self.state, &self.cohort).await?;
+        let teams = domain::insights::sla_breaches(&self.core, &self.cohort).await?;
         Ok(teams.into_iter().map(TeamSlaBreaches).collect())
     }
 
     /// The visitors' answers to "Did that answer your question?" (`confirmAnswer`)
     /// in the period's conversations.
     async fn answer_feedback(&self) -> async_graphql::Result<AnswerFeedbackCounts> {
-        let counts = domain::insights::answer_feedback(&self.state, &self.cohort).await?;
+        let counts = domain::insights::answer_feedback(&self.core, &self.cohort).await?;
         Ok(AnswerFeedbackCounts {
             helpful: counts.helpful,
             unhelpful: counts.unhelpful,
@@ -165,7 +165,7 @@ impl InsightsDigest {
     /// it in the period (the answers a visitor confirmed or an agent flagged),
     /// worst first: the docs to fix.
     async fn article_feedback(&self) -> async_graphql::Result<Vec<ArticleFeedback>> {
-        let articles = domain::insights::article_feedback(&self.state, &self.cohort).await?;
+        let articles = domain::insights::article_feedback(&self.core, &self.cohort).await?;
         Ok(articles
             .into_iter()
             .map(|a| ArticleFeedback {
@@ -217,7 +217,7 @@ impl InsightsDigest {
     /// Per topic tag: conversations, handoffs, rate, and the previous period's
     /// handoffs for the trend; most handoffs first.
     async fn topics(&self) -> async_graphql::Result<Vec<TopicInsight>> {
-        let topics = domain::insights::topics(&self.state, &self.cohort).await?;
+        let topics = domain::insights::topics(&self.core, &self.cohort).await?;
         Ok(topics.into_iter().map(TopicInsight).collect())
     }
 
@@ -234,9 +234,9 @@ impl InsightsDigest {
     /// Visitor questions the AI could not answer with confidence, grouped by
     /// similar wording, biggest first: the articles to write.
     async fn docs_gaps(&self) -> async_graphql::Result<Vec<DocsGap>> {
-        let workspace = domain::workspaces::get(&self.state, &self.cohort.workspace_id).await?;
+        let workspace = domain::workspaces::get(&self.core, &self.cohort.workspace_id).await?;
         let threshold = HandoffPolicy::parse(&workspace.handoff_policy).confidence_threshold;
-        let gaps = domain::insights::docs_gaps(&self.state, &self.cohort, threshold).await?;
+        let gaps = domain::insights::docs_gaps(&self.core, &self.cohort, threshold).await?;
         Ok(gaps
             .into_iter()
             .map(|gap| DocsGap {
@@ -259,7 +259,7 @@ impl InsightsDigest {
         let points = if passes.bucket_ms == DAY_MS {
             domain::insights::regroup(&passes.points, (ms / DAY_MS) as usize)
         } else {
-            domain::insights::passes(&self.state, &self.cohort, ms)
+            domain::insights::passes(&self.core, &self.cohort, ms)
                 .await?
                 .0
         };
@@ -446,12 +446,12 @@ impl InsightsQuery {
         if from >= to {
             return Err(AppError::bad_input("to", "must be after `from`").into());
         }
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         if let Some(team) = &team_id {
-            domain::teams::get(&state, principal.workspace_id(), team).await?;
+            domain::teams::get(&core, principal.workspace_id(), team).await?;
         }
         Ok(InsightsDigest::new(
-            state,
+            core,
             Cohort {
                 workspace_id: principal.workspace_id().to_owned(),
                 from: from.timestamp_millis(),
@@ -465,7 +465,7 @@ impl InsightsQuery {
     async fn retag_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RetagJob> {
         let admin = ctx.principal()?.admin()?;
         Ok(RetagJob(
-            domain::retag::get(ctx.state(), &admin.workspace_id, &id).await?,
+            domain::retag::get(ctx.core(), &admin.workspace_id, &id).await?,
         ))
     }
 }
@@ -485,9 +485,9 @@ impl InsightsMutation {
         comment: Option<String>,
     ) -> async_graphql::Result<Rating> {
         let principal = ctx.principal()?;
-        ctx.state().rate.visitor_write(principal)?;
+        ctx.core().rate.visitor_write(principal)?;
         let rating = domain::ratings::rate(
-            ctx.state(),
+            ctx.core(),
             principal,
             &conversation_id,
             score,
@@ -506,8 +506,8 @@ impl InsightsMutation {
         since: chrono::DateTime<chrono::Utc>,
     ) -> async_graphql::Result<RetagJob> {
         let admin = ctx.principal()?.admin()?;
-        let job = domain::retag::start(ctx.state(), &admin.workspace_id, since.timestamp_millis())
-            .await?;
+        let job =
+            domain::retag::start(ctx.core(), &admin.workspace_id, since.timestamp_millis()).await?;
         Ok(RetagJob(job))
     }
 }

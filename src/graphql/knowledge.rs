@@ -67,7 +67,7 @@ impl KnowledgeQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Page<KnowledgeArticle>> {
         let principal = ctx.principal()?;
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
         let limit = page_size(first)?;
         let after = after.as_deref().map(decode_cursor).transpose()?;
@@ -80,7 +80,7 @@ impl KnowledgeQuery {
                     })?,
                     None => 0,
                 };
-                let hits = domain::knowledge::search(&state, &ws, q, limit + 1, offset).await?;
+                let hits = domain::knowledge::search(&core, &ws, q, limit + 1, offset).await?;
                 let total_hits = hits.len() as u64 + offset;
                 let rows: Vec<(u64, article::Model)> = hits
                     .into_iter()
@@ -97,11 +97,10 @@ impl KnowledgeQuery {
                 ))
             }
             None => {
-                let rows =
-                    domain::knowledge::page(&state, &ws, after.as_deref(), limit + 1).await?;
+                let rows = domain::knowledge::page(&core, &ws, after.as_deref(), limit + 1).await?;
                 let total = TotalCount::new(move || {
-                    let (state, ws) = (state.clone(), ws.clone());
-                    async move { domain::knowledge::count(&state, &ws).await }
+                    let (core, ws) = (core.clone(), ws.clone());
+                    async move { domain::knowledge::count(&core, &ws).await }
                 });
                 Ok(page(rows, limit, |a| a.id.clone(), KnowledgeArticle, total))
             }
@@ -112,7 +111,7 @@ impl KnowledgeQuery {
     async fn article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<KnowledgeArticle> {
         let principal = ctx.principal()?;
         Ok(KnowledgeArticle(
-            domain::knowledge::get(ctx.state(), principal.workspace_id(), &id).await?,
+            domain::knowledge::get(ctx.core(), principal.workspace_id(), &id).await?,
         ))
     }
 }
@@ -131,7 +130,7 @@ impl KnowledgeMutation {
     ) -> async_graphql::Result<KnowledgeArticle> {
         let admin = ctx.principal()?.admin()?;
         let article = domain::knowledge::upsert(
-            ctx.state(),
+            ctx.core(),
             &admin.workspace_id,
             ArticleInput {
                 id: input.id.as_deref().map(String::as_str),
@@ -147,7 +146,7 @@ impl KnowledgeMutation {
     /// Delete an article. Returns its id. Owners and admins only.
     async fn delete_article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let admin = ctx.principal()?.admin()?;
-        domain::knowledge::delete(ctx.state(), &admin.workspace_id, &id).await?;
+        domain::knowledge::delete(ctx.core(), &admin.workspace_id, &id).await?;
         Ok(id)
     }
 }

@@ -144,7 +144,7 @@ impl LeadQuery {
     /// A lead by id. A visitor can read only its own.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Lead> {
         Ok(Lead::from(
-            domain::leads::get(ctx.state(), ctx.principal()?, &id).await?,
+            domain::leads::get(ctx.core(), ctx.principal()?, &id).await?,
         ))
     }
 
@@ -166,12 +166,12 @@ impl LeadQuery {
             query: filter.query,
             created_after: filter.created_after.map(|t| t.timestamp_millis()),
         };
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
-        let rows = domain::leads::page(&state, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let rows = domain::leads::page(&core, &ws, &filter, after.as_deref(), limit + 1).await?;
         let total = TotalCount::new(move || {
-            let (state, ws, filter) = (state.clone(), ws.clone(), filter.clone());
-            async move { domain::leads::count(&state, &ws, &filter).await }
+            let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
+            async move { domain::leads::count(&core, &ws, &filter).await }
         });
         Ok(page(rows, limit, |l| l.id.clone(), Lead::from, total))
     }
@@ -180,8 +180,7 @@ impl LeadQuery {
     /// read them to build the lead form.
     async fn lead_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LeadField>> {
         let principal = ctx.principal()?;
-        let fields =
-            domain::leads::fields(&ctx.state().db.reader, principal.workspace_id()).await?;
+        let fields = domain::leads::fields(&ctx.core().db.reader, principal.workspace_id()).await?;
         Ok(fields.into_iter().map(LeadField).collect())
     }
 }
@@ -201,9 +200,9 @@ impl LeadMutation {
         input: LeadInput,
     ) -> async_graphql::Result<Lead> {
         let principal = ctx.principal()?;
-        ctx.state().rate.visitor_write(principal)?;
+        ctx.core().rate.visitor_write(principal)?;
         let lead =
-            domain::leads::capture(ctx.state(), principal, &conversation_id, &input.into()).await?;
+            domain::leads::capture(ctx.core(), principal, &conversation_id, &input.into()).await?;
         Ok(Lead::from(lead))
     }
 
@@ -216,7 +215,7 @@ impl LeadMutation {
     ) -> async_graphql::Result<LeadField> {
         let admin = ctx.principal()?.admin()?;
         let field = domain::leads::define_field(
-            ctx.state(),
+            ctx.core(),
             admin,
             LeadFieldDefinition {
                 key: &input.key,

@@ -378,7 +378,7 @@ pub struct InboxFilter {
 impl InboxFilter {
     async fn matches(
         &self,
-        state: &crate::state::AppState,
+        core: &crate::domain::Core,
         conv: &conversation::Model,
     ) -> AppResult<bool> {
         let status = self
@@ -400,7 +400,7 @@ impl InboxFilter {
         let Some(wanted) = &self.tag_ids else {
             return Ok(true);
         };
-        let applied = domain::tags::applied(state, std::slice::from_ref(&conv.id)).await?;
+        let applied = domain::tags::applied(core, std::slice::from_ref(&conv.id)).await?;
         Ok(applied
             .iter()
             .any(|(a, _)| wanted.iter().any(|w| w.0 == a.tag_id)))
@@ -425,17 +425,16 @@ impl LiveSubscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Message>> + use<>> {
         let after_seq = after_seq.unwrap_or(0);
         let principal = ctx.principal()?.clone();
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         // Boxed: async-graphql keeps this resolver's state in every live subscription,
         // sized for its largest await; a query future inline would cost ~3 KiB each.
         let conv = Box::pin(domain::conversations::get(
-            &state,
+            &core,
             &principal,
             &conversation_id,
         ))
         .await?;
-        let stream =
-            domain::streams::messages(state, conv.id, principal.sees_internal(), after_seq);
+        let stream = domain::streams::messages(core, conv.id, principal.sees_internal(), after_seq);
         Ok(stream.map(|item| item.map(Message).map_err(Into::into)))
     }
 
@@ -454,19 +453,19 @@ impl LiveSubscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<ConversationEvent>> + use<>>
     {
         let principal = ctx.principal()?.clone();
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         // Boxed: async-graphql keeps this resolver's state in every live subscription,
         // sized for its largest await; a query future inline would cost ~3 KiB each.
         let conv = Box::pin(domain::conversations::get(
-            &state,
+            &core,
             &principal,
             &conversation_id,
         ))
         .await?;
         let after = after_or_resume(ctx, after);
         let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
-        let from = Box::pin(starting(&state, after.as_deref())).await?;
-        let events = domain::streams::events(state, Topic::Conversation(conv.id), from);
+        let from = Box::pin(starting(&core, after.as_deref())).await?;
+        let events = domain::streams::events(core, Topic::Conversation(conv.id), from);
         Ok(events.filter_map(move |item| {
             let out = match item {
                 Ok(event) => {
@@ -495,15 +494,15 @@ impl LiveSubscription {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
         let sees_internal = principal.sees_internal();
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let filter = filter.unwrap_or_default();
         let after = after_or_resume(ctx, after);
         let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
-        let from = Box::pin(starting(&state, after.as_deref())).await?;
+        let from = Box::pin(starting(&core, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
-        let events = domain::streams::events(state.clone(), topic, from);
+        let events = domain::streams::events(core.clone(), topic, from);
         Ok(events.filter_map(move |item| {
-            let (state, filter, note) = (state.clone(), filter.clone(), note.clone());
+            let (core, filter, note) = (core.clone(), filter.clone(), note.clone());
             async move {
                 let event = match item {
                     Ok(event) => event,
@@ -516,7 +515,7 @@ impl LiveSubscription {
                 {
                     return None;
                 }
-                inbox_event(&state, &filter, &event)
+                inbox_event(&core, &filter, &event)
                     .await
                     .map_err(Into::into)
                     .transpose()
@@ -547,7 +546,7 @@ impl LiveSubscription {
     ) -> async_graphql::Result<impl Stream<Item = async_graphql::Result<Handoff>> + use<>> {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
-        let state = ctx.state().clone();
+        let core = ctx.core().clone();
         let teams: Vec<String> = team_ids
             .unwrap_or_default()
             .into_iter()
@@ -568,12 +567,12 @@ impl LiveSubscription {
             _ => None,
         };
         let note = shared.unwrap_or_default();
-        let from = Box::pin(starting(&state, after.as_deref())).await?;
+        let from = Box::pin(starting(&core, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
-        let events = domain::streams::events(state.clone(), topic, from);
+        let events = domain::streams::events(core.clone(), topic, from);
         Ok(events.filter_map(move |item| {
-            let (state, teams, tags, note, me) = (
-                state.clone(),
+            let (core, teams, tags, note, me) = (
+                core.clone(),
                 teams.clone(),
                 tags.clone(),
                 note.clone(),
@@ -603,7 +602,7 @@ impl LiveSubscription {
                     },
                     _ => return None,
                 }
-                match escalation_matches(&state, &teams, &tags, handoff).await {
+                match escalation_matches(&core, &teams, &tags, handoff).await {
                     Ok(true) => Some(Ok(Handoff::of_event(
                         &event,
                         handoff,
@@ -669,17 +668,17 @@ fn after_or_resume(ctx: &Context<'_>, after: Option<String>) -> Option<String> {
 }
 
 /// Where a subscription starts: after the client's cursor (checked), or now.
-async fn starting(state: &crate::state::AppState, after: Option<&str>) -> AppResult<From> {
+async fn starting(core: &crate::domain::Core, after: Option<&str>) -> AppResult<From> {
     match after {
         Some(cursor) => Ok(From::After(
-            domain::streams::resume_from(state, "after", cursor).await?,
+            domain::streams::resume_from(core, "after", cursor).await?,
         )),
         None => Ok(From::Now),
     }
 }
 
 async fn inbox_event(
-    state: &crate::state::AppState,
+    core: &crate::domain::Core,
     filter: &InboxFilter,
     event: &Event,
 ) -> AppResult<Option<InboxEvent>> {
@@ -701,7 +700,7 @@ async fn inbox_event(
     let Some(conversation) = event.conversation() else {
         return Ok(None);
     };
-    let matches = filter.matches(state, conversation).await?;
+    let matches = filter.matches(core, conversation).await?;
     let mut handoff = None;
     let mut message = None;
     let kind = match &event.kind {
@@ -756,7 +755,7 @@ async fn inbox_event(
 /// Which escalations a subscriber wants: handoffs routed to any of `team_ids`, or of
 /// conversations carrying any of `tag_ids`; everything when neither is given.
 async fn escalation_matches(
-    state: &crate::state::AppState,
+    core: &crate::domain::Core,
     team_ids: &[String],
     tag_ids: &[String],
     handoff: &handoff::Model,
@@ -775,7 +774,7 @@ async fn escalation_matches(
         return Ok(false);
     }
     let applied =
-        domain::tags::applied(state, std::slice::from_ref(&handoff.conversation_id)).await?;
+        domain::tags::applied(core, std::slice::from_ref(&handoff.conversation_id)).await?;
     Ok(applied.iter().any(|(a, _)| tag_ids.contains(&a.tag_id)))
 }
 
@@ -795,9 +794,9 @@ impl LiveMutation {
         #[graphql(default)] internal: bool,
     ) -> async_graphql::Result<bool> {
         let principal = ctx.principal()?;
-        let state = ctx.state();
-        state.rate.visitor_typing(principal)?;
-        let conv = domain::conversations::get(state, principal, &conversation_id).await?;
+        let core = ctx.core();
+        core.rate.visitor_typing(principal)?;
+        let conv = domain::conversations::get(core, principal, &conversation_id).await?;
         let (author, agent_id) = match principal {
             Principal::Agent(agent) => (Author::Agent, Some(agent.agent_id.clone())),
             Principal::Visitor(_) if internal => {
@@ -808,7 +807,7 @@ impl LiveMutation {
             Principal::ApiKey(_) => return Err(AppError::forbidden("only the AI can type").into()),
         };
         let event = Event::typing(&conv, author, agent_id, typing, internal);
-        domain::feed::ephemeral(state, &event)?;
+        domain::feed::ephemeral(core, &event)?;
         Ok(true)
     }
 }

@@ -215,8 +215,8 @@ impl MessageMutation {
         input: SendMessageInput,
     ) -> async_graphql::Result<Message> {
         let principal = ctx.principal()?;
-        let state = ctx.state();
-        state.rate.visitor_write(principal)?;
+        let core = ctx.core();
+        core.rate.visitor_write(principal)?;
         let mut new = NewMessage::from_principal(
             principal,
             &input.body,
@@ -240,7 +240,7 @@ impl MessageMutation {
             }
             let mut sources = Vec::new();
             for id in input.source_article_ids.unwrap_or_default() {
-                let article = domain::knowledge::get(state, principal.workspace_id(), &id)
+                let article = domain::knowledge::get(core, principal.workspace_id(), &id)
                     .await
                     .map_err(|_| {
                         AppError::bad_input(
@@ -259,7 +259,7 @@ impl MessageMutation {
             new.sources = serde_json::to_string(&sources)?;
             new.reply_to_seq = input.reply_to_seq;
         }
-        let message = domain::messages::send(state, principal, &input.conversation_id, new).await?;
+        let message = domain::messages::send(core, principal, &input.conversation_id, new).await?;
         Ok(Message::from(message))
     }
 
@@ -278,10 +278,10 @@ impl MessageMutation {
         comment: Option<String>,
     ) -> async_graphql::Result<super::conversations::Conversation> {
         let principal = ctx.principal()?;
-        let state = ctx.state();
-        state.rate.visitor_write(principal)?;
+        let core = ctx.core();
+        core.rate.visitor_write(principal)?;
         let conversation = domain::feedback::confirm(
-            state,
+            core,
             principal,
             &conversation_id,
             &message_id,
@@ -302,7 +302,7 @@ impl MessageMutation {
         reason: String,
     ) -> async_graphql::Result<AnswerFlag> {
         let agent = ctx.principal()?.agent()?;
-        let flag = domain::feedback::flag(ctx.state(), agent, &message_id, &reason).await?;
+        let flag = domain::feedback::flag(ctx.core(), agent, &message_id, &reason).await?;
         Ok(AnswerFlag(flag))
     }
 }

@@ -137,7 +137,7 @@ impl SettingsQuery {
     /// The workspace's API keys. Owners and admins only.
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
         let admin = ctx.principal()?.admin()?;
-        let keys = domain::api_keys::list(ctx.state(), &admin.workspace_id).await?;
+        let keys = domain::api_keys::list(ctx.core(), &admin.workspace_id).await?;
         Ok(keys.into_iter().map(ApiKey).collect())
     }
 }
@@ -154,8 +154,8 @@ impl SettingsMutation {
         input: HandoffPolicyInput,
     ) -> async_graphql::Result<HandoffPolicyView> {
         let admin = ctx.principal()?.admin()?;
-        let state = ctx.state();
-        let workspace = domain::workspaces::get(state, &admin.workspace_id).await?;
+        let core = ctx.core();
+        let workspace = domain::workspaces::get(core, &admin.workspace_id).await?;
         let mut policy = HandoffPolicy::parse(&workspace.handoff_policy);
         if let Some(threshold) = input.confidence_threshold {
             if !(0.0..=1.0).contains(&threshold) {
@@ -188,7 +188,7 @@ impl SettingsMutation {
         }
         if let Some(ids) = input.escalate_tag_ids {
             for id in &ids {
-                domain::tags::get(state, &admin.workspace_id, id)
+                domain::tags::get(core, &admin.workspace_id, id)
                     .await
                     .map_err(|_| {
                         AppError::bad_input("escalateTagIds", format!("no tag {}", id.as_str()))
@@ -218,7 +218,7 @@ impl SettingsMutation {
                 policy.auto_resolve_after_seconds = Some(seconds);
             }
         }
-        domain::workspaces::set_policy(state, &admin.workspace_id, &policy).await?;
+        domain::workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
         Ok(HandoffPolicyView(policy))
     }
 
@@ -229,16 +229,16 @@ impl SettingsMutation {
         input: UpdateWorkspaceInput,
     ) -> async_graphql::Result<Workspace> {
         let admin = ctx.principal()?.admin()?;
-        let state = ctx.state();
+        let core = ctx.core();
         if let Some(team) = &input.default_team_id {
-            domain::teams::get(state, &admin.workspace_id, team)
+            domain::teams::get(core, &admin.workspace_id, team)
                 .await
                 .map_err(|_| {
                     AppError::bad_input("defaultTeamId", format!("no team {}", team.as_str()))
                 })?;
         }
         let workspace = domain::workspaces::update(
-            state,
+            core,
             &admin.workspace_id,
             input.name.as_deref(),
             input.responder_enabled,
@@ -254,7 +254,7 @@ impl SettingsMutation {
     /// see `StartConversationInput.identityToken`. Owners and admins only.
     async fn rotate_identity_secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         let admin = ctx.principal()?.admin()?;
-        Ok(domain::identity::rotate_secret(ctx.state(), admin).await?)
+        Ok(domain::identity::rotate_secret(ctx.core(), admin).await?)
     }
 
     /// Create an API key with the given scopes. Owners and admins only.
@@ -265,7 +265,7 @@ impl SettingsMutation {
         scopes: Vec<Scope>,
     ) -> async_graphql::Result<CreateApiKeyPayload> {
         let admin = ctx.principal()?.admin()?;
-        let (key, secret) = domain::api_keys::create(ctx.state(), admin, &name, &scopes).await?;
+        let (key, secret) = domain::api_keys::create(ctx.core(), admin, &name, &scopes).await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(key),
             secret,
@@ -276,7 +276,7 @@ impl SettingsMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
         let admin = ctx.principal()?.admin()?;
         Ok(ApiKey(
-            domain::api_keys::revoke(ctx.state(), admin, &id).await?,
+            domain::api_keys::revoke(ctx.core(), admin, &id).await?,
         ))
     }
 }

@@ -182,7 +182,7 @@ impl TagQuery {
     /// The workspace's insight tags.
     async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InsightTag>> {
         let agent = ctx.principal()?.agent()?;
-        let tags = domain::tags::list(ctx.state(), &agent.workspace_id).await?;
+        let tags = domain::tags::list(ctx.core(), &agent.workspace_id).await?;
         Ok(tags.into_iter().map(InsightTag::from).collect())
     }
 }
@@ -211,7 +211,7 @@ impl TagMutation {
             article_ids: Some(input.article_ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::create(ctx.state(), admin, &input)
+            domain::tags::create(ctx.core(), admin, &input)
                 .await?
                 .into(),
         ))
@@ -244,7 +244,7 @@ impl TagMutation {
                 .map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::update(ctx.state(), admin, &id, &input)
+            domain::tags::update(ctx.core(), admin, &id, &input)
                 .await?
                 .into(),
         ))
@@ -253,7 +253,7 @@ impl TagMutation {
     /// Delete an insight tag and take it off every conversation. Returns its id.
     async fn delete_tag(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let admin = ctx.principal()?.admin()?;
-        domain::tags::delete(ctx.state(), admin, &id).await?;
+        domain::tags::delete(ctx.core(), admin, &id).await?;
         Ok(id)
     }
 }

@@ -177,7 +177,7 @@ impl WebhookQuery {
     /// The workspace's webhooks (owners and admins).
     async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Webhook>> {
         let admin = ctx.principal()?.admin()?;
-        let list = domain::webhooks::list(ctx.state(), &admin.workspace_id).await?;
+        let list = domain::webhooks::list(ctx.core(), &admin.workspace_id).await?;
         Ok(list.into_iter().map(Webhook).collect())
     }
 
@@ -197,7 +197,7 @@ impl WebhookQuery {
             return Err(AppError::bad_input("first", "must be between 1 and 100").into());
         }
         let list = domain::webhooks::deliveries(
-            ctx.state(),
+            ctx.core(),
             &admin.workspace_id,
             &webhook_id,
             after.as_ref().map(|id| id.0.as_str()),
@@ -222,7 +222,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<WebhookWithSecret> {
         let admin = ctx.principal()?.admin()?;
         let (webhook, secret) = domain::webhooks::create(
-            ctx.state(),
+            ctx.core(),
             admin,
             WebhookInput {
                 url: Some(input.url),
@@ -247,7 +247,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<Webhook> {
         let admin = ctx.principal()?.admin()?;
         let webhook = domain::webhooks::update(
-            ctx.state(),
+            ctx.core(),
             admin,
             &input.webhook_id,
             WebhookInput {
@@ -269,7 +269,7 @@ impl WebhookMutation {
         webhook_id: ID,
     ) -> async_graphql::Result<bool> {
         let admin = ctx.principal()?.admin()?;
-        domain::webhooks::delete(ctx.state(), admin, &webhook_id).await?;
+        domain::webhooks::delete(ctx.core(), admin, &webhook_id).await?;
         Ok(true)
     }
 
@@ -282,7 +282,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<WebhookWithSecret> {
         let admin = ctx.principal()?.admin()?;
         let (webhook, secret) =
-            domain::webhooks::rotate_secret(ctx.state(), admin, &webhook_id).await?;
+            domain::webhooks::rotate_secret(ctx.core(), admin, &webhook_id).await?;
         Ok(WebhookWithSecret {
             webhook: Webhook(webhook),
             secret,

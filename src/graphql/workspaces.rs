@@ -66,7 +66,7 @@ impl WorkspaceQuery {
     /// The signed-in agent. Needs an agent token.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Agent> {
         let agent = ctx.principal()?.agent()?;
-        let model = domain::agents::get(ctx.state(), &agent.workspace_id, &agent.agent_id).await?;
+        let model = domain::agents::get(ctx.core(), &agent.workspace_id, &agent.agent_id).await?;
         Ok(Agent::from(model))
     }
 
@@ -75,7 +75,7 @@ impl WorkspaceQuery {
         let principal = ctx.principal()?;
         principal.agent()?;
         Ok(Workspace(
-            domain::workspaces::shown(ctx.state(), principal.workspace_id()).await?,
+            domain::workspaces::shown(ctx.core(), principal.workspace_id()).await?,
         ))
     }
 }

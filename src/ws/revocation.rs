@@ -88,7 +88,7 @@ impl Sessions {
             (id, inner.watched.insert(workspace.clone()), first)
         };
         if start_watcher {
-            state.connections.spawn(watch(state.clone(), workspace));
+            state.tasks.spawn(watch(state.clone(), workspace));
         }
         if first && matches!(principal, Principal::Agent(_)) {
             crate::domain::presence::opened(state, &subject);

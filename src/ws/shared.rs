@@ -217,7 +217,7 @@ impl SharedOperations {
                     let template = Template::of(&mut request);
                     let again = move || context(template.request());
                     state
-                        .connections
+                        .tasks
                         .spawn(run(schema, request, again, sender, stop, max));
                     (upstream, answers)
                 }
