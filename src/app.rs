@@ -21,23 +21,16 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::auth::Principal;
 use crate::error::{AppError, code};
-use crate::graphql::AppSchema;
-use crate::net::Connections;
+use crate::graphql::{Api, response};
+use crate::net::rate_limited;
 use crate::state::AppState;
 use crate::ws;
 
 /// Whether this build serves the demo pages at `/demo/widget` and `/demo/inbox`.
 pub const DEMO_PAGES: bool = true;
 
-#[derive(Clone)]
-struct Shared {
-    state: AppState,
-    schema: AppSchema,
-}
-
 /// The router of a server over `state`.
 pub fn router(state: AppState) -> Router {
-    let schema = crate::graphql::schema(Some(state.core.clone()));
     let max_body = state.config.max_body_bytes;
     // Widgets run on customers' sites: any origin may call the API. Credentials are
     // bearer tokens, never cookies, so this grants nothing a token does not.
@@ -51,13 +44,13 @@ pub fn router(state: AppState) -> Router {
             "/export/conversations.csv",
             get(crate::export::conversations),
         )
-        .with_state(state.clone());
-    let pages = crate::demo_pages::router(state.clone());
+        .with_state(state.core.clone());
+    let pages = crate::demo_pages::router(state.core.clone());
     Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/healthz", get(healthz))
         .route("/graphiql/{file}", get(graphiql_asset))
-        .with_state(Shared { state, schema })
+        .with_state(state)
         .merge(exports)
         .merge(pages)
         .layer(RequestBodyLimitLayer::new(max_body))
@@ -70,7 +63,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::net::serve(listener, router(state.clone()), state, shutdown).await
+    let connections = std::sync::Arc::clone(&state.connections);
+    crate::net::serve(
+        listener,
+        router(state.clone()),
+        connections,
+        &state.config,
+        shutdown,
+    )
+    .await
 }
 
 /// An error response outside GraphQL execution (transport problems), in the same
@@ -84,69 +85,16 @@ fn app_error(err: AppError) -> Response {
     transport_error(StatusCode::OK, err.code(), &err.message())
 }
 
-/// A whole request refused for rate: 429 with `Retry-After`, and the GraphQL error
-/// with `retryAfter`.
-pub fn rate_limited(err: AppError) -> Response {
-    let retry_after = match &err {
-        AppError::RateLimited { retry_after, .. } => *retry_after,
-        _ => crate::net::RETRY_AFTER_SECONDS,
-    };
-    let body = json!({ "errors": [{
-        "message": err.message(),
-        "extensions": { "code": err.code(), "retryAfter": retry_after },
-    }]});
-    let mut response = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-    response
-}
-
-/// The JSON of a GraphQL response, or an error in its place when it is larger than
-/// `CASEFILE_MAX_RESPONSE_BYTES`.
-pub fn serialise_response(max: usize, response: &async_graphql::Response) -> String {
-    match serde_json::to_string(response) {
-        Ok(json) if json.len() <= max => json,
-        Ok(json) => {
-            tracing::warn!(
-                bytes = json.len(),
-                max,
-                "a response over the size limit was replaced"
-            );
-            json!({ "errors": [{
-                "message": format!("the response would be {} bytes, more than the {max} allowed: ask for fewer objects (smaller `first`)", json.len()),
-                "extensions": { "code": code::BAD_USER_INPUT, "reason": "RESPONSE_TOO_LARGE", "limit": max },
-            }]})
-            .to_string()
-        }
-        Err(err) => {
-            tracing::error!(error.detail = %err, "serialising a response failed");
-            json!({ "errors": [{ "message": "internal error", "extensions": { "code": code::INTERNAL } }] })
-                .to_string()
-        }
-    }
-}
-
 fn json_response(state: &AppState, response: &async_graphql::Response) -> Response {
     let max = state.config.limits.max_response_bytes;
-    let mut answer = Response::new(Body::from(serialise_response(max, response)));
+    let mut answer = Response::new(Body::from(crate::graphql::response::serialise_response(
+        max, response,
+    )));
     answer.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
     answer
-}
-
-/// The response of an operation that panicked: an `INTERNAL` error for it alone (the
-/// panic hook has logged the cause).
-pub fn panicked() -> async_graphql::Response {
-    let err = AppError::internal("a resolver panicked");
-    let mut error = async_graphql::ServerError::new(err.message(), None);
-    error
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", code::INTERNAL);
-    async_graphql::Response::from_errors(vec![error])
 }
 
 async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, AppError> {
@@ -164,87 +112,58 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Princ
 /// came over `GET`. A panic in a resolver becomes an `INTERNAL` error of this
 /// request alone.
 pub async fn execute(
-    state: &AppState,
-    schema: &AppSchema,
+    api: &Api,
     request: async_graphql::Request,
     principal: Option<Principal>,
     client: IpAddr,
     read_only: bool,
 ) -> async_graphql::Response {
     // Parse once, check, and hand the parsed document to the executor.
-    let request = match crate::graphql::prepare(
-        state,
-        &state.documents,
-        request,
-        principal,
-        client,
-        read_only,
-        false,
-    ) {
+    let request = match api.prepare(request, principal, client, read_only, false) {
         Ok(request) => request,
         Err(err) => {
             let mut errors = vec![err];
-            ensure_codes(&mut errors);
+            response::ensure_codes(&mut errors);
             return async_graphql::Response::from_errors(errors);
         }
     };
-    let mut response = AssertUnwindSafe(schema.execute(request))
+    let mut response = AssertUnwindSafe(api.schema().execute(request))
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| panicked());
-    ensure_codes(&mut response.errors);
+        .unwrap_or_else(|_| response::panicked());
+    response::ensure_codes(&mut response.errors);
     response
-}
-
-/// Errors raised by the GraphQL layer itself (syntax, validation, limits, input
-/// coercion) carry no code; they are all the client's to fix.
-pub fn ensure_codes(errors: &mut [async_graphql::ServerError]) {
-    for err in errors {
-        let ext = err.extensions.get_or_insert_with(Default::default);
-        if ext.get("code").is_none() {
-            ext.set("code", code::BAD_USER_INPUT);
-        }
-    }
 }
 
 /// The caller's principal and address, or the answer that refuses it: bad
 /// credentials, or a token over its rate.
 async fn caller(
-    shared: &Shared,
+    state: &AppState,
     headers: &HeaderMap,
     peer: SocketAddr,
 ) -> Result<(Option<Principal>, IpAddr), Response> {
-    let client = crate::net::client_ip(
-        peer.ip(),
-        headers,
-        &shared.state.config.limits.trusted_proxies,
-    );
-    let principal = principal(&shared.state, headers).await.map_err(app_error)?;
+    let client = crate::net::client_ip(peer.ip(), headers, &state.config.limits.trusted_proxies);
+    let principal = principal(state, headers).await.map_err(app_error)?;
     if let Some(principal) = &principal {
-        shared.state.rate.request(principal).map_err(rate_limited)?;
+        state
+            .rate
+            .request(principal)
+            .map_err(|err| rate_limited(&err))?;
     }
     Ok((principal, client))
 }
 
 /// Execute under the request time-out: past it, 503.
 async fn respond(
-    shared: &Shared,
+    state: &AppState,
     request: async_graphql::Request,
     (principal, client): (Option<Principal>, IpAddr),
     read_only: bool,
 ) -> Response {
-    let state = &shared.state;
     let limit = state.config.limits.http_request_timeout;
     // Boxed: the execution's future is large, and moving it into the time-out and
     // the handler's future would copy it at each step.
-    let executing = Box::pin(execute(
-        state,
-        &shared.schema,
-        request,
-        principal,
-        client,
-        read_only,
-    ));
+    let executing = Box::pin(execute(&state.api, request, principal, client, read_only));
     match tokio::time::timeout(limit, executing).await {
         Ok(response) => json_response(state, &response),
         Err(_) => transport_error(
@@ -256,7 +175,7 @@ async fn respond(
 }
 
 async fn graphql_post(
-    State(shared): State<Shared>,
+    State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
@@ -276,7 +195,7 @@ async fn graphql_post(
             "POST /graphql needs `Content-Type: application/json`",
         );
     }
-    let limits = &shared.state.config;
+    let limits = &state.config;
     let reading = axum::body::to_bytes(body, limits.max_body_bytes);
     let body = match tokio::time::timeout(limits.limits.http_body_timeout, reading).await {
         Ok(Ok(body)) => body,
@@ -326,8 +245,8 @@ async fn graphql_post(
             );
         }
     };
-    match caller(&shared, &headers, peer).await {
-        Ok(caller) => respond(&shared, request, caller, false).await,
+    match caller(&state, &headers, peer).await {
+        Ok(caller) => respond(&state, request, caller, false).await,
         Err(refused) => refused,
     }
 }
@@ -388,11 +307,11 @@ mod graphiql {
 }
 
 async fn graphiql_asset(
-    State(shared): State<Shared>,
+    State(state): State<AppState>,
     axum::extract::Path(file): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !shared.state.config.graphiql {
+    if !state.config.graphiql {
         return StatusCode::NOT_FOUND.into_response();
     }
     let asset = match file.as_str() {
@@ -407,17 +326,17 @@ async fn graphiql_asset(
 }
 
 async fn graphql_get(
-    State(shared): State<Shared>,
+    State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     RawQuery(query): RawQuery,
 ) -> Response {
     if let Ok(upgrade) = upgrade {
-        return websocket(shared, peer, headers, upgrade).await;
+        return websocket(state, peer, headers, upgrade).await;
     }
     let Some(query) = query.filter(|q| !q.is_empty()) else {
-        if !shared.state.config.graphiql {
+        if !state.config.graphiql {
             return transport_error(
                 StatusCode::NOT_FOUND,
                 code::NOT_FOUND,
@@ -436,8 +355,8 @@ async fn graphql_get(
             );
         }
     };
-    match caller(&shared, &headers, peer).await {
-        Ok(caller) => respond(&shared, request, caller, true).await,
+    match caller(&state, &headers, peer).await {
+        Ok(caller) => respond(&state, request, caller, true).await,
         Err(refused) => refused,
     }
 }
@@ -447,23 +366,18 @@ async fn graphql_get(
 /// clients) is the fallback. A client address with `CASEFILE_MAX_WS_PER_IP` sockets
 /// open gets 429.
 async fn websocket(
-    shared: Shared,
+    state: AppState,
     peer: SocketAddr,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let config = &shared.state.config;
+    let config = &state.config;
     let client = crate::net::client_ip(peer.ip(), &headers, &config.limits.trusted_proxies);
-    let Some(slot) = Connections::socket(&shared.state, client) else {
-        return rate_limited(AppError::RateLimited {
-            message: format!(
-                "this address has {} WebSockets open, the most allowed",
-                config.limits.max_ws_per_ip
-            ),
-            retry_after: crate::net::RETRY_AFTER_SECONDS,
-        });
+    let slot = match state.connections.socket(client) {
+        Ok(slot) => slot,
+        Err(err) => return rate_limited(&err),
     };
-    let header_principal = match principal(&shared.state, &headers).await {
+    let header_principal = match principal(&state, &headers).await {
         Ok(principal) => principal,
         Err(err) => return transport_error(StatusCode::UNAUTHORIZED, err.code(), &err.message()),
     };
@@ -477,7 +391,6 @@ async fn websocket(
         .max_message_size(config.max_body_bytes);
     let protocol =
         ws::Protocol::from_header(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
-    let Shared { state, schema } = shared;
     upgrade.on_upgrade(move |socket| {
         let tracker = state.tasks.clone();
         let client = ws::Client {
@@ -485,13 +398,13 @@ async fn websocket(
             header_principal,
             _slot: slot,
         };
-        tracker.track_future(ws::serve(socket, protocol, state, schema, client))
+        tracker.track_future(ws::serve(socket, protocol, state.sockets.clone(), client))
     })
 }
 
 /// `200 ok` when the writer and the readers answer; otherwise 503 naming what is down.
-async fn healthz(State(shared): State<Shared>) -> Response {
-    let (writer, reader) = shared.state.db.health().await;
+async fn healthz(State(state): State<AppState>) -> Response {
+    let (writer, reader) = state.db.health().await;
     let mut down = Vec::new();
     for (role, result) in [("writer", writer), ("readers", reader)] {
         if let Err(err) = result {

@@ -10,8 +10,8 @@ use axum::routing::get;
 use sea_orm::EntityTrait;
 
 use crate::assets::Asset;
+use crate::domain::Core;
 use crate::entity::{setting, workspace};
-use crate::state::AppState;
 
 const WIDGET_HTML: &str = include_str!("../examples/web/dist/widget.html");
 const INBOX_HTML: &str = include_str!("../examples/web/dist/inbox.html");
@@ -28,31 +28,31 @@ static STYLE_CSS: Asset = Asset::new(
     "text/css; charset=utf-8",
 );
 
-pub fn router(state: AppState) -> Router {
+pub fn router(core: Core) -> Router {
     Router::new()
         .route("/demo/widget", get(widget))
         .route("/demo/inbox", get(inbox))
         .route("/demo/assets/{file}", get(asset))
         .route("/demo/identity", get(identity))
-        .with_state(state)
+        .with_state(core)
 }
 
 /// The demo workspace, if the demo was seeded.
-async fn demo_workspace(state: &AppState) -> Option<workspace::Model> {
+async fn demo_workspace(core: &Core) -> Option<workspace::Model> {
     let id = setting::Entity::find_by_id(crate::demo::SETTING)
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await
         .ok()??
         .value;
     workspace::Entity::find_by_id(id)
-        .one(&state.db.reader)
+        .one(&core.db.reader)
         .await
         .ok()?
 }
 
 /// The demo workspace's widget key, if the demo was seeded.
-async fn demo_widget_key(state: &AppState) -> Option<String> {
-    Some(demo_workspace(state).await?.widget_key)
+async fn demo_widget_key(core: &Core) -> Option<String> {
+    Some(demo_workspace(core).await?.widget_key)
 }
 
 /// The signed-in user of the demo's stand-in customer site.
@@ -61,12 +61,12 @@ const DEMO_USER: (&str, &str, &str) = ("inkwell-user-kim", "kim.lee@customer.exa
 /// What a site's backend does for its signed-in user (identity verification): sign
 /// `{sub, email, name, exp}` with the workspace's identity secret. The demo page plays
 /// the site, so this stands in for its backend, for its one demo user.
-async fn identity(State(state): State<AppState>) -> Response {
-    let Some(workspace) = demo_workspace(&state).await else {
+async fn identity(State(core): State<Core>) -> Response {
+    let Some(workspace) = demo_workspace(&core).await else {
         return not_seeded();
     };
     let (sub, email, name) = DEMO_USER;
-    let signed = match crate::domain::identity::secret(&state, &workspace.id).await {
+    let signed = match crate::domain::identity::secret(&core, &workspace.id).await {
         Ok(secret) => crate::domain::identity::sign(
             &secret,
             sub,
@@ -96,8 +96,8 @@ fn not_seeded() -> Response {
         .into_response()
 }
 
-async fn widget(State(state): State<AppState>) -> Response {
-    let Some(key) = demo_widget_key(&state).await else {
+async fn widget(State(core): State<Core>) -> Response {
+    let Some(key) = demo_widget_key(&core).await else {
         return not_seeded();
     };
     // Widget keys are URL-safe base64: nothing to escape in an attribute.
@@ -105,8 +105,8 @@ async fn widget(State(state): State<AppState>) -> Response {
     Html(WIDGET_HTML.replace("<!--CASEFILE_CONFIG-->", &meta)).into_response()
 }
 
-async fn inbox(State(state): State<AppState>) -> Response {
-    match demo_widget_key(&state).await {
+async fn inbox(State(core): State<Core>) -> Response {
+    match demo_widget_key(&core).await {
         Some(_) => Html(INBOX_HTML).into_response(),
         None => not_seeded(),
     }

@@ -13,9 +13,9 @@ use futures_util::Stream;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::auth::{Principal, Scope};
+use crate::domain::Core;
 use crate::entity::{agent, conversation, handoff, lead, rating, team};
 use crate::error::{AppError, AppResult};
-use crate::state::AppState;
 
 /// Rows per page.
 const PAGE: u64 = 500;
@@ -49,7 +49,7 @@ fn iso(ms: i64) -> String {
 
 fn failure(err: &AppError) -> Response {
     if let AppError::RateLimited { .. } = err {
-        return crate::app::rate_limited(err.clone());
+        return crate::net::rate_limited(err);
     }
     let status = match err {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
@@ -61,7 +61,7 @@ fn failure(err: &AppError) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-async fn authorize(state: &AppState, headers: &HeaderMap, scope: Scope) -> AppResult<Principal> {
+async fn authorize(core: &Core, headers: &HeaderMap, scope: Scope) -> AppResult<Principal> {
     let value = headers
         .get(header::AUTHORIZATION)
         .map(|v| {
@@ -69,14 +69,14 @@ async fn authorize(state: &AppState, headers: &HeaderMap, scope: Scope) -> AppRe
                 .map_err(|_| AppError::Unauthenticated("token is malformed"))
         })
         .transpose()?;
-    let principal = crate::domain::api_keys::authenticate(state, value)
+    let principal = crate::domain::api_keys::authenticate(core, value)
         .await?
         .ok_or(AppError::Unauthenticated(
             "an export needs a token or an API key",
         ))?;
     principal.require(scope)?;
     // An export counts as one request of its token's budget.
-    state.rate.request(&principal)?;
+    core.rate.request(&principal)?;
     Ok(principal)
 }
 
@@ -104,13 +104,13 @@ fn csv_response(
         .into_response()
 }
 
-pub async fn leads(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let principal = match authorize(&state, &headers, Scope::LeadsRead).await {
+pub async fn leads(State(core): State<Core>, headers: HeaderMap) -> Response {
+    let principal = match authorize(&core, &headers, Scope::LeadsRead).await {
         Ok(principal) => principal,
         Err(err) => return failure(&err),
     };
     let ws = principal.workspace_id().to_owned();
-    let fields = match crate::domain::leads::fields(&state.db.reader, &ws).await {
+    let fields = match crate::domain::leads::fields(&core.db.reader, &ws).await {
         Ok(fields) => fields,
         Err(err) => return failure(&err),
     };
@@ -125,7 +125,7 @@ pub async fn leads(State(state): State<AppState>, headers: HeaderMap) -> Respons
             if let Some(after) = &after {
                 select = select.filter(lead::Column::Id.gt(after.as_str()));
             }
-            let page = select.order_by_asc(lead::Column::Id).limit(PAGE).all(&state.db.reader).await?;
+            let page = select.order_by_asc(lead::Column::Id).limit(PAGE).all(&core.db.reader).await?;
             let Some(last) = page.last().map(|l| l.id.clone()) else { break };
             let mut chunk = Vec::new();
             for lead in page {
@@ -155,7 +155,7 @@ pub async fn leads(State(state): State<AppState>, headers: HeaderMap) -> Respons
 
 /// Rows keyed by id, for the ids given.
 async fn by_id<E, F>(
-    state: &AppState,
+    core: &Core,
     ids: Vec<String>,
     column: E::Column,
     key: F,
@@ -169,13 +169,13 @@ where
     }
     let rows = E::find()
         .filter(column.is_in(ids))
-        .all(&state.db.reader)
+        .all(&core.db.reader)
         .await?;
     Ok(rows.into_iter().map(|row| (key(&row), row)).collect())
 }
 
-pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let principal = match authorize(&state, &headers, Scope::ConversationsRead).await {
+pub async fn conversations(State(core): State<Core>, headers: HeaderMap) -> Response {
+    let principal = match authorize(&core, &headers, Scope::ConversationsRead).await {
         Ok(principal) => principal,
         Err(err) => return failure(&err),
     };
@@ -194,23 +194,23 @@ pub async fn conversations(State(state): State<AppState>, headers: HeaderMap) ->
             if let Some(after) = &after {
                 select = select.filter(conversation::Column::Id.gt(after.as_str()));
             }
-            let page = select.order_by_asc(conversation::Column::Id).limit(PAGE).all(&state.db.reader).await?;
+            let page = select.order_by_asc(conversation::Column::Id).limit(PAGE).all(&core.db.reader).await?;
             let Some(last) = page.last().map(|c| c.id.clone()) else { break };
             let ids: Vec<String> = page.iter().map(|c| c.id.clone()).collect();
             let lead_ids = if sees_leads { page.iter().filter_map(|c| c.lead_id.clone()).collect() } else { Vec::new() };
-            let leads = by_id::<lead::Entity, _>(&state, lead_ids, lead::Column::Id, |l| l.id.clone()).await?;
-            let agents = by_id::<agent::Entity, _>(&state, page.iter().filter_map(|c| c.assignee_id.clone()).collect(), agent::Column::Id, |a| a.id.clone()).await?;
-            let teams = by_id::<team::Entity, _>(&state, page.iter().filter_map(|c| c.team_id.clone()).collect(), team::Column::Id, |t| t.id.clone()).await?;
-            let ratings = by_id::<rating::Entity, _>(&state, ids.clone(), rating::Column::ConversationId, |r| r.conversation_id.clone()).await?;
+            let leads = by_id::<lead::Entity, _>(&core, lead_ids, lead::Column::Id, |l| l.id.clone()).await?;
+            let agents = by_id::<agent::Entity, _>(&core, page.iter().filter_map(|c| c.assignee_id.clone()).collect(), agent::Column::Id, |a| a.id.clone()).await?;
+            let teams = by_id::<team::Entity, _>(&core, page.iter().filter_map(|c| c.team_id.clone()).collect(), team::Column::Id, |t| t.id.clone()).await?;
+            let ratings = by_id::<rating::Entity, _>(&core, ids.clone(), rating::Column::ConversationId, |r| r.conversation_id.clone()).await?;
             let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-            for (applied, tag) in crate::domain::tags::applied(&state, &ids).await? {
+            for (applied, tag) in crate::domain::tags::applied(&core, &ids).await? {
                 tags.entry(applied.conversation_id).or_default().push(tag.slug.clone());
             }
             let mut latest: HashMap<String, handoff::Model> = HashMap::new();
             let handoffs = handoff::Entity::find()
                 .filter(handoff::Column::ConversationId.is_in(ids.clone()))
                 .order_by_asc(handoff::Column::Id)
-                .all(&state.db.reader)
+                .all(&core.db.reader)
                 .await?;
             for handoff in handoffs {
                 latest.insert(handoff.conversation_id.clone(), handoff);

@@ -16,6 +16,7 @@ pub mod live;
 pub mod messages;
 pub mod node;
 pub mod pagination;
+pub mod response;
 pub mod settings;
 pub mod tags;
 pub mod webhooks;
@@ -63,7 +64,7 @@ pub struct Mutation(
 pub type AppSchema = Schema<Query, Mutation, live::LiveSubscription>;
 
 /// The schema, serving `core` (or, without one, only good for printing the SDL).
-pub fn schema(core: Option<Core>) -> AppSchema {
+fn schema(core: Option<Core>) -> AppSchema {
     // No extensions: `inline::Inline` objects would skip their per-field hooks.
     let mut builder = Schema::build(
         Query::default(),
@@ -80,46 +81,76 @@ pub fn schema(core: Option<Core>) -> AppSchema {
     builder.finish()
 }
 
-/// Ready `request` to run as `principal` from `client`, the same way over HTTP and
-/// WebSocket: its document parsed (or recalled) and checked (limits, cost), the
-/// principal asked whether it may run such a document at all (a key that only reads
-/// never runs a mutation), and its context attached. `read_only` for `GET`; `live`
-/// for operations on a socket, whose loaders must read what is current at each event.
-pub fn prepare(
-    core: &Core,
-    documents: &limits::DocumentCache,
-    mut request: async_graphql::Request,
-    principal: Option<Principal>,
-    client: std::net::IpAddr,
-    read_only: bool,
-    live: bool,
-) -> Result<async_graphql::Request, async_graphql::ServerError> {
-    let limit = core.config.limits.max_query_cost;
-    let kind = documents.prepare(&mut request, read_only, limit)?;
-    if kind.mutates
-        && let Some(Err(err)) = principal.as_ref().map(Principal::may_write)
-    {
-        return Err(async_graphql::Error::from(err).into_server_error(Default::default()));
-    }
-    // Queries share what they loaded across the request; a mutation reads what it
-    // just wrote, and a live operation what is current, so nothing is cached then.
-    let cache = !live && !kind.writes;
-    Ok(with_context(request, core, principal, client, cache))
+/// The GraphQL service that the transports (HTTP, WebSocket) serve: the schema over
+/// the domain's [`Core`], and the cache of parsed documents.
+#[derive(Clone)]
+pub struct Api(std::sync::Arc<ApiInner>);
+
+struct ApiInner {
+    core: Core,
+    schema: AppSchema,
+    documents: limits::DocumentCache,
 }
 
-/// Attach who runs `request`, from where, and its loaders.
-pub fn with_context(
-    request: async_graphql::Request,
-    core: &Core,
-    principal: Option<Principal>,
-    client: std::net::IpAddr,
-    cache: bool,
-) -> async_graphql::Request {
-    let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
-    let loaders = LazyLoaders::new(core, sees_internal, cache);
-    request
-        .data(RequestAuth::new(principal, client))
-        .data(loaders)
+impl Api {
+    pub fn new(core: Core) -> Api {
+        Api(std::sync::Arc::new(ApiInner {
+            schema: schema(Some(core.clone())),
+            core,
+            documents: Default::default(),
+        }))
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.0.core
+    }
+
+    pub fn schema(&self) -> &AppSchema {
+        &self.0.schema
+    }
+
+    /// Ready `request` to run as `principal` from `client`, the same way over HTTP
+    /// and WebSocket: its document parsed (or recalled) and checked (limits, cost),
+    /// the principal asked whether it may run such a document at all (a key that
+    /// only reads never runs a mutation), and its context attached. `read_only` for
+    /// `GET`; `live` for operations on a socket, whose loaders must read what is
+    /// current at each event.
+    pub fn prepare(
+        &self,
+        mut request: async_graphql::Request,
+        principal: Option<Principal>,
+        client: std::net::IpAddr,
+        read_only: bool,
+        live: bool,
+    ) -> Result<async_graphql::Request, async_graphql::ServerError> {
+        let limit = self.core().config.limits.max_query_cost;
+        let kind = self.0.documents.prepare(&mut request, read_only, limit)?;
+        if kind.mutates
+            && let Some(Err(err)) = principal.as_ref().map(Principal::may_write)
+        {
+            return Err(async_graphql::Error::from(err).into_server_error(Default::default()));
+        }
+        // Queries share what they loaded across the request; a mutation reads what
+        // it just wrote, and a live operation what is current, so nothing is cached
+        // then.
+        let cache = !live && !kind.writes;
+        Ok(self.with_context(request, principal, client, cache))
+    }
+
+    /// Attach who runs `request`, from where, and its loaders.
+    pub fn with_context(
+        &self,
+        request: async_graphql::Request,
+        principal: Option<Principal>,
+        client: std::net::IpAddr,
+        cache: bool,
+    ) -> async_graphql::Request {
+        let sees_internal = principal.as_ref().is_some_and(Principal::sees_internal);
+        let loaders = LazyLoaders::new(self.core(), sees_internal, cache);
+        request
+            .data(RequestAuth::new(principal, client))
+            .data(loaders)
+    }
 }
 
 /// The SDL that `schema.graphql` must equal.

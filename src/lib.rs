@@ -128,8 +128,8 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::webhooks::start_delivering(&state);
     domain::sweeper::start(&state);
     domain::routing::start(&state);
-    let sockets = state.clone();
-    domain::presence::start(&state, move || sockets.sessions.open_agents());
+    let sockets = state.sockets.clone();
+    domain::presence::start(&state, move || sockets.open_agents());
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let task = tokio::spawn(app::serve(listener, state.clone(), async move {

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,37 +20,39 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-use crate::config::Limits;
-use crate::state::AppState;
+use crate::config::{Config, Limits};
+use crate::error::AppError;
 
 /// What a client over a limit is told to wait, in seconds.
 pub const RETRY_AFTER_SECONDS: u64 = 1;
 
-/// Live connections: all of them, and WebSockets by client address.
-#[derive(Default)]
+/// Live connections: all of them, and WebSockets by client address, within
+/// `CASEFILE_MAX_CONNECTIONS` and `CASEFILE_MAX_WS_PER_IP`.
 pub struct Connections {
     open: AtomicUsize,
     sockets_by_ip: Mutex<HashMap<IpAddr, usize>>,
+    max_connections: usize,
+    max_ws_per_ip: usize,
 }
 
 /// Counts a connection while it lives.
-pub struct ConnectionSlot(AppState);
+pub struct ConnectionSlot(Arc<Connections>);
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.net.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Counts a WebSocket against its client's address while it lives.
 pub struct SocketSlot {
-    state: AppState,
+    connections: Arc<Connections>,
     ip: IpAddr,
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        let mut by_ip = self.state.net.lock();
+        let mut by_ip = self.connections.lock();
         if let Some(count) = by_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
@@ -61,6 +63,16 @@ impl Drop for SocketSlot {
 }
 
 impl Connections {
+    /// No connections yet, within `limits`.
+    pub fn new(limits: &Limits) -> Connections {
+        Connections {
+            open: AtomicUsize::new(0),
+            sockets_by_ip: Mutex::default(),
+            max_connections: limits.max_connections,
+            max_ws_per_ip: limits.max_ws_per_ip,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
         self.sockets_by_ip
             .lock()
@@ -69,10 +81,10 @@ impl Connections {
 
     /// Count one more connection: `Ok` when it is within `CASEFILE_MAX_CONNECTIONS`,
     /// `Err` (still counted while it is refused) when it is over.
-    fn open(state: &AppState) -> Result<ConnectionSlot, ConnectionSlot> {
-        let previous = state.net.open.fetch_add(1, Ordering::Relaxed);
-        let slot = ConnectionSlot(state.clone());
-        if previous < state.config.limits.max_connections {
+    fn open(self: &Arc<Self>) -> Result<ConnectionSlot, ConnectionSlot> {
+        let previous = self.open.fetch_add(1, Ordering::Relaxed);
+        let slot = ConnectionSlot(Arc::clone(self));
+        if previous < self.max_connections {
             Ok(slot)
         } else {
             Err(slot)
@@ -89,17 +101,23 @@ impl Connections {
         self.lock().get(&ip).copied().unwrap_or(0)
     }
 
-    /// A slot for one more WebSocket from `ip`, unless it has `max` open.
-    pub fn socket(state: &AppState, ip: IpAddr) -> Option<SocketSlot> {
-        let max = state.config.limits.max_ws_per_ip;
-        let mut by_ip = state.net.lock();
+    /// A slot for one more WebSocket from `ip`, unless it has the most allowed
+    /// open: then the error to answer with.
+    pub fn socket(self: &Arc<Self>, ip: IpAddr) -> Result<SocketSlot, AppError> {
+        let mut by_ip = self.lock();
         let count = by_ip.entry(ip).or_insert(0);
-        if *count >= max {
-            return None;
+        if *count >= self.max_ws_per_ip {
+            return Err(AppError::RateLimited {
+                message: format!(
+                    "this address has {} WebSockets open, the most allowed",
+                    self.max_ws_per_ip
+                ),
+                retry_after: RETRY_AFTER_SECONDS,
+            });
         }
         *count += 1;
-        Some(SocketSlot {
-            state: state.clone(),
+        Ok(SocketSlot {
+            connections: Arc::clone(self),
             ip,
         })
     }
@@ -147,21 +165,35 @@ fn security_headers(headers: &mut HeaderMap) {
     );
 }
 
-/// What a connection over `CASEFILE_MAX_CONNECTIONS` gets for any request.
-fn too_many_connections() -> Response<axum::body::Body> {
+/// A request refused for rate: 429 with `Retry-After`, and the GraphQL error with
+/// `retryAfter`.
+pub fn rate_limited(err: &AppError) -> Response<axum::body::Body> {
+    let retry_after = match err {
+        AppError::RateLimited { retry_after, .. } => *retry_after,
+        _ => RETRY_AFTER_SECONDS,
+    };
     let body = serde_json::json!({ "errors": [{
-        "message": "the server has too many connections: try again shortly",
-        "extensions": { "code": crate::error::code::RATE_LIMITED, "retryAfter": RETRY_AFTER_SECONDS },
+        "message": err.message(),
+        "extensions": { "code": err.code(), "retryAfter": retry_after },
     }]});
     let mut response = Response::new(axum::body::Body::from(body.to_string()));
     *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
     let headers = response.headers_mut();
-    security_headers(headers);
-    headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    response
+}
+
+/// What a connection over `CASEFILE_MAX_CONNECTIONS` gets for any request.
+fn too_many_connections() -> Response<axum::body::Body> {
+    let mut response = rate_limited(&AppError::RateLimited {
+        message: "the server has too many connections: try again shortly".to_owned(),
+        retry_after: RETRY_AFTER_SECONDS,
+    });
+    security_headers(response.headers_mut());
     response
 }
 
@@ -171,10 +203,11 @@ fn too_many_connections() -> Response<axum::body::Body> {
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    state: AppState,
+    connections: Arc<Connections>,
+    config: &Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits: &Limits = &state.config.limits;
+    let limits: &Limits = &config.limits;
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.http_header_timeout)
@@ -202,7 +235,7 @@ pub async fn serve(
         // Forget the connections that ended.
         while tasks.try_join_next().is_some() {}
         let io = TokioIo::new(stream);
-        let slot = match Connections::open(&state) {
+        let slot = match connections.open() {
             Ok(slot) => slot,
             Err(slot) => {
                 let service =
@@ -244,7 +277,7 @@ pub async fn serve(
     }
     drop(listener);
     let _ = drain.send(());
-    let limit = state.config.shutdown_timeout;
+    let limit = config.shutdown_timeout;
     let finished = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(limit, finished).await.is_err() {
         tracing::warn!(

@@ -1,6 +1,6 @@
-//! The transport's state: the domain's [`Core`] and what only the transport knows
-//! (parsed documents, sockets that close on revocation, subscriptions shared by
-//! many sockets, connection counts).
+//! The transport's state: the domain's [`Core`] and what only the transport knows:
+//! the GraphQL service (the schema and its parsed documents), what the sockets
+//! share (see `crate::ws::Hub`), and the connection counts (see `crate::net`).
 //!
 //! It dereferences to [`Core`], so transport code reads the database or the config
 //! through it, and hands `&state` to domain functions that take `&Core`.
@@ -8,21 +8,22 @@
 use std::sync::Arc;
 
 use crate::domain::Core;
+use crate::graphql::Api;
+use crate::net::Connections;
+use crate::ws::Hub;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub core: Core,
-    /// Parsed GraphQL documents by query text.
-    pub documents: crate::graphql::limits::DocumentCache,
-    /// Sockets that close when their principal's access is revoked (see
-    /// `crate::ws`).
-    pub sessions: crate::ws::Sessions,
-    /// Subscriptions executed once for many connections (see `crate::ws`).
-    pub shared_operations: crate::ws::SharedOperations,
-    /// Open connections, and WebSockets by client address (see `crate::net`).
-    pub net: crate::net::Connections,
+    /// The schema and its parsed documents, as HTTP and WebSocket serve them.
+    pub api: Api,
+    /// What the WebSockets share: the sockets that close on revocation and the
+    /// subscriptions executed once for many sockets.
+    pub sockets: Hub,
+    /// Open connections, and WebSockets by client address.
+    pub connections: Arc<Connections>,
 }
 
 impl std::ops::Deref for AppState {
@@ -42,12 +43,12 @@ impl std::ops::Deref for Inner {
 impl AppState {
     /// The transport's state over `core`.
     pub fn new(core: Core) -> AppState {
+        let api = Api::new(core.clone());
         AppState(Arc::new(Inner {
+            connections: Arc::new(Connections::new(&core.config.limits)),
+            sockets: Hub::new(api.clone()),
+            api,
             core,
-            documents: Default::default(),
-            sessions: Default::default(),
-            shared_operations: Default::default(),
-            net: Default::default(),
         }))
     }
 }

@@ -37,11 +37,11 @@ use tokio::time::{Instant, Sleep};
 use tokio_stream::StreamMap;
 
 use crate::auth::Principal;
+use crate::domain::Core;
 use crate::error::AppError;
-use crate::graphql::AppSchema;
-use crate::state::AppState;
-pub use revocation::Sessions;
-pub use shared::SharedOperations;
+use crate::graphql::Api;
+use revocation::Sessions;
+use shared::SharedOperations;
 
 /// The sub-protocols, in order of preference.
 pub const PROTOCOLS: [&str; 2] = ["graphql-transport-ws", "graphql-ws"];
@@ -93,6 +93,49 @@ const REVOKED: Close = Close(4403, "Forbidden: access revoked");
 /// How long the closing frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// What the sockets of one server share: the GraphQL service, the sockets that
+/// close when their principal's access is revoked, and the subscriptions executed
+/// once for many sockets.
+#[derive(Clone)]
+pub struct Hub(Arc<HubInner>);
+
+struct HubInner {
+    api: Api,
+    sessions: Sessions,
+    operations: SharedOperations,
+}
+
+impl Hub {
+    pub fn new(api: Api) -> Hub {
+        Hub(Arc::new(HubInner {
+            api,
+            sessions: Sessions::default(),
+            operations: SharedOperations::default(),
+        }))
+    }
+
+    pub fn api(&self) -> &Api {
+        &self.0.api
+    }
+
+    pub fn core(&self) -> &Core {
+        self.0.api.core()
+    }
+
+    fn sessions(&self) -> &Sessions {
+        &self.0.sessions
+    }
+
+    fn operations(&self) -> &SharedOperations {
+        &self.0.operations
+    }
+
+    /// The agents with a socket open on this process (for presence).
+    pub fn open_agents(&self) -> Vec<String> {
+        self.sessions().open_agents()
+    }
+}
+
 /// Who is on the other end of a connection.
 pub struct Client {
     pub ip: IpAddr,
@@ -118,8 +161,7 @@ type Operation = BoxStream<'static, Outgoing>;
 
 struct Connection {
     protocol: Protocol,
-    state: AppState,
-    schema: AppSchema,
+    hub: Hub,
     sink: Sink,
     /// Set by `connection_init`; `None` before, `Some(None)` when anonymous.
     principal: Option<Option<Principal>>,
@@ -158,30 +200,23 @@ fn too_big(err: &axum::Error) -> bool {
 }
 
 /// Serve one upgraded connection until it closes.
-pub async fn serve(
-    socket: WebSocket,
-    protocol: Protocol,
-    state: AppState,
-    schema: AppSchema,
-    client: Client,
-) {
+pub async fn serve(socket: WebSocket, protocol: Protocol, hub: Hub, client: Client) {
     let Client {
         ip,
         header_principal,
         _slot,
     } = client;
     let (sink, mut incoming) = socket.split();
-    let config = &state.config;
+    let config = &hub.core().config;
     let send_timeout = config.limits.ws_send_timeout;
     // One timer: the init timeout until `connection_init`, then the token's expiry.
     let mut deadline: Option<Pin<Box<Sleep>>> =
         Some(Box::pin(tokio::time::sleep(config.ws_init_timeout)));
     let keepalive_every = config.ws_keepalive;
-    let shutdown = state.shutdown.clone();
+    let shutdown = hub.core().shutdown.clone();
     let mut conn = Connection {
         protocol,
-        state: state.clone(),
-        schema,
+        hub: hub.clone(),
         sink,
         principal: None,
         operations: StreamMap::new(),
@@ -273,7 +308,7 @@ pub async fn serve(
 /// One error, with its `extensions.code`.
 fn coded(error: async_graphql::ServerError) -> Vec<async_graphql::ServerError> {
     let mut errors = vec![error];
-    crate::app::ensure_codes(&mut errors);
+    crate::graphql::response::ensure_codes(&mut errors);
     errors
 }
 
@@ -376,7 +411,7 @@ impl Connection {
         let token = payload.and_then(init_token);
         let principal = match token {
             Some(token) => {
-                match crate::domain::api_keys::authenticate(&self.state, Some(token)).await {
+                match crate::domain::api_keys::authenticate(self.hub.core(), Some(token)).await {
                     Ok(principal) => principal,
                     Err(err) => {
                         if self.protocol == Protocol::Legacy {
@@ -399,7 +434,7 @@ impl Connection {
             });
         self.registration = principal
             .as_ref()
-            .and_then(|principal| Sessions::register(&self.state, principal));
+            .and_then(|principal| Sessions::register(&self.hub, principal));
         self.principal = Some(principal);
         let _ = self.send(json!({ "type": "connection_ack" })).await;
         Ok(expiry)
@@ -423,7 +458,7 @@ impl Connection {
             let _ = self.fail(id, &coded(error)).await;
             return Ok(());
         }
-        if let Some(Err(err)) = principal.as_ref().map(|p| self.state.rate.request(p)) {
+        if let Some(Err(err)) = principal.as_ref().map(|p| self.hub.core().rate.request(p)) {
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
             let _ = self.fail(id, &coded(error)).await;
             return Ok(());
@@ -432,7 +467,7 @@ impl Connection {
         // password changed, new role), as every HTTP request's is.
         let mut principal = principal;
         if let Some(Principal::Agent(agent)) = principal.as_mut()
-            && let Err(err) = crate::domain::agents::check_token(&self.state, agent).await
+            && let Err(err) = crate::domain::agents::check_token(self.hub.core(), agent).await
         {
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
             let _ = self.fail(id, &coded(error)).await;
@@ -440,16 +475,8 @@ impl Connection {
         }
         let request: async_graphql::Request =
             serde_json::from_value(payload).map_err(|_| BAD_MESSAGE)?;
-        let state = &self.state;
-        let prepared = crate::graphql::prepare(
-            state,
-            &state.documents,
-            request,
-            principal.clone(),
-            self.client_ip,
-            false,
-            true,
-        );
+        let api = self.hub.api();
+        let prepared = api.prepare(request, principal.clone(), self.client_ip, false, true);
         let mut request = match prepared {
             Ok(request) => request,
             Err(err) => {
@@ -466,17 +493,10 @@ impl Connection {
         let operation: Operation = match key {
             Some(key) => {
                 // How a shared execution that panicked starts again.
-                let (state, client_ip) = (state.clone(), self.client_ip);
-                let context = move |request| {
-                    crate::graphql::with_context(
-                        request,
-                        &state,
-                        principal.clone(),
-                        client_ip,
-                        false,
-                    )
-                };
-                SharedOperations::subscribe(&self.state, &self.schema, key, me, request, context)
+                let (api, client_ip) = (api.clone(), self.client_ip);
+                let context =
+                    move |request| api.with_context(request, principal.clone(), client_ip, false);
+                SharedOperations::subscribe(&self.hub, key, me, request, context)
                     .map(|item| match item {
                         shared::Item::Shared(answer) => Outgoing::Shared(answer),
                         shared::Item::Own(response) => Outgoing::Own(response),
@@ -485,11 +505,11 @@ impl Connection {
                     .boxed()
             }
             // A panic ends this operation alone, with an `INTERNAL` error.
-            None => AssertUnwindSafe(self.schema.execute_stream(request))
+            None => AssertUnwindSafe(api.schema().execute_stream(request))
                 .catch_unwind()
                 .map(|response| {
                     Outgoing::Own(Box::new(
-                        response.unwrap_or_else(|_| crate::app::panicked()),
+                        response.unwrap_or_else(|_| crate::graphql::response::panicked()),
                     ))
                 })
                 .chain(done)
@@ -522,14 +542,14 @@ impl Connection {
         let text = match outgoing {
             Outgoing::Done => return self.send(json!({ "type": "complete", "id": id })).await,
             Outgoing::Own(mut response) => {
-                crate::app::ensure_codes(&mut response.errors);
+                crate::graphql::response::ensure_codes(&mut response.errors);
                 if failed(&response) {
                     self.operations.remove(&id);
                     return self.fail(&id, &response.errors).await;
                 }
                 // Serialised once, straight to text: this runs per subscriber per event.
-                let max = self.state.config.limits.max_response_bytes;
-                let payload = crate::app::serialise_response(max, &response);
+                let max = self.hub.core().config.limits.max_response_bytes;
+                let payload = crate::graphql::response::serialise_response(max, &response);
                 let id = serde_json::to_string(&id).unwrap_or_default();
                 format!(r#"{{"type":"{kind}","id":{id},"payload":{payload}}}"#)
             }

@@ -13,10 +13,10 @@ use std::sync::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::Hub;
 use crate::auth::Principal;
 use crate::domain::feed::{self, EventKind};
 use crate::events::Topic;
-use crate::state::AppState;
 
 /// The sockets that can be revoked, by subject (agent or key id).
 #[derive(Default)]
@@ -39,7 +39,7 @@ struct Session {
 
 /// A socket's registration; dropping it forgets the socket.
 pub struct Registration {
-    state: AppState,
+    hub: Hub,
     subject: String,
     id: u64,
     pub revoked: CancellationToken,
@@ -47,7 +47,7 @@ pub struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let mut inner = self.state.sessions.lock();
+        let mut inner = self.hub.sessions().lock();
         if let Some(sessions) = inner.by_subject.get_mut(&self.subject) {
             sessions.retain(|session| session.id != self.id);
             if sessions.is_empty() {
@@ -66,7 +66,7 @@ impl Sessions {
 
     /// Register a socket of `principal` (agents and API keys; visitors' tokens
     /// cannot be revoked, they expire).
-    pub fn register(state: &AppState, principal: &Principal) -> Option<Registration> {
+    pub fn register(hub: &Hub, principal: &Principal) -> Option<Registration> {
         let (subject, generation) = match principal {
             Principal::Agent(agent) => (agent.agent_id.clone(), agent.generation),
             Principal::ApiKey(key) => (key.key_id.clone(), 0),
@@ -75,7 +75,7 @@ impl Sessions {
         let revoked = CancellationToken::new();
         let workspace = principal.workspace_id().to_owned();
         let (id, start_watcher, first) = {
-            let mut inner = state.sessions.lock();
+            let mut inner = hub.sessions().lock();
             inner.next_id += 1;
             let id = inner.next_id;
             let sessions = inner.by_subject.entry(subject.clone()).or_default();
@@ -88,13 +88,13 @@ impl Sessions {
             (id, inner.watched.insert(workspace.clone()), first)
         };
         if start_watcher {
-            state.tasks.spawn(watch(state.clone(), workspace));
+            hub.core().tasks.spawn(watch(hub.clone(), workspace));
         }
         if first && matches!(principal, Principal::Agent(_)) {
-            crate::domain::presence::opened(state, &subject);
+            crate::domain::presence::opened(hub.core(), &subject);
         }
         Some(Registration {
-            state: state.clone(),
+            hub: hub.clone(),
             subject,
             id,
             revoked,
@@ -124,11 +124,14 @@ impl Sessions {
 }
 
 /// Read a workspace's events for revocations until shutdown.
-async fn watch(state: AppState, workspace: String) {
-    let mut events = state.events.subscribe(Topic::Workspace(workspace.clone()));
+async fn watch(hub: Hub, workspace: String) {
+    let mut events = hub
+        .core()
+        .events
+        .subscribe(Topic::Workspace(workspace.clone()));
     loop {
         let event = tokio::select! {
-            () = state.shutdown.cancelled() => return,
+            () = hub.core().shutdown.cancelled() => return,
             event = events.recv() => event,
         };
         match event {
@@ -142,7 +145,7 @@ async fn watch(state: AppState, workspace: String) {
                         below_generation,
                     } = &event.kind
                 {
-                    state.sessions.revoke(subject, *below_generation);
+                    hub.sessions().revoke(subject, *below_generation);
                 }
             }
             // A lagging watcher may have missed a revocation; an agent's new
@@ -150,7 +153,7 @@ async fn watch(state: AppState, workspace: String) {
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => {
                 // The next socket of this workspace starts a new watcher.
-                state.sessions.lock().watched.remove(&workspace);
+                hub.sessions().lock().watched.remove(&workspace);
                 return;
             }
         }

@@ -27,12 +27,12 @@ use std::panic::AssertUnwindSafe;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use super::Hub;
 use crate::auth::Principal;
 use crate::entity::Role;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::graphql::live::{CursorNote, Noted, ResumeAfter};
-use crate::state::AppState;
 
 /// Root subscription fields whose answers depend only on the workspace, the role
 /// and the arguments, and that yield only what happens after they start.
@@ -178,8 +178,7 @@ impl SharedOperations {
     /// `me` is the subscribing agent: answers meant for another agent alone pass
     /// it by.
     pub fn subscribe(
-        state: &AppState,
-        schema: &AppSchema,
+        hub: &Hub,
         key: Key,
         me: Option<String>,
         mut request: async_graphql::Request,
@@ -188,12 +187,12 @@ impl SharedOperations {
         let context = Arc::new(context);
         // How this subscriber goes on alone, should it fall behind.
         let takeover = Takeover {
-            schema: schema.clone(),
+            schema: hub.api().schema().clone(),
             template: Template::of(&mut request),
             context: Arc::clone(&context) as Arc<Context>,
         };
         let (upstream, answers) = {
-            let mut running = state.shared_operations.lock();
+            let mut running = hub.operations().lock();
             let joined = running
                 .get(&key)
                 .and_then(Weak::upgrade)
@@ -212,11 +211,11 @@ impl SharedOperations {
                     running.retain(|_, weak| weak.strong_count() > 0);
                     running.insert(key, Arc::downgrade(&upstream));
                     let stop = upstream.stop.clone();
-                    let max = state.config.limits.max_response_bytes;
-                    let schema = schema.clone();
+                    let max = hub.core().config.limits.max_response_bytes;
+                    let schema = hub.api().schema().clone();
                     let template = Template::of(&mut request);
                     let again = move || context(template.request());
-                    state
+                    hub.core()
                         .tasks
                         .spawn(run(schema, request, again, sender, stop, max));
                     (upstream, answers)
@@ -272,10 +271,10 @@ async fn run(
             let (mut response, panicked) = match response {
                 None => return,
                 Some(Ok(response)) => (response, false),
-                Some(Err(_)) => (crate::app::panicked(), true),
+                Some(Err(_)) => (crate::graphql::response::panicked(), true),
             };
-            crate::app::ensure_codes(&mut response.errors);
-            let json = crate::app::serialise_response(max_bytes, &response);
+            crate::graphql::response::ensure_codes(&mut response.errors);
+            let json = crate::graphql::response::serialise_response(max_bytes, &response);
             let Noted { cursor, audience } = note.take();
             if cursor.is_some() {
                 last.clone_from(&cursor);
@@ -325,8 +324,8 @@ fn follow(
                     let request = (takeover.context)(takeover.template.request()).data(after);
                     let mut own = AssertUnwindSafe(takeover.schema.execute_stream(request)).catch_unwind();
                     while let Some(response) = own.next().await {
-                        let mut response = response.unwrap_or_else(|_| crate::app::panicked());
-                        crate::app::ensure_codes(&mut response.errors);
+                        let mut response = response.unwrap_or_else(|_| crate::graphql::response::panicked());
+                        crate::graphql::response::ensure_codes(&mut response.errors);
                         yield Item::Own(Box::new(response));
                     }
                     return;
@@ -337,7 +336,7 @@ fn follow(
                     ));
                     let error = async_graphql::Error::from(err).into_server_error(Default::default());
                     let mut response = Response::from_errors(vec![error]);
-                    crate::app::ensure_codes(&mut response.errors);
+                    crate::graphql::response::ensure_codes(&mut response.errors);
                     yield Item::Own(Box::new(response));
                 }
                 Err(broadcast::error::RecvError::Closed) => break,

@@ -375,7 +375,7 @@ async fn websockets_per_address_are_capped_with_429() {
     let state = app.running.state.clone();
     let ip = "127.0.0.1".parse().expect("ip");
     until("the closed socket is released", || {
-        state.net.sockets_from(ip) == 2
+        state.connections.sockets_from(ip) == 2
     })
     .await;
     tokio_tungstenite::connect_async(request)
@@ -392,7 +392,7 @@ async fn connections_over_the_total_are_answered_429() {
     }
     let state = app.running.state.clone();
     until("the server holds three connections", || {
-        state.net.open_count() == 3
+        state.connections.open_count() == 3
     })
     .await;
     let response = healthz(&app).await;
@@ -400,7 +400,7 @@ async fn connections_over_the_total_are_answered_429() {
     assert!(response.headers().contains_key("retry-after"));
     drop(idle);
     until("idle connections are released", || {
-        state.net.open_count() == 0
+        state.connections.open_count() == 0
     })
     .await;
     assert_eq!(healthz(&app).await.status(), 200);
@@ -548,7 +548,7 @@ async fn a_paused_reader_is_closed_and_others_keep_receiving_on_time() {
     let state = app.running.state.clone();
     let ip = "127.0.0.1".parse().expect("ip");
     until("the paused reader is connected", || {
-        state.net.sockets_from(ip) == 2
+        state.connections.sockets_from(ip) == 2
     })
     .await;
     for i in 31..=40 {
@@ -558,7 +558,7 @@ async fn a_paused_reader_is_closed_and_others_keep_receiving_on_time() {
         assert_eq!(event["data"]["messages"]["seq"], i);
     }
     until("the paused reader is closed and freed", || {
-        state.net.sockets_from(ip) == 1
+        state.connections.sockets_from(ip) == 1
     })
     .await;
 }
@@ -701,7 +701,7 @@ async fn shutdown_ends_in_time_with_a_stalled_request_and_a_paused_socket() {
         .await
         .expect("part of a body");
     let state = app.running.state.clone();
-    until("both connections are open", || state.net.open_count() >= 2).await;
+    until("both connections are open", || state.connections.open_count() >= 2).await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), app.running.shutdown())
         .await
@@ -1036,7 +1036,7 @@ async fn a_client_that_answers_no_ping_is_closed() {
     let state = app.running.state.clone();
     let ip = "127.0.0.1".parse().expect("ip");
     until("the silent client is closed", || {
-        state.net.sockets_from(ip) == 0
+        state.connections.sockets_from(ip) == 0
     })
     .await;
     // What it finds when it reads again: the ack, pings, then a close with 1008.
