@@ -105,7 +105,7 @@ async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Option<Princ
                 .map_err(|_| AppError::Unauthenticated("token is malformed"))
         })
         .transpose()?;
-    crate::domain::api_keys::authenticate(state, value).await
+    crate::domain::tenancy::api_keys::authenticate(state, value).await
 }
 
 /// Execute one GraphQL request as `principal` from `client`; `read_only` when it

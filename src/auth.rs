@@ -32,26 +32,7 @@ pub enum Principal {
     ApiKey(ApiKeyPrincipal),
 }
 
-/// What an API key may do.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Scope {
-    /// Read the insights digest.
-    InsightsRead,
-    /// Read and export leads.
-    LeadsRead,
-    /// Read conversations and messages (internal notes included), and export them.
-    ConversationsRead,
-    /// Post AI answers and request handoffs, as the AI; read the conversations it
-    /// answers (without internal notes).
-    AiWrite,
-    /// Read the event log (`events`): what happened, in order, by cursor. What each
-    /// event shows still follows the key's other scopes (internal notes only with
-    /// `CONVERSATIONS_READ`, never with `AI_WRITE`).
-    EventsRead,
-}
+pub use crate::entity::Scope;
 
 #[derive(Clone, Debug)]
 pub struct ApiKeyPrincipal {

@@ -2,7 +2,7 @@
 
 use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
 use crate::domain::Core;
-use crate::domain::workspaces::{self, CreatedWorkspace};
+use crate::domain::tenancy::workspaces::{self, CreatedWorkspace};
 
 /// Run a non-serving command; what it prints goes to stdout, logs to stderr.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -43,11 +43,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             database,
         }) => {
             let state = open(Config::for_command(database, None)).await?;
-            crate::domain::workspaces::get(&state, &workspace)
+            crate::domain::tenancy::workspaces::get(&state, &workspace)
                 .await
                 .map_err(|_| anyhow::anyhow!("no workspace {workspace}"))?;
             let imported =
-                crate::domain::knowledge::import_dir(&state, &workspace, &dir, &base_url).await?;
+                crate::domain::knowledge::articles::import_dir(&state, &workspace, &dir, &base_url)
+                    .await?;
             println!("imported {imported} articles into {workspace}");
         }
         Command::Keys(KeysCommand::Rotate {

@@ -10,11 +10,11 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::auth::AgentPrincipal;
 use crate::domain::Core;
-use crate::domain::agents::NewAgent;
-use crate::domain::hours::IntervalInput;
-use crate::domain::knowledge::{ArticleInput, parse_file};
-use crate::domain::leads::LeadFieldDefinition;
-use crate::domain::tags::TagInput;
+use crate::domain::chat::leads::LeadFieldDefinition;
+use crate::domain::handoff::hours::IntervalInput;
+use crate::domain::knowledge::articles::{ArticleInput, parse_file};
+use crate::domain::knowledge::tags::TagInput;
+use crate::domain::tenancy::agents::NewAgent;
 use crate::domain::{self};
 use crate::entity::{LeadFieldType, Role, TeamRouting, Weekday, agent, setting, workspace};
 use crate::error::{AppError, AppResult};
@@ -253,9 +253,14 @@ pub async fn seed(core: &Core) -> AppResult<Demo> {
 }
 
 async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
-    let created =
-        domain::workspaces::create(core, WORKSPACE, OWNER_EMAIL, password, Some("Morgan Lee"))
-            .await?;
+    let created = domain::tenancy::workspaces::create(
+        core,
+        WORKSPACE,
+        OWNER_EMAIL,
+        password,
+        Some("Morgan Lee"),
+    )
+    .await?;
     let admin = AgentPrincipal {
         agent_id: created.admin_id.clone(),
         workspace_id: created.workspace_id.clone(),
@@ -265,18 +270,19 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
     };
     let mut teams = Vec::new();
     for name in ["Content Support", "Accounts & Billing"] {
-        teams.push(domain::teams::create(core, &admin, name, &[]).await?);
+        teams.push(domain::tenancy::teams::create(core, &admin, name, &[]).await?);
     }
     // Content Support offers each handoff to its next available agent in turn.
     if let Some(content) = teams.iter_mut().find(|t| t.name == "Content Support") {
-        let change = domain::teams::TeamUpdate {
+        let change = domain::tenancy::teams::TeamUpdate {
             name: None,
             business_hours: None,
             routing: Some(TeamRouting::RoundRobin),
             offer_timeout_seconds: None,
             accept_target_seconds: Some(Some(5 * 60)),
         };
-        *content = domain::teams::update(core, &admin, &content.id.clone(), change).await?;
+        *content =
+            domain::tenancy::teams::update(core, &admin, &content.id.clone(), change).await?;
     }
     // Billing answers on weekdays, Berlin office hours, round robin too: a handoff
     // to it at night shows the visitor when the team is back, and is offered when
@@ -294,15 +300,16 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             opens: "09:00",
             closes: "17:30",
         });
-        let hours = domain::hours::check("Europe/Berlin", &weekdays, &[])?;
-        let change = domain::teams::TeamUpdate {
+        let hours = domain::handoff::hours::check("Europe/Berlin", &weekdays, &[])?;
+        let change = domain::tenancy::teams::TeamUpdate {
             name: None,
             business_hours: Some(Some(hours)),
             routing: Some(TeamRouting::RoundRobin),
             offer_timeout_seconds: None,
             accept_target_seconds: Some(Some(15 * 60)),
         };
-        *billing = domain::teams::update(core, &admin, &billing.id.clone(), change).await?;
+        *billing =
+            domain::tenancy::teams::update(core, &admin, &billing.id.clone(), change).await?;
     }
     let team_id = |name: &str| teams.iter().find(|t| t.name == name).map(|t| t.id.clone());
     for (name, email, team) in AGENTS {
@@ -314,7 +321,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             role: Role::Agent,
             team_ids: &team_ids,
         };
-        domain::agents::create(core, &admin, new).await?;
+        domain::tenancy::agents::create(core, &admin, new).await?;
     }
     for (label, keywords, team, escalate, priority) in TAGS {
         let input = TagInput {
@@ -325,7 +332,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             priority: Some(*priority),
             ..TagInput::default()
         };
-        domain::tags::create(core, &admin, &input).await?;
+        domain::knowledge::tags::create(core, &admin, &input).await?;
     }
     let fields: [(&str, &str, LeadFieldType, &[&str]); 4] = [
         (
@@ -360,7 +367,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             options: &options,
             required: false,
         };
-        domain::leads::define_field(core, &admin, def).await?;
+        domain::chat::leads::define_field(core, &admin, def).await?;
     }
     for (name, content) in DOCS {
         let parsed = parse_file(name, content);
@@ -374,9 +381,9 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             url: &url,
             body: &parsed.body,
         };
-        domain::knowledge::upsert(core, &created.workspace_id, input).await?;
+        domain::knowledge::articles::upsert(core, &created.workspace_id, input).await?;
     }
-    let workspace = domain::workspaces::update(
+    let workspace = domain::tenancy::workspaces::update(
         core,
         &created.workspace_id,
         None,

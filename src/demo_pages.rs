@@ -66,8 +66,8 @@ async fn identity(State(core): State<Core>) -> Response {
         return not_seeded();
     };
     let (sub, email, name) = DEMO_USER;
-    let signed = match crate::domain::identity::secret(&core, &workspace.id).await {
-        Ok(secret) => crate::domain::identity::sign(
+    let signed = match crate::domain::tenancy::identity::secret(&core, &workspace.id).await {
+        Ok(secret) => crate::domain::tenancy::identity::sign(
             &secret,
             sub,
             email,

@@ -1,7 +1,7 @@
 //! The event log, and the bus that carries it to subscribers.
 //!
 //! Every write that others must hear of stores its events in the `events` table in
-//! its own transaction (a transactional outbox; see `crate::domain::feed`, which
+//! its own transaction (a transactional outbox; see `crate::domain::core::feed`, which
 //! builds them). Nothing reaches a subscriber from memory alone: one tailer per
 //! process reads the log in cursor order from its own last cursor and hands each
 //! [`Record`] to the in-process [`InProcessBus`], where subscriptions listen to

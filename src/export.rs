@@ -69,7 +69,7 @@ async fn authorize(core: &Core, headers: &HeaderMap, scope: Scope) -> AppResult<
                 .map_err(|_| AppError::Unauthenticated("token is malformed"))
         })
         .transpose()?;
-    let principal = crate::domain::api_keys::authenticate(core, value)
+    let principal = crate::domain::tenancy::api_keys::authenticate(core, value)
         .await?
         .ok_or(AppError::Unauthenticated(
             "an export needs a token or an API key",
@@ -110,7 +110,7 @@ pub async fn leads(State(core): State<Core>, headers: HeaderMap) -> Response {
         Err(err) => return failure(&err),
     };
     let ws = principal.workspace_id().to_owned();
-    let fields = match crate::domain::leads::fields(&core.db.reader, &ws).await {
+    let fields = match crate::domain::chat::leads::fields(&core.db.reader, &ws).await {
         Ok(fields) => fields,
         Err(err) => return failure(&err),
     };
@@ -129,8 +129,7 @@ pub async fn leads(State(core): State<Core>, headers: HeaderMap) -> Response {
             let Some(last) = page.last().map(|l| l.id.clone()) else { break };
             let mut chunk = Vec::new();
             for lead in page {
-                let values: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&lead.fields).unwrap_or_default();
+                let values = lead.fields()?;
                 let mut row = vec![
                     lead.id,
                     lead.name.unwrap_or_default(),
@@ -203,7 +202,7 @@ pub async fn conversations(State(core): State<Core>, headers: HeaderMap) -> Resp
             let teams = by_id::<team::Entity, _>(&core, page.iter().filter_map(|c| c.team_id.clone()).collect(), team::Column::Id, |t| t.id.clone()).await?;
             let ratings = by_id::<rating::Entity, _>(&core, ids.clone(), rating::Column::ConversationId, |r| r.conversation_id.clone()).await?;
             let mut tags: HashMap<String, Vec<String>> = HashMap::new();
-            for (applied, tag) in crate::domain::tags::applied(&core, &ids).await? {
+            for (applied, tag) in crate::domain::knowledge::tags::applied(&core, &ids).await? {
                 tags.entry(applied.conversation_id).or_default().push(tag.slug.clone());
             }
             let mut latest: HashMap<String, handoff::Model> = HashMap::new();

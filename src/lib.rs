@@ -15,7 +15,7 @@
 //! - [`domain`]: queries, transactions and invariants: workspaces, agents, teams,
 //!   leads, conversations, messages, tags and the auto-tagger, knowledge articles, the
 //!   responder, the handoff policy and handoffs, case files, insights, API keys.
-//!   A write stores its events in its own transaction (`domain::feed`); the
+//!   A write stores its events in its own transaction (`domain::core::feed`); the
 //!   [`events`] log carries them to subscriptions, the `events` query and
 //!   [`webhooks`], by cursor, on every process.
 //! - [`loaders`]: the DataLoader batch queries behind every relation field.
@@ -106,11 +106,17 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     let core = domain::Core::open(config)
         .await
         .map_err(|err| anyhow::Error::msg(err.detail()))?;
+    let weak = core.downgrade();
+    core.events.observe(move |record| {
+        if let Some(core) = weak.upgrade() {
+            domain::orchestration::observe::observe(&core, record);
+        }
+    });
     let state = AppState::new(core);
-    domain::retag::resume(&state)
+    domain::knowledge::retag::resume(&state)
         .await
         .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
-    domain::agents::warm_up().await;
+    domain::tenancy::agents::warm_up().await;
     // Signing keys rotated elsewhere are picked up within a minute.
     let keys_state = state.clone();
     state.tasks.spawn(async move {
@@ -119,17 +125,17 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
                 () = keys_state.shutdown.cancelled() => return,
                 () = tokio::time::sleep(auth::keys::RELOAD_EVERY) => {}
             }
-            if let Err(err) = domain::api_keys::reload_keys(&keys_state).await {
+            if let Err(err) = domain::tenancy::api_keys::reload_keys(&keys_state).await {
                 tracing::warn!(error.detail = ?err, "reading the signing keys again failed");
             }
         }
     });
-    domain::feed::start_pruning(&state);
-    domain::webhooks::start_delivering(&state);
-    domain::sweeper::start(&state);
-    domain::routing::start(&state);
+    domain::outbound::events::start_pruning(&state);
+    domain::outbound::webhooks::start_delivering(&state);
+    domain::orchestration::sweeper::start(&state);
+    domain::handoff::routing::start(&state);
     let sockets = state.sockets.clone();
-    domain::presence::start(&state, move || sockets.open_agents());
+    domain::tenancy::presence::start(&state, move || sockets.open_agents());
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
     let task = tokio::spawn(app::serve(listener, state.clone(), async move {

@@ -159,8 +159,9 @@ impl Loader<LastMessageKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<LastMessageKey, Option<Arc<message::Model>>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        for row in crate::domain::conversations::last_messages(&self.core, &ids, self.sees_internal)
-            .await?
+        for row in
+            crate::domain::chat::conversations::last_messages(&self.core, &ids, self.sees_internal)
+                .await?
         {
             out.insert(
                 LastMessageKey(row.conversation_id.clone()),
@@ -186,7 +187,7 @@ impl Loader<FeedbackKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<FeedbackKey, Option<Arc<answer_feedback::Model>>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        for row in crate::domain::feedback::feedback_of(&self.core, &ids).await? {
+        for row in crate::domain::handoff::feedback::feedback_of(&self.core, &ids).await? {
             out.insert(FeedbackKey(row.message_id.clone()), Some(Arc::new(row)));
         }
         Ok(out)
@@ -206,7 +207,7 @@ impl Loader<FlagsKey> for Batcher {
         keys: &[FlagsKey],
     ) -> Result<HashMap<FlagsKey, Vec<answer_flag::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::feedback::flags_of(&self.core, &ids).await?;
+        let rows = crate::domain::handoff::feedback::flags_of(&self.core, &ids).await?;
         Ok(grouped(keys, rows, |row| FlagsKey(row.message_id.clone())))
     }
 }
@@ -224,7 +225,7 @@ impl Loader<OffersKey> for Batcher {
         keys: &[OffersKey],
     ) -> Result<HashMap<OffersKey, Vec<handoff_offer::Model>>, AppError> {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = crate::domain::routing::offers_of(&self.core, &ids).await?;
+        let rows = crate::domain::handoff::routing::offers_of(&self.core, &ids).await?;
         Ok(grouped(keys, rows, |row| OffersKey(row.handoff_id.clone())))
     }
 }
@@ -304,7 +305,7 @@ impl Loader<AppliedTagsKey> for Batcher {
         let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
         let mut out: HashMap<AppliedTagsKey, Vec<Applied>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
-        for row in crate::domain::tags::applied(&self.core, &ids).await? {
+        for row in crate::domain::knowledge::tags::applied(&self.core, &ids).await? {
             if let Some(list) = out.get_mut(&AppliedTagsKey(row.0.conversation_id.clone())) {
                 list.push(row);
             }

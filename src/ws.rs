@@ -411,7 +411,9 @@ impl Connection {
         let token = payload.and_then(init_token);
         let principal = match token {
             Some(token) => {
-                match crate::domain::api_keys::authenticate(self.hub.core(), Some(token)).await {
+                match crate::domain::tenancy::api_keys::authenticate(self.hub.core(), Some(token))
+                    .await
+                {
                     Ok(principal) => principal,
                     Err(err) => {
                         if self.protocol == Protocol::Legacy {
@@ -467,7 +469,8 @@ impl Connection {
         // password changed, new role), as every HTTP request's is.
         let mut principal = principal;
         if let Some(Principal::Agent(agent)) = principal.as_mut()
-            && let Err(err) = crate::domain::agents::check_token(self.hub.core(), agent).await
+            && let Err(err) =
+                crate::domain::tenancy::agents::check_token(self.hub.core(), agent).await
         {
             let error = async_graphql::Error::from(err).into_server_error(Default::default());
             let _ = self.fail(id, &coded(error)).await;

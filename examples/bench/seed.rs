@@ -594,7 +594,7 @@ impl Seeder {
             tag_rows.push(vec![
                 text(id.as_str()),
                 text(ws.as_str()),
-                text(casefile::domain::tags::slugify(label)),
+                text(casefile::domain::knowledge::tags::slugify(label)),
                 text(*label),
                 text(""),
                 text(serde_json::to_string(keywords)?),

@@ -4,37 +4,14 @@
 //! of another workspace are `NOT_FOUND`, as if they did not exist. A write stores the
 //! events it causes in its own transaction ([`feed::commit`]).
 
-pub mod agents;
-pub mod api_keys;
-pub mod case_file;
-pub mod conversations;
+pub mod chat;
 pub mod core;
-pub mod feed;
-pub mod feedback;
-pub mod handoffs;
-pub mod hours;
-pub mod identity;
+pub mod handoff;
 pub mod insights;
 pub mod knowledge;
-pub mod leads;
-pub mod lifecycle;
-pub mod messages;
-pub mod pipeline;
-pub mod policy;
-pub mod presence;
-pub mod ratings;
-pub mod responder;
-pub mod retag;
-pub mod routing;
-pub mod streams;
-pub mod sweeper;
-pub mod tagger;
-pub mod tags;
-pub mod teams;
-pub mod text;
-pub mod validate;
-pub mod webhooks;
-pub mod workspaces;
+pub mod orchestration;
+pub mod outbound;
+pub mod tenancy;
 
 pub use self::core::Core;
 

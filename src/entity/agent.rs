@@ -17,7 +17,7 @@ pub struct Model {
     /// valid (a password change or a reactivation moves it on).
     pub token_generation: i32,
     /// What the agent set (`ONLINE` or `AWAY`); without an open socket for the
-    /// presence timeout it is `OFFLINE` whatever it set (`domain::presence`).
+    /// presence timeout it is `OFFLINE` whatever it set (`domain::tenancy::presence`).
     pub availability: super::Availability,
     /// The availability last announced to inboxes.
     pub announced: super::Availability,

@@ -17,6 +17,12 @@ pub struct Model {
     pub revoked_at: Option<i64>,
 }
 
+impl Model {
+    pub fn scopes(&self) -> crate::error::AppResult<Vec<super::Scope>> {
+        super::decode("api_keys", "scopes", &self.id, &self.scopes)
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

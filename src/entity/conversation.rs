@@ -28,6 +28,13 @@ pub struct Model {
     pub resolved_at: Option<i64>,
 }
 
+impl Model {
+    /// What the widget sent about where the visitor is.
+    pub fn context(&self) -> crate::error::AppResult<serde_json::Map<String, serde_json::Value>> {
+        super::decode("conversations", "context", &self.id, &self.context)
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

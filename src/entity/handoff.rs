@@ -22,7 +22,7 @@ pub struct Model {
     /// Requested outside its team's business hours.
     #[serde(default, deserialize_with = "super::bool_or_int")]
     pub out_of_hours: bool,
-    /// The agent the handoff is offered to while `OFFERED` (`domain::routing`).
+    /// The agent the handoff is offered to while `OFFERED` (`domain::handoff::routing`).
     #[serde(default)]
     pub offered_to: Option<String>,
     /// When the offer passes to the next agent (ms).

@@ -24,6 +24,20 @@ pub struct Model {
     pub updated_at: i64,
 }
 
+impl Model {
+    pub fn keywords(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("insight_tags", "keywords", &self.id, &self.keywords)
+    }
+
+    pub fn patterns(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("insight_tags", "patterns", &self.id, &self.patterns)
+    }
+
+    pub fn article_ids(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("insight_tags", "article_ids", &self.id, &self.article_ids)
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

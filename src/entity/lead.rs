@@ -19,6 +19,13 @@ pub struct Model {
     pub verified: bool,
 }
 
+impl Model {
+    /// The custom field values, by lead field key.
+    pub fn fields(&self) -> crate::error::AppResult<serde_json::Map<String, serde_json::Value>> {
+        super::decode("leads", "fields", &self.id, &self.fields)
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

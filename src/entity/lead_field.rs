@@ -15,6 +15,13 @@ pub struct Model {
     pub created_at: i64,
 }
 
+impl Model {
+    /// The allowed values of a `SELECT` field.
+    pub fn options(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("lead_fields", "options", &self.id, &self.options)
+    }
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

@@ -22,6 +22,28 @@ pub struct Model {
     pub created_at: i64,
 }
 
+impl Model {
+    /// The articles an AI answer cites.
+    pub fn sources(&self) -> crate::error::AppResult<Vec<Source>> {
+        decode_sources(&self.id, &self.sources)
+    }
+}
+
+/// The `sources` of the message `id`, read without the rest of its row.
+pub fn decode_sources(id: &str, json: &str) -> crate::error::AppResult<Vec<Source>> {
+    super::decode("messages", "sources", id, json)
+}
+
+/// A cited article, as stored in a message's `sources`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    pub article_id: String,
+    pub title: String,
+    pub url: String,
+    pub score: f64,
+}
+
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
 pub enum Relation {}
 

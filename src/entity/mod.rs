@@ -1,7 +1,11 @@
 //! sea-orm entities, one per table, and the enums stored in them.
 //!
-//! Times are `i64` milliseconds since the Unix epoch (see the migrations); JSON
-//! documents are `String` columns parsed at the edge. The enums are both stored
+//! Times are `i64` milliseconds since the Unix epoch (see the migrations). JSON
+//! documents are `String` columns (portable between SQLite and PostgreSQL, and
+//! copied as they are into event payloads), each read through one typed accessor on
+//! its model (`message::Model::sources`, `workspace::Model::handoff_policy`, …) and
+//! written through [`encode`]: a value that does not decode is an error naming its
+//! table, column and row, never an empty default. The enums are both stored
 //! (`DeriveActiveEnum`, as text) and exposed in GraphQL (`async_graphql::Enum`), so the
 //! names in the database, the schema and the code are the same.
 
@@ -28,6 +32,30 @@ pub mod webhook_delivery;
 pub mod workspace;
 
 use sea_orm::{DeriveActiveEnum, EnumIter};
+
+use crate::error::{AppError, AppResult};
+
+/// The JSON column `column` of the row `id` of `table`, decoded: the one place each
+/// column is read. A stored value that does not decode (written by hand, or by a
+/// newer version) is an `INTERNAL` error whose detail, logged where it is handled,
+/// names the row.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    column: &'static str,
+    id: &str,
+    json: &str,
+) -> AppResult<T> {
+    serde_json::from_str(json).map_err(|err| {
+        AppError::internal(format!(
+            "{table}.{column} of row {id} does not decode: {err}"
+        ))
+    })
+}
+
+/// A value as its JSON column stores it.
+pub fn encode<T: serde::Serialize>(value: &T) -> AppResult<String> {
+    Ok(serde_json::to_string(value)?)
+}
 
 /// A boolean from JSON `true`/`false`, or from the `1`/`0` that SQLite's JSON
 /// functions give for its boolean columns (see `crate::db::json_rows`). A visitor
@@ -70,6 +98,27 @@ mod tests {
         assert_eq!(read(r#"{"flag": 0}"#), Some(false));
         assert_eq!(read(r#"{"flag": "yes"}"#), None);
     }
+}
+
+/// What an API key may do.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Scope {
+    /// Read the insights digest.
+    InsightsRead,
+    /// Read and export leads.
+    LeadsRead,
+    /// Read conversations and messages (internal notes included), and export them.
+    ConversationsRead,
+    /// Post AI answers and request handoffs, as the AI; read the conversations it
+    /// answers (without internal notes).
+    AiWrite,
+    /// Read the event log (`events`): what happened, in order, by cursor. What each
+    /// event shows still follows the key's other scopes (internal notes only with
+    /// `CONVERSATIONS_READ`, never with `AI_WRITE`).
+    EventsRead,
 }
 
 /// What an agent may do in its workspace.

@@ -23,17 +23,17 @@ pub struct Model {
 }
 
 impl Model {
-    /// When the team answers; `None` means always open (also for a stored value
-    /// this version cannot read, which is never written: input is checked).
-    pub fn business_hours(&self) -> Option<BusinessHours> {
+    /// When the team answers; `None` means always open.
+    pub fn business_hours(&self) -> crate::error::AppResult<Option<BusinessHours>> {
         self.business_hours
             .as_deref()
-            .and_then(|json| serde_json::from_str(json).ok())
+            .map(|json| super::decode("teams", "business_hours", &self.id, json))
+            .transpose()
     }
 }
 
 /// When a team answers, in its own time zone. Checked when set
-/// (`domain::hours::check`): a known IANA zone, each interval opening before it
+/// (`domain::handoff::hours::check`): a known IANA zone, each interval opening before it
 /// closes on its day.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -39,20 +39,16 @@ pub struct Model {
 }
 
 impl Model {
-    fn list(json: &str) -> Vec<String> {
-        serde_json::from_str(json).unwrap_or_default()
+    pub fn event_types(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("webhooks", "event_types", &self.id, &self.event_types)
     }
 
-    pub fn event_types(&self) -> Vec<String> {
-        Self::list(&self.event_types)
+    pub fn team_ids(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("webhooks", "team_ids", &self.id, &self.team_ids)
     }
 
-    pub fn team_ids(&self) -> Vec<String> {
-        Self::list(&self.team_ids)
-    }
-
-    pub fn tag_ids(&self) -> Vec<String> {
-        Self::list(&self.tag_ids)
+    pub fn tag_ids(&self) -> crate::error::AppResult<Vec<String>> {
+        super::decode("webhooks", "tag_ids", &self.id, &self.tag_ids)
     }
 }
 

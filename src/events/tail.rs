@@ -224,7 +224,7 @@ impl Events {
         }
         // Moved before the record is published: a subscriber that reads it
         // before subscribing and again after knows whether it may have
-        // missed something (see `domain::streams::events`).
+        // missed something (see `domain::chat::streams::events`).
         self.delivered.send_replace(last);
         self.bus.publish(record);
     }

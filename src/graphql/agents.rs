@@ -8,7 +8,7 @@ use super::hours::{BusinessHoursInput, BusinessHoursView};
 
 use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
-use crate::domain::agents::NewAgent;
+use crate::domain::tenancy::agents::NewAgent;
 use crate::entity::{Availability, Role, TeamRouting, agent, team};
 use crate::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
 
@@ -67,7 +67,7 @@ impl Agent {
     /// default). Changes arrive on `inbox` as `AGENT_AVAILABILITY_CHANGED`.
     async fn availability(&self, ctx: &Context<'_>) -> Availability {
         let timeout = ctx.core().config.presence_timeout;
-        domain::presence::effective(&self.0, crate::entity::now_ms(), timeout)
+        domain::tenancy::presence::effective(&self.0, crate::entity::now_ms(), timeout)
     }
 
     /// Conversations automatic routing gives the agent at most: it is offered no
@@ -99,7 +99,7 @@ impl Agent {
     async fn workspace(&self, ctx: &Context<'_>) -> async_graphql::Result<Workspace> {
         ctx.principal()?.agent()?;
         Ok(Workspace(
-            domain::workspaces::shown(ctx.core(), &self.0.workspace_id).await?,
+            domain::tenancy::workspaces::shown(ctx.core(), &self.0.workspace_id).await?,
         ))
     }
 
@@ -147,8 +147,8 @@ impl Team {
     /// When the team answers, in its time zone; `null` means always open. A
     /// handoff outside them is marked `outOfHours`, and the visitor is told when
     /// the team is back.
-    async fn business_hours(&self) -> Option<BusinessHoursView> {
-        self.0.business_hours().map(BusinessHoursView)
+    async fn business_hours(&self) -> async_graphql::Result<Option<BusinessHoursView>> {
+        Ok(self.0.business_hours()?.map(BusinessHoursView))
     }
 
     /// How the team's handoffs reach its agents: `MANUAL` (they wait in the queue
@@ -199,14 +199,14 @@ impl AgentQuery {
     /// Every agent of the workspace.
     async fn agents(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Agent>> {
         let agent = ctx.principal()?.agent()?;
-        let agents = domain::agents::list(ctx.core(), &agent.workspace_id).await?;
+        let agents = domain::tenancy::agents::list(ctx.core(), &agent.workspace_id).await?;
         Ok(agents.into_iter().map(Agent::from).collect())
     }
 
     /// Every team of the workspace.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Team>> {
         let agent = ctx.principal()?.agent()?;
-        let teams = domain::teams::list(ctx.core(), &agent.workspace_id).await?;
+        let teams = domain::tenancy::teams::list(ctx.core(), &agent.workspace_id).await?;
         Ok(teams.into_iter().map(Team::from).collect())
     }
 }
@@ -271,7 +271,7 @@ impl AgentMutation {
         password: String,
         workspace_id: Option<ID>,
     ) -> async_graphql::Result<SignInPayload> {
-        let (agent, token) = domain::agents::sign_in(
+        let (agent, token) = domain::tenancy::agents::sign_in(
             ctx.core(),
             ctx.client_ip(),
             &email,
@@ -302,7 +302,7 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let team_ids = ids(input.team_ids);
-        let agent = domain::agents::create(
+        let agent = domain::tenancy::agents::create(
             ctx.core(),
             admin,
             NewAgent {
@@ -329,13 +329,14 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let team_ids = input.team_ids.map(ids);
-        let change = domain::lifecycle::AgentUpdate {
+        let change = domain::handoff::lifecycle::AgentUpdate {
             name: input.name.as_deref(),
             role: input.role,
             team_ids: team_ids.as_deref(),
             max_concurrent: input.max_concurrent,
         };
-        let agent = domain::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
+        let agent =
+            domain::handoff::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
         Ok(Agent::from(agent))
     }
 
@@ -349,7 +350,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::lifecycle::deactivate(ctx.core(), admin, &agent_id).await?;
+        let agent = domain::handoff::lifecycle::deactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -360,7 +361,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
+        let agent = domain::handoff::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -377,7 +378,7 @@ impl AgentMutation {
             AvailabilityStatus::Online => Availability::Online,
             AvailabilityStatus::Away => Availability::Away,
         };
-        let agent = domain::presence::set(ctx.core(), me, availability).await?;
+        let agent = domain::tenancy::presence::set(ctx.core(), me, availability).await?;
         Ok(Agent::from(agent))
     }
 
@@ -390,9 +391,13 @@ impl AgentMutation {
         new_password: String,
     ) -> async_graphql::Result<SignInPayload> {
         let me = ctx.principal()?.agent()?;
-        let (agent, token) =
-            domain::lifecycle::change_password(ctx.core(), me, &current_password, &new_password)
-                .await?;
+        let (agent, token) = domain::handoff::lifecycle::change_password(
+            ctx.core(),
+            me,
+            &current_password,
+            &new_password,
+        )
+        .await?;
         Ok(SignInPayload {
             token: token.token,
             expires_at: token.expires_at,
@@ -411,14 +416,15 @@ impl AgentMutation {
             .business_hours
             .map_value(|hours| hours.check())
             .transpose()?;
-        let change = domain::teams::TeamUpdate {
+        let change = domain::tenancy::teams::TeamUpdate {
             name: input.name.as_deref(),
             business_hours: business_hours.into(),
             routing: input.routing,
             offer_timeout_seconds: input.offer_timeout_seconds,
             accept_target_seconds: input.accept_target_seconds.into(),
         };
-        let team = domain::teams::update(ctx.core(), admin, &input.team_id, change).await?;
+        let team =
+            domain::tenancy::teams::update(ctx.core(), admin, &input.team_id, change).await?;
         Ok(Team::from(team))
     }
 
@@ -430,7 +436,8 @@ impl AgentMutation {
     ) -> async_graphql::Result<Team> {
         let admin = ctx.principal()?.admin()?;
         let team =
-            domain::teams::create(ctx.core(), admin, &input.name, &ids(input.member_ids)).await?;
+            domain::tenancy::teams::create(ctx.core(), admin, &input.name, &ids(input.member_ids))
+                .await?;
         Ok(Team::from(team))
     }
 }

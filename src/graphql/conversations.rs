@@ -6,10 +6,10 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::conversations::{
+use crate::domain::chat::conversations::{
     ConversationFilter, Joined, Order, PageQuery, Position, StartInput,
 };
-use crate::domain::handoffs::HandoffFilter;
+use crate::domain::handoff::handoffs::HandoffFilter;
 
 use crate::entity::{ConversationStatus, ResolvedBy, conversation};
 use crate::error::AppError;
@@ -88,8 +88,10 @@ impl Conversation {
     }
 
     /// What the widget sent about where the visitor is: page URL, CMS version, …
-    async fn context(&self) -> Json<serde_json::Value> {
-        Json(serde_json::from_str(&self.0.context).unwrap_or_default())
+    async fn context(
+        &self,
+    ) -> async_graphql::Result<Json<serde_json::Map<String, serde_json::Value>>> {
+        Ok(Json(self.0.context()?))
     }
 
     /// Messages in order of `seq`. Visitors never see internal notes. `after` is a
@@ -110,11 +112,11 @@ impl Conversation {
         let core = ctx.core().clone();
         let internal = ctx.principal()?.sees_internal();
         let rows =
-            domain::messages::page(&core, &self.0.id, internal, after_seq, limit + 1).await?;
+            domain::chat::messages::page(&core, &self.0.id, internal, after_seq, limit + 1).await?;
         let id = self.0.id.clone();
         let total = TotalCount::new(move || {
             let (core, id) = (core.clone(), id.clone());
-            async move { domain::messages::count(&core, &id, internal).await }
+            async move { domain::chat::messages::count(&core, &id, internal).await }
         });
         Ok(page(
             rows,
@@ -143,7 +145,7 @@ impl Conversation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<super::insights::Rating>> {
-        let rating = domain::ratings::of(ctx.core(), &self.0.id).await?;
+        let rating = domain::chat::ratings::of(ctx.core(), &self.0.id).await?;
         Ok(rating.map(super::insights::Rating))
     }
 
@@ -160,7 +162,8 @@ impl Conversation {
             ..HandoffFilter::default()
         };
         let rows =
-            domain::handoffs::page(ctx.core(), &self.0.workspace_id, &filter, None, 100).await?;
+            domain::handoff::handoffs::page(ctx.core(), &self.0.workspace_id, &filter, None, 100)
+                .await?;
         Ok(rows.into_iter().map(Handoff::new).collect())
     }
 
@@ -352,7 +355,7 @@ impl ConversationQuery {
     async fn conversation(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Conversation> {
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(ctx.core(), principal, &id).await?,
+            domain::chat::conversations::get(ctx.core(), principal, &id).await?,
         ))
     }
 
@@ -397,7 +400,7 @@ impl ConversationQuery {
             limit: limit + 1,
             joined,
         };
-        let rows = domain::conversations::page_joined(&core, &query).await?;
+        let rows = domain::chat::conversations::page_joined(&core, &query).await?;
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());
@@ -421,7 +424,7 @@ impl ConversationQuery {
         let rows = conversations;
         let total = TotalCount::new(move || {
             let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
-            async move { domain::conversations::count(&core, &ws, &filter).await }
+            async move { domain::chat::conversations::count(&core, &ws, &filter).await }
         });
         Ok(page(
             rows,
@@ -487,7 +490,7 @@ impl ConversationMutation {
             .rate
             .start_conversation(ctx.client_ip(), &input.widget_key)?;
         let proof = ctx.presented().and_then(|p| p.visitor()).cloned();
-        let started = domain::conversations::start(
+        let started = domain::chat::conversations::start(
             ctx.core(),
             StartInput {
                 widget_key: input.widget_key,
@@ -519,7 +522,7 @@ impl ConversationMutation {
         team_id: Option<ID>,
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
-        let conv = domain::conversations::assign(
+        let conv = domain::chat::conversations::assign(
             ctx.core(),
             agent,
             &conversation_id,
@@ -541,7 +544,7 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::resolve(ctx.core(), principal, &conversation_id).await?,
+            domain::chat::conversations::resolve(ctx.core(), principal, &conversation_id).await?,
         ))
     }
 
@@ -554,10 +557,10 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
         let core = ctx.core();
-        domain::tags::tag_conversation(core, agent, &conversation_id, &tag_id).await?;
+        domain::knowledge::tags::tag_conversation(core, agent, &conversation_id, &tag_id).await?;
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(core, principal, &conversation_id).await?,
+            domain::chat::conversations::get(core, principal, &conversation_id).await?,
         ))
     }
 
@@ -571,10 +574,10 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
         let core = ctx.core();
-        domain::tags::untag_conversation(core, agent, &conversation_id, &tag_id).await?;
+        domain::knowledge::tags::untag_conversation(core, agent, &conversation_id, &tag_id).await?;
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::conversations::get(core, principal, &conversation_id).await?,
+            domain::chat::conversations::get(core, principal, &conversation_id).await?,
         ))
     }
 }

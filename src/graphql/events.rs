@@ -9,7 +9,7 @@ use async_graphql::{Context, Enum, ID, Object};
 
 use crate::auth::Scope;
 use crate::domain;
-use crate::domain::feed::{Change, Event, EventKind};
+use crate::domain::core::feed::{Change, Event, EventKind};
 use crate::error::AppError;
 use crate::events::Cursor;
 use crate::loaders::TagKey;
@@ -175,7 +175,7 @@ impl EventQuery {
         }
         let core = ctx.core();
         let after = match after {
-            Some(cursor) => domain::streams::resume_from(core, "after", &cursor).await?,
+            Some(cursor) => domain::chat::streams::resume_from(core, "after", &cursor).await?,
             None => Cursor::START,
         };
         let kinds: Vec<String> = types
@@ -183,7 +183,7 @@ impl EventQuery {
             .into_iter()
             .map(|t| t.as_str().to_owned())
             .collect();
-        let (events, has_next) = domain::feed::page(
+        let (events, has_next) = domain::outbound::events::page(
             core,
             principal,
             after,
@@ -209,10 +209,13 @@ mod tests {
 
     #[test]
     fn every_public_type_is_in_the_schema_and_back() {
-        for name in domain::feed::PUBLIC_TYPES {
+        for name in domain::core::feed::PUBLIC_TYPES {
             let kind = EventType::of(name).unwrap_or_else(|| panic!("{name} in the schema"));
             assert_eq!(kind.as_str(), name);
         }
-        assert_eq!(EventType::items().len(), domain::feed::PUBLIC_TYPES.len());
+        assert_eq!(
+            EventType::items().len(),
+            domain::core::feed::PUBLIC_TYPES.len()
+        );
     }
 }

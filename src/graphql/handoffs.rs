@@ -8,9 +8,9 @@ use tokio::sync::OnceCell;
 
 use crate::auth::Principal;
 use crate::domain;
-use crate::domain::case_file::CaseFile;
-use crate::domain::feed::{Event, HandoffResolved};
-use crate::domain::handoffs::{HandoffFilter, Transfer};
+use crate::domain::core::feed::{Event, HandoffResolved};
+use crate::domain::handoff::case_file::CaseFile;
+use crate::domain::handoff::handoffs::{HandoffFilter, Transfer};
 use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
@@ -215,7 +215,7 @@ impl Handoff {
             .resolved
             .case_file
             .get_or_try_init(|| async {
-                domain::case_file::build(core, &self.model)
+                domain::handoff::case_file::build(core, &self.model)
                     .await
                     .map(Arc::new)
             })
@@ -271,8 +271,10 @@ impl CaseFileView {
     }
 
     /// What the widget sent: page URL, CMS version, …
-    async fn context(&self) -> Json<serde_json::Value> {
-        Json(serde_json::from_str(&self.0.conversation.context).unwrap_or_default())
+    async fn context(
+        &self,
+    ) -> async_graphql::Result<Json<serde_json::Map<String, serde_json::Value>>> {
+        Ok(Json(self.0.conversation.context()?))
     }
 
     /// The conversation's tags, with their evidence.
@@ -337,7 +339,7 @@ impl HandoffQuery {
         let principal = ctx.principal()?;
         principal.reads_conversations()?;
         Ok(Handoff::new(
-            domain::handoffs::get(ctx.core(), principal.workspace_id(), &id).await?,
+            domain::handoff::handoffs::get(ctx.core(), principal.workspace_id(), &id).await?,
         ))
     }
 
@@ -363,10 +365,12 @@ impl HandoffQuery {
         };
         let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
-        let rows = domain::handoffs::page(&core, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let rows =
+            domain::handoff::handoffs::page(&core, &ws, &filter, after.as_deref(), limit + 1)
+                .await?;
         let total = TotalCount::new(move || {
             let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
-            async move { domain::handoffs::count(&core, &ws, &filter).await }
+            async move { domain::handoff::handoffs::count(&core, &ws, &filter).await }
         });
         Ok(page(rows, limit, |h| h.id.clone(), Handoff::new, total))
     }
@@ -411,11 +415,12 @@ impl HandoffMutation {
             (_, reason) => reason.unwrap_or(default),
         };
         let note = note
-            .map(|n| domain::validate::text("note", &n, 2_000))
+            .map(|n| domain::core::validate::text("note", &n, 2_000))
             .transpose()?;
-        let conversation = domain::conversations::get(core, principal, &conversation_id).await?;
+        let conversation =
+            domain::chat::conversations::get(core, principal, &conversation_id).await?;
         Ok(Handoff::new(
-            domain::handoffs::request(core, &conversation, reason, note).await?,
+            domain::handoff::handoffs::request(core, &conversation, reason, note).await?,
         ))
     }
 
@@ -427,7 +432,7 @@ impl HandoffMutation {
     async fn accept_handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoffs::accept(ctx.core(), agent, &id).await?,
+            domain::handoff::handoffs::accept(ctx.core(), agent, &id).await?,
         ))
     }
 
@@ -441,7 +446,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::routing::decline(ctx.core(), agent, &handoff_id).await?,
+            domain::handoff::routing::decline(ctx.core(), agent, &handoff_id).await?,
         ))
     }
 
@@ -453,7 +458,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoffs::take_over(ctx.core(), agent, &conversation_id).await?,
+            domain::handoff::handoffs::take_over(ctx.core(), agent, &conversation_id).await?,
         ))
     }
 
@@ -466,7 +471,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
         Ok(Conversation(
-            domain::handoffs::return_to_ai(ctx.core(), agent, &conversation_id).await?,
+            domain::handoff::handoffs::return_to_ai(ctx.core(), agent, &conversation_id).await?,
         ))
     }
 
@@ -492,7 +497,7 @@ impl HandoffMutation {
             }
         };
         Ok(Handoff::new(
-            domain::handoffs::transfer(ctx.core(), agent, &id, to).await?,
+            domain::handoff::handoffs::transfer(ctx.core(), agent, &id, to).await?,
         ))
     }
 }

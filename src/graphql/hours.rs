@@ -5,7 +5,7 @@ use async_graphql::{
     InputObject, InputValueError, InputValueResult, Object, Scalar, ScalarType, Value,
 };
 
-use crate::domain::hours::{self, IntervalInput};
+use crate::domain::handoff::hours::{self, IntervalInput};
 use crate::entity::Weekday;
 use crate::entity::team::{BusinessHours, Interval};
 use crate::error::AppResult;

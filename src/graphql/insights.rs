@@ -7,7 +7,6 @@ use crate::auth::Scope;
 use crate::domain;
 use crate::domain::Core;
 use crate::domain::insights::{Cohort, HandoffStats, Point, Summary};
-use crate::domain::policy::HandoffPolicy;
 use crate::entity::{HandoffReason, rating, retag_job};
 use crate::error::AppError;
 use crate::loaders::TagKey;
@@ -234,8 +233,9 @@ impl InsightsDigest {
     /// Visitor questions the AI could not answer with confidence, grouped by
     /// similar wording, biggest first: the articles to write.
     async fn docs_gaps(&self) -> async_graphql::Result<Vec<DocsGap>> {
-        let workspace = domain::workspaces::get(&self.core, &self.cohort.workspace_id).await?;
-        let threshold = HandoffPolicy::parse(&workspace.handoff_policy).confidence_threshold;
+        let workspace =
+            domain::tenancy::workspaces::get(&self.core, &self.cohort.workspace_id).await?;
+        let threshold = workspace.handoff_policy()?.confidence_threshold;
         let gaps = domain::insights::docs_gaps(&self.core, &self.cohort, threshold).await?;
         Ok(gaps
             .into_iter()
@@ -448,7 +448,7 @@ impl InsightsQuery {
         }
         let core = ctx.core().clone();
         if let Some(team) = &team_id {
-            domain::teams::get(&core, principal.workspace_id(), team).await?;
+            domain::tenancy::teams::get(&core, principal.workspace_id(), team).await?;
         }
         Ok(InsightsDigest::new(
             core,
@@ -465,7 +465,7 @@ impl InsightsQuery {
     async fn retag_job(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<RetagJob> {
         let admin = ctx.principal()?.admin()?;
         Ok(RetagJob(
-            domain::retag::get(ctx.core(), &admin.workspace_id, &id).await?,
+            domain::knowledge::retag::get(ctx.core(), &admin.workspace_id, &id).await?,
         ))
     }
 }
@@ -486,7 +486,7 @@ impl InsightsMutation {
     ) -> async_graphql::Result<Rating> {
         let principal = ctx.principal()?;
         ctx.core().rate.visitor_write(principal)?;
-        let rating = domain::ratings::rate(
+        let rating = domain::chat::ratings::rate(
             ctx.core(),
             principal,
             &conversation_id,
@@ -506,8 +506,12 @@ impl InsightsMutation {
         since: chrono::DateTime<chrono::Utc>,
     ) -> async_graphql::Result<RetagJob> {
         let admin = ctx.principal()?.admin()?;
-        let job =
-            domain::retag::start(ctx.core(), &admin.workspace_id, since.timestamp_millis()).await?;
+        let job = domain::knowledge::retag::start(
+            ctx.core(),
+            &admin.workspace_id,
+            since.timestamp_millis(),
+        )
+        .await?;
         Ok(RetagJob(job))
     }
 }

@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::domain;
-use crate::domain::knowledge::ArticleInput;
+use crate::domain::knowledge::articles::ArticleInput;
 use crate::entity::article;
 use crate::error::AppError;
 
@@ -80,7 +80,8 @@ impl KnowledgeQuery {
                     })?,
                     None => 0,
                 };
-                let hits = domain::knowledge::search(&core, &ws, q, limit + 1, offset).await?;
+                let hits =
+                    domain::knowledge::articles::search(&core, &ws, q, limit + 1, offset).await?;
                 let total_hits = hits.len() as u64 + offset;
                 let rows: Vec<(u64, article::Model)> = hits
                     .into_iter()
@@ -97,10 +98,12 @@ impl KnowledgeQuery {
                 ))
             }
             None => {
-                let rows = domain::knowledge::page(&core, &ws, after.as_deref(), limit + 1).await?;
+                let rows =
+                    domain::knowledge::articles::page(&core, &ws, after.as_deref(), limit + 1)
+                        .await?;
                 let total = TotalCount::new(move || {
                     let (core, ws) = (core.clone(), ws.clone());
-                    async move { domain::knowledge::count(&core, &ws).await }
+                    async move { domain::knowledge::articles::count(&core, &ws).await }
                 });
                 Ok(page(rows, limit, |a| a.id.clone(), KnowledgeArticle, total))
             }
@@ -111,7 +114,7 @@ impl KnowledgeQuery {
     async fn article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<KnowledgeArticle> {
         let principal = ctx.principal()?;
         Ok(KnowledgeArticle(
-            domain::knowledge::get(ctx.core(), principal.workspace_id(), &id).await?,
+            domain::knowledge::articles::get(ctx.core(), principal.workspace_id(), &id).await?,
         ))
     }
 }
@@ -129,7 +132,7 @@ impl KnowledgeMutation {
         input: ArticleInputObject,
     ) -> async_graphql::Result<KnowledgeArticle> {
         let admin = ctx.principal()?.admin()?;
-        let article = domain::knowledge::upsert(
+        let article = domain::knowledge::articles::upsert(
             ctx.core(),
             &admin.workspace_id,
             ArticleInput {
@@ -146,7 +149,7 @@ impl KnowledgeMutation {
     /// Delete an article. Returns its id. Owners and admins only.
     async fn delete_article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let admin = ctx.principal()?.admin()?;
-        domain::knowledge::delete(ctx.core(), &admin.workspace_id, &id).await?;
+        domain::knowledge::articles::delete(ctx.core(), &admin.workspace_id, &id).await?;
         Ok(id)
     }
 }

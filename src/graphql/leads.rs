@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, Json, Object};
 
 use crate::domain;
-use crate::domain::leads::{LeadFieldDefinition, LeadFilter};
+use crate::domain::chat::leads::{LeadFieldDefinition, LeadFilter};
 use crate::entity::{LeadFieldType, lead, lead_field};
 
 use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
@@ -45,8 +45,10 @@ impl Lead {
     }
 
     /// Values of the workspace's lead fields, by key (e.g. `{"cms": "WordPress"}`).
-    async fn fields(&self) -> Json<serde_json::Value> {
-        Json(serde_json::from_str(&self.0.fields).unwrap_or_default())
+    async fn fields(
+        &self,
+    ) -> async_graphql::Result<Json<serde_json::Map<String, serde_json::Value>>> {
+        Ok(Json(self.0.fields()?))
     }
 
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
@@ -83,8 +85,8 @@ impl LeadField {
     }
 
     /// The allowed values of a `SELECT` field.
-    async fn options(&self) -> Vec<String> {
-        serde_json::from_str(&self.0.options).unwrap_or_default()
+    async fn options(&self) -> async_graphql::Result<Vec<String>> {
+        Ok(self.0.options()?)
     }
 
     /// Whether `captureLead` insists on a value.
@@ -103,9 +105,9 @@ pub struct LeadInput {
     pub fields: Option<Json<serde_json::Value>>,
 }
 
-impl From<LeadInput> for domain::leads::LeadInput {
+impl From<LeadInput> for domain::chat::leads::LeadInput {
     fn from(input: LeadInput) -> Self {
-        domain::leads::LeadInput {
+        domain::chat::leads::LeadInput {
             name: input.name,
             email: input.email,
             company: input.company,
@@ -144,7 +146,7 @@ impl LeadQuery {
     /// A lead by id. A visitor can read only its own.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Lead> {
         Ok(Lead::from(
-            domain::leads::get(ctx.core(), ctx.principal()?, &id).await?,
+            domain::chat::leads::get(ctx.core(), ctx.principal()?, &id).await?,
         ))
     }
 
@@ -168,10 +170,11 @@ impl LeadQuery {
         };
         let core = ctx.core().clone();
         let ws = principal.workspace_id().to_owned();
-        let rows = domain::leads::page(&core, &ws, &filter, after.as_deref(), limit + 1).await?;
+        let rows =
+            domain::chat::leads::page(&core, &ws, &filter, after.as_deref(), limit + 1).await?;
         let total = TotalCount::new(move || {
             let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
-            async move { domain::leads::count(&core, &ws, &filter).await }
+            async move { domain::chat::leads::count(&core, &ws, &filter).await }
         });
         Ok(page(rows, limit, |l| l.id.clone(), Lead::from, total))
     }
@@ -180,7 +183,8 @@ impl LeadQuery {
     /// read them to build the lead form.
     async fn lead_fields(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LeadField>> {
         let principal = ctx.principal()?;
-        let fields = domain::leads::fields(&ctx.core().db.reader, principal.workspace_id()).await?;
+        let fields =
+            domain::chat::leads::fields(&ctx.core().db.reader, principal.workspace_id()).await?;
         Ok(fields.into_iter().map(LeadField).collect())
     }
 }
@@ -202,7 +206,8 @@ impl LeadMutation {
         let principal = ctx.principal()?;
         ctx.core().rate.visitor_write(principal)?;
         let lead =
-            domain::leads::capture(ctx.core(), principal, &conversation_id, &input.into()).await?;
+            domain::chat::leads::capture(ctx.core(), principal, &conversation_id, &input.into())
+                .await?;
         Ok(Lead::from(lead))
     }
 
@@ -214,7 +219,7 @@ impl LeadMutation {
         input: DefineLeadFieldInput,
     ) -> async_graphql::Result<LeadField> {
         let admin = ctx.principal()?.admin()?;
-        let field = domain::leads::define_field(
+        let field = domain::chat::leads::define_field(
             ctx.core(),
             admin,
             LeadFieldDefinition {

@@ -12,8 +12,8 @@ use futures_util::{Stream, StreamExt};
 use crate::auth::Principal;
 use crate::domain;
 
-use crate::domain::feed::{Change, Event, EventKind};
-use crate::domain::streams::From;
+use crate::domain::chat::streams::From;
+use crate::domain::core::feed::{Change, Event, EventKind};
 use crate::entity::{
     Author, Availability, ConversationStatus, HandoffStatus, conversation, handoff,
 };
@@ -400,7 +400,8 @@ impl InboxFilter {
         let Some(wanted) = &self.tag_ids else {
             return Ok(true);
         };
-        let applied = domain::tags::applied(core, std::slice::from_ref(&conv.id)).await?;
+        let applied =
+            domain::knowledge::tags::applied(core, std::slice::from_ref(&conv.id)).await?;
         Ok(applied
             .iter()
             .any(|(a, _)| wanted.iter().any(|w| w.0 == a.tag_id)))
@@ -428,13 +429,14 @@ impl LiveSubscription {
         let core = ctx.core().clone();
         // Boxed: async-graphql keeps this resolver's state in every live subscription,
         // sized for its largest await; a query future inline would cost ~3 KiB each.
-        let conv = Box::pin(domain::conversations::get(
+        let conv = Box::pin(domain::chat::conversations::get(
             &core,
             &principal,
             &conversation_id,
         ))
         .await?;
-        let stream = domain::streams::messages(core, conv.id, principal.sees_internal(), after_seq);
+        let stream =
+            domain::chat::streams::messages(core, conv.id, principal.sees_internal(), after_seq);
         Ok(stream.map(|item| item.map(Message).map_err(Into::into)))
     }
 
@@ -456,7 +458,7 @@ impl LiveSubscription {
         let core = ctx.core().clone();
         // Boxed: async-graphql keeps this resolver's state in every live subscription,
         // sized for its largest await; a query future inline would cost ~3 KiB each.
-        let conv = Box::pin(domain::conversations::get(
+        let conv = Box::pin(domain::chat::conversations::get(
             &core,
             &principal,
             &conversation_id,
@@ -465,7 +467,7 @@ impl LiveSubscription {
         let after = after_or_resume(ctx, after);
         let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
         let from = Box::pin(starting(&core, after.as_deref())).await?;
-        let events = domain::streams::events(core, Topic::Conversation(conv.id), from);
+        let events = domain::chat::streams::events(core, Topic::Conversation(conv.id), from);
         Ok(events.filter_map(move |item| {
             let out = match item {
                 Ok(event) => {
@@ -500,7 +502,7 @@ impl LiveSubscription {
         let note = ctx.data_opt::<CursorNote>().cloned().unwrap_or_default();
         let from = Box::pin(starting(&core, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
-        let events = domain::streams::events(core.clone(), topic, from);
+        let events = domain::chat::streams::events(core.clone(), topic, from);
         Ok(events.filter_map(move |item| {
             let (core, filter, note) = (core.clone(), filter.clone(), note.clone());
             async move {
@@ -569,7 +571,7 @@ impl LiveSubscription {
         let note = shared.unwrap_or_default();
         let from = Box::pin(starting(&core, after.as_deref())).await?;
         let topic = Topic::Workspace(principal.workspace_id().to_owned());
-        let events = domain::streams::events(core.clone(), topic, from);
+        let events = domain::chat::streams::events(core.clone(), topic, from);
         Ok(events.filter_map(move |item| {
             let (core, teams, tags, note, me) = (
                 core.clone(),
@@ -671,7 +673,7 @@ fn after_or_resume(ctx: &Context<'_>, after: Option<String>) -> Option<String> {
 async fn starting(core: &crate::domain::Core, after: Option<&str>) -> AppResult<From> {
     match after {
         Some(cursor) => Ok(From::After(
-            domain::streams::resume_from(core, "after", cursor).await?,
+            domain::chat::streams::resume_from(core, "after", cursor).await?,
         )),
         None => Ok(From::Now),
     }
@@ -774,7 +776,8 @@ async fn escalation_matches(
         return Ok(false);
     }
     let applied =
-        domain::tags::applied(core, std::slice::from_ref(&handoff.conversation_id)).await?;
+        domain::knowledge::tags::applied(core, std::slice::from_ref(&handoff.conversation_id))
+            .await?;
     Ok(applied.iter().any(|(a, _)| tag_ids.contains(&a.tag_id)))
 }
 
@@ -796,7 +799,7 @@ impl LiveMutation {
         let principal = ctx.principal()?;
         let core = ctx.core();
         core.rate.visitor_typing(principal)?;
-        let conv = domain::conversations::get(core, principal, &conversation_id).await?;
+        let conv = domain::chat::conversations::get(core, principal, &conversation_id).await?;
         let (author, agent_id) = match principal {
             Principal::Agent(agent) => (Author::Agent, Some(agent.agent_id.clone())),
             Principal::Visitor(_) if internal => {
@@ -807,7 +810,7 @@ impl LiveMutation {
             Principal::ApiKey(_) => return Err(AppError::forbidden("only the AI can type").into()),
         };
         let event = Event::typing(&conv, author, agent_id, typing, internal);
-        domain::feed::ephemeral(core, &event)?;
+        domain::core::feed::ephemeral(core, &event)?;
         Ok(true)
     }
 }

@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
-use serde::Deserialize;
 
 use crate::domain;
-use crate::domain::messages::NewMessage;
+use crate::domain::chat::messages::NewMessage;
 use crate::entity::{Author, answer_feedback, answer_flag, message};
 use crate::error::AppError;
 use crate::loaders::{ArticleKey, FeedbackKey, FlagsKey};
@@ -25,8 +24,7 @@ impl From<message::Model> for Message {
 }
 
 /// A knowledge article an AI answer cites, as it was when cited.
-#[derive(SimpleObject, Clone, Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(SimpleObject, Clone, Debug)]
 #[graphql(complex)]
 pub struct ArticleRef {
     /// The article's id.
@@ -35,6 +33,17 @@ pub struct ArticleRef {
     pub url: String,
     /// How well the article matched the question, 0..1.
     pub score: f64,
+}
+
+impl From<message::Source> for ArticleRef {
+    fn from(source: message::Source) -> ArticleRef {
+        ArticleRef {
+            article_id: ID(source.article_id),
+            title: source.title,
+            url: source.url,
+            score: source.score,
+        }
+    }
 }
 
 #[ComplexObject]
@@ -92,8 +101,13 @@ impl Message {
     }
 
     /// For `AI` messages: the articles the answer cites.
-    async fn sources(&self) -> Vec<ArticleRef> {
-        serde_json::from_str(&self.0.sources).unwrap_or_default()
+    async fn sources(&self) -> async_graphql::Result<Vec<ArticleRef>> {
+        Ok(self
+            .0
+            .sources()?
+            .into_iter()
+            .map(ArticleRef::from)
+            .collect())
     }
 
     /// The sender's idempotency key, if it gave one.
@@ -240,7 +254,7 @@ impl MessageMutation {
             }
             let mut sources = Vec::new();
             for id in input.source_article_ids.unwrap_or_default() {
-                let article = domain::knowledge::get(core, principal.workspace_id(), &id)
+                let article = domain::knowledge::articles::get(core, principal.workspace_id(), &id)
                     .await
                     .map_err(|_| {
                         AppError::bad_input(
@@ -248,7 +262,7 @@ impl MessageMutation {
                             format!("no article {}", id.as_str()),
                         )
                     })?;
-                sources.push(domain::responder::Source {
+                sources.push(crate::entity::message::Source {
                     article_id: article.id,
                     title: article.title,
                     url: article.url,
@@ -259,7 +273,8 @@ impl MessageMutation {
             new.sources = serde_json::to_string(&sources)?;
             new.reply_to_seq = input.reply_to_seq;
         }
-        let message = domain::messages::send(core, principal, &input.conversation_id, new).await?;
+        let message =
+            domain::chat::messages::send(core, principal, &input.conversation_id, new).await?;
         Ok(Message::from(message))
     }
 
@@ -280,7 +295,7 @@ impl MessageMutation {
         let principal = ctx.principal()?;
         let core = ctx.core();
         core.rate.visitor_write(principal)?;
-        let conversation = domain::feedback::confirm(
+        let conversation = domain::handoff::feedback::confirm(
             core,
             principal,
             &conversation_id,
@@ -302,7 +317,7 @@ impl MessageMutation {
         reason: String,
     ) -> async_graphql::Result<AnswerFlag> {
         let agent = ctx.principal()?.agent()?;
-        let flag = domain::feedback::flag(ctx.core(), agent, &message_id, &reason).await?;
+        let flag = domain::handoff::feedback::flag(ctx.core(), agent, &message_id, &reason).await?;
         Ok(AnswerFlag(flag))
     }
 }

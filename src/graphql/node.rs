@@ -83,7 +83,7 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
     let loaders = ctx.loaders();
     let node = match kind {
         Kind::Workspace => Node::Workspace(Workspace(
-            domain::workspaces::get(core, &id)
+            domain::tenancy::workspaces::get(core, &id)
                 .await
                 .and_then(|w| in_workspace(&w.id).map(|_| w))?,
         )),
@@ -112,7 +112,7 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
             Node::InsightTag(InsightTag(tag))
         }
         Kind::LeadField => {
-            let fields = domain::leads::fields(&core.db.reader, ws).await?;
+            let fields = domain::chat::leads::fields(&core.db.reader, ws).await?;
             let field = fields
                 .into_iter()
                 .find(|f| f.id == id.0)
@@ -125,20 +125,22 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
                     .load_one(LeadKey(id.0.clone()))
                     .await?
                     .ok_or_else(|| not_found.clone())?,
-                Err(_) => Arc::new(domain::leads::get(core, principal, &id).await?),
+                Err(_) => Arc::new(domain::chat::leads::get(core, principal, &id).await?),
             };
             in_workspace(&lead.workspace_id)?;
             Node::Lead(Lead(lead))
         }
         Kind::Conversation => Node::Conversation(Conversation(
-            domain::conversations::get(core, principal, &id).await?,
+            domain::chat::conversations::get(core, principal, &id).await?,
         )),
         Kind::Message => Node::Message(Message::from(
-            domain::messages::get(core, principal, &id).await?,
+            domain::chat::messages::get(core, principal, &id).await?,
         )),
-        Kind::Handoff => Node::Handoff(Handoff::new(domain::handoffs::get(core, ws, &id).await?)),
+        Kind::Handoff => Node::Handoff(Handoff::new(
+            domain::handoff::handoffs::get(core, ws, &id).await?,
+        )),
         Kind::Article => Node::KnowledgeArticle(KnowledgeArticle(
-            domain::knowledge::get(core, ws, &id).await?,
+            domain::knowledge::articles::get(core, ws, &id).await?,
         )),
         Kind::ApiKey
         | Kind::Job

@@ -5,7 +5,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 
 use crate::auth::Scope;
 use crate::domain;
-use crate::domain::policy::HandoffPolicy;
+use crate::domain::handoff::policy::HandoffPolicy;
 use crate::entity::api_key;
 use crate::error::AppError;
 
@@ -109,8 +109,8 @@ impl ApiKey {
         &self.0.name
     }
 
-    async fn scopes(&self) -> Vec<Scope> {
-        serde_json::from_str(&self.0.scopes).unwrap_or_default()
+    async fn scopes(&self) -> async_graphql::Result<Vec<Scope>> {
+        Ok(self.0.scopes()?)
     }
 
     async fn created_at(&self) -> chrono::DateTime<chrono::Utc> {
@@ -137,7 +137,7 @@ impl SettingsQuery {
     /// The workspace's API keys. Owners and admins only.
     async fn api_keys(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiKey>> {
         let admin = ctx.principal()?.admin()?;
-        let keys = domain::api_keys::list(ctx.core(), &admin.workspace_id).await?;
+        let keys = domain::tenancy::api_keys::list(ctx.core(), &admin.workspace_id).await?;
         Ok(keys.into_iter().map(ApiKey).collect())
     }
 }
@@ -155,8 +155,8 @@ impl SettingsMutation {
     ) -> async_graphql::Result<HandoffPolicyView> {
         let admin = ctx.principal()?.admin()?;
         let core = ctx.core();
-        let workspace = domain::workspaces::get(core, &admin.workspace_id).await?;
-        let mut policy = HandoffPolicy::parse(&workspace.handoff_policy);
+        let workspace = domain::tenancy::workspaces::get(core, &admin.workspace_id).await?;
+        let mut policy = workspace.handoff_policy()?;
         if let Some(threshold) = input.confidence_threshold {
             if !(0.0..=1.0).contains(&threshold) {
                 return Err(
@@ -183,12 +183,12 @@ impl SettingsMutation {
             }
             policy.handoff_phrases = phrases
                 .iter()
-                .map(|p| domain::validate::short("handoffPhrases", p))
+                .map(|p| domain::core::validate::short("handoffPhrases", p))
                 .collect::<Result<_, _>>()?;
         }
         if let Some(ids) = input.escalate_tag_ids {
             for id in &ids {
-                domain::tags::get(core, &admin.workspace_id, id)
+                domain::knowledge::tags::get(core, &admin.workspace_id, id)
                     .await
                     .map_err(|_| {
                         AppError::bad_input("escalateTagIds", format!("no tag {}", id.as_str()))
@@ -218,7 +218,7 @@ impl SettingsMutation {
                 policy.auto_resolve_after_seconds = Some(seconds);
             }
         }
-        domain::workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
+        domain::tenancy::workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
         Ok(HandoffPolicyView(policy))
     }
 
@@ -231,13 +231,13 @@ impl SettingsMutation {
         let admin = ctx.principal()?.admin()?;
         let core = ctx.core();
         if let Some(team) = &input.default_team_id {
-            domain::teams::get(core, &admin.workspace_id, team)
+            domain::tenancy::teams::get(core, &admin.workspace_id, team)
                 .await
                 .map_err(|_| {
                     AppError::bad_input("defaultTeamId", format!("no team {}", team.as_str()))
                 })?;
         }
-        let workspace = domain::workspaces::update(
+        let workspace = domain::tenancy::workspaces::update(
             core,
             &admin.workspace_id,
             input.name.as_deref(),
@@ -254,7 +254,7 @@ impl SettingsMutation {
     /// see `StartConversationInput.identityToken`. Owners and admins only.
     async fn rotate_identity_secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         let admin = ctx.principal()?.admin()?;
-        Ok(domain::identity::rotate_secret(ctx.core(), admin).await?)
+        Ok(domain::tenancy::identity::rotate_secret(ctx.core(), admin).await?)
     }
 
     /// Create an API key with the given scopes. Owners and admins only.
@@ -265,7 +265,8 @@ impl SettingsMutation {
         scopes: Vec<Scope>,
     ) -> async_graphql::Result<CreateApiKeyPayload> {
         let admin = ctx.principal()?.admin()?;
-        let (key, secret) = domain::api_keys::create(ctx.core(), admin, &name, &scopes).await?;
+        let (key, secret) =
+            domain::tenancy::api_keys::create(ctx.core(), admin, &name, &scopes).await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(key),
             secret,
@@ -276,7 +277,7 @@ impl SettingsMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
         let admin = ctx.principal()?.admin()?;
         Ok(ApiKey(
-            domain::api_keys::revoke(ctx.core(), admin, &id).await?,
+            domain::tenancy::api_keys::revoke(ctx.core(), admin, &id).await?,
         ))
     }
 }

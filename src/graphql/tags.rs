@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 
 use crate::domain;
-use crate::domain::tags::TagInput;
+use crate::domain::knowledge::tags::TagInput;
 use crate::entity::{TagSource, conversation_tag, insight_tag};
 use crate::loaders::{AgentKey, ArticleKey, TeamKey};
 
@@ -44,8 +44,8 @@ impl InsightTag {
     }
 
     /// Words and phrases that apply the tag when a visitor uses them.
-    async fn keywords(&self) -> Vec<String> {
-        serde_json::from_str(&self.0.keywords).unwrap_or_default()
+    async fn keywords(&self) -> async_graphql::Result<Vec<String>> {
+        Ok(self.0.keywords()?)
     }
 
     /// The team conversations with this tag are routed to.
@@ -57,13 +57,13 @@ impl InsightTag {
     }
 
     /// Regular expressions (case-insensitive) that apply the tag.
-    async fn patterns(&self) -> Vec<String> {
-        serde_json::from_str(&self.0.patterns).unwrap_or_default()
+    async fn patterns(&self) -> async_graphql::Result<Vec<String>> {
+        Ok(self.0.patterns()?)
     }
 
     /// Knowledge articles this topic covers: an AI answer citing one applies it.
     async fn articles(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<KnowledgeArticle>> {
-        let ids: Vec<String> = serde_json::from_str(&self.0.article_ids).unwrap_or_default();
+        let ids = self.0.article_ids()?;
         let found = ctx
             .loaders()
             .load_many(ids.iter().cloned().map(ArticleKey))
@@ -182,7 +182,7 @@ impl TagQuery {
     /// The workspace's insight tags.
     async fn tags(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InsightTag>> {
         let agent = ctx.principal()?.agent()?;
-        let tags = domain::tags::list(ctx.core(), &agent.workspace_id).await?;
+        let tags = domain::knowledge::tags::list(ctx.core(), &agent.workspace_id).await?;
         Ok(tags.into_iter().map(InsightTag::from).collect())
     }
 }
@@ -211,7 +211,7 @@ impl TagMutation {
             article_ids: Some(input.article_ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::create(ctx.core(), admin, &input)
+            domain::knowledge::tags::create(ctx.core(), admin, &input)
                 .await?
                 .into(),
         ))
@@ -244,7 +244,7 @@ impl TagMutation {
                 .map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::tags::update(ctx.core(), admin, &id, &input)
+            domain::knowledge::tags::update(ctx.core(), admin, &id, &input)
                 .await?
                 .into(),
         ))
@@ -253,7 +253,7 @@ impl TagMutation {
     /// Delete an insight tag and take it off every conversation. Returns its id.
     async fn delete_tag(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let admin = ctx.principal()?.admin()?;
-        domain::tags::delete(ctx.core(), admin, &id).await?;
+        domain::knowledge::tags::delete(ctx.core(), admin, &id).await?;
         Ok(id)
     }
 }

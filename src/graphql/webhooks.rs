@@ -4,7 +4,7 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::webhooks::WebhookInput;
+use crate::domain::outbound::webhooks::WebhookInput;
 use crate::entity::{webhook, webhook_delivery};
 use crate::error::AppError;
 
@@ -29,22 +29,23 @@ impl Webhook {
     }
 
     /// The types delivered; empty: every type.
-    async fn event_types(&self) -> Vec<EventType> {
-        self.0
-            .event_types()
+    async fn event_types(&self) -> async_graphql::Result<Vec<EventType>> {
+        Ok(self
+            .0
+            .event_types()?
             .iter()
             .filter_map(|t| EventType::of(t))
-            .collect()
+            .collect())
     }
 
     /// Only events of conversations routed to these teams (or carrying `tagIds`);
     /// both empty: every conversation.
-    async fn team_ids(&self) -> Vec<ID> {
-        self.0.team_ids().into_iter().map(ID).collect()
+    async fn team_ids(&self) -> async_graphql::Result<Vec<ID>> {
+        Ok(self.0.team_ids()?.into_iter().map(ID).collect())
     }
 
-    async fn tag_ids(&self) -> Vec<ID> {
-        self.0.tag_ids().into_iter().map(ID).collect()
+    async fn tag_ids(&self) -> async_graphql::Result<Vec<ID>> {
+        Ok(self.0.tag_ids()?.into_iter().map(ID).collect())
     }
 
     /// `false` once it failed for the whole retry window, or when turned off.
@@ -177,7 +178,7 @@ impl WebhookQuery {
     /// The workspace's webhooks (owners and admins).
     async fn webhooks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Webhook>> {
         let admin = ctx.principal()?.admin()?;
-        let list = domain::webhooks::list(ctx.core(), &admin.workspace_id).await?;
+        let list = domain::outbound::webhooks::list(ctx.core(), &admin.workspace_id).await?;
         Ok(list.into_iter().map(Webhook).collect())
     }
 
@@ -196,7 +197,7 @@ impl WebhookQuery {
         if !(1..=100).contains(&first) {
             return Err(AppError::bad_input("first", "must be between 1 and 100").into());
         }
-        let list = domain::webhooks::deliveries(
+        let list = domain::outbound::webhooks::deliveries(
             ctx.core(),
             &admin.workspace_id,
             &webhook_id,
@@ -221,7 +222,7 @@ impl WebhookMutation {
         input: CreateWebhookInput,
     ) -> async_graphql::Result<WebhookWithSecret> {
         let admin = ctx.principal()?.admin()?;
-        let (webhook, secret) = domain::webhooks::create(
+        let (webhook, secret) = domain::outbound::webhooks::create(
             ctx.core(),
             admin,
             WebhookInput {
@@ -246,7 +247,7 @@ impl WebhookMutation {
         input: UpdateWebhookInput,
     ) -> async_graphql::Result<Webhook> {
         let admin = ctx.principal()?.admin()?;
-        let webhook = domain::webhooks::update(
+        let webhook = domain::outbound::webhooks::update(
             ctx.core(),
             admin,
             &input.webhook_id,
@@ -269,7 +270,7 @@ impl WebhookMutation {
         webhook_id: ID,
     ) -> async_graphql::Result<bool> {
         let admin = ctx.principal()?.admin()?;
-        domain::webhooks::delete(ctx.core(), admin, &webhook_id).await?;
+        domain::outbound::webhooks::delete(ctx.core(), admin, &webhook_id).await?;
         Ok(true)
     }
 
@@ -282,7 +283,7 @@ impl WebhookMutation {
     ) -> async_graphql::Result<WebhookWithSecret> {
         let admin = ctx.principal()?.admin()?;
         let (webhook, secret) =
-            domain::webhooks::rotate_secret(ctx.core(), admin, &webhook_id).await?;
+            domain::outbound::webhooks::rotate_secret(ctx.core(), admin, &webhook_id).await?;
         Ok(WebhookWithSecret {
             webhook: Webhook(webhook),
             secret,

@@ -8,7 +8,6 @@ use crate::entity::workspace;
 use super::agents::{Agent, Team};
 use super::settings::HandoffPolicyView;
 use super::{ContextExt, timestamp};
-use crate::domain::policy::HandoffPolicy;
 use crate::loaders::TeamKey;
 
 /// A tenant: a company using Casefile. Nothing crosses between workspaces.
@@ -41,8 +40,8 @@ impl Workspace {
     }
 
     /// When the AI hands conversations to humans.
-    async fn handoff_policy(&self) -> HandoffPolicyView {
-        HandoffPolicyView(HandoffPolicy::parse(&self.0.handoff_policy))
+    async fn handoff_policy(&self) -> async_graphql::Result<HandoffPolicyView> {
+        Ok(HandoffPolicyView(self.0.handoff_policy()?))
     }
 
     /// The team handoffs go to when no tag routes them.
@@ -66,7 +65,8 @@ impl WorkspaceQuery {
     /// The signed-in agent. Needs an agent token.
     async fn viewer(&self, ctx: &Context<'_>) -> async_graphql::Result<Agent> {
         let agent = ctx.principal()?.agent()?;
-        let model = domain::agents::get(ctx.core(), &agent.workspace_id, &agent.agent_id).await?;
+        let model =
+            domain::tenancy::agents::get(ctx.core(), &agent.workspace_id, &agent.agent_id).await?;
         Ok(Agent::from(model))
     }
 
@@ -75,7 +75,7 @@ impl WorkspaceQuery {
         let principal = ctx.principal()?;
         principal.agent()?;
         Ok(Workspace(
-            domain::workspaces::shown(ctx.core(), principal.workspace_id()).await?,
+            domain::tenancy::workspaces::shown(ctx.core(), principal.workspace_id()).await?,
         ))
     }
 }

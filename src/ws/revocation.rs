@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Hub;
 use crate::auth::Principal;
-use crate::domain::feed::{self, EventKind};
+use crate::domain::core::feed::{self, EventKind};
 use crate::events::Topic;
 
 /// The sockets that can be revoked, by subject (agent or key id).
@@ -91,7 +91,7 @@ impl Sessions {
             hub.core().tasks.spawn(watch(hub.clone(), workspace));
         }
         if first && matches!(principal, Principal::Agent(_)) {
-            crate::domain::presence::opened(hub.core(), &subject);
+            crate::domain::tenancy::presence::opened(hub.core(), &subject);
         }
         Some(Registration {
             hub: hub.clone(),

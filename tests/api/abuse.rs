@@ -701,7 +701,10 @@ async fn shutdown_ends_in_time_with_a_stalled_request_and_a_paused_socket() {
         .await
         .expect("part of a body");
     let state = app.running.state.clone();
-    until("both connections are open", || state.connections.open_count() >= 2).await;
+    until("both connections are open", || {
+        state.connections.open_count() >= 2
+    })
+    .await;
     let started = Instant::now();
     tokio::time::timeout(Duration::from_secs(10), app.running.shutdown())
         .await

@@ -337,7 +337,7 @@ async fn a_silent_ai_chat_is_resolved_on_the_clock_even_after_a_restart() {
         (last["author"].as_str(), last["body"].as_str()),
         (
             Some("SYSTEM"),
-            Some(casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+            Some(casefile::domain::orchestration::sweeper::AUTO_RESOLVED_NOTE)
         )
     );
     // Only the AI's conversations end on the clock.
@@ -355,7 +355,7 @@ async fn a_silent_ai_chat_is_resolved_on_the_clock_even_after_a_restart() {
     assert!(again["resolvedAt"].is_string());
     let notes = messages(&thread(&second, &visitor, &silent).await)
         .iter()
-        .filter(|m| m["body"] == casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+        .filter(|m| m["body"] == casefile::domain::orchestration::sweeper::AUTO_RESOLVED_NOTE)
         .count();
     assert_eq!(notes, 2);
 }
@@ -388,7 +388,7 @@ async fn a_null_auto_resolution_never_resolves() {
     .await
     .expect("aged");
     assert_eq!(
-        casefile::domain::sweeper::sweep(&app.running.state)
+        casefile::domain::orchestration::sweeper::sweep(&app.running.state)
             .await
             .expect("sweep"),
         0
@@ -429,7 +429,7 @@ async fn two_processes_resolve_a_silent_chat_once() {
         .await;
         let notes = messages(&thread(&one, visitor, conversation).await)
             .iter()
-            .filter(|m| m["body"] == casefile::domain::sweeper::AUTO_RESOLVED_NOTE)
+            .filter(|m| m["body"] == casefile::domain::orchestration::sweeper::AUTO_RESOLVED_NOTE)
             .count();
         assert_eq!(notes, 1, "{conversation}");
     }

@@ -96,7 +96,7 @@ async fn the_cli_imports_markdown_and_html_files() {
     )
     .expect("write");
     std::fs::write(dir.path().join("notes.txt"), "ignored").expect("write");
-    let imported = casefile::domain::knowledge::import_dir(
+    let imported = casefile::domain::knowledge::articles::import_dir(
         &app.running.state,
         &ws.id,
         dir.path(),
@@ -105,7 +105,7 @@ async fn the_cli_imports_markdown_and_html_files() {
     .await
     .expect("import");
     assert_eq!(imported, 2);
-    let again = casefile::domain::knowledge::import_dir(
+    let again = casefile::domain::knowledge::articles::import_dir(
         &app.running.state,
         &ws.id,
         dir.path(),

@@ -539,7 +539,7 @@ async fn outside_business_hours_nothing_is_offered_and_the_target_counts_open_ti
 
     let id = handoff(&app, &ws).await;
     // A sweep finds it waiting, and offers it to nobody while the team is closed.
-    casefile::domain::routing::sweep(&app.running.state)
+    casefile::domain::handoff::routing::sweep(&app.running.state)
         .await
         .expect("a sweep");
     let waiting = read(&app, &ws.admin_token, &id).await;
@@ -567,7 +567,7 @@ async fn outside_business_hours_nothing_is_offered_and_the_target_counts_open_ti
         json!({ "i": { "teamId": team, "businessHours": null } }),
     )
     .await;
-    casefile::domain::routing::sweep(&app.running.state)
+    casefile::domain::handoff::routing::sweep(&app.running.state)
         .await
         .expect("a sweep");
     let offered = read(&app, &ws.admin_token, &id).await;

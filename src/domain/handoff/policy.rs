@@ -1,0 +1,179 @@
+//! The handoff policy: when the AI gives up and hands the conversation to humans.
+//!
+//! Stored per workspace as JSON; absent fields take the defaults below. The
+//! decisions are pure functions, evaluated on each visitor message in a
+//! conversation the AI controls, counting only what happened since the AI last took
+//! control (so an old request for a person never triggers a new handoff).
+
+use crate::entity::HandoffReason;
+
+use crate::domain::knowledge::text;
+
+pub use crate::entity::workspace::HandoffPolicy;
+
+/// What is known when a visitor message arrives in a conversation the AI controls.
+#[derive(Clone, Debug, Default)]
+pub struct Situation<'a> {
+    pub message: &'a str,
+    /// The conversation carries a tag that always escalates.
+    pub escalating_tag: bool,
+    /// AI answers since the AI last took control.
+    pub ai_answers: u32,
+    /// Of those, answers below the threshold.
+    pub low_confidence_answers: u32,
+}
+
+/// After the visitor called an answer unhelpful, `unhelpful` such answers since the
+/// AI took control: hand off?
+pub fn after_unhelpful(policy: &HandoffPolicy, unhelpful: u32) -> Option<HandoffReason> {
+    (policy.max_unhelpful_answers > 0 && unhelpful >= policy.max_unhelpful_answers)
+        .then_some(HandoffReason::Unresolved)
+}
+
+/// Before answering: does this message go straight to humans, and why?
+pub fn before_answer(
+    policy: &HandoffPolicy,
+    situation: &Situation<'_>,
+) -> Option<(HandoffReason, Option<String>)> {
+    if let Some(phrase) = policy
+        .handoff_phrases
+        .iter()
+        .find_map(|p| text::find_phrase(situation.message, p))
+    {
+        return Some((HandoffReason::VisitorRequested, Some(phrase)));
+    }
+    if situation.escalating_tag {
+        return Some((HandoffReason::Policy, None));
+    }
+    if policy.max_ai_attempts > 0 && situation.ai_answers >= policy.max_ai_attempts {
+        return Some((HandoffReason::Unresolved, None));
+    }
+    None
+}
+
+/// After the responder found an answer of `confidence`: post it, or hand off?
+pub fn after_answer(
+    policy: &HandoffPolicy,
+    situation: &Situation<'_>,
+    confidence: f64,
+) -> Option<HandoffReason> {
+    let unsure = confidence < policy.confidence_threshold;
+    (unsure && situation.low_confidence_answers >= policy.max_low_confidence_answers)
+        .then_some(HandoffReason::LowConfidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn visitor(message: &str) -> Situation<'_> {
+        Situation {
+            message,
+            ..Situation::default()
+        }
+    }
+
+    #[test]
+    fn asking_for_a_person_hands_off_at_once() {
+        let policy = HandoffPolicy::default();
+        for message in [
+            "Can I talk to a human?",
+            "I want a REAL PERSON now",
+            "agents please",
+            "¿Puedo hablar con una persona?",
+        ] {
+            assert_eq!(
+                before_answer(&policy, &visitor(message)).map(|d| d.0),
+                Some(HandoffReason::VisitorRequested),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            before_answer(&policy, &visitor("How do I schedule a draft?")),
+            None
+        );
+        assert_eq!(
+            before_answer(&policy, &visitor("My agency manages the site")),
+            None,
+            "whole words only"
+        );
+    }
+
+    #[test]
+    fn escalating_tags_and_exhausted_attempts_hand_off() {
+        let policy = HandoffPolicy {
+            max_ai_attempts: 2,
+            ..HandoffPolicy::default()
+        };
+        let tagged = Situation {
+            escalating_tag: true,
+            ..visitor("my invoice is wrong")
+        };
+        assert_eq!(
+            before_answer(&policy, &tagged).map(|d| d.0),
+            Some(HandoffReason::Policy)
+        );
+        let tried = Situation {
+            ai_answers: 2,
+            ..visitor("still broken")
+        };
+        assert_eq!(
+            before_answer(&policy, &tried).map(|d| d.0),
+            Some(HandoffReason::Unresolved)
+        );
+        let once = Situation {
+            ai_answers: 1,
+            ..visitor("still broken")
+        };
+        assert_eq!(before_answer(&policy, &once), None);
+    }
+
+    #[test]
+    fn unsure_answers_are_allowed_up_to_the_limit() {
+        let policy = HandoffPolicy {
+            confidence_threshold: 0.6,
+            max_low_confidence_answers: 1,
+            ..HandoffPolicy::default()
+        };
+        let first = visitor("?");
+        assert_eq!(
+            after_answer(&policy, &first, 0.2),
+            None,
+            "one unsure answer is allowed"
+        );
+        let second = Situation {
+            low_confidence_answers: 1,
+            ..visitor("?")
+        };
+        assert_eq!(
+            after_answer(&policy, &second, 0.2),
+            Some(HandoffReason::LowConfidence)
+        );
+        assert_eq!(
+            after_answer(&policy, &second, 0.9),
+            None,
+            "a sure answer is posted"
+        );
+    }
+
+    #[test]
+    fn unhelpful_answers_hand_off_at_the_limit_and_zero_never() {
+        let policy = HandoffPolicy::default();
+        assert_eq!(policy.max_unhelpful_answers, 1);
+        assert_eq!(after_unhelpful(&policy, 1), Some(HandoffReason::Unresolved));
+        let patient = HandoffPolicy {
+            max_unhelpful_answers: 2,
+            ..HandoffPolicy::default()
+        };
+        assert_eq!(after_unhelpful(&patient, 1), None);
+        assert_eq!(
+            after_unhelpful(&patient, 2),
+            Some(HandoffReason::Unresolved)
+        );
+        let never = HandoffPolicy {
+            max_unhelpful_answers: 0,
+            ..HandoffPolicy::default()
+        };
+        assert_eq!(after_unhelpful(&never, 5), None);
+    }
+}

@@ -1,0 +1,219 @@
+//! The built-in AI responder: answers a visitor's question from the workspace's
+//! knowledge articles by quoting the best passage, citing its sources, with a
+//! confidence computed from how well the passage covers the question.
+
+use crate::domain::Core;
+use crate::entity::article;
+use crate::error::AppResult;
+
+use super::articles::{self, Hit};
+use super::text;
+
+/// Articles considered per question.
+const CANDIDATES: u64 = 5;
+/// Articles cited per answer.
+const MAX_SOURCES: usize = 3;
+/// Longest passage quoted, in characters.
+const MAX_PASSAGE: usize = 600;
+
+pub use crate::entity::message::Source;
+
+/// What the responder found for a question.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The best passage, quoted.
+    pub passage: Option<String>,
+    /// 0..1: how much of the question the passage (and its title) covers.
+    pub confidence: f64,
+    pub sources: Vec<Source>,
+}
+
+impl Answer {
+    /// The message the AI posts: the passage, framed by how sure it is.
+    pub fn message(&self, threshold: f64) -> String {
+        match &self.passage {
+            Some(passage) if self.confidence >= threshold => {
+                let title = self.sources.first().map(|s| s.title.as_str()).unwrap_or("our docs");
+                format!("From “{title}”:\n\n> {passage}")
+            }
+            Some(passage) => format!(
+                "I'm not sure this answers your question, but our docs say:\n\n> {passage}\n\n\
+                 Could you tell me more, or ask to talk to a person?"
+            ),
+            None => "I couldn't find that in our docs. Could you rephrase it, or ask to talk to a person?"
+                .to_owned(),
+        }
+    }
+}
+
+/// The passages of an article body: paragraphs (headings left out: they name a
+/// topic, they do not answer), with long ones cut at sentence ends.
+pub fn passages(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for paragraph in body.split("\n\n") {
+        let cleaned: String = paragraph
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.trim_start_matches(['-', '*']).trim())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if cleaned.is_empty() {
+            continue;
+        }
+        if cleaned.chars().count() <= MAX_PASSAGE {
+            out.push(cleaned);
+            continue;
+        }
+        let mut current = String::new();
+        for sentence in cleaned.split_inclusive(['.', '!', '?']) {
+            if !current.is_empty()
+                && current.chars().count() + sentence.chars().count() > MAX_PASSAGE
+            {
+                out.push(current.trim().to_owned());
+                current.clear();
+            }
+            current.push_str(sentence);
+        }
+        if !current.trim().is_empty() {
+            out.push(current.trim().chars().take(MAX_PASSAGE).collect());
+        }
+    }
+    out
+}
+
+/// The share of `terms` found among `in_text`'s terms.
+fn coverage(terms: &[String], in_text: &[String]) -> f64 {
+    if terms.is_empty() {
+        return 0.0;
+    }
+    terms.iter().filter(|t| in_text.contains(t)).count() as f64 / terms.len() as f64
+}
+
+/// How well a passage answers: mostly the passage's coverage of the question, some
+/// for the title's, damped for questions of one or two words (which match anything).
+pub fn score(question_terms: &[String], title: &str, passage: &str) -> f64 {
+    let passage_cov = coverage(question_terms, &text::terms(passage));
+    let title_cov = coverage(question_terms, &text::terms(title));
+    let specificity = 1.0 - 0.5_f64.powi(question_terms.len() as i32);
+    ((0.8 * passage_cov + 0.2 * title_cov.max(passage_cov)) * specificity).clamp(0.0, 1.0)
+}
+
+/// The best passage of the best articles, and the articles to cite.
+pub fn best_answer(question: &str, articles: &[article::Model]) -> Answer {
+    let terms = text::terms(question);
+    let mut best: Option<(f64, String)> = None;
+    let mut sources: Vec<Source> = Vec::new();
+    for article in articles {
+        let mut article_best = 0.0;
+        for passage in passages(&article.body) {
+            let s = score(&terms, &article.title, &passage);
+            if s > article_best {
+                article_best = s;
+            }
+            if best.as_ref().is_none_or(|(b, _)| s > *b) {
+                best = Some((s, passage));
+            }
+        }
+        if article_best > 0.0 {
+            sources.push(Source {
+                article_id: article.id.clone(),
+                title: article.title.clone(),
+                url: article.url.clone(),
+                score: (article_best * 1000.0).round() / 1000.0,
+            });
+        }
+    }
+    sources.sort_by(|a, b| b.score.total_cmp(&a.score));
+    sources.truncate(MAX_SOURCES);
+    match best {
+        Some((confidence, passage)) if confidence > 0.0 => Answer {
+            passage: Some(passage),
+            confidence: (confidence * 1000.0).round() / 1000.0,
+            sources,
+        },
+        _ => Answer {
+            passage: None,
+            confidence: 0.0,
+            sources: Vec::new(),
+        },
+    }
+}
+
+/// Answer `question` from the workspace's articles.
+pub async fn answer(core: &Core, workspace_id: &str, question: &str) -> AppResult<Answer> {
+    let hits: Vec<Hit> = articles::search(core, workspace_id, question, CANDIDATES, 0).await?;
+    let articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
+    Ok(best_answer(question, &articles))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn article(id: &str, title: &str, body: &str) -> article::Model {
+        article::Model {
+            id: id.into(),
+            workspace_id: "ws".into(),
+            title: title.into(),
+            url: format!("https://docs.test/{id}"),
+            body: body.into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_best_passage_is_quoted_not_the_article() {
+        let docs = [article(
+            "a1",
+            "Scheduling drafts",
+            "# Scheduling drafts\n\nDrafts are private until published.\n\nTo schedule a draft, open it, click Schedule and pick a date and time. The post goes live then.\n\nScheduled posts appear in the calendar.",
+        )];
+        let answer = best_answer("How do I schedule a draft for later?", &docs);
+        assert_eq!(
+            answer.passage.as_deref(),
+            Some(
+                "To schedule a draft, open it, click Schedule and pick a date and time. The post goes live then."
+            )
+        );
+        assert!(answer.confidence >= 0.5, "{answer:?}");
+        assert_eq!(answer.sources[0].article_id, "a1");
+    }
+
+    #[test]
+    fn confidence_follows_the_match() {
+        let docs = [article(
+            "a1",
+            "Media library",
+            "Upload images to the media library by dragging them in.",
+        )];
+        let covered = best_answer("How do I upload images to the media library?", &docs);
+        let partly = best_answer(
+            "Can I upload videos to YouTube from the billing page?",
+            &docs,
+        );
+        let unrelated = best_answer("What is your refund policy for invoices?", &docs);
+        assert!(
+            covered.confidence > partly.confidence,
+            "{covered:?} {partly:?}"
+        );
+        assert!(
+            partly.confidence > unrelated.confidence,
+            "{partly:?} {unrelated:?}"
+        );
+        assert_eq!(unrelated.confidence, 0.0);
+        assert!(unrelated.passage.is_none());
+    }
+
+    #[test]
+    fn long_paragraphs_are_cut_at_sentences() {
+        let long = "A sentence about roles. ".repeat(60);
+        let cut = passages(&long);
+        assert!(cut.len() > 1);
+        assert!(
+            cut.iter()
+                .all(|p| p.chars().count() <= MAX_PASSAGE && p.ends_with('.'))
+        );
+    }
+}
