@@ -6,9 +6,8 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::chat::conversations::{
-    ConversationFilter, Joined, Order, PageQuery, Position, StartInput,
-};
+use crate::domain::chat::conversations::StartInput;
+use crate::domain::chat::lists::{ConversationFilter, Joined, Order, PageQuery, Position};
 use crate::domain::handoff::handoffs::HandoffFilter;
 
 use crate::entity::{ConversationStatus, ResolvedBy, conversation};
@@ -400,7 +399,7 @@ impl ConversationQuery {
             limit: limit + 1,
             joined,
         };
-        let rows = domain::chat::conversations::page_joined(&core, &query).await?;
+        let rows = domain::chat::lists::page_joined(&core, &query).await?;
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());
@@ -424,7 +423,7 @@ impl ConversationQuery {
         let rows = conversations;
         let total = TotalCount::new(move || {
             let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());
-            async move { domain::chat::conversations::count(&core, &ws, &filter).await }
+            async move { domain::chat::lists::count(&core, &ws, &filter).await }
         });
         Ok(page(
             rows,
@@ -486,12 +485,10 @@ impl ConversationMutation {
         ctx: &Context<'_>,
         input: StartConversationInput,
     ) -> async_graphql::Result<StartConversationPayload> {
-        ctx.core()
-            .rate
-            .start_conversation(ctx.client_ip(), &input.widget_key)?;
         let proof = ctx.presented().and_then(|p| p.visitor()).cloned();
-        let started = domain::chat::conversations::start(
+        let started = domain::orchestration::start::start(
             ctx.core(),
+            ctx.client_ip(),
             StartInput {
                 widget_key: input.widget_key,
                 visitor_id: input.visitor_id,
@@ -544,7 +541,7 @@ impl ConversationMutation {
     ) -> async_graphql::Result<Conversation> {
         let principal = ctx.principal()?;
         Ok(Conversation(
-            domain::chat::conversations::resolve(ctx.core(), principal, &conversation_id).await?,
+            domain::handoff::resolution::resolve(ctx.core(), principal, &conversation_id).await?,
         ))
     }
 

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject};
 
 use crate::domain;
-use crate::domain::chat::messages::NewMessage;
 use crate::entity::{Author, answer_feedback, answer_flag, message};
-use crate::error::AppError;
 use crate::loaders::{ArticleKey, FeedbackKey, FlagsKey};
 
 use super::agents::Agent;
@@ -229,52 +227,18 @@ impl MessageMutation {
         input: SendMessageInput,
     ) -> async_graphql::Result<Message> {
         let principal = ctx.principal()?;
-        let core = ctx.core();
-        core.rate.visitor_write(principal)?;
-        let mut new = NewMessage::from_principal(
-            principal,
-            &input.body,
-            input.internal,
-            input.client_message_id.as_deref(),
-        )?;
-        let ai_fields = input.confidence.is_some()
-            || input.source_article_ids.is_some()
-            || input.reply_to_seq.is_some();
-        if ai_fields && !principal.is_ai() {
-            return Err(AppError::bad_input(
-                "confidence",
-                "only the AI gives confidence, sources and replyToSeq",
-            )
-            .into());
-        }
-        if principal.is_ai() {
-            let confidence = input.confidence.unwrap_or(1.0);
-            if !(0.0..=1.0).contains(&confidence) {
-                return Err(AppError::bad_input("confidence", "must be between 0 and 1").into());
-            }
-            let mut sources = Vec::new();
-            for id in input.source_article_ids.unwrap_or_default() {
-                let article = domain::knowledge::articles::get(core, principal.workspace_id(), &id)
-                    .await
-                    .map_err(|_| {
-                        AppError::bad_input(
-                            "sourceArticleIds",
-                            format!("no article {}", id.as_str()),
-                        )
-                    })?;
-                sources.push(crate::entity::message::Source {
-                    article_id: article.id,
-                    title: article.title,
-                    url: article.url,
-                    score: confidence,
-                });
-            }
-            new.confidence = Some(confidence);
-            new.sources = serde_json::to_string(&sources)?;
-            new.reply_to_seq = input.reply_to_seq;
-        }
-        let message =
-            domain::chat::messages::send(core, principal, &input.conversation_id, new).await?;
+        let send = domain::orchestration::send::Send {
+            conversation_id: input.conversation_id.0,
+            body: input.body,
+            client_message_id: input.client_message_id,
+            internal: input.internal,
+            confidence: input.confidence,
+            source_article_ids: input
+                .source_article_ids
+                .map(|ids| ids.into_iter().map(|id| id.0).collect()),
+            reply_to_seq: input.reply_to_seq,
+        };
+        let message = domain::orchestration::send::send(ctx.core(), principal, send).await?;
         Ok(Message::from(message))
     }
 

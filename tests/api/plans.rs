@@ -6,7 +6,7 @@
 //! `EXPLAIN` on PostgreSQL (with sorting priced out, so a sort in the plan means no
 //! index can give the order).
 
-use casefile::domain::chat::conversations::{
+use casefile::domain::chat::lists::{
     ConversationFilter, Joined, Order, PageQuery, Position, count_statement, page_statement,
 };
 use casefile::entity::ConversationStatus;

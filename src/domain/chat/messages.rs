@@ -6,15 +6,10 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryIntoModel,
 };
 
-use futures_util::future::BoxFuture;
-use tokio::sync::oneshot;
-
-use crate::domain::core::writer::Batched;
-
 use crate::auth::Principal;
 use crate::config::limits::MAX_MESSAGE_CHARS;
 use crate::domain::Core;
-use crate::domain::core::feed::{self, Change, Event};
+use crate::domain::core::feed::{self, Event};
 use crate::entity::{Author, ConversationStatus, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -72,6 +67,22 @@ impl NewMessage {
                 .transpose()?,
             reply_to_seq: None,
         })
+    }
+}
+
+impl NewMessage {
+    /// A `SYSTEM` message telling the visitor what is happening.
+    pub fn system(body: String) -> NewMessage {
+        NewMessage {
+            author: Author::System,
+            agent_id: None,
+            body,
+            internal: false,
+            confidence: None,
+            sources: "[]".to_owned(),
+            client_message_id: None,
+            reply_to_seq: None,
+        }
     }
 }
 
@@ -216,156 +227,19 @@ async fn ai_may_post(
     Ok(())
 }
 
-/// Store a message from `principal` in a conversation it may access, and publish it.
-/// A retry with the same `clientMessageId` returns the first message and stores
-/// nothing.
-/// Store a message the server itself writes (the built-in responder), and publish
-/// it.
+/// Store a message the server itself writes (an AI answer), and publish it: the
+/// message, and the conversation as it stands after it.
 pub async fn post(
     core: &Core,
     workspace_id: &str,
     conversation_id: &str,
     new: NewMessage,
-) -> AppResult<message::Model> {
+) -> AppResult<Appended> {
     let txn = core.db.writer.begin().await?;
-    let Appended {
-        message,
-        conversation,
-        ..
-    } = append(&txn, workspace_id, conversation_id, new).await?;
-    let created = Event::message_created(message.clone(), conversation.clone());
+    let appended = append(&txn, workspace_id, conversation_id, new).await?;
+    let created = Event::message_created(appended.message.clone(), appended.conversation.clone());
     feed::commit(core, txn, &[created]).await?;
-    crate::domain::knowledge::tagger::tag_cited_articles(core, &conversation, &message).await?;
-    Ok(message)
-}
-
-pub async fn send(
-    core: &Core,
-    principal: &Principal,
-    conversation_id: &str,
-    new: NewMessage,
-) -> AppResult<message::Model> {
-    let mut before = super::conversations::get(core, principal, conversation_id).await?;
-    if let Principal::Agent(agent) = principal
-        && !new.internal
-        && before.status == ConversationStatus::Ai
-    {
-        // An agent's public reply takes the conversation from the AI (as a
-        // teammate's reply does in Intercom): an `AGENT_TAKEOVER` handoff, accepted
-        // by this agent, and the visitor told who joined, before the reply itself.
-        match crate::domain::handoff::handoffs::take_over(core, agent, conversation_id).await {
-            Ok(_) | Err(AppError::Conflict { .. }) => {}
-            Err(err) => return Err(err),
-        }
-        before = super::conversations::get(core, principal, conversation_id).await?;
-    }
-    let job = Job {
-        workspace_id: principal.workspace_id().to_owned(),
-        conversation_id: conversation_id.to_owned(),
-        before: before.status,
-        new,
-    };
-    let appended = write(core, job).await?;
-    let Appended {
-        message,
-        conversation,
-        created,
-    } = appended;
-    if !created {
-        return Ok(message);
-    }
-    match message.author {
-        Author::Visitor => {
-            crate::domain::orchestration::pipeline::after_visitor_message(core, &message)
-        }
-        Author::Ai => {
-            crate::domain::knowledge::tagger::tag_cited_articles(core, &conversation, &message)
-                .await?;
-        }
-        Author::Agent | Author::System => {}
-    }
-    Ok(message)
-}
-
-/// A send, ready for the writer.
-#[derive(Clone)]
-struct Job {
-    workspace_id: String,
-    conversation_id: String,
-    /// The conversation's status before: a change is an event too.
-    before: ConversationStatus,
-    new: NewMessage,
-}
-
-/// A send waiting for the writer (see `core::writer`), and what it stored once it
-/// did.
-struct Send {
-    job: Job,
-    appended: Option<Appended>,
-    reply: oneshot::Sender<AppResult<Appended>>,
-}
-
-impl Batched for Send {
-    fn write<'a>(
-        &'a mut self,
-        txn: &'a DatabaseTransaction,
-    ) -> BoxFuture<'a, AppResult<Option<Vec<Event>>>> {
-        Box::pin(async move {
-            let Job {
-                workspace_id,
-                conversation_id,
-                before,
-                new,
-            } = self.job.clone();
-            let appended = append(txn, &workspace_id, &conversation_id, new).await?;
-            // A retry found its message already stored: nothing new is kept (the
-            // `last_seq` bump is rolled back).
-            let events = appended.created.then(|| events_of(before, &appended));
-            self.appended = Some(appended);
-            Ok(events)
-        })
-    }
-
-    fn answer(self: Box<Self>, result: AppResult<()>) {
-        let Send {
-            appended, reply, ..
-        } = *self;
-        let answer = result.and_then(|()| {
-            appended.ok_or_else(|| AppError::internal("a send was answered before it was written"))
-        });
-        let _ = reply.send(answer);
-    }
-}
-
-/// Store a send with the writer, and its events with it.
-async fn write(core: &Core, job: Job) -> AppResult<Appended> {
-    let (reply, answer) = oneshot::channel();
-    let send = Send {
-        job,
-        appended: None,
-        reply,
-    };
-    core.write_batched(Box::new(send)).await?;
-    answer
-        .await
-        .map_err(|_| AppError::Internal("the message writer stopped".to_owned()))?
-}
-
-/// The events of a stored send: its message, and its conversation's change of
-/// status if it made one.
-fn events_of(before: ConversationStatus, appended: &Appended) -> Vec<Event> {
-    let mut events = Vec::with_capacity(2);
-    if before != appended.conversation.status {
-        events.push(Event::conversation_changed(
-            appended.conversation.clone(),
-            Change::Status,
-        ));
-    }
-    events.push(Event::message_created(
-        appended.message.clone(),
-        appended.conversation.clone(),
-    ));
-    events
+    Ok(appended)
 }
 
 fn visible(conversation_id: &str, include_internal: bool) -> sea_orm::Select<message::Entity> {

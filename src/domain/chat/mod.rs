@@ -4,6 +4,8 @@
 
 pub mod conversations;
 pub mod leads;
+pub mod lists;
 pub mod messages;
 pub mod ratings;
+pub mod sending;
 pub mod streams;

@@ -99,8 +99,7 @@ pub async fn confirm(
         if latest.is_some_and(|latest| latest.id == answer.id) {
             let note = Some(RESOLVED_NOTE.to_owned());
             if let Some(resolved) =
-                crate::domain::chat::conversations::close(core, &conversation, ResolvedBy::Ai, note)
-                    .await?
+                super::resolution::close(core, &conversation, ResolvedBy::Ai, note).await?
             {
                 return Ok(resolved);
             }

@@ -21,8 +21,8 @@ use crate::domain::Core;
 use crate::domain::core::feed::{self, Change, Event};
 use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{
-    Author, ConversationStatus, HandoffReason, HandoffStatus, TeamRouting, conversation,
-    conversation_tag, handoff, insight_tag, message, now_ms, team_member, workspace,
+    ConversationStatus, HandoffReason, HandoffStatus, TeamRouting, conversation, conversation_tag,
+    handoff, insight_tag, message, now_ms, team_member, workspace,
 };
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -56,20 +56,6 @@ impl Outcome {
         feed::commit(core, txn, &events).await?;
         core.accepts.changed(&self.handoff);
         Ok(self.handoff)
-    }
-}
-
-/// A `SYSTEM` message telling the visitor what is happening.
-pub fn system(body: String) -> NewMessage {
-    NewMessage {
-        author: Author::System,
-        agent_id: None,
-        body,
-        internal: false,
-        confidence: None,
-        sources: "[]".to_owned(),
-        client_message_id: None,
-        reply_to_seq: None,
     }
 }
 
@@ -279,7 +265,7 @@ pub async fn request(
             &txn,
             &conversation.workspace_id,
             &conversation.id,
-            system(first),
+            NewMessage::system(first),
         )
         .await?,
     ];
@@ -291,7 +277,7 @@ pub async fn request(
                 &txn,
                 &conversation.workspace_id,
                 &conversation.id,
-                system(ask.to_owned()),
+                NewMessage::system(ask.to_owned()),
             )
             .await?,
         );
@@ -468,7 +454,7 @@ async fn joined(
         txn,
         &handoff.workspace_id,
         &handoff.conversation_id,
-        system(format!("{name} joined the conversation.")),
+        NewMessage::system(format!("{name} joined the conversation.")),
     )
     .await?;
     Ok(Outcome {
@@ -570,7 +556,7 @@ pub async fn return_to_ai(
         &txn,
         &conversation.workspace_id,
         conversation_id,
-        system(
+        NewMessage::system(
             "You're chatting with the AI assistant again. Ask for a person at any time.".to_owned(),
         ),
     )
@@ -713,7 +699,7 @@ pub async fn transfer(
                 &txn,
                 ws,
                 &handoff.conversation_id,
-                system(format!(
+                NewMessage::system(format!(
                     "You're being transferred to the {} team.",
                     team.name
                 )),

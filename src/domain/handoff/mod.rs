@@ -8,4 +8,5 @@ pub mod handoffs;
 pub mod hours;
 pub mod lifecycle;
 pub mod policy;
+pub mod resolution;
 pub mod routing;

@@ -3,4 +3,6 @@
 
 pub mod observe;
 pub mod pipeline;
+pub mod send;
+pub mod start;
 pub mod sweeper;

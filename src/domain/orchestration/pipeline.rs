@@ -12,6 +12,8 @@ use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::domain::Core;
+use crate::domain::chat::messages;
+use crate::domain::knowledge::tagger;
 use crate::entity::{Author, ConversationStatus, conversation, message};
 use crate::error::{AppError, AppResult};
 
@@ -112,20 +114,18 @@ async fn run(core: &Core, message: &message::Model) -> AppResult<()> {
         body: answer.message(policy.confidence_threshold),
         internal: false,
         confidence: Some(answer.confidence),
-        sources: serde_json::to_string(&answer.sources)?,
+        sources: crate::entity::encode(&answer.sources)?,
         client_message_id: None,
         reply_to_seq: Some(message.seq),
     };
-    match crate::domain::chat::messages::post(
-        core,
-        &conversation.workspace_id,
-        &conversation.id,
-        reply,
-    )
-    .await
-    {
-        // A human took over, or the visitor wrote again: this answer is dropped.
-        Err(AppError::Conflict { .. }) => Ok(()),
-        other => other.map(|_| ()),
-    }
+    let posted =
+        match messages::post(core, &conversation.workspace_id, &conversation.id, reply).await {
+            Ok(posted) => posted,
+            // A human took over, or the visitor wrote again: this answer is dropped.
+            Err(AppError::Conflict { .. }) => return Ok(()),
+            Err(err) => return Err(err),
+        };
+    // The topics that cover the articles it cites.
+    tagger::tag_cited_articles(core, &posted.conversation, &posted.message).await?;
+    Ok(())
 }

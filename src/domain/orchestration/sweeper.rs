@@ -54,7 +54,7 @@ pub async fn sweep(core: &Core) -> AppResult<usize> {
             .await?;
         for conversation in silent {
             let note = Some(AUTO_RESOLVED_NOTE.to_owned());
-            let closed = crate::domain::chat::conversations::close(
+            let closed = crate::domain::handoff::resolution::close(
                 core,
                 &conversation,
                 ResolvedBy::Auto,

@@ -10,7 +10,7 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
 
 use crate::domain::core::validate;
-use crate::domain::handoff::policy::HandoffPolicy;
+use crate::entity::workspace::HandoffPolicy;
 
 /// What `casefile workspace create` prints.
 #[derive(Debug, Serialize)]

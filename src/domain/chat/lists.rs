@@ -1,0 +1,293 @@
+//! Conversation lists for the inbox: filters, the two orders and their cursors, a
+//! page read with its rows' newest message and lead in one statement, and counts.
+
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
+    RelationDef,
+};
+
+use crate::db::{JsonPart, json_rows, json_statement};
+use crate::domain::Core;
+use crate::entity::{ConversationStatus, conversation, conversation_tag, lead, message};
+use crate::error::AppResult;
+
+/// How a conversation list is ordered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first (by creation). Cursors are stable under any change.
+    #[default]
+    Newest,
+    /// Most recently active first. A conversation that changes while a client pages
+    /// moves to the top, as in an inbox.
+    RecentlyUpdated,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConversationFilter {
+    pub statuses: Vec<ConversationStatus>,
+    pub assignee_id: Option<String>,
+    pub unassigned: bool,
+    pub team_id: Option<String>,
+    /// Conversations carrying any of these tags.
+    pub tag_ids: Vec<String>,
+    pub lead_id: Option<String>,
+    pub updated_after: Option<i64>,
+}
+
+impl ConversationFilter {
+    /// The filter spelled out, as the key of its count (every field, so that two
+    /// filters share a key only when they are equal).
+    fn key(&self) -> String {
+        format!("{self:?}")
+    }
+
+    fn select(&self, workspace_id: &str) -> sea_orm::Select<conversation::Entity> {
+        use conversation::Column as C;
+        let mut select = conversation::Entity::find().filter(C::WorkspaceId.eq(workspace_id));
+        if !self.statuses.is_empty() {
+            select = select.filter(C::Status.is_in(self.statuses.iter().copied()));
+        }
+        if let Some(assignee) = &self.assignee_id {
+            select = select.filter(C::AssigneeId.eq(assignee.as_str()));
+        }
+        if self.unassigned {
+            select = select.filter(C::AssigneeId.is_null());
+        }
+        if let Some(team) = &self.team_id {
+            select = select.filter(C::TeamId.eq(team.as_str()));
+        }
+        if let Some(lead) = &self.lead_id {
+            select = select.filter(C::LeadId.eq(lead.as_str()));
+        }
+        if let Some(after) = self.updated_after {
+            select = select.filter(C::UpdatedAt.gt(after));
+        }
+        if !self.tag_ids.is_empty() {
+            // A probe by `conversation_tags`' primary key for each row of the
+            // ordered scan (an `IN (SELECT …)` would read every tagged
+            // conversation first, and sort them).
+            use conversation_tag::Column as T;
+            let tagged = Query::select()
+                .expr(Expr::val(1))
+                .from(conversation_tag::Entity)
+                .and_where(
+                    Expr::col((conversation_tag::Entity, T::ConversationId))
+                        .equals((conversation::Entity, C::Id)),
+                )
+                .and_where(T::TagId.is_in(self.tag_ids.iter().cloned()))
+                .and_where(T::RemovedAt.is_null())
+                .to_owned();
+            select = select.filter(Expr::exists(tagged));
+        }
+        select
+    }
+}
+
+/// The position of a conversation in a list, as its cursor encodes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub updated_at: i64,
+    pub id: String,
+}
+
+/// The conversations of `filter` in `order`, after `after`.
+fn ordered(
+    workspace_id: &str,
+    filter: &ConversationFilter,
+    order: Order,
+    after: Option<&Position>,
+) -> sea_orm::Select<conversation::Entity> {
+    use conversation::Column as C;
+    let mut select = filter.select(workspace_id);
+    match order {
+        Order::Newest => {
+            if let Some(after) = after {
+                select = select.filter(C::Id.lt(after.id.as_str()));
+            }
+            select.order_by_desc(C::Id)
+        }
+        Order::RecentlyUpdated => {
+            if let Some(after) = after {
+                // A row value, so the index seeks to the cursor.
+                select = select.filter(
+                    Expr::tuple([
+                        Expr::col((conversation::Entity, C::UpdatedAt)),
+                        Expr::col((conversation::Entity, C::Id)),
+                    ])
+                    .lt(Expr::tuple([
+                        Expr::val(after.updated_at),
+                        Expr::val(after.id.as_str()),
+                    ])),
+                );
+            }
+            select.order_by_desc(C::UpdatedAt).order_by_desc(C::Id)
+        }
+    }
+}
+
+/// A page of conversations to read: `limit` of those `filter` lists in `order`,
+/// after `after`, with the relations `joined`.
+#[derive(Clone, Copy, Debug)]
+pub struct PageQuery<'a> {
+    pub workspace_id: &'a str,
+    pub filter: &'a ConversationFilter,
+    pub order: Order,
+    pub after: Option<&'a Position>,
+    pub limit: u64,
+    pub joined: Joined,
+}
+
+/// The to-one relations of an inbox row to read with its page.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Joined {
+    /// The newest message, internal notes included.
+    pub last_message: bool,
+    pub lead: bool,
+}
+
+/// A conversation of a page with the relations asked for in [`Joined`] (`None` when
+/// not asked for, or when the conversation has none).
+pub struct Row {
+    pub conversation: conversation::Model,
+    pub last_message: Option<message::Model>,
+    pub lead: Option<lead::Model>,
+}
+
+/// One page of conversations with their newest message and lead (those asked
+/// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
+/// per relation would cost more than the page. (Assignees and teams, a handful
+/// per workspace, come from caches instead: see `crate::loaders`.)
+pub async fn page_joined(core: &Core, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
+    let statement = page_statement(core.db.backend(), query);
+    let mut rows: Vec<JsonRow> = json_rows(&core.db.reader, statement).await?;
+    match query.order {
+        Order::Newest => rows.sort_unstable_by(|a, b| b.c.id.cmp(&a.c.id)),
+        Order::RecentlyUpdated => {
+            rows.sort_unstable_by(|a, b| (b.c.updated_at, &b.c.id).cmp(&(a.c.updated_at, &a.c.id)))
+        }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| Row {
+            conversation: row.c,
+            last_message: row.m,
+            lead: row.l,
+        })
+        .collect())
+}
+
+/// A row of [`page_joined`] as the database wrote it.
+#[derive(serde::Deserialize)]
+struct JsonRow {
+    c: conversation::Model,
+    #[serde(default)]
+    m: Option<message::Model>,
+    #[serde(default)]
+    l: Option<lead::Model>,
+}
+
+/// The statement [`page_joined`] runs (public for the test that reads its plan).
+pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea_orm::Statement {
+    let PageQuery {
+        workspace_id,
+        filter,
+        order,
+        after,
+        limit,
+        joined,
+    } = *query;
+    use conversation::Column as C;
+    let mut select = ordered(workspace_id, filter, order, after).limit(limit);
+    if joined.last_message {
+        let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
+            .from(C::Id)
+            .to(message::Column::ConversationId)
+            .on_condition(|conversation, message| {
+                Expr::col((message, message::Column::Seq))
+                    .equals((conversation, C::LastSeq))
+                    .into_condition()
+            })
+            .into();
+        select = with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_");
+    }
+    if joined.lead {
+        select = by_id::<lead::Entity>(select, C::LeadId, lead::Column::Id, "l_");
+    }
+    let mut parts = vec![JsonPart::of::<conversation::Entity>("c", "")];
+    if joined.last_message {
+        parts.push(JsonPart::of::<message::Entity>("m", "m_"));
+    }
+    if joined.lead {
+        parts.push(JsonPart::of::<lead::Entity>("l", "l_"));
+    }
+    json_statement(sea_orm::QueryTrait::build(&select, backend), &parts)
+}
+
+/// `select` joined with the `E` whose `id` is the conversation's `from` (if any),
+/// reading its columns with `prefix`.
+fn by_id<E: EntityTrait>(
+    select: sea_orm::Select<conversation::Entity>,
+    from: conversation::Column,
+    id: E::Column,
+    prefix: &str,
+) -> sea_orm::Select<conversation::Entity> {
+    let rel = conversation::Entity::belongs_to(E::default())
+        .from(from)
+        .to(id)
+        .into();
+    with_columns::<E>(select.join(JoinType::LeftJoin, rel), prefix)
+}
+
+/// `select` also reading every column of the joined `E`, named with `prefix`.
+fn with_columns<E: EntityTrait>(
+    mut select: sea_orm::Select<conversation::Entity>,
+    prefix: &str,
+) -> sea_orm::Select<conversation::Entity> {
+    use sea_orm::{IdenStatic, Iterable};
+    for column in E::Column::iter() {
+        select = select.expr_as(
+            Expr::col((E::default(), column)),
+            format!("{prefix}{}", column.as_str()),
+        );
+    }
+    select
+}
+
+/// How many conversations `filter` lists: counted once, then served from
+/// `Core::list_counts` until a conversation of the workspace changes.
+pub async fn count(core: &Core, workspace_id: &str, filter: &ConversationFilter) -> AppResult<u64> {
+    // Read before counting: a change committed meanwhile makes this count stale at
+    // once, whichever side of it the count saw.
+    let key = filter.key();
+    let generation = core.list_counts.generation(workspace_id);
+    if let Some(n) = core.list_counts.get(workspace_id, &key, generation) {
+        return Ok(n);
+    }
+    let n = count_now(core, workspace_id, filter).await?;
+    core.list_counts.put(workspace_id, key, generation, n);
+    Ok(n)
+}
+
+async fn count_now(core: &Core, workspace_id: &str, filter: &ConversationFilter) -> AppResult<u64> {
+    let statement = count_statement(core.db.backend(), workspace_id, filter);
+    let row = core.db.reader.query_one_raw(statement).await?;
+    let n: i64 = match row {
+        Some(row) => row.try_get("", "n")?,
+        None => 0,
+    };
+    Ok(n as u64)
+}
+
+/// The statement of [`count`] (public for the test that reads its plan).
+pub fn count_statement(
+    backend: sea_orm::DbBackend,
+    workspace_id: &str,
+    filter: &ConversationFilter,
+) -> sea_orm::Statement {
+    let select = filter
+        .select(workspace_id)
+        .select_only()
+        .column_as(Expr::val(1).count(), "n");
+    sea_orm::QueryTrait::build(&select, backend)
+}
