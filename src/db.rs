@@ -490,6 +490,14 @@ where
     Ok(rows.into_iter().map(|one| one.r).collect())
 }
 
+/// Whether a database error is a unique-constraint violation (a duplicate).
+pub fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

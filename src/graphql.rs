@@ -13,6 +13,7 @@ pub mod knowledge;
 pub mod leads;
 pub mod limits;
 pub mod live;
+pub mod loaders;
 pub mod messages;
 pub mod node;
 pub mod pagination;
@@ -28,7 +29,7 @@ use crate::auth::Principal;
 use crate::config::limits::MAX_DEPTH;
 use crate::domain::Core;
 use crate::error::{AppError, AppResult};
-use crate::loaders::{LazyLoaders, Loaders};
+use crate::graphql::loaders::{LazyLoaders, Loaders};
 
 #[derive(MergedObject, Default)]
 pub struct Query(

@@ -3,30 +3,59 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: flags and `CASEFILE_*` environment variables, and request limits.
-//! - [`app`]: the HTTP surface (`/graphql`, `/healthz`, exports); [`net`]: the
-//!   listening socket (connection caps, header time-outs, client addresses behind
-//!   trusted proxies, shutdown within its time-out); [`ws`]: GraphQL over WebSocket
-//!   in both sub-protocols. [`spawn`] starts a server on a bound listener, as tests
-//!   and `main` do.
-//! - [`rate`]: the rate limits, token buckets per caller.
-//! - [`graphql`]: the schema, one module per domain, merged into `Query`,
-//!   `Mutation` and `Subscription`; resolvers authorise, call [`domain`], and return.
-//! - [`domain`]: queries, transactions and invariants: workspaces, agents, teams,
-//!   leads, conversations, messages, tags and the auto-tagger, knowledge articles, the
-//!   responder, the handoff policy and handoffs, case files, insights, API keys.
-//!   A write stores its events in its own transaction (`domain::core::feed`); the
-//!   [`events`] log carries them to subscriptions, the `events` query and
-//!   [`webhooks`], by cursor, on every process.
-//! - [`loaders`]: the DataLoader batch queries behind every relation field.
-//! - [`auth`]: principals (agent, visitor, API key), JWTs with per-kind audiences;
-//!   [`cache`]: the few rows every signed-in request shows, kept for seconds.
-//! - [`entity`]: sea-orm entities, one per table; [`db`] connects and migrates
-//!   (SQLite with one writer and a read pool, or PostgreSQL).
-//! - [`error`]: the one error type and its `extensions.code` mapping.
-//! - [`ids`]: prefixed, time-ordered ids.
-//! - [`cli`]: the commands besides `serve`; [`demo`]: the demo workspace;
-//!   [`export`]: streaming CSV exports.
+//! Layers, from the top. A module imports from its own layer and the layers below
+//! it, never from above, and no two folders import each other, directly or around
+//! a circle (`tests/layers.rs` reads this list from here and holds `src/` to it):
+//!
+//! - transport: `app`, `state`, `ws`, `net`, `export`, `demo_pages`, `assets`, `cli`,
+//!   `demo`
+//! - graphql: `graphql`
+//! - domain: `domain` (its sub-folders, from the top: `orchestration` > `insights`,
+//!   `outbound` > `handoff` > `knowledge` > `chat` > `tenancy` > `core`)
+//! - events and auth: `events`, `auth`, `rate`, `webhooks`
+//! - storage: `db`, `entity`
+//! - ground: `config`, `error`, `ids`, `cache`
+//!
+//! **Transport.** [`app`] is the HTTP surface (`/graphql`, `/healthz`, GraphiQL, the
+//! exports and demo pages); [`ws`] serves GraphQL over WebSocket in both
+//! sub-protocols from a [`ws::Hub`] of its own; [`net`] is the listening socket
+//! (connection caps, header time-outs, client addresses behind trusted proxies,
+//! shutdown within its time-out). [`state`] is the transport's [`AppState`]: the
+//! domain's [`domain::Core`] with the GraphQL service, the sockets' hub and the
+//! connection counts. [`export`] streams CSV exports of rows the domain reads;
+//! [`cli`] runs the commands besides `serve`, [`demo`] seeds the demo workspace and
+//! [`demo_pages`] serves its pages; [`assets`] serves compiled-in files.
+//!
+//! **GraphQL.** [`graphql`] is the schema, one module per domain area, merged into
+//! `Query`, `Mutation` and `Subscription`; resolvers take their arguments, make one
+//! domain call and shape its result. [`graphql::Api`] is the schema with its cache
+//! of parsed documents, which HTTP and WebSocket serve alike; DataLoaders
+//! ([`graphql::loaders`]) load every relation field.
+//!
+//! **Domain.** [`domain`] holds the queries, transactions and invariants, in
+//! sub-domains: [`domain::core`] (what domain code may use: the database, the event
+//! log, caches, config, keys, locks, the writer, and the event vocabulary),
+//! [`domain::tenancy`], [`domain::chat`], [`domain::knowledge`], [`domain::handoff`],
+//! [`domain::insights`], [`domain::outbound`], and [`domain::orchestration`] on
+//! top (a visitor message to an answer or a handoff, the sweeps). Every function
+//! takes a `&Core`, never the transport's state. A write stores its events in its
+//! own transaction; the [`events`] log carries them to subscriptions, the `events`
+//! query and webhooks, by cursor, on every process.
+//!
+//! **Events and auth.** [`events`] is the event log (an outbox read by cursor;
+//! PostgreSQL's `NOTIFY` only wakes readers); [`auth`] holds principals (agent,
+//! visitor, API key) and JWTs with per-kind audiences; [`rate`] the rate limits,
+//! token buckets per caller; [`webhooks`] signs and sends webhook requests.
+//!
+//! **Storage and ground.** [`entity`] has the sea-orm entities, one per table, with
+//! one typed accessor per JSON column; [`db`] connects and migrates (SQLite with one
+//! writer and a read pool, or PostgreSQL). [`config`] reads flags and `CASEFILE_*`
+//! variables; [`error`] is the one error type and its `extensions.code` mapping;
+//! [`ids`] makes prefixed, time-ordered ids; [`cache`] keeps the few rows every
+//! signed-in request shows, for seconds.
+//!
+//! This file is the composition root: [`spawn`] opens the domain's core, starts
+//! its background work and serves it, as tests and `main` do.
 
 pub mod app;
 pub mod assets;
@@ -44,7 +73,6 @@ pub mod events;
 pub mod export;
 pub mod graphql;
 pub mod ids;
-pub mod loaders;
 pub mod net;
 pub mod rate;
 pub mod state;

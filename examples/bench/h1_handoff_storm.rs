@@ -618,7 +618,7 @@ async fn check_accepts(
     conversations: &[Conversation],
     round: &mut Round,
 ) -> anyhow::Result<()> {
-    use casefile::domain::stmt;
+    use casefile::db::stmt;
     use sea_orm::ConnectionTrait;
     let backend = seeder.backend();
     let marks = vec!["?"; conversations.len()].join(", ");

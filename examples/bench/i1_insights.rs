@@ -155,7 +155,7 @@ async fn measure(
         let row = seeder
             .db
             .reader
-            .query_one_raw(casefile::domain::stmt(backend, AGGREGATE, values()))
+            .query_one_raw(casefile::db::stmt(backend, AGGREGATE, values()))
             .await?
             .context("the aggregate returned no row")?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;

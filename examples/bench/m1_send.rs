@@ -92,7 +92,7 @@ enum Raw {
 /// Create the ceiling's database: casefile's schema (by its migrations), a
 /// workspace, an agent per sender and a conversation per sender.
 async fn ceiling_database(url: &str) -> anyhow::Result<(Raw, String, Vec<(String, String)>)> {
-    use casefile::domain::stmt;
+    use casefile::db::stmt;
     use sea_orm::ConnectionTrait;
     let schema = casefile::db::Db::connect(url, 1)
         .await

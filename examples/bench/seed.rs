@@ -15,7 +15,7 @@
 
 use anyhow::Context as _;
 use casefile::db::Db;
-use casefile::domain::stmt;
+use casefile::db::stmt;
 use casefile::entity::Role;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -1,8 +1,12 @@
-//! Domain services: the queries, transactions and invariants below the resolvers.
+//! Domain services: the queries, transactions and invariants below the resolvers,
+//! in sub-domains that import one way (see the layer order in `crate`'s Layout):
+//! [`orchestration`] on top, then [`insights`] and [`outbound`], [`handoff`],
+//! [`knowledge`], [`chat`], [`tenancy`], and [`core`] at the bottom.
 //!
-//! Every function takes the workspace it acts in and never reads across it; objects
-//! of another workspace are `NOT_FOUND`, as if they did not exist. A write stores the
-//! events it causes in its own transaction ([`feed::commit`]).
+//! Every function takes the domain's [`Core`] (never the transport's state) and
+//! the workspace it acts in, and never reads across it; objects of another
+//! workspace are `NOT_FOUND`, as if they did not exist. A write stores the events it
+//! causes in its own transaction (`core::feed::commit`).
 
 pub mod chat;
 pub mod core;
@@ -14,14 +18,3 @@ pub mod outbound;
 pub mod tenancy;
 
 pub use self::core::Core;
-
-/// Raw statements are built in storage (`crate::db`); domain code uses them too.
-pub use crate::db::stmt;
-
-/// Whether a database error is a unique-constraint violation (a duplicate).
-pub(crate) fn is_unique_violation(err: &sea_orm::DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
-}

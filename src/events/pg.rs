@@ -6,14 +6,13 @@
 //! drops, the tailer's poll still finds the events. Ephemeral events (typing) are
 //! not stored, so they travel whole in the notification and are best effort.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
-use super::tail::Events;
 use super::{Cursor, Record};
 use crate::error::AppResult;
 use crate::ids::random_secret;
@@ -95,18 +94,29 @@ impl Link {
     }
 }
 
-/// Listen on `pool` for other processes' notifications, for as long as `events`
-/// lives.
-pub async fn listen(pool: sqlx::PgPool, node: String, events: Weak<Events>) -> AppResult<()> {
+/// What the listener heard from other processes.
+pub enum Heard {
+    /// Events up to this cursor committed.
+    Committed(Cursor),
+    /// An event, delivered with its notification.
+    Record(Arc<Record>),
+    /// The connection dropped or failed: whatever was notified meanwhile is in the
+    /// log, and should be looked for now.
+    Lost,
+}
+
+/// Listen on `pool` for other processes' notifications (not those of `node`, this
+/// process), telling `hear` of each, for as long as `hear` answers `true`.
+pub async fn listen(
+    pool: sqlx::PgPool,
+    node: String,
+    hear: impl Fn(Heard) -> bool + Send + 'static,
+) -> AppResult<()> {
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(CHANNEL).await?;
     tokio::spawn(async move {
         loop {
-            let received = listener.try_recv().await;
-            let Some(events) = events.upgrade() else {
-                return;
-            };
-            match received {
+            let listening = match listener.try_recv().await {
                 Ok(Some(notification)) => {
                     let Ok(wire) = serde_json::from_str::<Wire<Record>>(notification.payload())
                     else {
@@ -116,22 +126,26 @@ pub async fn listen(pool: sqlx::PgPool, node: String, events: Weak<Events>) -> A
                     if wire.o == node {
                         continue;
                     }
+                    let mut listening = true;
                     if let Some(cursor) = wire.c.as_deref().and_then(Cursor::parse) {
-                        events.wake_for(cursor);
+                        listening = hear(Heard::Committed(cursor));
                     }
                     if let Some(record) = wire.e {
-                        events.deliver(&Arc::new(record));
+                        listening = hear(Heard::Record(Arc::new(record)));
                     }
+                    listening
                 }
-                // The connection dropped; the next call reconnects. Whatever was
-                // notified meanwhile is in the log: look now.
-                Ok(None) => events.wake(),
+                // The connection dropped; the next call reconnects.
+                Ok(None) => hear(Heard::Lost),
                 Err(err) => {
                     tracing::warn!(error.detail = %err, "event listener failed; retrying");
-                    events.wake();
-                    drop(events);
+                    let listening = hear(Heard::Lost);
                     tokio::time::sleep(Duration::from_millis(500)).await;
+                    listening
                 }
+            };
+            if !listening {
+                return;
             }
         }
     });

@@ -86,7 +86,19 @@ impl Events {
             listening: Arc::default(),
         });
         if let (Some(pool), Some(link)) = (&db.pg_pool, &events.link) {
-            pg::listen(pool.clone(), link.node.clone(), Arc::downgrade(&events)).await?;
+            let events = Arc::downgrade(&events);
+            let hear = move |heard| {
+                let Some(events) = events.upgrade() else {
+                    return false;
+                };
+                match heard {
+                    pg::Heard::Committed(cursor) => events.wake_for(cursor),
+                    pg::Heard::Record(record) => events.deliver(&record),
+                    pg::Heard::Lost => events.wake(),
+                }
+                true
+            };
+            pg::listen(pool.clone(), link.node.clone(), hear).await?;
         }
         tokio::spawn(tail(Arc::clone(&events), start));
         Ok(events)

@@ -10,7 +10,7 @@ use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
 use crate::domain::tenancy::agents::NewAgent;
 use crate::entity::{Availability, Role, TeamRouting, agent, team};
-use crate::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
+use crate::graphql::loaders::{MembersOfTeamKey, TeamsOfAgentKey};
 
 use super::workspaces::Workspace;
 use super::{ContextExt, timestamp};
@@ -29,7 +29,7 @@ impl Agent {
     pub async fn load(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<Agent>> {
         Ok(ctx
             .loaders()
-            .load_one(crate::loaders::AgentKey(id.to_owned()))
+            .load_one(crate::graphql::loaders::AgentKey(id.to_owned()))
             .await?
             .map(Agent))
     }
@@ -329,14 +329,14 @@ impl AgentMutation {
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
         let team_ids = input.team_ids.map(ids);
-        let change = domain::handoff::lifecycle::AgentUpdate {
+        let change = domain::tenancy::lifecycle::AgentUpdate {
             name: input.name.as_deref(),
             role: input.role,
             team_ids: team_ids.as_deref(),
             max_concurrent: input.max_concurrent,
         };
         let agent =
-            domain::handoff::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
+            domain::tenancy::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
         Ok(Agent::from(agent))
     }
 
@@ -350,7 +350,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::handoff::lifecycle::deactivate(ctx.core(), admin, &agent_id).await?;
+        let agent = domain::handoff::deactivation::deactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -361,7 +361,7 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::handoff::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
+        let agent = domain::tenancy::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
         Ok(Agent::from(agent))
     }
 
@@ -391,7 +391,7 @@ impl AgentMutation {
         new_password: String,
     ) -> async_graphql::Result<SignInPayload> {
         let me = ctx.principal()?.agent()?;
-        let (agent, token) = domain::handoff::lifecycle::change_password(
+        let (agent, token) = domain::tenancy::lifecycle::change_password(
             ctx.core(),
             me,
             &current_password,

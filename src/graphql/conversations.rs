@@ -12,7 +12,7 @@ use crate::domain::handoff::handoffs::HandoffFilter;
 
 use crate::entity::{ConversationStatus, ResolvedBy, conversation};
 use crate::error::AppError;
-use crate::loaders::{
+use crate::graphql::loaders::{
     AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
 };
 

@@ -12,7 +12,7 @@ use crate::domain;
 use crate::domain::core::feed::{Change, Event, EventKind};
 use crate::error::AppError;
 use crate::events::Cursor;
-use crate::loaders::TagKey;
+use crate::graphql::loaders::TagKey;
 
 use super::conversations::Conversation;
 use super::handoffs::Handoff;

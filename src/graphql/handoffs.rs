@@ -14,7 +14,7 @@ use crate::domain::handoff::handoffs::{HandoffFilter, Transfer};
 use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
-use crate::loaders::{AgentKey, ConversationKey, OffersKey, TeamKey};
+use crate::graphql::loaders::{AgentKey, ConversationKey, OffersKey, TeamKey};
 
 use super::agents::{Agent, Team};
 use super::conversations::Conversation;
@@ -75,7 +75,8 @@ async fn load_once<K, V>(
 where
     K: Send + Sync + Clone + Eq + std::hash::Hash + 'static,
     V: Clone + Send + Sync + 'static,
-    crate::loaders::Batcher: async_graphql::dataloader::Loader<K, Value = V, Error = AppError>,
+    crate::graphql::loaders::Batcher:
+        async_graphql::dataloader::Loader<K, Value = V, Error = AppError>,
 {
     let value = cell.get_or_try_init(|| ctx.loaders().load_one(key)).await?;
     Ok(value.clone())

@@ -9,7 +9,7 @@ use crate::domain::Core;
 use crate::domain::insights::{Cohort, HandoffStats, Point, Summary};
 use crate::entity::{HandoffReason, rating, retag_job};
 use crate::error::AppError;
-use crate::loaders::TagKey;
+use crate::graphql::loaders::TagKey;
 
 use super::tags::InsightTag;
 use super::{ContextExt, timestamp};
@@ -92,7 +92,7 @@ impl TeamSlaBreaches {
     async fn team(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<super::agents::Team>> {
         let team = ctx
             .loaders()
-            .load_one(crate::loaders::TeamKey(self.0.team_id.clone()))
+            .load_one(crate::graphql::loaders::TeamKey(self.0.team_id.clone()))
             .await?;
         Ok(team.map(super::agents::Team))
     }

@@ -19,7 +19,7 @@ use crate::entity::{
 };
 use crate::error::{AppError, AppResult};
 use crate::events::Topic;
-use crate::loaders::{LeadKey, TagKey};
+use crate::graphql::loaders::{LeadKey, TagKey};
 
 use super::agents::Agent;
 use super::conversations::Conversation;
@@ -336,7 +336,7 @@ impl InboxEvent {
         };
         Ok(ctx
             .loaders()
-            .load_one(crate::loaders::AgentKey(id.clone()))
+            .load_one(crate::graphql::loaders::AgentKey(id.clone()))
             .await?
             .map(Agent))
     }

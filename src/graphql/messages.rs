@@ -6,7 +6,7 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObjec
 
 use crate::domain;
 use crate::entity::{Author, answer_feedback, answer_flag, message};
-use crate::loaders::{ArticleKey, FeedbackKey, FlagsKey};
+use crate::graphql::loaders::{ArticleKey, FeedbackKey, FlagsKey};
 
 use super::agents::Agent;
 use super::knowledge::KnowledgeArticle;

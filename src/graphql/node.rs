@@ -6,8 +6,8 @@ use async_graphql::{Context, ID, Interface, Object};
 
 use crate::domain;
 use crate::error::AppError;
+use crate::graphql::loaders::{AgentKey, LeadKey, TagKey, TeamKey};
 use crate::ids::Kind;
-use crate::loaders::{AgentKey, LeadKey, TagKey, TeamKey};
 
 use super::ContextExt;
 use super::agents::{Agent, Team};

@@ -7,7 +7,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object};
 use crate::domain;
 use crate::domain::knowledge::tags::TagInput;
 use crate::entity::{TagSource, conversation_tag, insight_tag};
-use crate::loaders::{AgentKey, ArticleKey, TeamKey};
+use crate::graphql::loaders::{AgentKey, ArticleKey, TeamKey};
 
 use super::inline::Inline;
 use super::knowledge::KnowledgeArticle;

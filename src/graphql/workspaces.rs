@@ -8,7 +8,7 @@ use crate::entity::workspace;
 use super::agents::{Agent, Team};
 use super::settings::HandoffPolicyView;
 use super::{ContextExt, timestamp};
-use crate::loaders::TeamKey;
+use crate::graphql::loaders::TeamKey;
 
 /// A tenant: a company using Casefile. Nothing crosses between workspaces.
 pub struct Workspace(pub workspace::Model);

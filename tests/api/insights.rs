@@ -225,7 +225,7 @@ async fn place(
     use sea_orm::ConnectionTrait;
     let db = &app.running.state.db;
     let run =
-        |sql: &str, values: Vec<sea_orm::Value>| casefile::domain::stmt(db.backend(), sql, values);
+        |sql: &str, values: Vec<sea_orm::Value>| casefile::db::stmt(db.backend(), sql, values);
     db.writer
         .execute_raw(run(
             "UPDATE conversations SET created_at = ?, updated_at = ? WHERE id = ?",

@@ -14,8 +14,8 @@ use crate::entity::{Author, ConversationStatus, conversation, message, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::stmt;
 
 /// A message about to be stored.
 #[derive(Clone, Debug)]

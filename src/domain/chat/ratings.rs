@@ -7,8 +7,8 @@ use crate::domain::Core;
 use crate::entity::{now_ms, rating};
 use crate::error::{AppError, AppResult};
 
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::stmt;
 
 /// The visitor rates its conversation; rating again replaces the rating.
 pub async fn rate(

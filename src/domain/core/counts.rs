@@ -19,7 +19,7 @@ const COUNT_CAPACITY: usize = 4_096;
 /// process moves the generation as it commits any event of the workspace (before
 /// the writer is answered, so no page asked for after a write's response counts
 /// from before it) and as the log brings other processes' events (within the log's
-/// delivery delay); [`COUNT_TTL`] bounds the rest.
+/// delivery delay); `COUNT_TTL` bounds the rest.
 #[derive(Default)]
 pub struct ListCounts {
     generations: RwLock<HashMap<String, u64>>,

@@ -1,10 +1,10 @@
 //! Writes committed together. SQLite has one writer: concurrent writes queued for
-//! it are taken (up to [`MAX_BATCH`]) into one transaction and committed once, so
+//! it are taken (up to `MAX_BATCH`) into one transaction and committed once, so
 //! they share one fsync. PostgreSQL commits concurrent transactions itself, so
 //! there each write has a transaction of its own.
 //!
 //! A write that fails gets its own error and takes nothing of the others with it
-//! (see [`write_batch`]). Each is answered after the commit (durable,
+//! (see `write_batch`). Each is answered after the commit (durable,
 //! `synchronous=FULL`), with its own result; if the commit itself fails, every
 //! write of the batch gets that error and none of them is stored.
 

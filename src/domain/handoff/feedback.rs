@@ -15,8 +15,8 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
 use super::policy::{self};
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::stmt;
 
 /// What the visitor is told when a confirmed answer ends the conversation.
 pub const RESOLVED_NOTE: &str =

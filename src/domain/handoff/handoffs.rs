@@ -27,9 +27,9 @@ use crate::entity::{
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
+use crate::db::is_unique_violation;
+use crate::db::stmt;
 use crate::domain::chat::messages::{NewMessage, append};
-use crate::domain::is_unique_violation;
-use crate::domain::stmt;
 
 /// What a handoff transaction produced, to store as events with it.
 struct Outcome {

@@ -3,10 +3,10 @@
 //! what people say about the AI's answers.
 
 pub mod case_file;
+pub mod deactivation;
 pub mod feedback;
 pub mod handoffs;
 pub mod hours;
-pub mod lifecycle;
 pub mod policy;
 pub mod resolution;
 pub mod routing;

@@ -4,11 +4,11 @@
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 
 use crate::auth::Principal;
+use crate::db::stmt;
 use crate::domain::Core;
 use crate::domain::chat::conversations::get;
 use crate::domain::chat::messages::{NewMessage, append};
 use crate::domain::core::feed::{self, Change, Event};
-use crate::domain::stmt;
 use crate::entity::{ConversationStatus, ResolvedBy, conversation, now_ms};
 use crate::error::{AppError, AppResult};
 

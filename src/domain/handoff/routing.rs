@@ -33,9 +33,9 @@ use sea_orm::{
     QueryOrder, QuerySelect, TransactionTrait,
 };
 
+use crate::db::stmt;
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Event};
-use crate::domain::stmt;
 use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffStatus, TeamRouting, conversation, handoff, now_ms, team};
 use crate::error::{AppError, AppResult};

@@ -13,8 +13,8 @@ use crate::domain::Core;
 use crate::entity::HandoffReason;
 use crate::error::{AppError, AppResult};
 
+use crate::db::stmt;
 use crate::domain::knowledge::text;
-use crate::domain::stmt;
 
 /// Unanswered questions read to find docs gaps, of each kind (unsure answers, and
 /// low-confidence handoffs): the most recent 500 of each, enough to rank the twenty

@@ -15,8 +15,8 @@ use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
 use super::text;
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::stmt;
 
 /// Longest article body, in characters.
 const MAX_BODY: usize = 200_000;

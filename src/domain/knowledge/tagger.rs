@@ -12,7 +12,7 @@ use crate::entity::{conversation, conversation_tag, insight_tag, message, now_ms
 use crate::error::AppResult;
 
 use super::text;
-use crate::domain::stmt;
+use crate::db::stmt;
 
 /// Why a tag matched a text: the words (as written) or pattern matches.
 #[derive(Clone, Debug, PartialEq)]

@@ -16,9 +16,9 @@ use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
+use crate::db::is_unique_violation;
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::is_unique_violation;
-use crate::domain::stmt;
 
 /// Most keywords a tag may have.
 const MAX_KEYWORDS: usize = 100;

@@ -17,9 +17,9 @@ use crate::domain::knowledge::tagger;
 use crate::entity::{Author, ConversationStatus, conversation, message};
 use crate::error::{AppError, AppResult};
 
+use crate::db::stmt;
 use crate::domain::chat::messages::NewMessage;
 use crate::domain::handoff::policy::{self, Situation};
-use crate::domain::stmt;
 
 /// Handle a visitor message in the background.
 pub fn after_visitor_message(core: &Core, message: &message::Model) {

@@ -24,9 +24,9 @@ use sea_orm::{
 };
 
 use crate::auth::AgentPrincipal;
+use crate::db::stmt;
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Event};
-use crate::domain::stmt;
 use crate::entity::{now_ms, webhook, webhook_delivery};
 use crate::error::{AppError, AppResult};
 use crate::events::{self, Cursor, Scope};

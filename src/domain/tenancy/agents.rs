@@ -10,8 +10,8 @@ use crate::entity::{Role, agent, now_ms, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
+use crate::db::is_unique_violation;
 use crate::domain::core::validate;
-use crate::domain::is_unique_violation;
 
 /// Conversations an agent holds at most unless set otherwise (`updateAgent`).
 pub const DEFAULT_MAX_CONCURRENT: i32 = 5;

@@ -4,6 +4,7 @@
 pub mod agents;
 pub mod api_keys;
 pub mod identity;
+pub mod lifecycle;
 pub mod presence;
 pub mod teams;
 pub mod workspaces;

@@ -14,9 +14,9 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, FromQueryResult, TransactionTrait};
 
 use crate::auth::AgentPrincipal;
+use crate::db::stmt;
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Event};
-use crate::domain::stmt;
 use crate::entity::{Availability, agent, now_ms};
 use crate::error::{AppError, AppResult};
 

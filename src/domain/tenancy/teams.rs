@@ -11,8 +11,8 @@ use crate::entity::{TeamRouting, agent, now_ms, team, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
+use crate::db::is_unique_violation;
 use crate::domain::core::validate;
-use crate::domain::is_unique_violation;
 
 /// Create a team with its first members.
 pub async fn create(

@@ -4,23 +4,21 @@
 //! Every change takes effect at the agent's next request on every process: tokens
 //! are checked against the agent as it is now (read at most a second ago, see
 //! `agents::check_token`), and the agent's sockets are closed through the event bus.
-//! A deactivated agent stays on past messages and in insights; its open
-//! conversations go back to their team's queue.
+//! Deactivation, which also hands back what the agent held, is
+//! `handoff::deactivation`.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
 use crate::domain::Core;
-use crate::domain::core::feed::{self, Change, Event};
-use crate::entity::handoff_offer::OfferOutcome;
-use crate::entity::{Role, agent, conversation, handoff, now_ms, team_member};
+use crate::domain::core::feed::{self, Event};
+use crate::entity::{Role, agent, team_member};
 use crate::error::{AppError, AppResult};
 
+use crate::db::stmt;
 use crate::domain::core::validate;
-use crate::domain::stmt;
 
 /// `extensions.reason` when a change would leave a workspace without an active owner.
 pub const LAST_OWNER: &str = "LAST_OWNER";
@@ -39,7 +37,7 @@ const MAX_CONCURRENT: std::ops::RangeInclusive<i32> = 0..=100;
 
 /// The agent `id` of `admin`'s workspace, which `admin` may manage: owners manage
 /// everyone, admins everyone but owners.
-async fn managed(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+pub async fn managed(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
     let agent = agent::Entity::find_by_id(id)
         .one(&core.db.writer)
         .await?
@@ -53,7 +51,7 @@ async fn managed(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<age
 
 /// Refuse a change that takes `agent` away from the workspace's active owners when
 /// it is the last one.
-async fn keeps_an_owner<C: ConnectionTrait>(conn: &C, agent: &agent::Model) -> AppResult<()> {
+pub async fn keeps_an_owner<C: ConnectionTrait>(conn: &C, agent: &agent::Model) -> AppResult<()> {
     if agent.role != Role::Owner || !agent.active {
         return Ok(());
     }
@@ -108,10 +106,7 @@ pub async fn update(
         ));
     }
     let teams = match change.team_ids {
-        Some(ids) => Some(
-            crate::domain::tenancy::teams::existing(core, &admin.workspace_id, ids, "teamIds")
-                .await?,
-        ),
+        Some(ids) => Some(super::teams::existing(core, &admin.workspace_id, ids, "teamIds").await?),
         None => None,
     };
     let txn = core.db.writer.begin().await?;
@@ -134,77 +129,11 @@ pub async fn update(
             .filter(team_member::Column::AgentId.eq(id))
             .exec(&txn)
             .await?;
-        crate::domain::tenancy::agents::join_teams(&txn, id, teams).await?;
+        super::agents::join_teams(&txn, id, teams).await?;
     }
     txn.commit().await?;
     core.agents.put(agent.id.clone(), agent.clone());
     core.agent_teams.clear();
-    Ok(agent)
-}
-
-/// Deactivate an agent: it cannot sign in, its tokens and sockets end, and its open
-/// conversations go back to their team's queue (accepted handoffs wait again).
-pub async fn deactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
-    let current = managed(core, admin, id).await?;
-    if !current.active {
-        return Ok(current);
-    }
-    let txn = core.db.writer.begin().await?;
-    keeps_an_owner(&txn, &current).await?;
-    let mut model: agent::ActiveModel = current.into();
-    model.active = Set(false);
-    let agent = model.update(&txn).await?;
-    let backend = txn.get_database_backend();
-    let handoffs = txn
-        .query_all_raw(stmt(
-            backend,
-            "UPDATE handoffs SET status = 'REQUESTED', accepted_by = NULL, accepted_at = NULL, \
-               offered_to = NULL, offer_expires_at = NULL \
-             WHERE (accepted_by = ? AND status = 'ACCEPTED') \
-                OR (offered_to = ? AND status = 'OFFERED') RETURNING *",
-            vec![id.into(), id.into()],
-        ))
-        .await?
-        .iter()
-        .map(|row| handoff::Model::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
-    // The offers it held end (those it accepted ended then).
-    for handoff in &handoffs {
-        super::routing::ended(&txn, &handoff.id, OfferOutcome::Withdrawn).await?;
-    }
-    let conversations = txn
-        .query_all_raw(stmt(
-            backend,
-            "UPDATE conversations SET assignee_id = NULL, updated_at = ?, \
-             status = CASE WHEN status = 'HUMAN' THEN 'QUEUED' ELSE status END \
-             WHERE assignee_id = ? AND status <> 'RESOLVED' RETURNING *",
-            vec![now_ms().into(), id.into()],
-        ))
-        .await?
-        .iter()
-        .map(|row| conversation::Model::from_query_result(row, ""))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut events: Vec<Event> = conversations
-        .iter()
-        .map(|c| Event::conversation_changed(c.clone(), Change::Assigned))
-        .collect();
-    for handoff in &handoffs {
-        if let Some(conversation) = conversations
-            .iter()
-            .find(|c| c.id == handoff.conversation_id)
-        {
-            events.push(Event::handoff_changed(
-                handoff.clone(),
-                conversation.clone(),
-            ));
-        }
-    }
-    events.push(Event::access_revoked(&agent.workspace_id, &agent.id, None));
-    feed::commit(core, txn, &events).await?;
-    core.agents.put(agent.id.clone(), agent.clone());
-    for handoff in &handoffs {
-        core.accepts.changed(handoff);
-    }
     Ok(agent)
 }
 
@@ -232,10 +161,10 @@ pub async fn change_password(
     current_password: &str,
     new_password: &str,
 ) -> AppResult<(agent::Model, IssuedToken)> {
-    let agent = crate::domain::tenancy::agents::get(core, &me.workspace_id, &me.agent_id).await?;
-    let new_password = crate::domain::tenancy::agents::password("newPassword", new_password)?;
+    let agent = super::agents::get(core, &me.workspace_id, &me.agent_id).await?;
+    let new_password = super::agents::password("newPassword", new_password)?;
     let hash = {
-        let _turn = crate::domain::tenancy::agents::hashing_turn(core).await?;
+        let _turn = super::agents::hashing_turn(core).await?;
         if !verify_password(current_password.to_owned(), agent.password_hash.clone()).await {
             return Err(AppError::bad_input(
                 "currentPassword",
