@@ -6,7 +6,6 @@ use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, Simp
 
 use super::hours::{BusinessHoursInput, BusinessHoursView};
 
-use crate::auth::{AgentPrincipal, Principal};
 use crate::domain;
 use crate::domain::tenancy::agents::NewAgent;
 use crate::entity::{Availability, Role, TeamRouting, agent, team};
@@ -271,7 +270,7 @@ impl AgentMutation {
         password: String,
         workspace_id: Option<ID>,
     ) -> async_graphql::Result<SignInPayload> {
-        let (agent, token) = domain::tenancy::agents::sign_in(
+        let signed_in = domain::tenancy::agents::sign_in(
             ctx.core(),
             ctx.client_ip(),
             &email,
@@ -279,17 +278,11 @@ impl AgentMutation {
             workspace_id.as_ref().map(|id| id.as_str()),
         )
         .await?;
-        ctx.grant(Principal::Agent(AgentPrincipal {
-            agent_id: agent.id.clone(),
-            workspace_id: agent.workspace_id.clone(),
-            role: agent.role,
-            generation: agent.token_generation,
-            expires_at: token.expires_at.timestamp(),
-        }));
+        ctx.grant(signed_in.principal);
         Ok(SignInPayload {
-            token: token.token,
-            expires_at: token.expires_at,
-            agent: Agent::from(agent),
+            token: signed_in.token.token,
+            expires_at: signed_in.token.expires_at,
+            agent: Agent::from(signed_in.agent),
         })
     }
 

@@ -553,12 +553,10 @@ impl ConversationMutation {
         tag_id: ID,
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
-        let core = ctx.core();
-        domain::knowledge::tags::tag_conversation(core, agent, &conversation_id, &tag_id).await?;
-        let principal = ctx.principal()?;
-        Ok(Conversation(
-            domain::chat::conversations::get(core, principal, &conversation_id).await?,
-        ))
+        let conversation =
+            domain::knowledge::tags::tag_conversation(ctx.core(), agent, &conversation_id, &tag_id)
+                .await?;
+        Ok(Conversation(conversation))
     }
 
     /// Take a tag off the conversation. The removal is remembered: automatic
@@ -570,11 +568,13 @@ impl ConversationMutation {
         tag_id: ID,
     ) -> async_graphql::Result<Conversation> {
         let agent = ctx.principal()?.agent()?;
-        let core = ctx.core();
-        domain::knowledge::tags::untag_conversation(core, agent, &conversation_id, &tag_id).await?;
-        let principal = ctx.principal()?;
-        Ok(Conversation(
-            domain::chat::conversations::get(core, principal, &conversation_id).await?,
-        ))
+        let conversation = domain::knowledge::tags::untag_conversation(
+            ctx.core(),
+            agent,
+            &conversation_id,
+            &tag_id,
+        )
+        .await?;
+        Ok(Conversation(conversation))
     }
 }

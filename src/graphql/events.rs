@@ -10,7 +10,6 @@ use async_graphql::{Context, Enum, ID, Object};
 use crate::auth::Scope;
 use crate::domain;
 use crate::domain::core::feed::{Change, Event, EventKind};
-use crate::error::AppError;
 use crate::events::Cursor;
 use crate::graphql::loaders::TagKey;
 
@@ -140,9 +139,6 @@ impl EventNode {
     }
 }
 
-/// Events read per page at most.
-const MAX_EVENTS: i32 = 500;
-
 #[derive(Default)]
 pub struct EventQuery;
 
@@ -165,29 +161,20 @@ impl EventQuery {
     ) -> async_graphql::Result<Connection<String, EventNode>> {
         let principal = ctx.principal()?;
         principal.require(Scope::EventsRead)?;
-        let first = first.unwrap_or(100);
-        if !(1..=MAX_EVENTS).contains(&first) {
-            return Err(AppError::bad_input(
-                "first",
-                format!("must be between 1 and {MAX_EVENTS}"),
-            )
-            .into());
-        }
-        let core = ctx.core();
-        let after = match after {
-            Some(cursor) => domain::chat::streams::resume_from(core, "after", &cursor).await?,
-            None => Cursor::START,
-        };
         let kinds: Vec<String> = types
             .unwrap_or_default()
             .into_iter()
             .map(|t| t.as_str().to_owned())
             .collect();
-        let (events, has_next) = domain::outbound::events::page(
-            core,
-            principal,
+        let domain::outbound::events::EventPage {
+            events,
+            has_next,
             after,
-            first as u64,
+        } = domain::outbound::events::page(
+            ctx.core(),
+            principal,
+            after.as_deref(),
+            first.unwrap_or(100),
             &kinds,
             conversation_id.as_ref().map(|id| id.0.as_str()),
         )

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use async_graphql::{Context, ID, InputObject, Json, Object};
 use tokio::sync::OnceCell;
 
-use crate::auth::Principal;
 use crate::domain;
 use crate::domain::core::feed::{Event, HandoffResolved};
 use crate::domain::handoff::case_file::CaseFile;
-use crate::domain::handoff::handoffs::{HandoffFilter, Transfer};
+use crate::domain::handoff::handoffs::HandoffFilter;
+use crate::domain::handoff::transfer::Transfer;
 use crate::entity::handoff_offer::{self, OfferOutcome};
 use crate::entity::{HandoffReason, HandoffStatus, conversation, handoff};
 use crate::error::AppError;
@@ -394,35 +394,15 @@ impl HandoffMutation {
         reason: Option<HandoffReason>,
     ) -> async_graphql::Result<Handoff> {
         let principal = ctx.principal()?;
-        let core = ctx.core();
-        core.rate.visitor_write(principal)?;
-        let default = match principal {
-            Principal::Visitor(_) => HandoffReason::VisitorRequested,
-            Principal::ApiKey(_) if principal.is_ai() => HandoffReason::LowConfidence,
-            Principal::ApiKey(_) => {
-                return Err(AppError::forbidden("this API key lacks the AI_WRITE scope").into());
-            }
-            Principal::Agent(_) => HandoffReason::Policy,
-        };
-        let reason = match (principal, reason) {
-            (Principal::Visitor(_), Some(_)) => {
-                return Err(
-                    AppError::bad_input("reason", "visitors cannot choose a reason").into(),
-                );
-            }
-            (_, Some(HandoffReason::AgentTakeover)) => {
-                return Err(AppError::bad_input("reason", "agents take over with takeOver").into());
-            }
-            (_, reason) => reason.unwrap_or(default),
-        };
-        let note = note
-            .map(|n| domain::core::validate::text("note", &n, 2_000))
-            .transpose()?;
-        let conversation =
-            domain::chat::conversations::get(core, principal, &conversation_id).await?;
-        Ok(Handoff::new(
-            domain::handoff::handoffs::request(core, &conversation, reason, note).await?,
-        ))
+        let handoff = domain::handoff::request::request_human(
+            ctx.core(),
+            principal,
+            &conversation_id,
+            reason,
+            note.as_deref(),
+        )
+        .await?;
+        Ok(Handoff::new(handoff))
     }
 
     /// Accept a requested handoff, or one offered to you: the conversation becomes
@@ -433,7 +413,7 @@ impl HandoffMutation {
     async fn accept_handoff(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoff::handoffs::accept(ctx.core(), agent, &id).await?,
+            domain::handoff::accept::accept(ctx.core(), agent, &id).await?,
         ))
     }
 
@@ -459,7 +439,7 @@ impl HandoffMutation {
     ) -> async_graphql::Result<Handoff> {
         let agent = ctx.principal()?.agent()?;
         Ok(Handoff::new(
-            domain::handoff::handoffs::take_over(ctx.core(), agent, &conversation_id).await?,
+            domain::handoff::accept::take_over(ctx.core(), agent, &conversation_id).await?,
         ))
     }
 
@@ -498,7 +478,7 @@ impl HandoffMutation {
             }
         };
         Ok(Handoff::new(
-            domain::handoff::handoffs::transfer(ctx.core(), agent, &id, to).await?,
+            domain::handoff::transfer::transfer(ctx.core(), agent, &id, to).await?,
         ))
     }
 }

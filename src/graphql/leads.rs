@@ -204,7 +204,6 @@ impl LeadMutation {
         input: LeadInput,
     ) -> async_graphql::Result<Lead> {
         let principal = ctx.principal()?;
-        ctx.core().rate.visitor_write(principal)?;
         let lead =
             domain::chat::leads::capture(ctx.core(), principal, &conversation_id, &input.into())
                 .await?;

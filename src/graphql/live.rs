@@ -17,7 +17,7 @@ use crate::domain::core::feed::{Change, Event, EventKind};
 use crate::entity::{
     Author, Availability, ConversationStatus, HandoffStatus, conversation, handoff,
 };
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::events::Topic;
 use crate::graphql::loaders::{LeadKey, TagKey};
 
@@ -797,20 +797,8 @@ impl LiveMutation {
         #[graphql(default)] internal: bool,
     ) -> async_graphql::Result<bool> {
         let principal = ctx.principal()?;
-        let core = ctx.core();
-        core.rate.visitor_typing(principal)?;
-        let conv = domain::chat::conversations::get(core, principal, &conversation_id).await?;
-        let (author, agent_id) = match principal {
-            Principal::Agent(agent) => (Author::Agent, Some(agent.agent_id.clone())),
-            Principal::Visitor(_) if internal => {
-                return Err(AppError::forbidden("visitors cannot write internal notes").into());
-            }
-            Principal::Visitor(_) => (Author::Visitor, None),
-            Principal::ApiKey(_) if principal.is_ai() => (Author::Ai, None),
-            Principal::ApiKey(_) => return Err(AppError::forbidden("only the AI can type").into()),
-        };
-        let event = Event::typing(&conv, author, agent_id, typing, internal);
-        domain::core::feed::ephemeral(core, &event)?;
+        domain::chat::typing::set(ctx.core(), principal, &conversation_id, typing, internal)
+            .await?;
         Ok(true)
     }
 }

@@ -257,10 +257,8 @@ impl MessageMutation {
         comment: Option<String>,
     ) -> async_graphql::Result<super::conversations::Conversation> {
         let principal = ctx.principal()?;
-        let core = ctx.core();
-        core.rate.visitor_write(principal)?;
         let conversation = domain::handoff::feedback::confirm(
-            core,
+            ctx.core(),
             principal,
             &conversation_id,
             &message_id,

@@ -7,13 +7,9 @@ use crate::auth::Scope;
 use crate::domain;
 use crate::domain::handoff::policy::HandoffPolicy;
 use crate::entity::api_key;
-use crate::error::AppError;
 
 use super::workspaces::Workspace;
 use super::{ContextExt, timestamp};
-
-/// The longest `autoResolveAfterSeconds`: 30 days.
-const MAX_AUTO_RESOLVE_SECONDS: u32 = 30 * 24 * 3600;
 
 /// When the AI hands a conversation to humans.
 pub struct HandoffPolicyView(pub HandoffPolicy);
@@ -154,71 +150,23 @@ impl SettingsMutation {
         input: HandoffPolicyInput,
     ) -> async_graphql::Result<HandoffPolicyView> {
         let admin = ctx.principal()?.admin()?;
-        let core = ctx.core();
-        let workspace = domain::tenancy::workspaces::get(core, &admin.workspace_id).await?;
-        let mut policy = workspace.handoff_policy()?;
-        if let Some(threshold) = input.confidence_threshold {
-            if !(0.0..=1.0).contains(&threshold) {
-                return Err(
-                    AppError::bad_input("confidenceThreshold", "must be between 0 and 1").into(),
-                );
-            }
-            policy.confidence_threshold = threshold;
-        }
-        let count = |field: &str, value: i32| {
-            u32::try_from(value)
-                .ok()
-                .filter(|v| *v <= 100)
-                .ok_or_else(|| AppError::bad_input(field, "must be between 0 and 100"))
+        let change = domain::handoff::policy::PolicyChange {
+            confidence_threshold: input.confidence_threshold,
+            max_low_confidence_answers: input.max_low_confidence_answers,
+            max_ai_attempts: input.max_ai_attempts,
+            handoff_phrases: input.handoff_phrases,
+            escalate_tag_ids: input
+                .escalate_tag_ids
+                .map(|ids| ids.into_iter().map(|id| id.0).collect()),
+            ask_for_email: input.ask_for_email,
+            max_unhelpful_answers: input.max_unhelpful_answers,
+            auto_resolve_after_seconds: match input.auto_resolve_after_seconds {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(seconds) => Some(Some(seconds)),
+            },
         };
-        if let Some(max) = input.max_low_confidence_answers {
-            policy.max_low_confidence_answers = count("maxLowConfidenceAnswers", max)?;
-        }
-        if let Some(max) = input.max_ai_attempts {
-            policy.max_ai_attempts = count("maxAiAttempts", max)?;
-        }
-        if let Some(phrases) = input.handoff_phrases {
-            if phrases.len() > 500 {
-                return Err(AppError::bad_input("handoffPhrases", "at most 500").into());
-            }
-            policy.handoff_phrases = phrases
-                .iter()
-                .map(|p| domain::core::validate::short("handoffPhrases", p))
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(ids) = input.escalate_tag_ids {
-            for id in &ids {
-                domain::knowledge::tags::get(core, &admin.workspace_id, id)
-                    .await
-                    .map_err(|_| {
-                        AppError::bad_input("escalateTagIds", format!("no tag {}", id.as_str()))
-                    })?;
-            }
-            policy.escalate_tag_ids = ids.into_iter().map(|id| id.0).collect();
-        }
-        if let Some(ask) = input.ask_for_email {
-            policy.ask_for_email = ask;
-        }
-        if let Some(max) = input.max_unhelpful_answers {
-            policy.max_unhelpful_answers = count("maxUnhelpfulAnswers", max)?;
-        }
-        match input.auto_resolve_after_seconds {
-            MaybeUndefined::Undefined => {}
-            MaybeUndefined::Null => policy.auto_resolve_after_seconds = None,
-            MaybeUndefined::Value(seconds) => {
-                let seconds = u32::try_from(seconds)
-                    .ok()
-                    .filter(|s| (1..=MAX_AUTO_RESOLVE_SECONDS).contains(s))
-                    .ok_or_else(|| {
-                        AppError::bad_input(
-                            "autoResolveAfterSeconds",
-                            "must be between 1 second and 30 days, or null for never",
-                        )
-                    })?;
-                policy.auto_resolve_after_seconds = Some(seconds);
-            }
-        }
-        domain::tenancy::workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
+        let policy = domain::handoff::policy::update(ctx.core(), admin, change).await?;
         Ok(HandoffPolicyView(policy))
     }
 
@@ -229,16 +177,8 @@ impl SettingsMutation {
         input: UpdateWorkspaceInput,
     ) -> async_graphql::Result<Workspace> {
         let admin = ctx.principal()?.admin()?;
-        let core = ctx.core();
-        if let Some(team) = &input.default_team_id {
-            domain::tenancy::teams::get(core, &admin.workspace_id, team)
-                .await
-                .map_err(|_| {
-                    AppError::bad_input("defaultTeamId", format!("no team {}", team.as_str()))
-                })?;
-        }
         let workspace = domain::tenancy::workspaces::update(
-            core,
+            ctx.core(),
             &admin.workspace_id,
             input.name.as_deref(),
             input.responder_enabled,

@@ -6,7 +6,6 @@ use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use crate::domain;
 use crate::domain::outbound::webhooks::WebhookInput;
 use crate::entity::{webhook, webhook_delivery};
-use crate::error::AppError;
 
 use super::events::EventType;
 use super::{ContextExt, timestamp};
@@ -193,16 +192,12 @@ impl WebhookQuery {
         after: Option<ID>,
     ) -> async_graphql::Result<Vec<WebhookDelivery>> {
         let admin = ctx.principal()?.admin()?;
-        let first = first.unwrap_or(20);
-        if !(1..=100).contains(&first) {
-            return Err(AppError::bad_input("first", "must be between 1 and 100").into());
-        }
         let list = domain::outbound::webhooks::deliveries(
             ctx.core(),
             &admin.workspace_id,
             &webhook_id,
             after.as_ref().map(|id| id.0.as_str()),
-            first as u64,
+            first.unwrap_or(20),
         )
         .await?;
         Ok(list.into_iter().map(WebhookDelivery).collect())

@@ -32,6 +32,7 @@ mod routing;
 mod scope_table;
 mod scopes;
 mod startup;
+mod storage;
 mod upgrade;
 mod webhooks;
 mod writes;

@@ -310,6 +310,7 @@ pub async fn capture(
     conversation_id: &str,
     input: &LeadInput,
 ) -> AppResult<lead::Model> {
+    core.rate.visitor_write(principal)?;
     let ws = principal.workspace_id();
     let conv = super::conversations::get(core, principal, conversation_id).await?;
     let txn = core.db.writer.begin().await?;

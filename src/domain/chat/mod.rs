@@ -9,3 +9,4 @@ pub mod messages;
 pub mod ratings;
 pub mod sending;
 pub mod streams;
+pub mod typing;

@@ -18,6 +18,7 @@ pub async fn rate(
     score: i32,
     comment: Option<&str>,
 ) -> AppResult<rating::Model> {
+    core.rate.visitor_write(principal)?;
     if !matches!(principal, Principal::Visitor(_)) {
         return Err(AppError::forbidden("only the visitor rates a conversation"));
     }

@@ -96,6 +96,20 @@ pub fn json_object(
     }
 }
 
+/// What a lookup of an id the caller gave found; when nothing, `BAD_USER_INPUT`
+/// naming `field` (`what` says which id), never hiding a database error as the
+/// caller's fault.
+pub fn existing<T>(
+    found: AppResult<T>,
+    field: &str,
+    what: impl FnOnce() -> String,
+) -> AppResult<T> {
+    match found {
+        Err(AppError::NotFound(_)) => Err(AppError::bad_input(field, what())),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,6 +58,7 @@ pub async fn confirm(
     helpful: bool,
     text: Option<&str>,
 ) -> AppResult<conversation::Model> {
+    core.rate.visitor_write(principal)?;
     if !matches!(principal, Principal::Visitor(_)) {
         return Err(AppError::forbidden(
             "only the visitor confirms an answer: agents flag answers with flagAnswer",
@@ -111,7 +112,7 @@ pub async fn confirm(
     let policy = workspace.handoff_policy()?;
     let unhelpful = unhelpful_since_control(core, &conversation).await?;
     if let Some(reason) = policy::after_unhelpful(&policy, unhelpful) {
-        super::handoffs::request(core, &conversation, reason, None).await?;
+        super::request::request(core, &conversation, reason, None).await?;
     }
     crate::domain::chat::conversations::get(core, principal, conversation_id).await
 }

@@ -1,7 +1,8 @@
 //! The handoff policy: when the AI gives up and hands the conversation to humans.
 //!
-//! Stored per workspace as JSON; absent fields take the defaults below. The
-//! decisions are pure functions, evaluated on each visitor message in a
+//! Stored per workspace as JSON (`entity::workspace::HandoffPolicy`, whose absent
+//! fields take their defaults) and changed with [`update`]. The decisions are pure
+//! functions, evaluated on each visitor message in a
 //! conversation the AI controls, counting only what happened since the AI last took
 //! control (so an old request for a person never triggers a new handoff).
 
@@ -10,6 +11,13 @@ use crate::entity::HandoffReason;
 use crate::domain::knowledge::text;
 
 pub use crate::entity::workspace::HandoffPolicy;
+
+use crate::auth::AgentPrincipal;
+use crate::domain::Core;
+use crate::domain::core::validate;
+use crate::domain::knowledge::tags;
+use crate::domain::tenancy::workspaces;
+use crate::error::{AppError, AppResult};
 
 /// What is known when a visitor message arrives in a conversation the AI controls.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +68,98 @@ pub fn after_answer(
     let unsure = confidence < policy.confidence_threshold;
     (unsure && situation.low_confidence_answers >= policy.max_low_confidence_answers)
         .then_some(HandoffReason::LowConfidence)
+}
+
+/// The longest `autoResolveAfterSeconds`: 30 days.
+const MAX_AUTO_RESOLVE_SECONDS: u32 = 30 * 24 * 3600;
+
+/// Changes to a workspace's handoff policy; `None` leaves a value as it is.
+#[derive(Clone, Debug, Default)]
+pub struct PolicyChange {
+    pub confidence_threshold: Option<f64>,
+    pub max_low_confidence_answers: Option<i32>,
+    pub max_ai_attempts: Option<i32>,
+    pub handoff_phrases: Option<Vec<String>>,
+    pub escalate_tag_ids: Option<Vec<String>>,
+    pub ask_for_email: Option<bool>,
+    pub max_unhelpful_answers: Option<i32>,
+    /// `Some(None)`: never resolve silent AI conversations.
+    pub auto_resolve_after_seconds: Option<Option<i32>>,
+}
+
+/// Change `admin`'s workspace's handoff policy: each value checked, the tags it
+/// escalates tags of the workspace. The policy as stored.
+pub async fn update(
+    core: &Core,
+    admin: &AgentPrincipal,
+    change: PolicyChange,
+) -> AppResult<HandoffPolicy> {
+    let workspace = workspaces::get(core, &admin.workspace_id).await?;
+    let mut policy = workspace.handoff_policy()?;
+    if let Some(threshold) = change.confidence_threshold {
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(AppError::bad_input(
+                "confidenceThreshold",
+                "must be between 0 and 1",
+            ));
+        }
+        policy.confidence_threshold = threshold;
+    }
+    let count = |field: &str, value: i32| {
+        u32::try_from(value)
+            .ok()
+            .filter(|v| *v <= 100)
+            .ok_or_else(|| AppError::bad_input(field, "must be between 0 and 100"))
+    };
+    if let Some(max) = change.max_low_confidence_answers {
+        policy.max_low_confidence_answers = count("maxLowConfidenceAnswers", max)?;
+    }
+    if let Some(max) = change.max_ai_attempts {
+        policy.max_ai_attempts = count("maxAiAttempts", max)?;
+    }
+    if let Some(phrases) = change.handoff_phrases {
+        if phrases.len() > 500 {
+            return Err(AppError::bad_input("handoffPhrases", "at most 500"));
+        }
+        policy.handoff_phrases = phrases
+            .iter()
+            .map(|p| validate::short("handoffPhrases", p))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(ids) = change.escalate_tag_ids {
+        for id in &ids {
+            validate::existing(
+                tags::get(core, &admin.workspace_id, id).await,
+                "escalateTagIds",
+                || format!("no tag {id}"),
+            )?;
+        }
+        policy.escalate_tag_ids = ids;
+    }
+    if let Some(ask) = change.ask_for_email {
+        policy.ask_for_email = ask;
+    }
+    if let Some(max) = change.max_unhelpful_answers {
+        policy.max_unhelpful_answers = count("maxUnhelpfulAnswers", max)?;
+    }
+    match change.auto_resolve_after_seconds {
+        None => {}
+        Some(None) => policy.auto_resolve_after_seconds = None,
+        Some(Some(seconds)) => {
+            let seconds = u32::try_from(seconds)
+                .ok()
+                .filter(|s| (1..=MAX_AUTO_RESOLVE_SECONDS).contains(s))
+                .ok_or_else(|| {
+                    AppError::bad_input(
+                        "autoResolveAfterSeconds",
+                        "must be between 1 second and 30 days, or null for never",
+                    )
+                })?;
+            policy.auto_resolve_after_seconds = Some(seconds);
+        }
+    }
+    workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
+    Ok(policy)
 }
 
 #[cfg(test)]

@@ -37,6 +37,29 @@ pub struct Cohort {
 }
 
 impl Cohort {
+    /// The conversations of `workspace_id` started in `[from, to)` (milliseconds),
+    /// of the team `team_id` when given (a team of the workspace).
+    pub async fn of(
+        core: &Core,
+        workspace_id: &str,
+        from: i64,
+        to: i64,
+        team_id: Option<String>,
+    ) -> AppResult<Cohort> {
+        if from >= to {
+            return Err(AppError::bad_input("to", "must be after `from`"));
+        }
+        if let Some(team) = &team_id {
+            crate::domain::tenancy::teams::get(core, workspace_id, team).await?;
+        }
+        Ok(Cohort {
+            workspace_id: workspace_id.to_owned(),
+            from,
+            to,
+            team_id,
+        })
+    }
+
     /// The same span just before this one (for trends).
     pub fn previous(&self) -> Cohort {
         let span = self.to - self.from;

@@ -82,9 +82,11 @@ async fn apply(
     }
     if let Some(team) = &input.team_id {
         if let Some(id) = team {
-            crate::domain::tenancy::teams::get(core, &admin.workspace_id, id)
-                .await
-                .map_err(|_| AppError::bad_input("teamId", format!("no team {id}")))?;
+            validate::existing(
+                crate::domain::tenancy::teams::get(core, &admin.workspace_id, id).await,
+                "teamId",
+                || format!("no team {id}"),
+            )?;
         }
         active.team_id = Set(team.clone());
     }
@@ -107,9 +109,11 @@ async fn apply(
     }
     if let Some(ids) = &input.article_ids {
         for id in ids {
-            crate::domain::knowledge::articles::get(core, &admin.workspace_id, id)
-                .await
-                .map_err(|_| AppError::bad_input("articleIds", format!("no article {id}")))?;
+            validate::existing(
+                super::articles::get(core, &admin.workspace_id, id).await,
+                "articleIds",
+                || format!("no article {id}"),
+            )?;
         }
         active.article_ids = Set(serde_json::to_string(ids)?);
     }
@@ -223,7 +227,7 @@ pub async fn tag_conversation(
     agent: &AgentPrincipal,
     conversation_id: &str,
     tag_id: &str,
-) -> AppResult<()> {
+) -> AppResult<conversation::Model> {
     set_by_agent(core, agent, conversation_id, tag_id, true).await
 }
 
@@ -234,7 +238,7 @@ pub async fn untag_conversation(
     agent: &AgentPrincipal,
     conversation_id: &str,
     tag_id: &str,
-) -> AppResult<()> {
+) -> AppResult<conversation::Model> {
     set_by_agent(core, agent, conversation_id, tag_id, false).await
 }
 
@@ -246,7 +250,7 @@ async fn set_by_agent(
     conversation_id: &str,
     tag_id: &str,
     applied: bool,
-) -> AppResult<()> {
+) -> AppResult<conversation::Model> {
     let ws = &agent.workspace_id;
     let principal = crate::auth::Principal::Agent(agent.clone());
     crate::domain::chat::conversations::get(core, &principal, conversation_id).await?;
@@ -288,14 +292,15 @@ async fn set_by_agent(
     touch(core, txn, ws, conversation_id, change).await
 }
 
-/// Mark the conversation changed, store the change's event, and commit `txn`.
+/// Mark the conversation changed, store the change's event, and commit `txn`. The
+/// conversation as it is then.
 async fn touch(
     core: &Core,
     txn: sea_orm::DatabaseTransaction,
     workspace_id: &str,
     conversation_id: &str,
     change: Change,
-) -> AppResult<()> {
+) -> AppResult<conversation::Model> {
     let row = txn
         .query_one_raw(stmt(
             core.db.backend(),
@@ -308,9 +313,10 @@ async fn touch(
     feed::commit(
         core,
         txn,
-        &[Event::conversation_changed(conversation, change)],
+        &[Event::conversation_changed(conversation.clone(), change)],
     )
-    .await
+    .await?;
+    Ok(conversation)
 }
 
 /// The tags of `workspace_id` by id, from `Core::workspace_tags` unless `fresh` (or not cached): a workspace has tens of tags, read whole.

@@ -96,7 +96,7 @@ async fn run(core: &Core, message: &message::Model) -> AppResult<()> {
         low_confidence_answers: unsure,
     };
     if let Some((reason, _phrase)) = policy::before_answer(&policy, &situation) {
-        crate::domain::handoff::handoffs::request(core, &conversation, reason, None).await?;
+        crate::domain::handoff::request::request(core, &conversation, reason, None).await?;
         return Ok(());
     }
     if !workspace.responder_enabled {
@@ -105,7 +105,7 @@ async fn run(core: &Core, message: &message::Model) -> AppResult<()> {
     let answer =
         crate::domain::knowledge::responder::answer(core, &workspace.id, &message.body).await?;
     if let Some(reason) = policy::after_answer(&policy, &situation, answer.confidence) {
-        crate::domain::handoff::handoffs::request(core, &conversation, reason, None).await?;
+        crate::domain::handoff::request::request(core, &conversation, reason, None).await?;
         return Ok(());
     }
     let reply = NewMessage {

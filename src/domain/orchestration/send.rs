@@ -7,7 +7,8 @@ use crate::auth::Principal;
 use crate::domain::Core;
 use crate::domain::chat::messages::NewMessage;
 use crate::domain::chat::{conversations, sending};
-use crate::domain::handoff::handoffs;
+use crate::domain::core::validate;
+use crate::domain::handoff::accept;
 use crate::domain::knowledge::{articles, tagger};
 use crate::entity::{Author, ConversationStatus, message};
 use crate::error::{AppError, AppResult};
@@ -40,7 +41,7 @@ pub async fn send(core: &Core, principal: &Principal, send: Send) -> AppResult<m
         // An agent's public reply takes the conversation from the AI (as a
         // teammate's reply does in Intercom): an `AGENT_TAKEOVER` handoff, accepted
         // by this agent, and the visitor told who joined, before the reply itself.
-        match handoffs::take_over(core, agent, &before.id).await {
+        match accept::take_over(core, agent, &before.id).await {
             Ok(_) | Err(AppError::Conflict { .. }) => {}
             Err(err) => return Err(err),
         }
@@ -87,16 +88,11 @@ async fn new_message(core: &Core, principal: &Principal, send: &Send) -> AppResu
     }
     let mut sources = Vec::new();
     for id in send.source_article_ids.iter().flatten() {
-        let article = match articles::get(core, principal.workspace_id(), id).await {
-            Ok(article) => article,
-            Err(AppError::NotFound(_)) => {
-                return Err(AppError::bad_input(
-                    "sourceArticleIds",
-                    format!("no article {id}"),
-                ));
-            }
-            Err(err) => return Err(err),
-        };
+        let article = validate::existing(
+            articles::get(core, principal.workspace_id(), id).await,
+            "sourceArticleIds",
+            || format!("no article {id}"),
+        )?;
         sources.push(message::Source {
             article_id: article.id,
             title: article.title,

@@ -4,14 +4,58 @@
 use std::sync::Arc;
 
 use crate::domain::Core;
+use crate::domain::chat::streams::resume_from;
 use crate::domain::core::feed::{Change, Event, EventKind, decode, visible_to};
 use crate::entity::now_ms;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::Cursor;
 
-/// Up to `first` events after `after` that `principal` may see, of `kinds` (any
-/// when empty) and of `conversation_id` when given; and whether more follow.
+/// Events a query asks for at most.
+pub const MAX_EVENTS: i32 = 500;
+
+/// A page of the `events` query.
+pub struct EventPage {
+    pub events: Vec<Arc<Event>>,
+    /// More follow.
+    pub has_next: bool,
+    /// Where it started: the log's start, or the cursor the client sent.
+    pub after: Cursor,
+}
+
+/// Up to `first` (1 to [`MAX_EVENTS`]) events after the cursor `after` (from the
+/// start without one) that `principal` may see, of `kinds` (any when empty) and of
+/// `conversation_id` when given. A cursor older than the retention is
+/// `BAD_USER_INPUT` with reason `CURSOR_EXPIRED`.
 pub async fn page(
+    core: &Core,
+    principal: &crate::auth::Principal,
+    after: Option<&str>,
+    first: i32,
+    kinds: &[String],
+    conversation_id: Option<&str>,
+) -> AppResult<EventPage> {
+    if !(1..=MAX_EVENTS).contains(&first) {
+        return Err(AppError::bad_input(
+            "first",
+            format!("must be between 1 and {MAX_EVENTS}"),
+        ));
+    }
+    let after = match after {
+        Some(cursor) => resume_from(core, "after", cursor).await?,
+        None => Cursor::START,
+    };
+    let (events, has_next) =
+        read(core, principal, after, first as u64, kinds, conversation_id).await?;
+    Ok(EventPage {
+        events,
+        has_next,
+        after,
+    })
+}
+
+/// Up to `first` events after `after` that `principal` may see, and whether more
+/// follow.
+async fn read(
     core: &Core,
     principal: &crate::auth::Principal,
     after: Cursor,

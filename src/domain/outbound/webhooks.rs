@@ -208,15 +208,19 @@ pub async fn rotate_secret(
     Ok((active.update(&core.db.writer).await?, secret))
 }
 
-/// Up to `limit` attempts of a webhook, newest first, before `before` (an attempt
-/// id) when given.
+/// Up to `first` (1 to 100) attempts of a webhook, newest first, before `before`
+/// (an attempt id) when given.
 pub async fn deliveries(
     core: &Core,
     workspace_id: &str,
     webhook_id: &str,
     before: Option<&str>,
-    limit: u64,
+    first: i32,
 ) -> AppResult<Vec<webhook_delivery::Model>> {
+    let limit = u64::try_from(first)
+        .ok()
+        .filter(|n| (1..=100).contains(n))
+        .ok_or_else(|| AppError::bad_input("first", "must be between 1 and 100"))?;
     get(core, workspace_id, webhook_id).await?;
     let mut select =
         webhook_delivery::Entity::find().filter(webhook_delivery::Column::WebhookId.eq(webhook_id));

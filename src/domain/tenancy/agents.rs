@@ -4,7 +4,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
-use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
+use crate::auth::{AgentPrincipal, IssuedToken, Principal, hash_password, verify_password};
 use crate::domain::Core;
 use crate::entity::{Role, agent, now_ms, team_member};
 use crate::error::{AppError, AppResult};
@@ -126,7 +126,7 @@ pub async fn sign_in(
     email: &str,
     password: &str,
     workspace_id: Option<&str>,
-) -> AppResult<(agent::Model, IssuedToken)> {
+) -> AppResult<SignedIn> {
     const INVALID: AppError = AppError::Unauthenticated("invalid email or password");
     core.rate.signin_ip.take(&client.to_string())?;
     let email = email.trim().to_lowercase();
@@ -155,10 +155,29 @@ pub async fn sign_in(
                 candidate.role,
                 candidate.token_generation,
             )?;
-            return Ok((candidate, token));
+            let principal = Principal::Agent(AgentPrincipal {
+                agent_id: candidate.id.clone(),
+                workspace_id: candidate.workspace_id.clone(),
+                role: candidate.role,
+                generation: candidate.token_generation,
+                expires_at: token.expires_at.timestamp(),
+            });
+            return Ok(SignedIn {
+                agent: candidate,
+                token,
+                principal,
+            });
         }
     }
     Err(INVALID)
+}
+
+/// An agent signed in.
+pub struct SignedIn {
+    pub agent: agent::Model,
+    pub token: IssuedToken,
+    /// What the token stands for.
+    pub principal: Principal,
 }
 
 /// Wait for a turn to hash: one hash per CPU at a time (each takes 19 MiB).

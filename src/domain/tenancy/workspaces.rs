@@ -126,6 +126,13 @@ pub async fn update(
     default_team_id: Option<String>,
     require_verified_identity: Option<bool>,
 ) -> AppResult<workspace::Model> {
+    if let Some(team) = &default_team_id {
+        validate::existing(
+            super::teams::get(core, workspace_id, team).await,
+            "defaultTeamId",
+            || format!("no team {team}"),
+        )?;
+    }
     let workspace = get(core, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
     if let Some(name) = name {
