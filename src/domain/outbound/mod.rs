@@ -1,5 +1,6 @@
-//! What leaves the server: the event log as the `events` query pages it, and
-//! signed webhooks carrying it.
+//! What leaves the server: the event log as the `events` query pages it, signed
+//! webhooks carrying it, and the rows of the CSV exports.
 
 pub mod events;
+pub mod exports;
 pub mod webhooks;
