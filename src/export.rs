@@ -162,5 +162,4 @@ mod tests {
             "\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",plain\n"
         );
     }
-
 }

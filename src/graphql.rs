@@ -2,11 +2,13 @@
 //! here, with the request limits and the typed accessors resolvers use.
 
 pub mod agents;
+pub mod conversation_events;
 pub mod conversations;
 pub mod cost;
 pub mod events;
 pub mod handoffs;
 pub mod hours;
+pub mod inbox;
 pub mod inline;
 pub mod insights;
 pub mod knowledge;

@@ -134,34 +134,9 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     let core = domain::Core::open(config)
         .await
         .map_err(|err| anyhow::Error::msg(err.detail()))?;
-    let weak = core.downgrade();
-    core.events.observe(move |record| {
-        if let Some(core) = weak.upgrade() {
-            domain::orchestration::observe::observe(&core, record);
-        }
-    });
+    start_background(&core).await?;
     let state = AppState::new(core);
-    domain::knowledge::retag::resume(&state)
-        .await
-        .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
-    domain::tenancy::agents::warm_up().await;
-    // Signing keys rotated elsewhere are picked up within a minute.
-    let keys_state = state.clone();
-    state.tasks.spawn(async move {
-        loop {
-            tokio::select! {
-                () = keys_state.shutdown.cancelled() => return,
-                () = tokio::time::sleep(auth::keys::RELOAD_EVERY) => {}
-            }
-            if let Err(err) = domain::tenancy::api_keys::reload_keys(&keys_state).await {
-                tracing::warn!(error.detail = ?err, "reading the signing keys again failed");
-            }
-        }
-    });
-    domain::outbound::events::start_pruning(&state);
-    domain::outbound::webhooks::start_delivering(&state);
-    domain::orchestration::sweeper::start(&state);
-    domain::handoff::routing::start(&state);
+    // Presence notes the agents with a socket open on this process.
     let sockets = state.sockets.clone();
     domain::tenancy::presence::start(&state, move || sockets.open_agents());
     let addr = listener.local_addr()?;
@@ -170,4 +145,32 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
         shutdown.cancelled().await;
     }));
     Ok(Running { addr, state, task })
+}
+
+/// The domain's work beside the requests, until shutdown: SQLite's writer, the
+/// observer of the event log, retag jobs left running, signing keys rotated
+/// elsewhere (picked up within a minute), pruning the log, delivering webhooks,
+/// resolving silent conversations, and routing's offers and SLAs.
+async fn start_background(core: &domain::Core) -> anyhow::Result<()> {
+    core.batch_writes();
+    let weak = core.downgrade();
+    core.events.observe(move |record| {
+        if let Some(core) = weak.upgrade() {
+            domain::orchestration::observe::observe(&core, record);
+        }
+    });
+    domain::knowledge::retag::resume(core)
+        .await
+        .map_err(|err| anyhow::anyhow!("resuming retag jobs: {}", err.message()))?;
+    domain::tenancy::agents::warm_up().await;
+    core.repeat(
+        auth::keys::RELOAD_EVERY,
+        "reading the signing keys again",
+        |core| async move { domain::tenancy::api_keys::reload_keys(&core).await },
+    );
+    domain::outbound::events::start_pruning(core);
+    domain::outbound::delivery::start_delivering(core);
+    domain::orchestration::sweeper::start(core);
+    domain::handoff::routing::start(core);
+    Ok(())
 }

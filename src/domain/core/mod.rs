@@ -118,6 +118,14 @@ impl Core {
         });
     }
 
+    /// On SQLite, start the writer that commits concurrent writes together (see
+    /// [`writer`]); on PostgreSQL each write keeps a transaction of its own.
+    pub fn batch_writes(&self) {
+        if self.db.backend() == sea_orm::DbBackend::Sqlite {
+            let _ = self.writer.set(writer::Writer::start(self));
+        }
+    }
+
     /// Connect to the configured database, migrate it, load the signing keys and
     /// start reading the event log.
     pub async fn open(config: Config) -> AppResult<Core> {
@@ -151,9 +159,6 @@ impl Core {
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
         }));
-        if core.db.backend() == sea_orm::DbBackend::Sqlite {
-            let _ = core.writer.set(writer::Writer::start(&core));
-        }
         Ok(core)
     }
 }

@@ -1,0 +1,164 @@
+//! Docs gaps: the questions the AI could not answer with confidence, grouped by
+//! wording, biggest first.
+
+use sea_orm::Value;
+
+use super::{Cohort, int, rows};
+use crate::domain::Core;
+use crate::error::AppResult;
+
+use crate::domain::knowledge::text;
+
+/// Unanswered questions read to find docs gaps, of each kind (unsure answers, and
+/// low-confidence handoffs): the most recent 500 of each, enough to rank the twenty
+/// most frequent wordings, and recent, which is what the docs lack now. A fixed
+/// cost: reading more cost the digest a third of its time at 10,000 conversations.
+const GAP_SAMPLE: u64 = 500;
+/// Docs gaps reported.
+const MAX_GAPS: usize = 20;
+/// Example conversations per docs gap.
+const GAP_EXAMPLES: usize = 5;
+
+/// Visitor questions the AI could not answer with confidence, grouped by wording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gap {
+    /// The most recent wording.
+    pub question: String,
+    /// The content words the group shares.
+    pub terms: Vec<String>,
+    pub count: i64,
+    pub conversation_ids: Vec<String>,
+}
+
+/// Group questions that share most of their content words with the first question
+/// of a group (overlap coefficient ≥ 0.6: shared words over the shorter question's
+/// words, so "Salesforce integration?" joins "Does Inkwell integrate with
+/// Salesforce CRM?"); biggest groups first.
+pub fn group_questions(questions: &[(String, String)]) -> Vec<Gap> {
+    let mut groups: Vec<(Vec<String>, Gap)> = Vec::new();
+    for (conversation_id, question) in questions {
+        let terms = text::terms(question);
+        if terms.is_empty() {
+            continue;
+        }
+        let similar = groups.iter_mut().find(|(anchor, _)| {
+            let shared = terms.iter().filter(|t| anchor.contains(t)).count();
+            let shorter = anchor.len().min(terms.len());
+            shorter > 0 && shared as f64 / shorter as f64 >= 0.6
+        });
+        match similar {
+            Some((_, gap)) => {
+                gap.count += 1;
+                gap.terms.retain(|t| terms.contains(t));
+                if gap.conversation_ids.len() < GAP_EXAMPLES
+                    && !gap.conversation_ids.contains(conversation_id)
+                {
+                    gap.conversation_ids.push(conversation_id.clone());
+                }
+            }
+            None => groups.push((
+                terms.clone(),
+                Gap {
+                    question: question.clone(),
+                    terms,
+                    count: 1,
+                    conversation_ids: vec![conversation_id.clone()],
+                },
+            )),
+        }
+    }
+    let mut gaps: Vec<Gap> = groups.into_iter().map(|(_, gap)| gap).collect();
+    gaps.sort_by_key(|gap| std::cmp::Reverse(gap.count));
+    gaps.truncate(MAX_GAPS);
+    gaps
+}
+
+/// The docs gaps of the cohort: the most recent questions the AI answered below
+/// `threshold`, and those handed off as `LOW_CONFIDENCE`, newest first, each
+/// question once (an unsure answer that led to a handoff is one gap, not two).
+///
+/// Two statements, each reading newest first along an index and stopping at the
+/// sample size: the AI's answers through `ix_messages_ai_answers`, the handoffs
+/// through `(workspace_id, requested_at)`.
+pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResult<Vec<Gap>> {
+    let (condition, values) = cohort.condition();
+    let answers = format!(
+        "SELECT a.created_at AS at, q.conversation_id AS conversation_id, q.seq AS seq, \
+         q.body AS body FROM messages a \
+         JOIN conversations c ON c.id = a.conversation_id \
+         JOIN messages q ON q.conversation_id = a.conversation_id AND q.seq = a.reply_to_seq \
+         WHERE a.workspace_id = ? AND a.author = 'AI' \
+         AND (a.confidence IS NULL OR a.confidence < ?) AND {condition} \
+         ORDER BY a.created_at DESC LIMIT {GAP_SAMPLE}"
+    );
+    let handed = format!(
+        "SELECT h.requested_at AS at, q.conversation_id AS conversation_id, q.seq AS seq, \
+         q.body AS body FROM handoffs h \
+         JOIN conversations c ON c.id = h.conversation_id \
+         JOIN messages q ON q.conversation_id = h.conversation_id AND q.seq = ( \
+           SELECT MAX(m.seq) FROM messages m WHERE m.conversation_id = h.conversation_id \
+           AND m.author = 'VISITOR' AND m.seq <= h.trigger_seq) \
+         WHERE h.workspace_id = ? AND h.reason = 'LOW_CONFIDENCE' AND {condition} \
+         ORDER BY h.requested_at DESC LIMIT {GAP_SAMPLE}"
+    );
+    let workspace: Value = cohort.workspace_id.as_str().into();
+    let mut answer_values = vec![workspace.clone(), threshold.into()];
+    answer_values.extend(values.clone());
+    let mut handed_values = vec![workspace];
+    handed_values.extend(values);
+    let (answers, handed) = tokio::try_join!(
+        rows(core, &answers, answer_values),
+        rows(core, &handed, handed_values)
+    )?;
+    let mut questions: Vec<(i64, String, i64, String)> = answers
+        .iter()
+        .chain(&handed)
+        .map(|row| {
+            Ok((
+                int(row, "at")?,
+                row.try_get("", "conversation_id")?,
+                int(row, "seq")?,
+                row.try_get("", "body")?,
+            ))
+        })
+        .collect::<AppResult<_>>()?;
+    questions.sort_by_key(|q| std::cmp::Reverse(q.0));
+    let mut seen = std::collections::HashSet::new();
+    let newest: Vec<(String, String)> = questions
+        .into_iter()
+        .filter(|(_, conversation, seq, _)| seen.insert((conversation.clone(), *seq)))
+        .take(GAP_SAMPLE as usize)
+        .map(|(_, conversation, _, body)| (conversation, body))
+        .collect();
+    Ok(group_questions(&newest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn similar_wordings_are_grouped() {
+        let questions = [
+            (
+                "c1".to_owned(),
+                "Does Inkwell integrate with Salesforce?".to_owned(),
+            ),
+            ("c2".to_owned(), "Salesforce integration?".to_owned()),
+            (
+                "c3".to_owned(),
+                "How do I cancel my subscription?".to_owned(),
+            ),
+            (
+                "c4".to_owned(),
+                "integrate inkwell with salesforce CRM".to_owned(),
+            ),
+        ];
+        let gaps = group_questions(&questions);
+        assert_eq!(gaps.len(), 2, "{gaps:#?}");
+        assert_eq!(gaps[0].count, 3);
+        assert_eq!(gaps[0].conversation_ids, ["c1", "c2", "c4"]);
+        assert!(gaps[0].terms.contains(&"salesforc".to_owned()));
+        assert_eq!(gaps[1].question, "How do I cancel my subscription?");
+    }
+}
