@@ -122,16 +122,7 @@ pub async fn start(core: &Core, input: StartInput) -> AppResult<Started> {
     .await?;
     let first = match first {
         Some(body) => {
-            let new = NewMessage {
-                author: crate::entity::Author::Visitor,
-                agent_id: None,
-                body,
-                internal: false,
-                confidence: None,
-                sources: "[]".to_owned(),
-                client_message_id: None,
-                reply_to_seq: None,
-            };
+            let new = NewMessage::plain(crate::entity::Author::Visitor, body);
             let appended = append(&txn, &ws.id, &conversation.id, new).await?;
             conversation = appended.conversation;
             Some(appended.message)

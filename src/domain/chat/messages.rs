@@ -73,8 +73,13 @@ impl NewMessage {
 impl NewMessage {
     /// A `SYSTEM` message telling the visitor what is happening.
     pub fn system(body: String) -> NewMessage {
+        NewMessage::plain(Author::System, body)
+    }
+
+    /// A public message of `author` with nothing but its body.
+    pub fn plain(author: Author, body: String) -> NewMessage {
         NewMessage {
-            author: Author::System,
+            author,
             agent_id: None,
             body,
             internal: false,

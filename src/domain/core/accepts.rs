@@ -1,5 +1,5 @@
 //! Accepts of one handoff racing in this process: the first runs, the others wait
-//! for it and lose to it without a statement (see `handoff::handoffs::accept`).
+//! for it and lose to it without a statement (see `handoff::accept::accept`).
 
 use tokio::sync::watch;
 

@@ -79,8 +79,7 @@ fn spawn(core: &Core, job: retag_job::Model) {
     tracker.spawn(async move {
         let id = job.id.clone();
         if let Err(err) = run(&core, job).await {
-            let err: async_graphql::Error = err.into();
-            tracing::error!(job.id = %id, error = %err.message, "retagging failed");
+            tracing::error!(job.id = %id, error.detail = %err.detail(), "retagging failed");
             let failed = retag_job::ActiveModel {
                 id: Set(id),
                 status: Set("FAILED".to_owned()),

@@ -34,8 +34,7 @@ pub fn after_visitor_message(core: &Core, message: &message::Model) {
         // alone; the conversation's next message is handled as usual.
         let handled = AssertUnwindSafe(run(&core, &message)).catch_unwind().await;
         if let Ok(Err(err)) = handled {
-            let err: async_graphql::Error = err.into();
-            tracing::error!(conversation.id = %message.conversation_id, error = %err.message, "handling a visitor message failed");
+            tracing::error!(conversation.id = %message.conversation_id, error.detail = %err.detail(), "handling a visitor message failed");
         }
         core.pipelines.finished();
     });

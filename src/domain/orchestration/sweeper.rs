@@ -6,7 +6,7 @@
 //! Nothing is scheduled in memory: every process looks every `--sweep-every` for
 //! such conversations in the database, so a restart loses nothing. Processes
 //! sharing a PostgreSQL database may look at once; each resolution is a conditional
-//! update of a conversation still held by the AI (`conversations::close`), so one
+//! update of a conversation still held by the AI (`handoff::resolution::close`), so one
 //! of them resolves it and the others' attempts change nothing.
 
 use std::time::Duration;
