@@ -3,6 +3,7 @@
 use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
 use crate::domain::Core;
 use crate::domain::tenancy::workspaces::{self, CreatedWorkspace};
+use crate::error::AppError;
 
 /// Run a non-serving command; what it prints goes to stdout, logs to stderr.
 pub async fn run(command: Command) -> anyhow::Result<()> {
@@ -25,9 +26,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             signing,
         }) => {
             let admin_password = password(admin_password, admin_password_stdin)?;
-            let state = open(Config::for_command(database, Some(signing))).await?;
+            let core = open(Config::for_command(database, Some(signing))).await?;
             let created = create_workspace(
-                &state,
+                &core,
                 &name,
                 &admin_email,
                 &admin_password,
@@ -42,12 +43,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             dir,
             database,
         }) => {
-            let state = open(Config::for_command(database, None)).await?;
-            crate::domain::tenancy::workspaces::get(&state, &workspace)
-                .await
-                .map_err(|_| anyhow::anyhow!("no workspace {workspace}"))?;
+            let core = open(Config::for_command(database, None)).await?;
+            match crate::domain::tenancy::workspaces::get(&core, &workspace).await {
+                Ok(_) => {}
+                Err(AppError::NotFound(_)) => anyhow::bail!("no workspace {workspace}"),
+                Err(err) => anyhow::bail!("reading workspace {workspace}: {}", err.detail()),
+            }
             let imported =
-                crate::domain::knowledge::articles::import_dir(&state, &workspace, &dir, &base_url)
+                crate::domain::knowledge::articles::import_dir(&core, &workspace, &dir, &base_url)
                     .await?;
             println!("imported {imported} articles into {workspace}");
         }
@@ -61,8 +64,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                      variable (tokens it signed end), or unset it to keep a key ring in the database"
                 );
             }
-            let state = open(Config::for_command(database, None)).await?;
-            let key = crate::auth::keys::rotate(&state.db)
+            let core = open(Config::for_command(database, None)).await?;
+            let key = crate::auth::keys::rotate(&core.db)
                 .await
                 .map_err(|err| anyhow::anyhow!("rotating the signing keys: {}", err.message()))?;
             println!(
@@ -76,8 +79,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             database,
             signing,
         }) => {
-            let state = open(Config::for_command(database, Some(signing))).await?;
-            let demo = crate::demo::seed(&state)
+            let core = open(Config::for_command(database, Some(signing))).await?;
+            let demo = crate::demo::seed(&core)
                 .await
                 .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
             print!("{}", demo.describe(&format!("http://{listen}"), false));

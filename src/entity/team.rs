@@ -38,8 +38,9 @@ impl Model {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BusinessHours {
-    /// IANA name, e.g. `Europe/Berlin`.
-    pub time_zone: String,
+    /// An IANA zone, e.g. `Europe/Berlin` (stored by its name: a name this build
+    /// does not know makes the whole value fail to decode).
+    pub time_zone: chrono_tz::Tz,
     pub intervals: Vec<Interval>,
     /// Whole days closed, in the team's time zone (`YYYY-MM-DD`).
     pub holidays: Vec<chrono::NaiveDate>,
@@ -59,3 +60,43 @@ pub struct Interval {
 pub enum Relation {}
 
 impl ActiveModelBehavior for ActiveModel {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn team(business_hours: Option<&str>) -> Model {
+        Model {
+            id: "team_1".into(),
+            workspace_id: "ws".into(),
+            name: "Support".into(),
+            created_at: 0,
+            business_hours: business_hours.map(str::to_owned),
+            routing: super::super::TeamRouting::Manual,
+            offer_timeout_seconds: 60,
+            accept_target_seconds: None,
+            last_offered_to: None,
+        }
+    }
+
+    #[test]
+    fn stored_hours_read_back_and_an_unknown_zone_is_an_error_naming_the_team() {
+        assert_eq!(team(None).business_hours().expect("decodes"), None);
+        let stored = r#"{"timeZone":"Europe/Berlin","intervals":[{"weekday":"MONDAY","opens":540,"closes":1020}],"holidays":["2026-12-25"]}"#;
+        let hours = team(Some(stored))
+            .business_hours()
+            .expect("decodes")
+            .expect("has hours");
+        assert_eq!(hours.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(hours.intervals.len(), 1);
+        let unknown = stored.replace("Europe/Berlin", "Europe/Atlantis");
+        let err = team(Some(&unknown))
+            .business_hours()
+            .expect_err("an unknown zone does not decode");
+        assert!(
+            err.detail().contains("teams.business_hours of row team_1"),
+            "{}",
+            err.detail()
+        );
+    }
+}

@@ -76,7 +76,7 @@ pub struct BusinessHoursView(pub BusinessHours);
 #[Object(name = "BusinessHours")]
 impl BusinessHoursView {
     async fn time_zone(&self) -> &str {
-        &self.0.time_zone
+        self.0.time_zone.name()
     }
 
     async fn intervals(&self) -> Vec<BusinessInterval> {

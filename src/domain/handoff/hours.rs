@@ -93,7 +93,7 @@ pub fn check(
     holidays.sort();
     holidays.dedup();
     Ok(BusinessHours {
-        time_zone: tz.name().to_owned(),
+        time_zone: tz,
         intervals: checked,
         holidays,
     })
@@ -116,9 +116,9 @@ fn weekday_name(day: Weekday) -> &'static str {
     }
 }
 
-/// The team's zone; a stored zone is always known (checked when set).
+/// The team's zone.
 fn tz_of(hours: &BusinessHours) -> Tz {
-    Tz::from_str(&hours.time_zone).unwrap_or(Tz::UTC)
+    hours.time_zone
 }
 
 /// Whether the team answers at `at`.
