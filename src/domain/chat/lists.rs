@@ -157,7 +157,8 @@ pub struct Row {
 /// One page of conversations with their newest message and lead (those asked
 /// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
 /// per relation would cost more than the page. (Assignees and teams, a handful
-/// per workspace, come from caches instead: see `crate::graphql::loaders`.)
+/// per workspace, come from the core's caches instead, through the request's
+/// loaders.)
 pub async fn page_joined(core: &Core, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
     let statement = page_statement(core.db.backend(), query);
     let mut rows: Vec<JsonRow> = json_rows(&core.db.reader, statement).await?;

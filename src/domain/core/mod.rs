@@ -3,9 +3,9 @@
 //! the locks and queues that order concurrent work, and the tracker of background
 //! tasks that shutdown waits for.
 //!
-//! The transport's state (`crate::state::AppState`) wraps a `Core` with what only
-//! the transport knows (parsed documents, sockets, shared subscription executions,
-//! connection counts); domain functions take `&Core` and never see those.
+//! The transport wraps a `Core` with what only it knows (parsed documents,
+//! sockets, shared subscription executions, connection counts); domain functions
+//! take `&Core` and never see those.
 
 pub mod accepts;
 pub mod counts;
