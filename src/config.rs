@@ -5,10 +5,14 @@
 //! configured, Casefile serves on 127.0.0.1:8080 with a SQLite file `casefile.db` in
 //! the working directory.
 
+mod model;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use model::{BreakerConfig, ModelConfig, Secret};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -281,6 +285,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub limits: Limits,
+
+    #[command(flatten)]
+    pub model: ModelConfig,
 }
 
 /// Limits that keep hostile or broken clients from taking the server down. Each is
@@ -467,7 +474,7 @@ impl Config {
                 secret.len()
             ));
         }
-        Ok(())
+        self.model.check()
     }
 
     /// A configuration for tests and embedding: the defaults, with this database.

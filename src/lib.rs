@@ -12,7 +12,7 @@
 //! - graphql: `graphql`
 //! - domain: `domain` (its sub-folders, from the top: `orchestration` > `insights`,
 //!   `outbound` > `handoff` > `knowledge` > `chat` > `tenancy` > `core`)
-//! - events and auth: `events`, `auth`, `rate`, `webhooks`
+//! - events and auth: `events`, `auth`, `rate`, `webhooks`, `llm`
 //! - storage: `db`, `entity`
 //! - ground: `config`, `error`, `ids`, `cache`
 //!
@@ -45,7 +45,8 @@
 //! **Events and auth.** [`events`] is the event log (an outbox read by cursor;
 //! PostgreSQL's `NOTIFY` only wakes readers); [`auth`] holds principals (agent,
 //! visitor, API key) and JWTs with per-kind audiences; [`rate`] the rate limits,
-//! token buckets per caller; [`webhooks`] signs and sends webhook requests.
+//! token buckets per caller; [`webhooks`] signs and sends webhook requests; [`llm`]
+//! streams completions from an OpenAI-compatible model server.
 //!
 //! **Storage and ground.** [`entity`] has the sea-orm entities, one per table, with
 //! one typed accessor per JSON column; [`db`] connects and migrates (SQLite with one
@@ -73,6 +74,7 @@ pub mod events;
 pub mod export;
 pub mod graphql;
 pub mod ids;
+pub mod llm;
 pub mod net;
 pub mod rate;
 pub mod state;
