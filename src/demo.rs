@@ -383,15 +383,12 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
         };
         domain::knowledge::articles::upsert(core, &created.workspace_id, input).await?;
     }
-    let workspace = domain::tenancy::workspaces::update(
-        core,
-        &created.workspace_id,
-        None,
-        Some(true),
-        team_id("Content Support"),
-        None,
-    )
-    .await?;
+    let change = domain::tenancy::workspaces::WorkspaceChange {
+        default_team_id: team_id("Content Support"),
+        ..Default::default()
+    };
+    let workspace =
+        domain::tenancy::workspaces::update(core, &created.workspace_id, change).await?;
     core.db.setting_or_insert(SETTING, &workspace.id).await?;
     Ok(workspace)
 }

@@ -30,10 +30,11 @@ pub enum Kind {
     Delivery,
     Feedback,
     Flag,
+    ModelCall,
 }
 
 impl Kind {
-    const ALL: [Kind; 17] = [
+    const ALL: [Kind; 18] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -51,6 +52,7 @@ impl Kind {
         Kind::Delivery,
         Kind::Feedback,
         Kind::Flag,
+        Kind::ModelCall,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -72,6 +74,7 @@ impl Kind {
             Kind::Delivery => "whd",
             Kind::Feedback => "fbk",
             Kind::Flag => "flg",
+            Kind::ModelCall => "mdl",
         }
     }
 

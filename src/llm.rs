@@ -91,10 +91,18 @@ impl std::fmt::Display for Failure {
             Failure::Status(status) => write!(f, "HTTP status {status}"),
             Failure::Malformed(what) => write!(f, "malformed stream ({what})"),
             Failure::FirstTokenTimeout(limit) => {
-                write!(f, "no first token within {}", humantime::format_duration(*limit))
+                write!(
+                    f,
+                    "no first token within {}",
+                    humantime::format_duration(*limit)
+                )
             }
             Failure::Timeout(limit) => {
-                write!(f, "answer not complete within {}", humantime::format_duration(*limit))
+                write!(
+                    f,
+                    "answer not complete within {}",
+                    humantime::format_duration(*limit)
+                )
             }
         }
     }
@@ -145,7 +153,11 @@ impl Connector {
 
     /// Ask the model to answer `messages`, with `tools` it may call; the answer
     /// streams from the returned [`Completion`].
-    pub async fn start(&self, messages: &[ChatMessage], tools: &[Tool]) -> Result<Completion, Failure> {
+    pub async fn start(
+        &self,
+        messages: &[ChatMessage],
+        tools: &[Tool],
+    ) -> Result<Completion, Failure> {
         let started = Instant::now();
         let first_deadline = started + self.first_token_timeout;
         let deadline = started + self.timeout;
@@ -451,7 +463,10 @@ mod tests {
     fn a_stream_cut_mid_answer_or_not_a_completion_is_malformed() {
         let cut = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}\n\n";
         assert!(matches!(decode(cut), Err(Failure::Malformed(_))));
-        assert!(matches!(decode("data: <html>\n\n"), Err(Failure::Malformed(_))));
+        assert!(matches!(
+            decode("data: <html>\n\n"),
+            Err(Failure::Malformed(_))
+        ));
         let error = "data: {\"error\":{\"message\":\"overloaded\"}}\n\n";
         assert!(matches!(decode(error), Err(Failure::Malformed(_))));
         // A finished answer without `[DONE]` is whole.

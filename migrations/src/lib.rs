@@ -19,6 +19,7 @@ mod m20261130_000010_conversation_endings;
 mod m20261130_000011_business_hours;
 mod m20261130_000012_agent_presence;
 mod m20261201_000013_routing;
+mod m20261206_000014_model_answers;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_business_hours::Migration),
             Box::new(m20261130_000012_agent_presence::Migration),
             Box::new(m20261201_000013_routing::Migration),
+            Box::new(m20261206_000014_model_answers::Migration),
         ]
     }
 }

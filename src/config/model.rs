@@ -120,10 +120,14 @@ fn secret(value: &str) -> Result<Secret, String> {
 
 /// An `http://` or `https://` URL with a host.
 fn model_url(value: &str) -> Result<url::Url, String> {
-    let url = url::Url::parse(value.trim())
-        .map_err(|err| format!("not a URL ({err}): expected one like `http://127.0.0.1:8000/v1`"))?;
+    let url = url::Url::parse(value.trim()).map_err(|err| {
+        format!("not a URL ({err}): expected one like `http://127.0.0.1:8000/v1`")
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err("expected an http:// or https:// URL with a host, like `http://127.0.0.1:8000/v1`".to_owned());
+        return Err(
+            "expected an http:// or https:// URL with a host, like `http://127.0.0.1:8000/v1`"
+                .to_owned(),
+        );
     }
     Ok(url)
 }

@@ -22,6 +22,7 @@ pub mod insight_tag;
 pub mod lead;
 pub mod lead_field;
 pub mod message;
+pub mod model_call;
 pub mod rating;
 pub mod retag_job;
 pub mod setting;
@@ -413,6 +414,40 @@ pub enum HandoffReason {
     /// An agent took over a chat they were watching.
     #[sea_orm(string_value = "AGENT_TAKEOVER")]
     AgentTakeover,
+    /// The language model judged that a person should answer (its
+    /// `handoff_to_human` tool call; its reason is the handoff's note).
+    #[sea_orm(string_value = "AI_REQUESTED")]
+    AiRequested,
+}
+
+/// Where a workspace's AI answers come from.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    EnumIter,
+    DeriveActiveEnum,
+    async_graphql::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AnswerEngine {
+    /// A language model behind the server's OpenAI-compatible API
+    /// (`CASEFILE_LLM_URL`), writing from the workspace's articles and citing them;
+    /// the extractive responder whenever the model cannot.
+    #[sea_orm(string_value = "MODEL")]
+    Model,
+    /// The extractive responder: quotes the best passage of the articles.
+    #[sea_orm(string_value = "EXTRACTIVE")]
+    Extractive,
+    /// No built-in answers: an integrator's model posts them with an `AI_WRITE` key.
+    #[sea_orm(string_value = "OFF")]
+    Off,
 }
 
 /// Where a handoff is: `REQUESTED → ACCEPTED → RESOLVED`, or `CANCELLED` when the

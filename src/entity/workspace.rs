@@ -8,6 +8,8 @@ pub struct Model {
     pub id: String,
     pub name: String,
     pub widget_key: String,
+    /// Kept equal to `answer_engine != OFF` (what older releases read); the engine
+    /// decides.
     pub responder_enabled: bool,
     pub default_team_id: Option<String>,
     /// JSON: the workspace's [`HandoffPolicy`] (defaults fill what is absent); read
@@ -19,6 +21,13 @@ pub struct Model {
     pub identity_secret: Option<String>,
     /// Conversations need a valid identity token.
     pub require_verified_identity: bool,
+    /// Where AI answers come from; `None` takes the server's default (`MODEL` with a
+    /// model configured, else `EXTRACTIVE`).
+    pub answer_engine: Option<super::AnswerEngine>,
+    /// Tone and house rules for the model's system prompt (empty: none).
+    pub answer_instructions: String,
+    /// Model tokens the workspace may use per UTC day; `None`: no limit.
+    pub model_daily_token_limit: Option<i64>,
 }
 
 impl Model {
@@ -143,6 +152,9 @@ mod tests {
             created_at: 0,
             identity_secret: None,
             require_verified_identity: false,
+            answer_engine: None,
+            answer_instructions: String::new(),
+            model_daily_token_limit: None,
         }
         .handoff_policy()
     }

@@ -187,6 +187,7 @@ pub enum ConversationEvent {
     TagChanged(ConversationTagChanged),
     LeadUpdated(LeadUpdated),
     HandoffChanged(HandoffChanged),
+    AnswerDelta(AnswerDelta),
 }
 
 impl ConversationEvent {
@@ -247,9 +248,34 @@ impl ConversationEvent {
             } => Some(ConversationEvent::HandoffChanged(HandoffChanged(
                 Handoff::of_event(event, handoff, conversation, resolved),
             ))),
+            EventKind::AnswerDelta {
+                reply_to_seq,
+                offset,
+                text,
+            } => Some(ConversationEvent::AnswerDelta(AnswerDelta {
+                conversation_id: ID(event.conversation_id.clone()),
+                reply_to_seq: *reply_to_seq,
+                offset: *offset,
+                text: text.clone(),
+            })),
             EventKind::MessageCreated { .. }
             | EventKind::AccessRevoked { .. }
             | EventKind::AgentAvailabilityChanged { .. } => None,
         }
     }
+}
+
+/// A piece of the AI's answer as the model writes it, for the widget to show it
+/// growing. Pieces of one answer come in order; `offset` says where this one
+/// starts, so a client can tell it missed one (then it waits for the stored
+/// message, whose `body` is every piece, in order, and which arrives on
+/// `messages`). Like typing, it is not stored and has no cursor.
+#[derive(async_graphql::SimpleObject)]
+pub struct AnswerDelta {
+    pub conversation_id: ID,
+    /// The `seq` of the visitor message being answered.
+    pub reply_to_seq: i64,
+    /// Where `text` starts in the answer, in characters (Unicode scalar values).
+    pub offset: i64,
+    pub text: String,
 }

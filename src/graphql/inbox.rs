@@ -189,6 +189,7 @@ pub(super) async fn inbox_event(
             }
         }
         EventKind::Typing { .. }
+        | EventKind::AnswerDelta { .. }
         | EventKind::AccessRevoked { .. }
         | EventKind::AgentAvailabilityChanged { .. } => {
             return Ok(None);

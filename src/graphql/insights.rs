@@ -83,6 +83,29 @@ impl InsightsDigest {
     }
 }
 
+/// The language model's use in a period.
+#[derive(SimpleObject)]
+pub struct ModelUsage {
+    /// Answers the model wrote that were stored.
+    pub answers: i64,
+    /// Handoffs the model asked for (`AI_REQUESTED`).
+    pub handoffs: i64,
+    /// Requests that failed (refused, an HTTP error, a malformed stream, a
+    /// time-out); each was answered the extractive way instead.
+    pub failures: i64,
+    /// Requests abandoned because a person took the conversation, or the visitor
+    /// wrote again, while the model wrote.
+    pub abandoned: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// Requests whose usage the server did not report (their tokens estimated).
+    pub estimated: i64,
+    /// Milliseconds from a request to its first piece of answer, median.
+    pub first_token_p50_ms: Option<i64>,
+    /// … and 95th percentile.
+    pub first_token_p95_ms: Option<i64>,
+}
+
 /// A team's handoffs against its accept target.
 pub struct TeamSlaBreaches(domain::insights::SlaBreaches);
 
@@ -135,6 +158,26 @@ impl InsightsDigest {
     /// to a human. Conversations agents resolved are not counted.
     async fn ai_resolved(&self) -> async_graphql::Result<i64> {
         Ok(self.summary().await?.ai_resolved)
+    }
+
+    /// The language model's requests in the period (made in `[from, to)`, of the
+    /// team's conversations with `teamId`): what came of them, the tokens they
+    /// used (as the model server reported them; estimated at four characters a
+    /// token for a server that reports none, counted in `estimated`), and how soon
+    /// it started answering. All zero without a model.
+    async fn model_usage(&self) -> async_graphql::Result<ModelUsage> {
+        let usage = domain::insights::model_usage(&self.core, &self.cohort).await?;
+        Ok(ModelUsage {
+            answers: usage.answers,
+            handoffs: usage.handoffs,
+            failures: usage.failures,
+            abandoned: usage.abandoned,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            estimated: usage.estimated,
+            first_token_p50_ms: usage.first_token_p50_ms,
+            first_token_p95_ms: usage.first_token_p95_ms,
+        })
     }
 
     /// Handoffs requested outside their team's business hours.

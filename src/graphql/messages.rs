@@ -98,6 +98,12 @@ impl Message {
         self.0.confidence
     }
 
+    /// For `AI` answers: the `seq` of the visitor message answered (the
+    /// `replyToSeq` of the `AnswerDelta`s it was streamed as).
+    async fn reply_to_seq(&self) -> Option<i64> {
+        self.0.reply_to_seq
+    }
+
     /// For `AI` messages: the articles the answer cites.
     async fn sources(&self) -> async_graphql::Result<Vec<ArticleRef>> {
         Ok(self

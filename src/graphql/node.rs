@@ -148,7 +148,8 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         | Kind::Webhook
         | Kind::Delivery
         | Kind::Feedback
-        | Kind::Flag => {
+        | Kind::Flag
+        | Kind::ModelCall => {
             return Err(not_found.into());
         }
     };

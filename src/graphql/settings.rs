@@ -6,7 +6,7 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use crate::auth::Scope;
 use crate::domain;
 use crate::domain::handoff::policy::HandoffPolicy;
-use crate::entity::api_key;
+use crate::entity::{AnswerEngine, api_key};
 
 use super::workspaces::Workspace;
 use super::{ContextExt, timestamp};
@@ -82,9 +82,19 @@ pub struct HandoffPolicyInput {
 #[derive(InputObject, Default)]
 pub struct UpdateWorkspaceInput {
     pub name: Option<String>,
-    /// Turn the built-in AI responder on or off (off: post AI answers from your
-    /// own model with an `AI_WRITE` key).
+    /// Turn the built-in AI on or off (off: post AI answers from your own model
+    /// with an `AI_WRITE` key).
+    #[graphql(deprecation = "Use `answerEngine` (`false` here is `OFF`).")]
     pub responder_enabled: Option<bool>,
+    /// Where the AI's answers come from. `MODEL` needs a model configured on the
+    /// server (`CASEFILE_LLM_URL`).
+    pub answer_engine: Option<AnswerEngine>,
+    /// Tone and house rules for the model ("answer in the visitor's language",
+    /// "never promise refunds"), at most 4,000 characters; empty clears them.
+    pub answer_instructions: Option<String>,
+    /// Model tokens the workspace may use per UTC day (at least 1); `null`: no
+    /// limit.
+    pub model_daily_token_limit: MaybeUndefined<i64>,
     /// The team handoffs go to when no tag routes them.
     pub default_team_id: Option<ID>,
     /// Talk only with signed-in visitors: `startConversation` needs a valid
@@ -177,15 +187,21 @@ impl SettingsMutation {
         input: UpdateWorkspaceInput,
     ) -> async_graphql::Result<Workspace> {
         let admin = ctx.principal()?.admin()?;
-        let workspace = domain::tenancy::workspaces::update(
-            ctx.core(),
-            &admin.workspace_id,
-            input.name.as_deref(),
-            input.responder_enabled,
-            input.default_team_id.map(|id| id.0),
-            input.require_verified_identity,
-        )
-        .await?;
+        let change = domain::tenancy::workspaces::WorkspaceChange {
+            name: input.name,
+            answer_engine: input.answer_engine,
+            responder_enabled: input.responder_enabled,
+            answer_instructions: input.answer_instructions,
+            model_daily_token_limit: match input.model_daily_token_limit {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(limit) => Some(Some(limit)),
+            },
+            default_team_id: input.default_team_id.map(|id| id.0),
+            require_verified_identity: input.require_verified_identity,
+        };
+        let workspace =
+            domain::tenancy::workspaces::update(ctx.core(), &admin.workspace_id, change).await?;
         Ok(Workspace(workspace))
     }
 

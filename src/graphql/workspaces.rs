@@ -3,7 +3,7 @@
 use async_graphql::{Context, ID, Object};
 
 use crate::domain;
-use crate::entity::workspace;
+use crate::entity::{AnswerEngine, workspace};
 
 use super::agents::{Agent, Team};
 use super::settings::HandoffPolicyView;
@@ -29,9 +29,33 @@ impl Workspace {
         &self.0.widget_key
     }
 
-    /// Whether the built-in AI responder answers visitors.
-    async fn responder_enabled(&self) -> bool {
-        self.0.responder_enabled
+    /// Whether the built-in AI answers visitors: `answerEngine` is not `OFF`.
+    #[graphql(deprecation = "Use `answerEngine` (`false` here is `OFF` there).")]
+    async fn responder_enabled(&self, ctx: &Context<'_>) -> bool {
+        domain::tenancy::workspaces::answer_engine(&self.0, ctx.core().model.is_some())
+            != AnswerEngine::Off
+    }
+
+    /// Where the AI's answers come from: `MODEL` (a language model, writing from
+    /// the workspace's articles), `EXTRACTIVE` (quoting the best passage) or `OFF`
+    /// (an integrator's model posts them with an `AI_WRITE` key). Unless the
+    /// workspace chose, `MODEL` when the server has a model configured, else
+    /// `EXTRACTIVE`.
+    async fn answer_engine(&self, ctx: &Context<'_>) -> AnswerEngine {
+        domain::tenancy::workspaces::answer_engine(&self.0, ctx.core().model.is_some())
+    }
+
+    /// Tone and house rules the model is given with every question (at most
+    /// 4,000 characters; empty: none).
+    async fn answer_instructions(&self) -> &str {
+        &self.0.answer_instructions
+    }
+
+    /// Model tokens (prompt and completion) the workspace may use per UTC day;
+    /// past it, answers come from the extractive responder until midnight UTC.
+    /// `null`: no limit.
+    async fn model_daily_token_limit(&self) -> Option<i64> {
+        self.0.model_daily_token_limit
     }
 
     /// Conversations need a valid `identityToken` (signed-in visitors only).

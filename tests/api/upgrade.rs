@@ -1,6 +1,6 @@
 //! Upgrading a database that holds data: the migrations of issue 15 (010 to 013)
-//! roll back and forward on a file written by the server, and what they fill in
-//! for existing rows is right.
+//! and the model's answers (014) roll back and forward on a file written by the
+//! server, and what they fill in for existing rows is right.
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
@@ -8,9 +8,9 @@ use serde_json::json;
 
 use crate::helpers::{TestApp, fresh_database, test_config};
 
-/// Migrations that came with conversation endings, business hours, presence and
-/// routing.
-const NEW: u32 = 4;
+/// Migrations that came with conversation endings, business hours, presence,
+/// routing and the model's answers.
+const NEW: u32 = 5;
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
@@ -50,6 +50,18 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
 
     // The new server migrates it forward on start.
     let app = TestApp::spawn_with(config, dir).await;
+    let settings = app
+        .data(
+            Some(&ws.admin_token),
+            "{ workspace { answerEngine responderEnabled answerInstructions modelDailyTokenLimit } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        settings["workspace"],
+        json!({ "answerEngine": "OFF", "responderEnabled": false, "answerInstructions": "", "modelDailyTokenLimit": null }),
+        "a workspace whose responder was off keeps it off"
+    );
     let read = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt openHandoff { outOfHours offeredTo { id } slaDueAt } } }";
     let before = app
         .data(Some(&ws.admin_token), read, json!({ "c": resolved }))

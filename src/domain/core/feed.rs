@@ -67,6 +67,14 @@ pub enum EventKind {
         /// Typing an internal note: never shown to the visitor.
         internal: bool,
     },
+    /// A piece of an AI answer being written to the visitor message `reply_to_seq`,
+    /// starting at character `offset` of the answer (never stored: the answer is,
+    /// once whole).
+    AnswerDelta {
+        reply_to_seq: i64,
+        offset: i64,
+        text: String,
+    },
     /// An agent (deactivated, or a password change: then only tokens below
     /// `below_generation`) or an API key (revoked) lost access: its sockets close.
     AccessRevoked {
@@ -207,6 +215,25 @@ impl Event {
         )
     }
 
+    /// `text`, the piece of an AI answer to the visitor message `reply_to_seq` that
+    /// starts at character `offset`.
+    pub fn answer_delta(
+        conversation: &conversation::Model,
+        reply_to_seq: i64,
+        offset: i64,
+        text: String,
+    ) -> Event {
+        Event::new(
+            conversation.workspace_id.clone(),
+            conversation.id.clone(),
+            EventKind::AnswerDelta {
+                reply_to_seq,
+                offset,
+                text,
+            },
+        )
+    }
+
     /// `subject` (an agent or API key id) of `workspace_id` lost access.
     pub fn access_revoked(
         workspace_id: &str,
@@ -246,6 +273,7 @@ impl Event {
             | EventKind::ConversationChanged { conversation, .. }
             | EventKind::HandoffChanged { conversation, .. } => Some(conversation),
             EventKind::Typing { .. }
+            | EventKind::AnswerDelta { .. }
             | EventKind::AccessRevoked { .. }
             | EventKind::AgentAvailabilityChanged { .. } => None,
         }
@@ -274,6 +302,7 @@ impl Event {
                 HandoffStatus::Cancelled => "HANDOFF_CANCELLED",
             },
             EventKind::Typing { .. } => "TYPING",
+            EventKind::AnswerDelta { .. } => "ANSWER_DELTA",
             EventKind::AccessRevoked { .. } => ACCESS_REVOKED,
             EventKind::AgentAvailabilityChanged { .. } => AGENT_AVAILABILITY_CHANGED,
         }
@@ -290,6 +319,7 @@ impl Event {
             } => Some(tag_id.clone()),
             EventKind::ConversationChanged { conversation, .. } => Some(conversation.id.clone()),
             EventKind::Typing { agent_id, .. } => agent_id.clone(),
+            EventKind::AnswerDelta { .. } => None,
             EventKind::AccessRevoked { subject, .. } => Some(subject.clone()),
             EventKind::AgentAvailabilityChanged { agent_id, .. } => Some(agent_id.clone()),
         }
@@ -419,6 +449,7 @@ pub fn visible_to(event: &Event, principal: &crate::auth::Principal) -> bool {
     match &event.kind {
         EventKind::AccessRevoked { .. }
         | EventKind::Typing { .. }
+        | EventKind::AnswerDelta { .. }
         | EventKind::AgentAvailabilityChanged { .. } => false,
         EventKind::MessageCreated { message, .. } => !message.internal || principal.sees_internal(),
         EventKind::ConversationChanged { .. } | EventKind::HandoffChanged { .. } => true,

@@ -66,6 +66,8 @@ pub struct Shared {
     pub faults: Faults,
     /// The rate limits' buckets (see `crate::rate`).
     pub rate: crate::rate::RateLimits,
+    /// The language model server, when one is configured (`CASEFILE_LLM_URL`).
+    pub model: Option<crate::llm::Connector>,
     /// Password hashing runs behind this, one at a time per CPU: a burst of sign-ins
     /// queues instead of taking all memory (Argon2 uses 19 MiB per hash).
     pub hashing: tokio::sync::Semaphore,
@@ -154,6 +156,7 @@ impl Core {
             workspace_tags: Default::default(),
             faults: Default::default(),
             rate: crate::rate::RateLimits::new(&config.limits),
+            model: crate::llm::Connector::new(&config.model),
             config,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),

@@ -18,6 +18,14 @@ pub fn text(field: &str, value: &str, max: usize) -> AppResult<String> {
     Ok(value.to_owned())
 }
 
+/// A trimmed text of at most `max` characters; empty is allowed (it clears).
+pub fn optional_text(field: &str, value: &str, max: usize) -> AppResult<String> {
+    match value.trim() {
+        "" => Ok(String::new()),
+        value => text(field, value, max),
+    }
+}
+
 /// A short text (names, labels).
 pub fn short(field: &str, value: &str) -> AppResult<String> {
     text(field, value, MAX_SHORT_TEXT)

@@ -17,6 +17,7 @@ fn reason_text(reason: HandoffReason) -> &'static str {
         HandoffReason::Unresolved => "the AI's answers did not resolve it",
         HandoffReason::Policy => "the topic is one the team always handles",
         HandoffReason::AgentTakeover => "an agent took over the chat",
+        HandoffReason::AiRequested => "the AI judged that a person should answer",
     }
 }
 

@@ -6,7 +6,7 @@ use sea_orm::Value;
 use super::{Cohort, int, rows};
 use crate::domain::Core;
 use crate::entity::HandoffReason;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 
 /// How fast handoffs were accepted and resolved, why they happened, and how many
 /// there were per bucket of the series.
@@ -93,8 +93,8 @@ pub async fn handoff_stats(
     stats.resolve = percentiles(&resolve);
     stats.reasons = reasons
         .iter()
-        .map(|(reason, n)| (parse_reason(reason), *n))
-        .collect();
+        .map(|(reason, n)| Ok((parse_reason(reason)?, *n)))
+        .collect::<AppResult<_>>()?;
     Ok(stats)
 }
 
@@ -113,14 +113,12 @@ fn percentiles(ranked: &[(i64, i64, i64)]) -> (Option<f64>, Option<f64>) {
     (median, p90)
 }
 
-fn parse_reason(reason: &str) -> HandoffReason {
-    match reason {
-        "VISITOR_REQUESTED" => HandoffReason::VisitorRequested,
-        "LOW_CONFIDENCE" => HandoffReason::LowConfidence,
-        "UNRESOLVED" => HandoffReason::Unresolved,
-        "POLICY" => HandoffReason::Policy,
-        _ => HandoffReason::AgentTakeover,
-    }
+fn parse_reason(reason: &str) -> AppResult<HandoffReason> {
+    <HandoffReason as sea_orm::ActiveEnum>::try_from_value(&reason.to_owned()).map_err(|_| {
+        AppError::internal(format!(
+            "a handoff reason this build does not know: {reason}"
+        ))
+    })
 }
 
 /// Handoffs of the cohort's conversations requested outside their team's

@@ -17,12 +17,14 @@ use crate::db::stmt;
 mod feedback;
 mod gaps;
 mod handoffs;
+mod usage;
 
 pub use feedback::{AnswerFeedback, ArticleFeedback, answer_feedback, article_feedback};
 pub use gaps::{Gap, docs_gaps, group_questions};
 pub use handoffs::{
     HandedOff, HandoffStats, SlaBreaches, handoff_stats, out_of_hours_handoffs, sla_breaches,
 };
+pub use usage::{ModelUsage, model_usage};
 
 /// Which conversations a digest counts.
 #[derive(Clone, Debug)]

@@ -19,7 +19,7 @@ const MAX_PASSAGE: usize = 600;
 pub use crate::entity::message::Source;
 
 /// What the responder found for a question.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Answer {
     /// The best passage, quoted.
     pub passage: Option<String>,
@@ -142,9 +142,79 @@ pub fn best_answer(question: &str, articles: &[article::Model]) -> Answer {
 
 /// Answer `question` from the workspace's articles.
 pub async fn answer(core: &Core, workspace_id: &str, question: &str) -> AppResult<Answer> {
+    Ok(retrieve(core, workspace_id, question).await?.answer)
+}
+
+/// Passages given to a language model at most.
+pub const MAX_GROUNDING_PASSAGES: usize = 6;
+
+/// What retrieval found for a question: the extractive answer, and the best
+/// passages (at most [`MAX_GROUNDING_PASSAGES`]) grouped by article, best article
+/// first, for a model to answer from.
+#[derive(Clone, Debug, Default)]
+pub struct Retrieval {
+    pub answer: Answer,
+    pub grounding: Vec<Grounding>,
+}
+
+/// An article given to the model as one numbered source: its best passages, in
+/// the article's order, and its score (its best passage's, as in [`Answer`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grounding {
+    pub source: Source,
+    pub passages: Vec<String>,
+}
+
+/// Search the workspace's articles for `question` and rank their passages.
+pub async fn retrieve(core: &Core, workspace_id: &str, question: &str) -> AppResult<Retrieval> {
     let hits: Vec<Hit> = articles::search(core, workspace_id, question, CANDIDATES, 0).await?;
     let articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
-    Ok(best_answer(question, &articles))
+    Ok(Retrieval {
+        answer: best_answer(question, &articles),
+        grounding: grounding(question, &articles),
+    })
+}
+
+/// The best passages of `articles` for `question` (those that match at all), by
+/// article.
+pub fn grounding(question: &str, articles: &[article::Model]) -> Vec<Grounding> {
+    let terms = text::terms(question);
+    // (score, article, passage index, passage)
+    let mut ranked: Vec<(f64, usize, usize, String)> = Vec::new();
+    for (a, article) in articles.iter().enumerate() {
+        for (p, passage) in passages(&article.body).into_iter().enumerate() {
+            let s = score(&terms, &article.title, &passage);
+            if s > 0.0 {
+                ranked.push((s, a, p, passage));
+            }
+        }
+    }
+    ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    ranked.truncate(MAX_GROUNDING_PASSAGES);
+    /// An article's passages among the best: (index in the article, passage).
+    type Chosen = Vec<(usize, String)>;
+    let mut out: Vec<(usize, f64, Chosen)> = Vec::new();
+    for (s, a, p, passage) in ranked {
+        match out.iter_mut().find(|(article, _, _)| *article == a) {
+            Some((_, _, passages)) => passages.push((p, passage)),
+            None => out.push((a, s, vec![(p, passage)])),
+        }
+    }
+    out.into_iter()
+        .map(|(a, s, mut passages)| {
+            passages.sort_by_key(|(p, _)| *p);
+            let article = &articles[a];
+            Grounding {
+                source: Source {
+                    article_id: article.id.clone(),
+                    title: article.title.clone(),
+                    url: article.url.clone(),
+                    score: (s * 1000.0).round() / 1000.0,
+                },
+                passages: passages.into_iter().map(|(_, passage)| passage).collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

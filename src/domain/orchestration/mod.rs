@@ -1,6 +1,7 @@
 //! The top of the domain: what happens after a visitor writes (tag, decide,
 //! answer or hand off), and the sweeps that end conversations on a clock.
 
+pub mod answering;
 pub mod observe;
 pub mod pipeline;
 pub mod send;

@@ -1,5 +1,6 @@
 //! What happens after a visitor writes in a conversation the AI controls: tag it,
-//! let the handoff policy decide, and otherwise let the built-in responder answer.
+//! let the handoff policy decide, and otherwise answer it with the workspace's
+//! engine (see `answering`).
 //!
 //! It runs after the visitor's message committed, off the request (the answer
 //! streams to the visitor like any message), one message at a time per
@@ -12,13 +13,10 @@ use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, EntityTrait};
 
 use crate::domain::Core;
-use crate::domain::chat::messages;
-use crate::domain::knowledge::tagger;
 use crate::entity::{Author, ConversationStatus, conversation, message};
 use crate::error::{AppError, AppResult};
 
 use crate::db::stmt;
-use crate::domain::chat::messages::NewMessage;
 use crate::domain::handoff::policy::{self, Situation};
 
 /// Handle a visitor message in the background.
@@ -98,33 +96,12 @@ async fn run(core: &Core, message: &message::Model) -> AppResult<()> {
         crate::domain::handoff::request::request(core, &conversation, reason, None).await?;
         return Ok(());
     }
-    if !workspace.responder_enabled {
-        return Ok(());
-    }
-    let answer =
-        crate::domain::knowledge::responder::answer(core, &workspace.id, &message.body).await?;
-    if let Some(reason) = policy::after_answer(&policy, &situation, answer.confidence) {
-        crate::domain::handoff::request::request(core, &conversation, reason, None).await?;
-        return Ok(());
-    }
-    let reply = NewMessage {
-        author: Author::Ai,
-        agent_id: None,
-        body: answer.message(policy.confidence_threshold),
-        internal: false,
-        confidence: Some(answer.confidence),
-        sources: crate::entity::encode(&answer.sources)?,
-        client_message_id: None,
-        reply_to_seq: Some(message.seq),
+    let question = super::answering::Question {
+        workspace: &workspace,
+        conversation: &conversation,
+        message,
+        policy: &policy,
+        situation: &situation,
     };
-    let posted =
-        match messages::post(core, &conversation.workspace_id, &conversation.id, reply).await {
-            Ok(posted) => posted,
-            // A human took over, or the visitor wrote again: this answer is dropped.
-            Err(AppError::Conflict { .. }) => return Ok(()),
-            Err(err) => return Err(err),
-        };
-    // The topics that cover the articles it cites.
-    tagger::tag_cited_articles(core, &posted.conversation, &posted.message).await?;
-    Ok(())
+    super::answering::answer(core, &question).await
 }

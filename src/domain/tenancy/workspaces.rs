@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::auth::hash_password;
 use crate::domain::Core;
-use crate::entity::{Role, agent, now_ms, workspace};
+use crate::entity::{AnswerEngine, Role, agent, now_ms, workspace};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
 
@@ -49,6 +49,9 @@ pub async fn create(
         created_at: Set(now),
         identity_secret: Set(None),
         require_verified_identity: Set(false),
+        answer_engine: Set(None),
+        answer_instructions: Set(String::new()),
+        model_daily_token_limit: Set(None),
     };
     let owner_id = new_id(Kind::Agent);
     let txn = core.db.writer.begin().await?;
@@ -117,15 +120,66 @@ pub async fn set_policy(core: &Core, workspace_id: &str, policy: &HandoffPolicy)
     Ok(())
 }
 
-/// Change a workspace's name, responder switch or default team.
+/// Longest `answerInstructions`, in characters.
+pub const MAX_ANSWER_INSTRUCTIONS: usize = 4_000;
+
+/// What `updateWorkspace` changes; `None` leaves a value as it is.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceChange {
+    pub name: Option<String>,
+    pub answer_engine: Option<AnswerEngine>,
+    /// Deprecated view of the engine: `false` is `OFF`; `true` turns an `OFF`
+    /// workspace back to the server's default. `answer_engine` wins when both come.
+    pub responder_enabled: Option<bool>,
+    pub answer_instructions: Option<String>,
+    /// `Some(None)`: no limit.
+    pub model_daily_token_limit: Option<Option<i64>>,
+    pub default_team_id: Option<String>,
+    pub require_verified_identity: Option<bool>,
+}
+
+/// The engine that answers a workspace's visitors: its own choice, else `MODEL`
+/// when the server has a model configured, else `EXTRACTIVE`.
+pub fn answer_engine(workspace: &workspace::Model, model_configured: bool) -> AnswerEngine {
+    workspace.answer_engine.unwrap_or(if model_configured {
+        AnswerEngine::Model
+    } else {
+        AnswerEngine::Extractive
+    })
+}
+
+/// Change a workspace's settings.
 pub async fn update(
     core: &Core,
     workspace_id: &str,
-    name: Option<&str>,
-    responder_enabled: Option<bool>,
-    default_team_id: Option<String>,
-    require_verified_identity: Option<bool>,
+    change: WorkspaceChange,
 ) -> AppResult<workspace::Model> {
+    let WorkspaceChange {
+        name,
+        answer_engine,
+        responder_enabled,
+        answer_instructions,
+        model_daily_token_limit,
+        default_team_id,
+        require_verified_identity,
+    } = change;
+    if answer_engine == Some(AnswerEngine::Model) && core.model.is_none() {
+        return Err(AppError::bad_input(
+            "answerEngine",
+            "this server has no model configured (CASEFILE_LLM_URL): choose EXTRACTIVE or OFF, or configure one",
+        ));
+    }
+    if let Some(Some(limit)) = model_daily_token_limit
+        && limit < 1
+    {
+        return Err(AppError::bad_input(
+            "modelDailyTokenLimit",
+            "must be at least 1, or null for no limit",
+        ));
+    }
+    let answer_instructions = answer_instructions
+        .map(|text| validate::optional_text("answerInstructions", &text, MAX_ANSWER_INSTRUCTIONS))
+        .transpose()?;
     if let Some(team) = &default_team_id {
         validate::existing(
             super::teams::get(core, workspace_id, team).await,
@@ -134,12 +188,26 @@ pub async fn update(
         )?;
     }
     let workspace = get(core, workspace_id).await?;
+    let workspace_engine = workspace.answer_engine;
     let mut active: workspace::ActiveModel = workspace.into();
     if let Some(name) = name {
-        active.name = Set(validate::short("name", name)?);
+        active.name = Set(validate::short("name", &name)?);
     }
-    if let Some(enabled) = responder_enabled {
-        active.responder_enabled = Set(enabled);
+    let engine = match (answer_engine, responder_enabled) {
+        (Some(engine), _) => Some(Some(engine)),
+        (None, Some(false)) => Some(Some(AnswerEngine::Off)),
+        (None, Some(true)) if workspace_engine == Some(AnswerEngine::Off) => Some(None),
+        (None, _) => None,
+    };
+    if let Some(engine) = engine {
+        active.answer_engine = Set(engine);
+        active.responder_enabled = Set(engine != Some(AnswerEngine::Off));
+    }
+    if let Some(text) = answer_instructions {
+        active.answer_instructions = Set(text);
+    }
+    if let Some(limit) = model_daily_token_limit {
+        active.model_daily_token_limit = Set(limit);
     }
     if let Some(team) = default_team_id {
         active.default_team_id = Set(Some(team));
