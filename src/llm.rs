@@ -137,6 +137,11 @@ impl Connector {
         })
     }
 
+    /// The model asked.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
     /// `host:port` of the model server, for log lines.
     pub fn host(&self) -> &str {
         &self.host

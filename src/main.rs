@@ -64,6 +64,13 @@ async fn serve(config: casefile::Config) -> anyhow::Result<()> {
         "casefile serving on http://{}/graphql; database {database}",
         running.addr
     );
+    if let Some(model) = &running.state.model {
+        tracing::info!(
+            "answers from the model {} at {} (the extractive responder when it cannot)",
+            model.model(),
+            model.host()
+        );
+    }
     if demo {
         let seeded = casefile::demo::seed(&running.state)
             .await

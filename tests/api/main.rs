@@ -24,6 +24,7 @@ mod leads;
 mod lifecycle;
 mod limits;
 mod live;
+mod model;
 mod plans;
 mod platform;
 mod presence;
