@@ -50,7 +50,8 @@ pub async fn model_usage(core: &Core, cohort: &Cohort) -> AppResult<ModelUsage> 
     let (condition, values) = condition(cohort);
     let sql = format!(
         "SELECT m.outcome AS outcome, COUNT(*) AS calls, \
-         SUM(m.prompt_tokens) AS prompt, SUM(m.completion_tokens) AS completion, \
+         CAST(SUM(m.prompt_tokens) AS BIGINT) AS prompt, \
+         CAST(SUM(m.completion_tokens) AS BIGINT) AS completion, \
          SUM(CASE WHEN m.estimated THEN 1 ELSE 0 END) AS estimated \
          FROM model_calls m WHERE {condition} GROUP BY m.outcome"
     );

@@ -489,7 +489,7 @@ pub async fn tokens_today(core: &Core, workspace_id: &str) -> AppResult<i64> {
         .reader
         .query_one_raw(stmt(
             core.db.backend(),
-            "SELECT COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS tokens \
+            "SELECT CAST(COALESCE(SUM(prompt_tokens + completion_tokens), 0) AS BIGINT) AS tokens \
              FROM model_calls WHERE workspace_id = ? AND created_at >= ?",
             vec![workspace_id.into(), midnight.into()],
         ))
