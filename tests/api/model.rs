@@ -937,3 +937,93 @@ async fn the_api_key_is_sent_as_a_bearer_token_and_never_shown() {
         assert!(!line.contains(KEY), "the key in the log: {line}");
     }
 }
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+#[tokio::test]
+#[ignore = "needs llama.cpp's OpenAI server and a model: `.ci/llama` installs them and prints CASEFILE_TEST_LLAMA_PYTHON and CASEFILE_TEST_LLAMA_MODEL; .ci/run runs this test alone"]
+async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
+    let python = std::env::var("CASEFILE_TEST_LLAMA_PYTHON")
+        .expect("CASEFILE_TEST_LLAMA_PYTHON: the python of a venv with llama-cpp-python[server] (see .ci/llama)");
+    let weights = std::env::var("CASEFILE_TEST_LLAMA_MODEL")
+        .expect("CASEFILE_TEST_LLAMA_MODEL: a GGUF file (see .ci/llama)");
+    let port = free_port();
+    let _server = tokio::process::Command::new(python)
+        .args(["-m", "llama_cpp.server", "--model", &weights, "--n_threads", "2"])
+        .args(["--n_ctx", "2048", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("llama.cpp's server starts");
+    let base = format!("http://127.0.0.1:{port}/v1");
+    let probe = reqwest::Client::new();
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while probe.get(format!("{base}/models")).send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("llama.cpp's server answers");
+
+    let model = FakeModel {
+        url: base,
+        fake: Arc::default(),
+    };
+    let app = serve(&model, |config| {
+        config.model.model = Some("smollm2-135m".to_owned());
+        config.model.first_token_timeout = Duration::from_secs(60);
+        config.model.timeout = Duration::from_secs(120);
+    })
+    .await;
+    let ws = workspace(&app).await;
+    let (conversation, visitor, mut socket) = listening_visitor(&app, &ws).await;
+    app.send(&visitor, &conversation, QUESTION).await;
+    tokio::time::timeout(Duration::from_secs(150), async {
+        while app.running.state.pipelines.running() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("answered in time");
+    let usage = app
+        .data(
+            Some(&ws.admin_token),
+            "query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) { modelUsage { answers handoffs failures promptTokens completionTokens estimated firstTokenP50Ms } } }",
+            json!({ "f": "2020-01-01T00:00:00Z", "t": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    let usage = &usage["insights"]["modelUsage"];
+    assert_eq!(usage["failures"], 0, "{usage}");
+    assert!(usage["promptTokens"].as_i64().expect("prompt") > 0, "{usage}");
+    assert!(usage["completionTokens"].as_i64().expect("completion") > 0, "{usage}");
+    assert!(usage["firstTokenP50Ms"].is_i64(), "{usage}");
+    let read = app
+        .data(Some(&ws.admin_token), READ, json!({ "c": conversation }))
+        .await;
+    let answers = ai_messages(&read);
+    if usage["answers"] == 1 {
+        let body = answers[0]["body"].as_str().expect("body");
+        let streamed: String = deltas(&mut socket, body.chars().count())
+            .await
+            .iter()
+            .map(|d| d["text"].as_str().expect("text").to_owned())
+            .collect();
+        assert_eq!(streamed, body, "the stored body is what streamed");
+        // What the model invented as markers cites nothing it was not given.
+        for source in answers[0]["sources"].as_array().expect("sources") {
+            assert!(source["url"].as_str().expect("url").starts_with("https://docs.test/"));
+        }
+    } else {
+        // It called `handoff_to_human` instead: handed off, by the AI.
+        assert_eq!(usage["handoffs"], 1, "{usage}");
+        assert_eq!(read["conversation"]["openHandoff"]["reason"], "AI_REQUESTED");
+    }
+}
