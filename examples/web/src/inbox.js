@@ -128,9 +128,9 @@ function openConversation(id) {
     query: `subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename ... on TypingEvent { author typing } } }`,
     variables: { c: id },
   }, ({ conversationEvents: e }) => {
-    if (e.__typename !== 'TypingEvent' || e.author !== 'VISITOR') return;
+    if (e.__typename !== 'TypingEvent' || e.author === 'AGENT') return;
     $('v-typing').hidden = !e.typing;
-    $('v-typing').textContent = 'The visitor is typing…';
+    $('v-typing').textContent = e.author === 'AI' ? 'The AI assistant is writing an answer…' : 'The visitor is typing…';
   }) });
   drawList();
 }

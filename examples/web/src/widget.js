@@ -1,5 +1,5 @@
 // The chat widget: start a conversation with the widget key, see the AI's cited
-// answers, ask for a person, leave lead details, and resume after a reload with no
+// answers (a model's as it writes them), ask for a person, leave lead details, and resume after a reload with no
 // lost or doubled message.
 import { ApiError, el, gql, live, rich, subscribe, uuid } from './api.js';
 
@@ -43,13 +43,48 @@ const joined = (message) => message.author === 'AGENT' ||
 const backToAi = (message) => message.author === 'AI' ||
   (message.author === 'SYSTEM' && message.body.includes('chatting with the AI assistant again'));
 
+// A model's answer as it is written: `AnswerDelta` pieces, by the visitor message
+// they answer. A piece that starts past what is shown means one was missed: the
+// draft stops growing and waits for the stored answer, which replaces it.
+const drafts = new Map(); // replyToSeq → { item, text, chars, broken }
+function draft({ replyToSeq, offset, text }) {
+  let d = drafts.get(replyToSeq);
+  if (!d) {
+    if (offset !== 0 || [...shown.values()].some((m) => m.dataset.replyToSeq === String(replyToSeq))) return;
+    const body = el('div', { class: 'text' });
+    const item = el('li', { class: 'message ai streaming', 'data-reply-to-seq': replyToSeq },
+      el('span', { class: 'author' }, 'AI assistant'), body);
+    d = { item, body, text: '', chars: 0, broken: false };
+    drafts.set(replyToSeq, d);
+    $('messages').append(item);
+  }
+  if (d.broken) return;
+  const pieces = [...text];
+  if (offset > d.chars) { d.broken = true; return; }
+  const fresh = pieces.slice(d.chars - offset).join(''); // a piece seen twice adds nothing
+  d.text += fresh;
+  d.chars += pieces.length - Math.min(pieces.length, d.chars - offset);
+  d.body.textContent = d.text;
+  $('typing').hidden = true;
+  d.item.scrollIntoView({ block: 'end' });
+}
+// A stored answer replaces its draft; a person taking the chat ends every draft
+// (the model's request was abandoned).
+function endDrafts(upTo = Infinity) {
+  for (const [seq, d] of drafts) {
+    if (seq <= upTo) { d.item.remove(); drafts.delete(seq); }
+  }
+}
+
 function render(message) {
+  if (message.author === 'AI' && message.replyToSeq != null) endDrafts(message.replyToSeq);
+  if (message.author === 'AGENT') endDrafts();
   if (shown.has(message.seq)) return;
   if (joined(message)) personHere(true, message.seq, false);
   else if (backToAi(message)) personHere(false, message.seq, false);
   const author = message.author.toLowerCase();
   const label = { visitor: 'You', ai: 'AI assistant', system: '', agent: message.agent?.name ?? 'Agent' }[author];
-  const item = el('li', { class: `message ${author}`, 'data-seq': message.seq },
+  const item = el('li', { class: `message ${author}`, 'data-seq': message.seq, 'data-reply-to-seq': message.replyToSeq },
     label ? el('span', { class: 'author' }, label) : null,
     rich(message.body),
     message.sources?.length
@@ -93,22 +128,26 @@ function connect() {
   // after the last message shown is replayed.
   subscribe(client, {
     query: `subscription($c: ID!, $after: Int) { messages(conversationId: $c, afterSeq: $after) {
-      id seq author body agent { name } sources { title url } } }`,
+      id seq author body replyToSeq agent { name } sources { title url } } }`,
     get variables() { return { c: state.conversationId, after: state.lastSeq }; },
   }, (data) => render(data.messages), showError);
   subscribe(client, {
     query: `subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename
       ... on TypingEvent { author typing agent { name } }
+      ... on AnswerDelta { replyToSeq offset text }
       ... on ConversationStatusChanged { status conversation { lastSeq } } } }`,
     variables: { c: state.conversationId },
   }, ({ conversationEvents: event }) => {
+    if (event.__typename === 'AnswerDelta') { draft(event); return; }
     if (event.__typename === 'ConversationStatusChanged') {
+      if (event.status === 'HUMAN') endDrafts();
       personHere(event.status === 'HUMAN', event.conversation.lastSeq, true);
       return;
     }
     if (event.__typename !== 'TypingEvent' || event.author === 'VISITOR') return;
     $('typing').hidden = !event.typing;
-    $('typing').textContent = `${event.agent?.name ?? 'Someone'} is typing…`;
+    const who = event.author === 'AI' ? 'AI assistant' : (event.agent?.name ?? 'Someone');
+    $('typing').textContent = `${who} is typing…`;
   }, showError);
   // Who has the chat now (a reload after an agent resolved it shows no message saying so).
   const id = state.conversationId;

@@ -1,5 +1,6 @@
 // End-to-end in headless Chromium: a visitor asks a question the demo docs answer
-// and sees the cited answer, asks for a person; the agent in a second browser
+// and sees the cited answer written as it streams from the model (a scripted
+// OpenAI-compatible server below, which Casefile is pointed at), asks for a person; the agent in a second browser
 // context, the one its team's round robin offers it to, sees the offer arrive live
 // with a countdown, accepts it and replies; the visitor sees
 // the reply and the agent's name; a reload of the widget shows the whole thread
@@ -15,6 +16,7 @@
 // default ../../target/debug/casefile)
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,9 +31,40 @@ const freePort = () => new Promise((ok) => {
   const server = createServer().listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => ok(port)); });
 });
 
+// A model server as OpenAI's API streams (`data:` chunks of `choices[0].delta`, a
+// finish, a usage chunk, `data: [DONE]`), writing slowly enough to be seen: it
+// answers from the first source it is given and cites it as [1].
+const model = createHttpServer((request, response) => {
+  let body = '';
+  request.on('data', (chunk) => { body += chunk; });
+  request.on('end', async () => {
+    if (request.method !== 'POST' || !request.url.endsWith('/v1/chat/completions')) {
+      response.writeHead(404).end();
+      return;
+    }
+    const { messages } = JSON.parse(body);
+    const title = messages[0].content.match(/\n\[1\] (.+) \(/)?.[1] ?? 'the docs';
+    const pieces = [`Here is what "${title}" says: `, 'open the draft, ', 'pick Schedule next to Publish ', 'and set the time [1].'];
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const chunk = (delta, extra = {}) => response.write(`data: ${JSON.stringify({
+      id: 'chatcmpl-e2e', object: 'chat.completion.chunk', created: 0, model: 'fake',
+      choices: [{ index: 0, delta, finish_reason: null }], ...extra })}\n\n`);
+    chunk({ role: 'assistant', content: '' });
+    for (const piece of pieces) {
+      await new Promise((ok) => setTimeout(ok, 250));
+      chunk({ content: piece });
+    }
+    response.write(`data: ${JSON.stringify({ id: 'chatcmpl-e2e', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] })}\n\n`);
+    response.write(`data: ${JSON.stringify({ id: 'chatcmpl-e2e', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 300, completion_tokens: 30, total_tokens: 330 } })}\n\n`);
+    response.end('data: [DONE]\n\n');
+  });
+});
+const modelPort = await new Promise((ok) => model.listen(0, '127.0.0.1', () => ok(model.address().port)));
+
 const port = await freePort();
 const dir = mkdtempSync(join(tmpdir(), 'casefile-e2e-'));
-const server = spawn(bin, ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/casefile.db`], {
+const server = spawn(bin, ['serve', '--demo', '--listen', `127.0.0.1:${port}`, '--database-url', `sqlite://${dir}/casefile.db`,
+  '--llm-url', `http://127.0.0.1:${modelPort}/v1`, '--llm-model', 'fake'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 const printed = await new Promise((ok, fail) => {
@@ -67,14 +100,29 @@ async function step(name, action) {
 }
 
 try {
-  await step('the visitor asks a question the docs answer and sees the cited answer', async () => {
+  await step('the visitor asks a question the docs answer and sees the cited answer written as it streams', async () => {
     await visitor.goto(widgetUrl);
+    // Every text the streaming answer shows, as it changes.
+    await visitor.evaluate(() => {
+      window.drafts = [];
+      new MutationObserver(() => {
+        const text = document.querySelector('.message.ai.streaming .text')?.textContent;
+        if (text && text !== window.drafts.at(-1)) window.drafts.push(text);
+      }).observe(document.getElementById('messages'), { childList: true, subtree: true, characterData: true });
+    });
     await visitor.fill('#input', 'How do I schedule a draft to publish later?');
     await visitor.click('#composer button[type=submit]');
-    const answer = visitor.locator('.message.ai').first();
+    await visitor.locator('.message.ai.streaming').waitFor({ timeout: 15_000 });
+    const answer = visitor.locator('.message.ai:not(.streaming)').first();
     await answer.waitFor({ timeout: 15_000 });
     await visitor.locator('.message.ai .sources a', { hasText: 'Scheduling drafts to publish later' }).waitFor();
-    if (!/schedule/i.test(await answer.locator('blockquote').textContent())) throw new Error('the answer does not quote the article');
+    if (await visitor.locator('.message.ai.streaming').count()) throw new Error('the draft stayed beside the stored answer');
+    const drafts = await visitor.evaluate(() => window.drafts);
+    const stored = await answer.locator('.text').textContent();
+    if (drafts.length < 2) throw new Error(`the answer did not grow as it was written: ${JSON.stringify(drafts)}`);
+    if (drafts.some((d, i) => i > 0 && !d.startsWith(drafts[i - 1]))) throw new Error(`the draft did not grow in order: ${JSON.stringify(drafts)}`);
+    if (drafts.at(-1) !== stored) throw new Error(`the stored answer ${JSON.stringify(stored)} is not what was written ${JSON.stringify(drafts.at(-1))}`);
+    if (!stored.includes('Scheduling drafts to publish later') || !stored.endsWith('[1].')) throw new Error(`unexpected answer: ${stored}`);
   });
 
   await step('the agent signs in to the inbox', async () => {
@@ -234,4 +282,6 @@ try {
 } finally {
   await browser.close();
   server.kill('SIGTERM');
+  model.close();
+  model.closeAllConnections?.();
 }
