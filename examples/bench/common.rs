@@ -527,8 +527,12 @@ impl Database {
 /// The hidden flags that turn this binary into a server.
 pub enum ChildMode {
     /// `--serve-casefile DATABASE_URL`: casefile on that database, with a fresh
-    /// workspace; prints `{"addr", "workspace": {...}}`.
-    Casefile(String),
+    /// workspace; prints `{"addr", "workspace": {...}}`. With `--model-url`, its
+    /// answers come from the model server there (A1).
+    Casefile {
+        database_url: String,
+        model_url: Option<String>,
+    },
     /// `--serve-raw`: the raw axum WebSocket broadcast server; prints `{"addr"}`.
     Raw,
 }
@@ -549,8 +553,15 @@ pub async fn serve_child(mode: ChildMode) -> anyhow::Result<()> {
     // Held until the process exits.
     let mut _running: Option<casefile::Running> = None;
     let ready = match mode {
-        ChildMode::Casefile(url) => {
+        ChildMode::Casefile {
+            database_url: url,
+            model_url,
+        } => {
             let mut config = casefile::Config::for_database(url);
+            if let Some(model_url) = model_url {
+                config.model.url = Some(model_url.parse().context("--model-url")?);
+                config.model.model = Some("bench".to_owned());
+            }
             // Known to the bench, so it can issue tokens for the accounts it seeds.
             config.jwt_secret = Some(BENCH_JWT_SECRET.to_owned());
             // W1 delivers webhooks to a receiver in the bench process.
@@ -742,6 +753,28 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
         + fields.get(12).context("stime")?.parse::<f64>()?;
     // Linux reports them in USER_HZ, 100 on the platforms this runs on.
     Ok(ticks / 100.0)
+}
+
+/// Seconds of CPU (user + system) the running `postgres` processes (the server
+/// and its backends) have used, summed: the database's share of a phase, read
+/// before and after it. A backend that exits meanwhile takes its share with it;
+/// casefile's pooled connections live as long as the child.
+pub fn postgres_cpu_seconds() -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        if stat.contains("(postgres)") {
+            total += cpu_seconds(pid).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
 }
 
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
@@ -1050,7 +1083,7 @@ fn client_config() -> WebSocketConfig {
         .write_buffer_size(0)
 }
 
-async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<Socket> {
+pub async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<Socket> {
     let mut request = url.into_client_request()?;
     if let Some(protocol) = protocol {
         request
@@ -1067,7 +1100,7 @@ async fn connect(url: &str, protocol: Option<&str>) -> anyhow::Result<Socket> {
 }
 
 /// The next text frame, skipping control frames; fails on close or timeout.
-async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
+pub async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
     // Bounded: a server sends at most a few pings before what we wait for.
     for _ in 0..100 {
         let frame = tokio::time::timeout(STEP_TIMEOUT, socket.next())
@@ -1085,7 +1118,7 @@ async fn next_text(socket: &mut Socket) -> anyhow::Result<String> {
 }
 
 /// The next graphql-transport-ws message that is not a ping or pong.
-async fn next_protocol_message(socket: &mut Socket) -> anyhow::Result<Value> {
+pub async fn next_protocol_message(socket: &mut Socket) -> anyhow::Result<Value> {
     for _ in 0..100 {
         let text = next_text(socket).await?;
         let value: Value = serde_json::from_str(&text)?;

@@ -15,6 +15,7 @@
 //! The same binary is also the child servers of the scenarios (hidden flags
 //! `--serve-casefile DATABASE_URL` and `--serve-raw`).
 
+mod a1_answers;
 #[path = "../support/client.rs"]
 mod client;
 mod common;
@@ -52,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
     i1_insights::SCENARIO,
     x1_cross_process::SCENARIO,
     w1_webhooks::SCENARIO,
+    a1_answers::SCENARIO,
 ];
 
 #[derive(Debug, Parser)]
@@ -83,6 +85,10 @@ struct Args {
     #[arg(long, hide = true, value_name = "DATABASE_URL")]
     serve_casefile: Option<String>,
 
+    /// Child mode, with `--serve-casefile`: the model server's base URL.
+    #[arg(long, hide = true, value_name = "URL")]
+    model_url: Option<String>,
+
     /// Child mode: serve the raw axum WebSocket broadcast server and print `{"addr"}`.
     #[arg(long, hide = true)]
     serve_raw: bool,
@@ -97,7 +103,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let args = Args::parse();
     let child = match (args.serve_casefile.clone(), args.serve_raw) {
-        (Some(url), _) => Some(ChildMode::Casefile(url)),
+        (Some(url), _) => Some(ChildMode::Casefile {
+            database_url: url,
+            model_url: args.model_url.clone(),
+        }),
         (None, true) => Some(ChildMode::Raw),
         (None, false) => None,
     };

@@ -449,6 +449,79 @@ async fn the_model_hands_off_by_calling_its_tool_with_its_reason_in_the_case_fil
 }
 
 #[tokio::test]
+async fn the_ai_shows_typing_while_a_slow_model_has_not_started_and_not_around_a_fast_one() {
+    const ANSWER: &str = "To schedule a draft, open it and click Schedule [1].";
+    let model = FakeModel::start().await;
+    model.script([
+        Script::Stream(vec![
+            Step::Wait(Duration::from_millis(800)),
+            Step::Text(ANSWER),
+            Step::Finish("stop"),
+            Step::Done,
+        ]),
+        Script::Stream(vec![Step::Text(ANSWER), Step::Finish("stop"), Step::Done]),
+    ]);
+    let app = serve(&model, |_| {}).await;
+    let ws = workspace(&app).await;
+    let (conversation, visitor) = app.start_conversation(&ws, None).await;
+    let mut socket = WsClient::ready(&app, TRANSPORT_WS, &visitor).await;
+    socket
+        .subscribe(
+            "events",
+            "subscription($c: ID!) { conversationEvents(conversationId: $c) { __typename \
+             ... on TypingEvent { author typing } ... on AnswerDelta { text } } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    app.listening(1).await;
+    // What the visitor sees, as `typing:true`, `typing:false` and `delta`, until
+    // `until` is seen.
+    async fn seen(socket: &mut WsClient, until: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut text = String::new();
+        while seen.last().map(String::as_str) != Some(until) {
+            let payload = socket.next_data("events").await;
+            let event = &payload["data"]["conversationEvents"];
+            seen.push(match event["__typename"].as_str() {
+                Some("AnswerDelta") => {
+                    text.push_str(event["text"].as_str().expect("text"));
+                    if text == ANSWER { "answered" } else { "delta" }.to_owned()
+                }
+                Some("TypingEvent") => format!("{}:{}", event["author"], event["typing"]),
+                other => format!("{other:?}"),
+            });
+        }
+        seen
+    }
+
+    app.send(&visitor, &conversation, QUESTION).await;
+    let mut slow = seen(&mut socket, "\"AI\":false").await;
+    slow.dedup();
+    assert_eq!(slow, ["\"AI\":true", "answered", "\"AI\":false"]);
+    app.settle().await;
+
+    app.send(
+        &visitor,
+        &conversation,
+        "And where do scheduled posts appear?",
+    )
+    .await;
+    assert_eq!(seen(&mut socket, "answered").await, ["answered"]);
+    app.settle().await;
+    // Nothing more came of it: the next thing the visitor hears is its own typing.
+    app.data(
+        Some(&visitor),
+        "mutation($c: ID!) { setTyping(conversationId: $c, typing: true) }",
+        json!({ "c": conversation }),
+    )
+    .await;
+    assert_eq!(
+        seen(&mut socket, "\"VISITOR\":true").await,
+        ["\"VISITOR\":true"]
+    );
+}
+
+#[tokio::test]
 async fn a_person_taking_over_mid_answer_stops_it_at_once_and_nothing_is_stored() {
     let model = FakeModel::start().await;
     model.script([Script::Stream(vec![
@@ -956,8 +1029,22 @@ async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
         .expect("CASEFILE_TEST_LLAMA_MODEL: a GGUF file (see .ci/llama)");
     let port = free_port();
     let _server = tokio::process::Command::new(python)
-        .args(["-m", "llama_cpp.server", "--model", &weights, "--n_threads", "2"])
-        .args(["--n_ctx", "2048", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args([
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            &weights,
+            "--n_threads",
+            "2",
+        ])
+        .args([
+            "--n_ctx",
+            "2048",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -1002,8 +1089,14 @@ async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
         .await;
     let usage = &usage["insights"]["modelUsage"];
     assert_eq!(usage["failures"], 0, "{usage}");
-    assert!(usage["promptTokens"].as_i64().expect("prompt") > 0, "{usage}");
-    assert!(usage["completionTokens"].as_i64().expect("completion") > 0, "{usage}");
+    assert!(
+        usage["promptTokens"].as_i64().expect("prompt") > 0,
+        "{usage}"
+    );
+    assert!(
+        usage["completionTokens"].as_i64().expect("completion") > 0,
+        "{usage}"
+    );
     assert!(usage["firstTokenP50Ms"].is_i64(), "{usage}");
     let read = app
         .data(Some(&ws.admin_token), READ, json!({ "c": conversation }))
@@ -1019,11 +1112,19 @@ async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
         assert_eq!(streamed, body, "the stored body is what streamed");
         // What the model invented as markers cites nothing it was not given.
         for source in answers[0]["sources"].as_array().expect("sources") {
-            assert!(source["url"].as_str().expect("url").starts_with("https://docs.test/"));
+            assert!(
+                source["url"]
+                    .as_str()
+                    .expect("url")
+                    .starts_with("https://docs.test/")
+            );
         }
     } else {
         // It called `handoff_to_human` instead: handed off, by the AI.
         assert_eq!(usage["handoffs"], 1, "{usage}");
-        assert_eq!(read["conversation"]["openHandoff"]["reason"], "AI_REQUESTED");
+        assert_eq!(
+            read["conversation"]["openHandoff"]["reason"],
+            "AI_REQUESTED"
+        );
     }
 }

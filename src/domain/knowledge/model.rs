@@ -12,10 +12,8 @@
 
 use std::time::Duration;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use futures_util::FutureExt;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, FromQueryResult, Set};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 
@@ -37,8 +35,9 @@ pub const HANDOFF_TOOL: &str = "handoff_to_human";
 /// Visitor and AI messages given to the model as the conversation, at most.
 const RECENT_TURNS: u64 = 12;
 
-/// How long pieces of an answer gather before they are sent: a burst of tokens is
-/// one `AnswerDelta`, not one per token.
+/// At most one `AnswerDelta` per this long: the first piece goes at once (the
+/// visitor sees the answer start as soon as it does), then a burst of tokens
+/// gathers into one event, not one per token.
 const DELTA_EVERY: Duration = Duration::from_millis(40);
 
 /// Characters gathered that are sent at once, whatever the time.
@@ -156,23 +155,45 @@ pub fn prompt(
 }
 
 /// The visitor's and the AI's recent public messages, up to and with `message`, in
-/// order.
+/// order; `None` when the conversation has moved on (it left the AI, or the
+/// visitor wrote after `message`), read in the same statement.
 pub async fn recent_turns(
     core: &Core,
     conversation: &conversation::Model,
     message: &message::Model,
-) -> AppResult<Vec<message::Model>> {
-    let mut turns = message::Entity::find()
-        .filter(message::Column::ConversationId.eq(conversation.id.as_str()))
-        .filter(message::Column::Internal.eq(false))
-        .filter(message::Column::Author.is_in([Author::Visitor, Author::Ai]))
-        .filter(message::Column::Seq.lte(message.seq))
-        .order_by_desc(message::Column::Seq)
-        .limit(RECENT_TURNS)
-        .all(&core.db.reader)
+) -> AppResult<Option<Vec<message::Model>>> {
+    let rows = core
+        .db
+        .reader
+        .query_all_raw(stmt(
+            core.db.backend(),
+            "SELECT m.*, c.status AS conversation_status, \
+             (SELECT MAX(v.seq) FROM messages v WHERE v.conversation_id = c.id AND v.author = 'VISITOR') AS last_visitor \
+             FROM conversations c JOIN messages m ON m.conversation_id = c.id \
+             WHERE c.id = ? AND m.internal = ? AND m.author IN ('VISITOR', 'AI') AND m.seq <= ? \
+             ORDER BY m.seq DESC LIMIT ?",
+            vec![
+                conversation.id.as_str().into(),
+                false.into(),
+                message.seq.into(),
+                (RECENT_TURNS as i64).into(),
+            ],
+        ))
         .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let status: String = first.try_get("", "conversation_status")?;
+    let last_visitor: Option<i64> = first.try_get("", "last_visitor")?;
+    if status != "AI" || last_visitor.is_some_and(|last| last > message.seq) {
+        return Ok(None);
+    }
+    let mut turns = rows
+        .iter()
+        .map(|row| message::Model::from_query_result(row, ""))
+        .collect::<Result<Vec<_>, _>>()?;
     turns.reverse();
-    Ok(turns)
+    Ok(Some(turns))
 }
 
 /// Ask the model to answer `message` from `grounding`, streaming its answer to the
@@ -189,33 +210,26 @@ pub async fn answer(
     let mut watch = core
         .events
         .subscribe(Topic::Conversation(conversation.id.clone()));
-    if moved_on(core, &conversation.id, message.seq).await? {
+    let Some(turns) = recent_turns(core, conversation, message).await? else {
         return Ok(nothing(Reply::Abandoned));
-    }
-    let turns = recent_turns(core, conversation, message).await?;
+    };
     let messages = prompt(workspace, grounding, &turns);
     let prompt_chars: i64 = messages
         .iter()
         .map(|m| m.content.chars().count() as i64)
         .sum();
-    let typing = |typing: bool| {
-        feed::ephemeral(
-            core,
-            &Event::typing(conversation, Author::Ai, None, typing, false),
-        )
-    };
-    typing(true)?;
+    let mut typing = Typing::after(core, conversation, TYPING_AFTER);
     let written = write(
         core,
         connector,
         conversation,
-        message,
-        grounding,
-        &messages,
+        message.seq,
+        (grounding, &messages),
         &mut watch,
+        &mut typing,
     )
     .await;
-    typing(false)?;
+    typing.stop()?;
     let (reply, usage, first_token, completion_chars) = written?;
     let (usage, estimated) = match usage {
         Some(usage) => (usage, false),
@@ -249,27 +263,94 @@ fn estimate(chars: i64) -> i64 {
     (chars + CHARS_PER_TOKEN - 1) / CHARS_PER_TOKEN
 }
 
+/// The AI is shown typing when the answer has not started this soon: waiting for
+/// a turn among `CASEFILE_LLM_CONCURRENCY`, or for a slow first token. A model that
+/// starts at once shows its answer instead, with no typing events around it.
+const TYPING_AFTER: Duration = Duration::from_millis(250);
+
+/// The AI's typing indicator while a model answers: shown once it is due, if the
+/// answer has not started by then, and stopped when the answer ends.
+struct Typing<'a> {
+    core: &'a Core,
+    conversation: &'a conversation::Model,
+    /// When to show it; `None` once shown, or once the answer started.
+    due: Option<Instant>,
+    shown: bool,
+}
+
+impl<'a> Typing<'a> {
+    fn after(core: &'a Core, conversation: &'a conversation::Model, delay: Duration) -> Self {
+        Typing {
+            core,
+            conversation,
+            due: Some(Instant::now() + delay),
+            shown: false,
+        }
+    }
+
+    fn set(&self, typing: bool) -> AppResult<()> {
+        let event = Event::typing(self.conversation, Author::Ai, None, typing, false);
+        feed::ephemeral(self.core, &event)
+    }
+
+    /// It is due: show it.
+    fn show(&mut self) -> AppResult<()> {
+        self.due = None;
+        self.shown = true;
+        self.set(true)
+    }
+
+    /// The answer started: it is not to be shown any more (once shown, it stays
+    /// until [`Typing::stop`]).
+    fn started(&mut self) {
+        self.due = None;
+    }
+
+    /// The answer ended: the typing shown, if any, stops.
+    fn stop(&mut self) -> AppResult<()> {
+        self.due = None;
+        if std::mem::take(&mut self.shown) {
+            self.set(false)?;
+        }
+        Ok(())
+    }
+
+    /// `future`'s output, showing the typing if it is due before that.
+    async fn during<F: Future>(&mut self, future: F) -> AppResult<F::Output> {
+        let Some(due) = self.due else {
+            return Ok(future.await);
+        };
+        tokio::pin!(future);
+        tokio::select! {
+            biased;
+            out = &mut future => return Ok(out),
+            () = tokio::time::sleep_until(due) => self.show()?,
+        }
+        Ok(future.await)
+    }
+}
+
 type Written = (Reply, Option<Usage>, Option<Duration>, i64);
 
-/// Run the request and stream its answer; the reply, the usage the server
-/// reported, how soon it started, and the characters it wrote.
+/// Run the request (`messages`, asked from `grounding`) and stream its answer to
+/// visitor message `seq`; the reply, the usage the server reported, how soon it
+/// started, and the characters it wrote.
 async fn write(
     core: &Core,
     connector: &Connector,
     conversation: &conversation::Model,
-    message: &message::Model,
-    grounding: &[Grounding],
-    messages: &[ChatMessage],
+    seq: i64,
+    (grounding, messages): (&[Grounding], &[ChatMessage]),
     watch: &mut Subscription,
+    typing: &mut Typing<'_>,
 ) -> AppResult<Written> {
-    let seq = message.seq;
     let started = tokio::select! {
         biased;
         moved = taken(core, watch, &conversation.id, seq) => {
             moved?;
             return Ok((Reply::Abandoned, None, None, 0));
         }
-        turn = connector.turn() => turn,
+        turn = typing.during(connector.turn()) => turn?,
     };
     let Some(_turn) = started else {
         return Err(AppError::internal("the model's turns are closed"));
@@ -281,7 +362,7 @@ async fn write(
             moved?;
             return Ok((Reply::Abandoned, None, None, 0));
         }
-        started = connector.start(messages, &tools) => match started {
+        started = typing.during(connector.start(messages, &tools)) => match started? {
             Ok(completion) => completion,
             Err(failure) => return Ok((Reply::Failed(failure), None, None, 0)),
         },
@@ -290,11 +371,13 @@ async fn write(
     let mut sent = String::new();
     let mut gathered = String::new();
     let mut flush_at: Option<Instant> = None;
+    let mut flushed_at: Option<Instant> = None;
     let mut written_chars: i64 = 0;
-    let flush = |gathered: &mut String, sent: &mut String| -> AppResult<()> {
+    let flush = |gathered: &mut String, sent: &mut String, flushed_at: &mut Option<Instant>| {
         if gathered.is_empty() {
             return Ok(());
         }
+        *flushed_at = Some(Instant::now());
         let offset = sent.chars().count() as i64;
         let text = std::mem::take(gathered);
         sent.push_str(&text);
@@ -308,8 +391,9 @@ async fn write(
                 let usage = completion.usage();
                 return Ok((Reply::Abandoned, usage, completion.first_token_after(), written_chars));
             }
+            () = sleep_until(typing.due), if typing.due.is_some() => typing.show()?,
             () = sleep_until(flush_at), if flush_at.is_some() => {
-                flush(&mut gathered, &mut sent)?;
+                flush(&mut gathered, &mut sent, &mut flushed_at)?;
                 flush_at = None;
             }
             piece = completion.next() => match piece {
@@ -317,13 +401,38 @@ async fn write(
                     return Ok((Reply::Failed(failure), None, completion.first_token_after(), written_chars));
                 }
                 Ok(Some(text)) => {
+                    typing.started();
                     written_chars += text.chars().count() as i64;
                     gathered.push_str(&citations.push(&text));
-                    if gathered.chars().count() >= DELTA_CHARS {
-                        flush(&mut gathered, &mut sent)?;
+                    // What has arrived with it goes with it: a burst is one event,
+                    // sent without waiting.
+                    let mut ended = false;
+                    while let Some(next) = completion.next().now_or_never() {
+                        match next {
+                            Ok(Some(text)) => {
+                                written_chars += text.chars().count() as i64;
+                                gathered.push_str(&citations.push(&text));
+                            }
+                            Ok(None) => {
+                                ended = true;
+                                break;
+                            }
+                            Err(failure) => {
+                                return Ok((Reply::Failed(failure), None, completion.first_token_after(), written_chars));
+                            }
+                        }
+                    }
+                    if ended {
+                        break;
+                    }
+                    let due = flushed_at.map(|at| at + DELTA_EVERY);
+                    if due.is_none_or(|due| due <= Instant::now())
+                        || gathered.chars().count() >= DELTA_CHARS
+                    {
+                        flush(&mut gathered, &mut sent, &mut flushed_at)?;
                         flush_at = None;
                     } else if !gathered.is_empty() && flush_at.is_none() {
-                        flush_at = Some(Instant::now() + DELTA_EVERY);
+                        flush_at = due;
                     }
                 }
                 Ok(None) => break,
@@ -331,7 +440,7 @@ async fn write(
         }
     }
     gathered.push_str(&citations.finish());
-    flush(&mut gathered, &mut sent)?;
+    flush(&mut gathered, &mut sent, &mut flushed_at)?;
     let sources: Vec<Source> = citations
         .cited()
         .iter()
@@ -447,9 +556,10 @@ async fn moved_on(core: &Core, conversation_id: &str, seq: i64) -> AppResult<boo
     Ok(status != "AI" || last_visitor.is_some_and(|last| last > seq))
 }
 
-/// Keep the request's outcome and cost, for the daily limit and insights.
+/// Keep the request's outcome and cost, for the daily limit and insights: in
+/// `db`, the transaction that stores the answer when there is one.
 pub async fn record(
-    core: &Core,
+    db: &impl ConnectionTrait,
     conversation: &conversation::Model,
     message: &message::Model,
     outcome: &Outcome,
@@ -472,7 +582,7 @@ pub async fn record(
         first_token_ms: Set(outcome.first_token_ms),
         created_at: Set(now_ms()),
     }
-    .insert(&core.db.writer)
+    .insert(db)
     .await?;
     Ok(())
 }

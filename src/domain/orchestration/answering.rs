@@ -12,8 +12,11 @@
 //!   way, without asking the model. A model that fails answers the extractive way
 //!   too, so no visitor message is left unanswered and unhanded.
 
+use sea_orm::TransactionTrait;
+
 use crate::domain::Core;
 use crate::domain::chat::messages::{self, Appended, NewMessage};
+use crate::domain::core::feed::{self, Event};
 use crate::domain::handoff::policy::{self, HandoffPolicy, Situation};
 use crate::domain::handoff::request::request;
 use crate::domain::knowledge::model::{self, Outcome, Reply};
@@ -85,31 +88,38 @@ async fn handled(
         message,
         ..
     } = question;
+    // An answer stored is recorded in its transaction; anything else on its own.
     let stored = match &outcome.reply {
         Reply::Answered {
             body,
             sources,
             confidence,
-        } => match post(core, question, body, sources, *confidence).await? {
-            Some(posted) => {
-                let after = policy::after_answer(question.policy, question.situation, *confidence);
-                if let Some(reason) = after {
-                    request(core, &posted.conversation, reason, None).await?;
+        } => {
+            let answered = (&outcome, ModelOutcome::Answered);
+            match post(core, question, body, sources, *confidence, answered).await? {
+                Some(posted) => {
+                    let after =
+                        policy::after_answer(question.policy, question.situation, *confidence);
+                    if let Some(reason) = after {
+                        request(core, &posted.conversation, reason, None).await?;
+                    }
+                    return Ok(true);
                 }
-                ModelOutcome::Answered
+                None => ModelOutcome::Abandoned,
             }
-            None => ModelOutcome::Abandoned,
-        },
+        }
         Reply::Handoff {
             text,
             sources,
             reason,
         } => {
             let confidence = sources.iter().map(|s| s.score).fold(0.0, f64::max);
+            let handoff = (&outcome, ModelOutcome::Handoff);
             let posted = if text.trim().is_empty() {
+                model::record(&core.db.writer, conversation, message, &outcome, handoff.1).await?;
                 Some(None)
             } else {
-                post(core, question, text, sources, confidence)
+                post(core, question, text, sources, confidence, handoff)
                     .await?
                     .map(Some)
             };
@@ -118,7 +128,7 @@ async fn handled(
                     let current = posted.as_ref().map_or(*conversation, |p| &p.conversation);
                     let note = Some(reason.clone());
                     request(core, current, HandoffReason::AiRequested, note).await?;
-                    ModelOutcome::Handoff
+                    return Ok(true);
                 }
                 None => ModelOutcome::Abandoned,
             }
@@ -140,18 +150,20 @@ async fn handled(
             ModelOutcome::Failed
         }
     };
-    model::record(core, conversation, message, &outcome, stored).await?;
+    model::record(&core.db.writer, conversation, message, &outcome, stored).await?;
     Ok(stored != ModelOutcome::Failed)
 }
 
-/// Store the model's answer (`None` when a person took the conversation, or the
-/// visitor wrote again, just before), and apply the tags of the articles it cites.
+/// Store the model's answer with the record of its request (`None` when a person
+/// took the conversation, or the visitor wrote again, just before: nothing is
+/// stored), and apply the tags of the articles it cites.
 async fn post(
     core: &Core,
     question: &Question<'_>,
     body: &str,
     sources: &[Source],
     confidence: f64,
+    (outcome, kind): (&Outcome, ModelOutcome),
 ) -> AppResult<Option<Appended>> {
     let reply = NewMessage {
         author: Author::Ai,
@@ -164,14 +176,18 @@ async fn post(
         reply_to_seq: Some(question.message.seq),
     };
     let conversation = question.conversation;
-    match messages::post(core, &conversation.workspace_id, &conversation.id, reply).await {
-        Ok(posted) => {
-            tagger::tag_cited_articles(core, &posted.conversation, &posted.message).await?;
-            Ok(Some(posted))
-        }
-        Err(AppError::Conflict { .. }) => Ok(None),
-        Err(err) => Err(err),
-    }
+    let txn = core.db.writer.begin().await?;
+    let posted =
+        match messages::append(&txn, &conversation.workspace_id, &conversation.id, reply).await {
+            Ok(posted) => posted,
+            Err(AppError::Conflict { .. }) => return Ok(None),
+            Err(err) => return Err(err),
+        };
+    model::record(&txn, conversation, question.message, outcome, kind).await?;
+    let created = Event::message_created(posted.message.clone(), posted.conversation.clone());
+    feed::commit(core, txn, &[created]).await?;
+    tagger::tag_cited_articles(core, &posted.conversation, &posted.message).await?;
+    Ok(Some(posted))
 }
 
 /// The extractive way: the best passage, framed by how sure it is, or a handoff
