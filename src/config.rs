@@ -539,4 +539,29 @@ mod tests {
         assert!("10/0s".parse::<Rate>().is_err());
         assert!("10/1m,burst=0".parse::<Rate>().is_err());
     }
+
+    /// Every flag of `serve` is a row of the README's configuration table, with its
+    /// variable: the table is where operators look.
+    #[test]
+    fn every_serve_flag_is_in_the_readmes_configuration_table() {
+        use clap::CommandFactory;
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has a Configuration section");
+        let command = ServeDefaults::command();
+        let mut missing = Vec::new();
+        for arg in command.get_arguments() {
+            let (Some(flag), Some(env)) = (arg.get_long(), arg.get_env()) else {
+                continue;
+            };
+            let row = format!("| `--{flag}` | `{}`", env.to_string_lossy());
+            if !table.lines().any(|line| line.starts_with(&row)) {
+                missing.push(row);
+            }
+        }
+        assert!(missing.is_empty(), "not in the README's table: {missing:?}");
+    }
 }
