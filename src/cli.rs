@@ -85,6 +85,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
             print!("{}", demo.describe(&format!("http://{listen}"), false));
         }
+        Command::Eval(args) => crate::eval::run(args).await?,
     }
     Ok(())
 }
@@ -108,7 +109,7 @@ fn password(given: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
     })
 }
 
-async fn open(config: Config) -> anyhow::Result<Core> {
+pub(crate) async fn open(config: Config) -> anyhow::Result<Core> {
     config.check().map_err(anyhow::Error::msg)?;
     Core::open(config)
         .await

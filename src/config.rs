@@ -77,6 +77,43 @@ pub enum Command {
     /// The keys tokens are signed with.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask the workspace's AI a file of questions without storing anything, and
+    /// score what it would do against what each question expects.
+    Eval(EvalArgs),
+}
+
+/// `casefile eval`: the questions, where the workspace is, and how to answer.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The workspace id (`ws_…`).
+    #[arg(long)]
+    pub workspace: String,
+    /// JSON Lines, one question a line: `{"question": "…", "expectArticle": "<id,
+    /// url or exact title>", "expectHandoff": true|false}` (expectations optional).
+    #[arg(long)]
+    pub questions: std::path::PathBuf,
+    /// `table` (for people) or `json` (one object per question, then `totals`).
+    #[arg(long, value_enum, default_value_t = EvalFormat::Table)]
+    pub format: EvalFormat,
+    /// The engine to answer with [default: the workspace's].
+    #[arg(long, value_enum)]
+    pub engine: Option<EvalEngine>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub model: ModelConfig,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalFormat {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EvalEngine {
+    Model,
+    Extractive,
 }
 
 /// Where the database is, for commands that open it.

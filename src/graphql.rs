@@ -19,6 +19,7 @@ pub mod loaders;
 pub mod messages;
 pub mod node;
 pub mod pagination;
+pub mod preview;
 pub mod response;
 pub mod settings;
 pub mod tags;
@@ -43,6 +44,7 @@ pub struct Query(
     node::NodeQuery,
     handoffs::HandoffQuery,
     knowledge::KnowledgeQuery,
+    preview::PreviewQuery,
     settings::SettingsQuery,
     insights::InsightsQuery,
     events::EventQuery,

@@ -8,7 +8,7 @@
 //! a circle (`tests/layers.rs` reads this list from here and holds `src/` to it):
 //!
 //! - transport: `app`, `state`, `ws`, `net`, `export`, `demo_pages`, `assets`, `cli`,
-//!   `demo`
+//!   `eval`, `demo`
 //! - graphql: `graphql`
 //! - domain: `domain` (its sub-folders, from the top: `orchestration` > `insights`,
 //!   `outbound` > `handoff` > `knowledge` > `chat` > `tenancy` > `core`)
@@ -23,7 +23,7 @@
 //! shutdown within its time-out). [`state`] is the transport's [`AppState`]: the
 //! domain's [`domain::Core`] with the GraphQL service, the sockets' hub and the
 //! connection counts. [`export`] streams CSV exports of rows the domain reads;
-//! [`cli`] runs the commands besides `serve`, [`demo`] seeds the demo workspace and
+//! [`cli`] runs the commands besides `serve` ([`eval`] the evaluation), [`demo`] seeds the demo workspace and
 //! [`demo_pages`] serves its pages; [`assets`] serves compiled-in files.
 //!
 //! **GraphQL.** [`graphql`] is the schema, one module per domain area, merged into
@@ -70,6 +70,7 @@ pub mod demo_pages;
 pub mod domain;
 pub mod entity;
 pub mod error;
+pub mod eval;
 pub mod events;
 pub mod export;
 pub mod graphql;

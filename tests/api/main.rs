@@ -28,6 +28,7 @@ mod model;
 mod plans;
 mod platform;
 mod presence;
+mod preview;
 mod readme;
 mod routing;
 mod scope_table;

@@ -474,8 +474,9 @@ async fn the_ai_shows_typing_while_a_slow_model_has_not_started_and_not_around_a
         )
         .await;
     app.listening(1).await;
-    // What the visitor sees, as `typing:true`, `typing:false` and `delta`, until
-    // `until` is seen.
+    // What the visitor sees of the AI writing, as `typing:true`, `typing:false`
+    // and `delta`, until `until` is seen (the conversation's other events, such as
+    // its status as it starts, are not what this is about).
     async fn seen(socket: &mut WsClient, until: &str) -> Vec<String> {
         let mut seen = Vec::new();
         let mut text = String::new();
@@ -488,7 +489,7 @@ async fn the_ai_shows_typing_while_a_slow_model_has_not_started_and_not_around_a
                     if text == ANSWER { "answered" } else { "delta" }.to_owned()
                 }
                 Some("TypingEvent") => format!("{}:{}", event["author"], event["typing"]),
-                other => format!("{other:?}"),
+                _ => continue,
             });
         }
         seen
@@ -1127,4 +1128,105 @@ async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
             "AI_REQUESTED"
         );
     }
+}
+
+#[tokio::test]
+async fn a_preview_asks_the_model_with_nothing_streamed_stored_or_counted() {
+    let model = FakeModel::start().await;
+    model.script([
+        Script::Stream(vec![
+            Step::Text("Open it and click Schedule [2][9]."),
+            Step::Finish("stop"),
+            Step::Usage(140, 11),
+            Step::Done,
+        ]),
+        Script::Stream(vec![
+            Step::Tool(vec!["{\"rea", "son\": \"a billing dispute\"}"]),
+            Step::Finish("tool_calls"),
+            Step::Done,
+        ]),
+        Script::Status(500),
+        Script::Stream(vec![
+            Step::Text("Click Schedule [1]."),
+            Step::Finish("stop"),
+            Step::Done,
+        ]),
+    ]);
+    let app = serve(&model, |_| {}).await;
+    let ws = workspace(&app).await;
+    // A visitor listening to a conversation of the workspace sees nothing of it.
+    let (conversation, visitor, mut socket) = listening_visitor(&app, &ws).await;
+    const PREVIEW: &str = "query($q: String!, $e: AnswerEngine) { previewAnswer(question: $q, engine: $e) { \
+        outcome reason note engine body confidence modelFailure promptTokens completionTokens sources { url } } }";
+    let preview = |engine: Option<&str>| {
+        let vars = json!({ "q": QUESTION, "e": engine });
+        let (app, ws) = (&app, &ws);
+        async move { app.data(Some(&ws.admin_token), PREVIEW, vars).await["previewAnswer"].clone() }
+    };
+
+    let answered = preview(None).await;
+    assert_eq!(answered["outcome"], "ANSWERED", "{answered:#}");
+    assert_eq!(answered["engine"], "MODEL");
+    assert_eq!(answered["body"], "Open it and click Schedule [1].");
+    assert_eq!(answered["sources"].as_array().expect("sources").len(), 1);
+    assert!(answered["confidence"].as_f64().expect("confidence") > 0.0);
+    assert_eq!(
+        (&answered["promptTokens"], &answered["completionTokens"]),
+        (&json!(140), &json!(11))
+    );
+    // The question alone is the conversation.
+    let request = &model.received()[0].body;
+    let chat = request["messages"].as_array().expect("messages");
+    assert_eq!(chat.len(), 2);
+    assert_eq!(chat[1], json!({ "role": "user", "content": QUESTION }));
+
+    let handoff = preview(None).await;
+    assert_eq!(handoff["outcome"], "HANDOFF", "{handoff:#}");
+    assert_eq!(handoff["reason"], "AI_REQUESTED");
+    assert_eq!(handoff["note"], "a billing dispute");
+    assert_eq!(handoff["body"], Value::Null);
+    assert!(handoff["promptTokens"].as_i64().expect("estimated") > 0);
+
+    let failed = preview(None).await;
+    assert_eq!(failed["outcome"], "ANSWERED", "{failed:#}");
+    assert_eq!(failed["engine"], "EXTRACTIVE");
+    assert!(
+        failed["modelFailure"]
+            .as_str()
+            .expect("failure")
+            .contains("500"),
+        "{failed:#}"
+    );
+
+    // Asked for the extractive engine, the model is not called.
+    let extractive = preview(Some("EXTRACTIVE")).await;
+    assert_eq!(extractive["engine"], "EXTRACTIVE");
+    assert_eq!(model.received().len(), 3);
+
+    // Previews count neither in modelUsage nor toward the daily limit, and no event
+    // reached the conversation's visitor.
+    let usage = app
+        .data(
+            Some(&ws.admin_token),
+            "query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) { modelUsage { answers handoffs failures promptTokens } } }",
+            json!({ "f": "2020-01-01T00:00:00Z", "t": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(
+        usage["insights"]["modelUsage"],
+        json!({ "answers": 0, "handoffs": 0, "failures": 0, "promptTokens": 0 })
+    );
+    let asked = app
+        .send(
+            &visitor,
+            &conversation,
+            "Thanks, and how do I schedule a draft?",
+        )
+        .await;
+    let first = deltas(&mut socket, 1).await;
+    assert_eq!(
+        (&first[0]["replyToSeq"], &first[0]["offset"]),
+        (&asked["seq"], &json!(0)),
+        "the first piece the visitor sees is of its own answer: {first:?}"
+    );
 }

@@ -240,6 +240,15 @@ pub async fn page(
         .await?)
 }
 
+/// Every article of the workspace, oldest first.
+pub async fn all(core: &Core, workspace_id: &str) -> AppResult<Vec<article::Model>> {
+    Ok(article::Entity::find()
+        .filter(article::Column::WorkspaceId.eq(workspace_id))
+        .order_by_asc(article::Column::Id)
+        .all(&core.db.reader)
+        .await?)
+}
+
 pub async fn count(core: &Core, workspace_id: &str) -> AppResult<u64> {
     Ok(article::Entity::find()
         .filter(article::Column::WorkspaceId.eq(workspace_id))

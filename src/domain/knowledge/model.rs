@@ -99,12 +99,28 @@ pub fn tools() -> Vec<Tool> {
     }]
 }
 
+/// A message of the conversation, as the model is given it.
+#[derive(Clone, Copy, Debug)]
+pub struct Turn<'a> {
+    pub author: Author,
+    pub body: &'a str,
+}
+
+impl<'a> From<&'a message::Model> for Turn<'a> {
+    fn from(message: &'a message::Model) -> Self {
+        Turn {
+            author: message.author,
+            body: &message.body,
+        }
+    }
+}
+
 /// The messages sent to the model: its instructions with the numbered sources, then
 /// the conversation.
 pub fn prompt(
     workspace: &workspace::Model,
     grounding: &[Grounding],
-    turns: &[message::Model],
+    turns: &[Turn<'_>],
 ) -> Vec<ChatMessage> {
     let mut system = format!(
         "You answer the questions of visitors of {name}'s website, using only the numbered \
@@ -139,11 +155,11 @@ pub fn prompt(
     }];
     for turn in turns {
         let (role, content) = match turn.author {
-            Author::Visitor => ("user", turn.body.clone()),
+            Author::Visitor => ("user", turn.body.to_owned()),
             // Earlier answers' markers number other sources: left out.
             Author::Ai => {
                 let mut strip = Citations::new(0);
-                let mut text = strip.push(&turn.body);
+                let mut text = strip.push(turn.body);
                 text.push_str(&strip.finish());
                 ("assistant", text)
             }
@@ -213,24 +229,57 @@ pub async fn answer(
     let Some(turns) = recent_turns(core, conversation, message).await? else {
         return Ok(nothing(Reply::Abandoned));
     };
+    let turns: Vec<Turn<'_>> = turns.iter().map(Turn::from).collect();
     let messages = prompt(workspace, grounding, &turns);
-    let prompt_chars: i64 = messages
-        .iter()
-        .map(|m| m.content.chars().count() as i64)
-        .sum();
-    let mut typing = Typing::after(core, conversation, TYPING_AFTER);
+    let mut typing = Typing::after(core, Some(conversation), TYPING_AFTER);
     let written = write(
         core,
         connector,
-        conversation,
-        message.seq,
+        Some((conversation, message.seq)),
         (grounding, &messages),
-        &mut watch,
+        Some(&mut watch),
         &mut typing,
     )
     .await;
     typing.stop()?;
-    let (reply, usage, first_token, completion_chars) = written?;
+    Ok(outcome(&messages, written?))
+}
+
+/// What the model would answer to `question`, asked as a conversation's first
+/// message: nothing is sent while it writes, and nothing abandons it.
+pub async fn preview(
+    core: &Core,
+    connector: &Connector,
+    workspace: &workspace::Model,
+    question: &str,
+    grounding: &[Grounding],
+) -> AppResult<Outcome> {
+    let turns = [Turn {
+        author: Author::Visitor,
+        body: question,
+    }];
+    let messages = prompt(workspace, grounding, &turns);
+    let mut typing = Typing::after(core, None, TYPING_AFTER);
+    let written = write(
+        core,
+        connector,
+        None,
+        (grounding, &messages),
+        None,
+        &mut typing,
+    )
+    .await?;
+    Ok(outcome(&messages, written))
+}
+
+/// A request's outcome, its usage estimated from `messages` and the answer when
+/// the server reported none.
+fn outcome(messages: &[ChatMessage], written: Written) -> Outcome {
+    let (reply, usage, first_token, completion_chars) = written;
+    let prompt_chars: i64 = messages
+        .iter()
+        .map(|m| m.content.chars().count() as i64)
+        .sum();
     let (usage, estimated) = match usage {
         Some(usage) => (usage, false),
         None => (
@@ -241,12 +290,12 @@ pub async fn answer(
             true,
         ),
     };
-    Ok(Outcome {
+    Outcome {
         reply,
         usage,
         estimated,
         first_token_ms: first_token.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-    })
+    }
 }
 
 /// What a request that never started cost: nothing.
@@ -272,24 +321,32 @@ const TYPING_AFTER: Duration = Duration::from_millis(250);
 /// answer has not started by then, and stopped when the answer ends.
 struct Typing<'a> {
     core: &'a Core,
-    conversation: &'a conversation::Model,
+    /// Where it shows; `None`: nowhere (a preview).
+    conversation: Option<&'a conversation::Model>,
     /// When to show it; `None` once shown, or once the answer started.
     due: Option<Instant>,
     shown: bool,
 }
 
 impl<'a> Typing<'a> {
-    fn after(core: &'a Core, conversation: &'a conversation::Model, delay: Duration) -> Self {
+    fn after(
+        core: &'a Core,
+        conversation: Option<&'a conversation::Model>,
+        delay: Duration,
+    ) -> Self {
         Typing {
             core,
             conversation,
-            due: Some(Instant::now() + delay),
+            due: conversation.map(|_| Instant::now() + delay),
             shown: false,
         }
     }
 
     fn set(&self, typing: bool) -> AppResult<()> {
-        let event = Event::typing(self.conversation, Author::Ai, None, typing, false);
+        let Some(conversation) = self.conversation else {
+            return Ok(());
+        };
+        let event = Event::typing(conversation, Author::Ai, None, typing, false);
         feed::ephemeral(self.core, &event)
     }
 
@@ -332,21 +389,21 @@ impl<'a> Typing<'a> {
 
 type Written = (Reply, Option<Usage>, Option<Duration>, i64);
 
-/// Run the request (`messages`, asked from `grounding`) and stream its answer to
-/// visitor message `seq`; the reply, the usage the server reported, how soon it
+/// Run the request (`messages`, asked from `grounding`) and stream its answer
+/// `to` a conversation's visitor message `seq` (`None`: to nobody, a preview),
+/// abandoning it when `watch` tells a person took it; the reply, the usage the server reported, how soon it
 /// started, and the characters it wrote.
 async fn write(
     core: &Core,
     connector: &Connector,
-    conversation: &conversation::Model,
-    seq: i64,
+    to: Option<(&conversation::Model, i64)>,
     (grounding, messages): (&[Grounding], &[ChatMessage]),
-    watch: &mut Subscription,
+    mut watch: Option<&mut Subscription>,
     typing: &mut Typing<'_>,
 ) -> AppResult<Written> {
     let started = tokio::select! {
         biased;
-        moved = taken(core, watch, &conversation.id, seq) => {
+        moved = taken_from(core, watch.as_deref_mut(), to) => {
             moved?;
             return Ok((Reply::Abandoned, None, None, 0));
         }
@@ -358,7 +415,7 @@ async fn write(
     let tools = tools();
     let mut completion = tokio::select! {
         biased;
-        moved = taken(core, watch, &conversation.id, seq) => {
+        moved = taken_from(core, watch.as_deref_mut(), to) => {
             moved?;
             return Ok((Reply::Abandoned, None, None, 0));
         }
@@ -381,12 +438,17 @@ async fn write(
         let offset = sent.chars().count() as i64;
         let text = std::mem::take(gathered);
         sent.push_str(&text);
-        feed::ephemeral(core, &Event::answer_delta(conversation, seq, offset, text))
+        match to {
+            Some((conversation, seq)) => {
+                feed::ephemeral(core, &Event::answer_delta(conversation, seq, offset, text))
+            }
+            None => Ok(()),
+        }
     };
     loop {
         tokio::select! {
             biased;
-            moved = taken(core, watch, &conversation.id, seq) => {
+            moved = taken_from(core, watch.as_deref_mut(), to) => {
                 moved?;
                 let usage = completion.usage();
                 return Ok((Reply::Abandoned, usage, completion.first_token_after(), written_chars));
@@ -493,6 +555,18 @@ fn reason(arguments: &str) -> String {
         .filter(|reason| !reason.is_empty())
         .map(|reason| reason.chars().take(500).collect())
         .unwrap_or_else(|| "the AI asked for a person".to_owned())
+}
+
+/// [`taken`], when the answer goes to a conversation; otherwise never.
+async fn taken_from(
+    core: &Core,
+    watch: Option<&mut Subscription>,
+    to: Option<(&conversation::Model, i64)>,
+) -> AppResult<()> {
+    match (watch, to) {
+        (Some(watch), Some((conversation, seq))) => taken(core, watch, &conversation.id, seq).await,
+        _ => std::future::pending().await,
+    }
 }
 
 /// Wait until a person takes the conversation (its status leaves `AI`) or the

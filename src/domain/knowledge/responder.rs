@@ -155,6 +155,12 @@ pub const MAX_GROUNDING_PASSAGES: usize = 6;
 pub struct Retrieval {
     pub answer: Answer,
     pub grounding: Vec<Grounding>,
+    /// The best passages, best first, each with its own score.
+    pub passages: Vec<RankedPassage>,
+    /// The articles considered, best first: by their best passage's score, then
+    /// in the full-text search's order (those that match no term of the question
+    /// last, scored 0).
+    pub articles: Vec<Source>,
 }
 
 /// An article given to the model as one numbered source: its best passages, in
@@ -165,53 +171,121 @@ pub struct Grounding {
     pub passages: Vec<String>,
 }
 
+/// A passage retrieval found: its article (with the passage's score) and text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RankedPassage {
+    pub source: Source,
+    pub text: String,
+}
+
 /// Search the workspace's articles for `question` and rank their passages.
 pub async fn retrieve(core: &Core, workspace_id: &str, question: &str) -> AppResult<Retrieval> {
     let hits: Vec<Hit> = articles::search(core, workspace_id, question, CANDIDATES, 0).await?;
     let articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
+    let ranked = ranked_passages(question, &articles);
     Ok(Retrieval {
         answer: best_answer(question, &articles),
-        grounding: grounding(question, &articles),
+        grounding: grounding(&ranked, &articles),
+        passages: ranked
+            .iter()
+            .map(|p| RankedPassage {
+                source: source(&articles[p.article], p.score),
+                text: p.text.clone(),
+            })
+            .collect(),
+        articles: ranked_articles(question, &articles),
     })
 }
 
-/// The best passages of `articles` for `question` (those that match at all), by
-/// article.
-pub fn grounding(question: &str, articles: &[article::Model]) -> Vec<Grounding> {
+fn rounded(score: f64) -> f64 {
+    (score * 1000.0).round() / 1000.0
+}
+
+fn source(article: &article::Model, score: f64) -> Source {
+    Source {
+        article_id: article.id.clone(),
+        title: article.title.clone(),
+        url: article.url.clone(),
+        score: rounded(score),
+    }
+}
+
+/// `articles` by their best passage's score for `question`, best first (ties, and
+/// those scoring 0, in the given order).
+pub fn ranked_articles(question: &str, articles: &[article::Model]) -> Vec<Source> {
     let terms = text::terms(question);
-    // (score, article, passage index, passage)
-    let mut ranked: Vec<(f64, usize, usize, String)> = Vec::new();
+    let mut ranked: Vec<Source> = articles
+        .iter()
+        .map(|article| {
+            let best = passages(&article.body)
+                .iter()
+                .map(|passage| score(&terms, &article.title, passage))
+                .fold(0.0, f64::max);
+            source(article, best)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.score.total_cmp(&a.score));
+    ranked
+}
+
+/// A passage among the best: its article's index, its index in the article, its
+/// score and its text.
+struct Ranked {
+    article: usize,
+    index: usize,
+    score: f64,
+    text: String,
+}
+
+/// The best passages of `articles` for `question` (those that match at all, at
+/// most [`MAX_GROUNDING_PASSAGES`]), best first.
+fn ranked_passages(question: &str, articles: &[article::Model]) -> Vec<Ranked> {
+    let terms = text::terms(question);
+    let mut ranked: Vec<Ranked> = Vec::new();
     for (a, article) in articles.iter().enumerate() {
         for (p, passage) in passages(&article.body).into_iter().enumerate() {
             let s = score(&terms, &article.title, &passage);
             if s > 0.0 {
-                ranked.push((s, a, p, passage));
+                ranked.push(Ranked {
+                    article: a,
+                    index: p,
+                    score: s,
+                    text: passage,
+                });
             }
         }
     }
-    ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    ranked.sort_by(|x, y| {
+        y.score
+            .total_cmp(&x.score)
+            .then(x.article.cmp(&y.article))
+            .then(x.index.cmp(&y.index))
+    });
     ranked.truncate(MAX_GROUNDING_PASSAGES);
-    /// An article's passages among the best: (index in the article, passage).
-    type Chosen = Vec<(usize, String)>;
-    let mut out: Vec<(usize, f64, Chosen)> = Vec::new();
-    for (s, a, p, passage) in ranked {
-        match out.iter_mut().find(|(article, _, _)| *article == a) {
-            Some((_, _, passages)) => passages.push((p, passage)),
-            None => out.push((a, s, vec![(p, passage)])),
+    ranked
+}
+
+/// The best passages grouped by article, best article first, each article's
+/// passages in its own order.
+fn grounding(ranked: &[Ranked], articles: &[article::Model]) -> Vec<Grounding> {
+    // (article, its best score, its passages chosen: (index, text))
+    let mut out: Vec<(usize, f64, Vec<(usize, &str)>)> = Vec::new();
+    for passage in ranked {
+        let chosen = (passage.index, passage.text.as_str());
+        match out.iter_mut().find(|(a, _, _)| *a == passage.article) {
+            Some((_, _, passages)) => passages.push(chosen),
+            None => out.push((passage.article, passage.score, vec![chosen])),
         }
     }
     out.into_iter()
         .map(|(a, s, mut passages)| {
             passages.sort_by_key(|(p, _)| *p);
-            let article = &articles[a];
             Grounding {
-                source: Source {
-                    article_id: article.id.clone(),
-                    title: article.title.clone(),
-                    url: article.url.clone(),
-                    score: (s * 1000.0).round() / 1000.0,
-                },
-                passages: passages.into_iter().map(|(_, passage)| passage).collect(),
+                source: source(&articles[a], s),
+                passages: passages
+                    .into_iter()
+                    .map(|(_, text)| text.to_owned())
+                    .collect(),
             }
         })
         .collect()
