@@ -34,6 +34,13 @@ pub enum Principal {
 
 pub use crate::entity::Scope;
 
+/// Who made a change: an agent, or an API key (by id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Editor {
+    Agent(String),
+    ApiKey(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct ApiKeyPrincipal {
     pub key_id: String,
@@ -49,6 +56,7 @@ impl Scope {
             Scope::ConversationsRead => "CONVERSATIONS_READ",
             Scope::AiWrite => "AI_WRITE",
             Scope::EventsRead => "EVENTS_READ",
+            Scope::KnowledgeWrite => "KNOWLEDGE_WRITE",
         }
     }
 }
@@ -141,6 +149,18 @@ impl Principal {
         }
     }
 
+    /// Who edits the knowledge base: an owner or admin, or an API key with
+    /// `KNOWLEDGE_WRITE`; `FORBIDDEN` for anyone else.
+    pub fn knowledge_editor(&self) -> AppResult<Editor> {
+        match self {
+            Principal::ApiKey(key) => {
+                self.require(Scope::KnowledgeWrite)?;
+                Ok(Editor::ApiKey(key.key_id.clone()))
+            }
+            _ => Ok(Editor::Agent(self.admin()?.agent_id.clone())),
+        }
+    }
+
     /// An owner or admin, or `FORBIDDEN`.
     pub fn admin(&self) -> AppResult<&AgentPrincipal> {
         let agent = self.agent()?;
@@ -173,14 +193,17 @@ impl Principal {
     }
 
     /// Whether this principal may run mutations at all: agents, visitors (in their
-    /// own conversation), and the AI (`AI_WRITE`, writing as the AI). Keys that only
-    /// read never write.
+    /// own conversation), the AI (`AI_WRITE`, writing as the AI), and docs
+    /// pipelines (`KNOWLEDGE_WRITE`, writing articles alone: each mutation checks
+    /// its own scope). Keys that only read never write.
     pub fn may_write(&self) -> AppResult<()> {
         match self {
             Principal::Agent(_) | Principal::Visitor(_) => Ok(()),
-            Principal::ApiKey(key) if key.has(Scope::AiWrite) => Ok(()),
+            Principal::ApiKey(key) if key.has(Scope::AiWrite) || key.has(Scope::KnowledgeWrite) => {
+                Ok(())
+            }
             Principal::ApiKey(_) => Err(AppError::forbidden(
-                "this API key only reads: writing needs an agent token or the AI_WRITE scope",
+                "this API key only reads: writing needs an agent token, or the AI_WRITE or KNOWLEDGE_WRITE scope",
             )),
         }
     }

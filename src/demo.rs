@@ -381,7 +381,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             url: &url,
             body: &parsed.body,
         };
-        domain::knowledge::articles::upsert(core, &created.workspace_id, input).await?;
+        domain::knowledge::articles::upsert(core, &created.workspace_id, input, None).await?;
     }
     let change = domain::tenancy::workspaces::WorkspaceChange {
         default_team_id: team_id("Content Support"),

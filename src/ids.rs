@@ -31,10 +31,12 @@ pub enum Kind {
     Feedback,
     Flag,
     ModelCall,
+    Revision,
+    Passage,
 }
 
 impl Kind {
-    const ALL: [Kind; 18] = [
+    const ALL: [Kind; 20] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -53,6 +55,8 @@ impl Kind {
         Kind::Feedback,
         Kind::Flag,
         Kind::ModelCall,
+        Kind::Revision,
+        Kind::Passage,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -75,6 +79,8 @@ impl Kind {
             Kind::Feedback => "fbk",
             Kind::Flag => "flg",
             Kind::ModelCall => "mdl",
+            Kind::Revision => "rev",
+            Kind::Passage => "psg",
         }
     }
 

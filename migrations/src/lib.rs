@@ -20,6 +20,7 @@ mod m20261130_000011_business_hours;
 mod m20261130_000012_agent_presence;
 mod m20261201_000013_routing;
 mod m20261206_000014_model_answers;
+mod m20261206_000015_knowledge_measured;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_agent_presence::Migration),
             Box::new(m20261201_000013_routing::Migration),
             Box::new(m20261206_000014_model_answers::Migration),
+            Box::new(m20261206_000015_knowledge_measured::Migration),
         ]
     }
 }

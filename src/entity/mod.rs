@@ -14,6 +14,8 @@ pub mod answer_feedback;
 pub mod answer_flag;
 pub mod api_key;
 pub mod article;
+pub mod article_passage;
+pub mod article_revision;
 pub mod conversation;
 pub mod conversation_tag;
 pub mod handoff;
@@ -120,6 +122,10 @@ pub enum Scope {
     /// event shows still follows the key's other scopes (internal notes only with
     /// `CONVERSATIONS_READ`, never with `AI_WRITE`).
     EventsRead,
+    /// Create, replace and delete knowledge articles (`upsertArticle`,
+    /// `deleteArticle`): a docs pipeline keeping the help center in sync. Its edits
+    /// are the key's in `Article.revisions`.
+    KnowledgeWrite,
 }
 
 /// What an agent may do in its workspace.

@@ -41,7 +41,7 @@ impl Agent {
     }
 
     /// The name visitors see ("Alex joined the conversation").
-    async fn name(&self) -> &str {
+    pub async fn name(&self) -> &str {
         &self.0.name
     }
 

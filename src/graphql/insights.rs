@@ -1,5 +1,7 @@
 //! The insights digest, visitor ratings, and retagging after rules change.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use tokio::sync::OnceCell;
 
@@ -9,8 +11,10 @@ use crate::domain::Core;
 use crate::domain::insights::{Cohort, HandoffStats, Point, Summary};
 use crate::entity::{HandoffReason, rating, retag_job};
 use crate::error::AppError;
-use crate::graphql::loaders::TagKey;
+use crate::graphql::loaders::{ArticleKey, TagKey};
 
+use super::knowledge::KnowledgeArticle;
+use super::messages::ArticleRef;
 use super::tags::InsightTag;
 use super::{ContextExt, timestamp};
 
@@ -165,6 +169,18 @@ impl InsightsDigest {
     /// used (as the model server reported them; estimated at four characters a
     /// token for a server that reports none, counted in `estimated`), and how soon
     /// it started answering. All zero without a model.
+    /// Whether fixing the docs worked: each article edited in `[from, to)`
+    /// (its latest revision then; creating an article is not an edit), with the
+    /// conversations that retrieved or cited it started in a window of equal
+    /// length before and after the edit, and how many of them were handed off.
+    /// Each side is as long as the time since the edit, at most 30 days and never
+    /// past the article's next revision. Most recent edit first; with `teamId`,
+    /// the team's conversations.
+    async fn article_impact(&self) -> async_graphql::Result<Vec<ArticleImpact>> {
+        let impacts = domain::insights::article_impact(&self.core, &self.cohort).await?;
+        Ok(impacts.into_iter().map(ArticleImpact).collect())
+    }
+
     async fn model_usage(&self) -> async_graphql::Result<ModelUsage> {
         let usage = domain::insights::model_usage(&self.core, &self.cohort).await?;
         Ok(ModelUsage {
@@ -287,6 +303,9 @@ impl InsightsDigest {
                 terms: gap.terms,
                 count: gap.count,
                 conversation_ids: gap.conversation_ids.into_iter().map(ID).collect(),
+                now_answered: gap.answered_by.is_some(),
+                answered_by: gap.answered_by.map(ArticleRef::from),
+                answered_since: gap.answered_since.map(timestamp),
             })
             .collect())
     }
@@ -393,6 +412,80 @@ pub struct DocsGap {
     pub count: i64,
     /// Example conversations (up to five).
     pub conversation_ids: Vec<ID>,
+    /// An article answers the question now (retrieval finds it with confidence
+    /// at least the policy's threshold): the gap is closed.
+    pub now_answered: bool,
+    /// The article that answers it now, with its score.
+    pub answered_by: Option<ArticleRef>,
+    /// When that article last changed: answered since then at the latest.
+    pub answered_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The conversations that used an article before and after one of its edits.
+pub struct ArticleImpact(pub domain::insights::ArticleImpact);
+
+#[Object]
+impl ArticleImpact {
+    /// The article now; `null` if it was deleted since.
+    async fn article(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<KnowledgeArticle>> {
+        let article = ctx
+            .loaders()
+            .load_one(ArticleKey(self.0.article_id.clone()))
+            .await?;
+        Ok(article.map(|a| KnowledgeArticle(Arc::unwrap_or_clone(a))))
+    }
+
+    async fn article_id(&self) -> ID {
+        ID(self.0.article_id.clone())
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// The revision the edit made (`Article.revisions`).
+    async fn revision(&self) -> i32 {
+        self.0.revision
+    }
+
+    async fn edited_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.edited_at)
+    }
+
+    /// The length of each window, in seconds.
+    async fn window_seconds(&self) -> i64 {
+        self.0.window_ms / 1000
+    }
+
+    async fn conversations_before(&self) -> i64 {
+        self.0.conversations_before
+    }
+
+    async fn handoffs_before(&self) -> i64 {
+        self.0.handoffs_before
+    }
+
+    /// `handoffsBefore / conversationsBefore`; `null` with no conversation.
+    async fn handoff_rate_before(&self) -> Option<f64> {
+        self.0.handoff_rate_before()
+    }
+
+    async fn conversations_after(&self) -> i64 {
+        self.0.conversations_after
+    }
+
+    async fn handoffs_after(&self) -> i64 {
+        self.0.handoffs_after
+    }
+
+    /// `handoffsAfter / conversationsAfter`; `null` with no conversation.
+    async fn handoff_rate_after(&self) -> Option<f64> {
+        self.0.handoff_rate_after()
+    }
 }
 
 /// One bucket of the series.

@@ -4,7 +4,11 @@ use async_graphql::{Context, ID, InputObject, Object};
 
 use crate::domain;
 use crate::domain::knowledge::articles::ArticleInput;
-use crate::entity::article;
+use crate::entity::{article, article_revision};
+use crate::graphql::loaders::AgentKey;
+
+use super::agents::Agent;
+use super::settings::ApiKey;
 use crate::error::AppError;
 
 use super::pagination::{Page, TotalCount, decode_cursor, page, page_size};
@@ -35,9 +39,66 @@ impl KnowledgeArticle {
         timestamp(self.0.created_at)
     }
 
+    /// When its title, URL or body last changed.
     async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.updated_at)
     }
+
+    /// Each version of its text, newest first: 1 is the article as created, then
+    /// one per change of its title or body.
+    async fn revisions(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ArticleRevision>> {
+        let revisions = domain::knowledge::articles::revisions(ctx.core(), &self.0.id).await?;
+        Ok(revisions.into_iter().map(ArticleRevision).collect())
+    }
+}
+
+/// A version of an article's text.
+pub struct ArticleRevision(pub article_revision::Model);
+
+#[Object]
+impl ArticleRevision {
+    async fn revision(&self) -> i32 {
+        self.0.revision
+    }
+
+    async fn edited_at(&self) -> chrono::DateTime<chrono::Utc> {
+        timestamp(self.0.edited_at)
+    }
+
+    /// Who made it: an agent, or an API key (`KNOWLEDGE_WRITE`); `null` for
+    /// imports (`casefile articles import`, the demo) and for the revision an
+    /// article had when revisions began.
+    async fn edited_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Editor>> {
+        if let Some(id) = &self.0.edited_by_agent_id {
+            let agent = ctx.loaders().load_one(AgentKey(id.clone())).await?;
+            return Ok(agent.map(|a| Editor::Agent(Agent(a))));
+        }
+        if let Some(id) = &self.0.edited_by_api_key_id {
+            let key = domain::tenancy::api_keys::get(ctx.core(), &self.0.workspace_id, id).await?;
+            return Ok(key.map(|k| Editor::ApiKey(ApiKey(k))));
+        }
+        Ok(None)
+    }
+
+    pub async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    pub async fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    pub async fn body(&self) -> &str {
+        &self.0.body
+    }
+}
+
+/// Who changed something: an agent or an API key.
+#[derive(async_graphql::Interface)]
+#[graphql(field(name = "id", ty = "ID"), field(name = "name", ty = "String"))]
+pub enum Editor {
+    Agent(Agent),
+    ApiKey(ApiKey),
 }
 
 #[derive(InputObject)]
@@ -125,31 +186,37 @@ pub struct KnowledgeMutation;
 #[Object]
 impl KnowledgeMutation {
     /// Create or replace an article; the search index follows in the same
-    /// transaction. Owners and admins only.
+    /// transaction. A new article, or a change of its title or body, is a new
+    /// revision (`revisions`); saving the same text changes nothing. Owners and
+    /// admins, and API keys with `KNOWLEDGE_WRITE`.
     async fn upsert_article(
         &self,
         ctx: &Context<'_>,
         input: ArticleInputObject,
     ) -> async_graphql::Result<KnowledgeArticle> {
-        let admin = ctx.principal()?.admin()?;
+        let principal = ctx.principal()?;
+        let editor = principal.knowledge_editor()?;
         let article = domain::knowledge::articles::upsert(
             ctx.core(),
-            &admin.workspace_id,
+            principal.workspace_id(),
             ArticleInput {
                 id: input.id.as_deref().map(String::as_str),
                 title: &input.title,
                 url: &input.url,
                 body: &input.body,
             },
+            Some(&editor),
         )
         .await?;
         Ok(KnowledgeArticle(article))
     }
 
-    /// Delete an article. Returns its id. Owners and admins only.
+    /// Delete an article. Returns its id. Owners and admins, and API keys with
+    /// `KNOWLEDGE_WRITE`.
     async fn delete_article(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let admin = ctx.principal()?.admin()?;
-        domain::knowledge::articles::delete(ctx.core(), &admin.workspace_id, &id).await?;
+        let principal = ctx.principal()?;
+        principal.knowledge_editor()?;
+        domain::knowledge::articles::delete(ctx.core(), principal.workspace_id(), &id).await?;
         Ok(id)
     }
 }

@@ -149,7 +149,9 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         | Kind::Delivery
         | Kind::Feedback
         | Kind::Flag
-        | Kind::ModelCall => {
+        | Kind::ModelCall
+        | Kind::Revision
+        | Kind::Passage => {
             return Err(not_found.into());
         }
     };

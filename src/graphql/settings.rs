@@ -107,11 +107,11 @@ pub struct ApiKey(pub api_key::Model);
 
 #[Object]
 impl ApiKey {
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.0.id.clone())
     }
 
-    async fn name(&self) -> &str {
+    pub async fn name(&self) -> &str {
         &self.0.name
     }
 

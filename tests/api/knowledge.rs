@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, error_code};
+use crate::helpers::{TIMEOUT, TestApp, error_code};
 
 #[tokio::test]
 async fn articles_are_searchable_as_soon_as_they_are_written() {
@@ -224,4 +224,205 @@ async fn the_demo_workspace_is_seeded_once_with_docs_tags_teams_and_lead_fields(
         answer["conversation"]["lastMessage"]["sources"][0]["title"],
         "Scheduling drafts to publish later"
     );
+}
+
+const REVISIONS: &str = "query($id: ID!) { article(id: $id) { updatedAt revisions { revision editedAt title body editedBy { __typename id name } } } }";
+
+async fn revisions_of(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    app.data(Some(token), REVISIONS, json!({ "id": id })).await["article"].clone()
+}
+
+async fn status_of(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    app.data(
+        Some(token),
+        "query($id: ID!) { conversation(id: $id) { status } }",
+        json!({ "id": id }),
+    )
+    .await["conversation"]["status"]
+        .clone()
+}
+
+const UPSERT: &str =
+    "mutation($i: ArticleInputObject!) { upsertArticle(input: $i) { id updatedAt } }";
+
+#[tokio::test]
+async fn every_change_of_an_article_is_a_revision_kept_with_who_made_it() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let input = |id: Option<&str>, body: &str| json!({ "i": { "id": id, "title": "Exporting posts", "url": "https://docs.test/export", "body": body } });
+    let created = app
+        .data(
+            Some(&ws.admin_token),
+            UPSERT,
+            input(None, "Download posts as CSV."),
+        )
+        .await;
+    let id = created["upsertArticle"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let first = revisions_of(&app, &ws.admin_token, &id).await;
+    assert_eq!(first["revisions"].as_array().expect("revisions").len(), 1);
+    assert_eq!(first["revisions"][0]["revision"], 1);
+    assert_eq!(
+        first["revisions"][0]["editedBy"],
+        json!({ "__typename": "Agent", "id": ws.admin_id, "name": first["revisions"][0]["editedBy"]["name"] })
+    );
+    assert_eq!(first["revisions"][0]["editedAt"], first["updatedAt"]);
+
+    // The same text again is no revision, and changes nothing.
+    app.data(
+        Some(&ws.admin_token),
+        UPSERT,
+        input(Some(&id), "Download posts as CSV."),
+    )
+    .await;
+    let same = revisions_of(&app, &ws.admin_token, &id).await;
+    assert_eq!(same["revisions"].as_array().expect("revisions").len(), 1);
+    assert_eq!(same["updatedAt"], first["updatedAt"]);
+
+    // A docs pipeline's key with KNOWLEDGE_WRITE edits it: revision 2 is the key's.
+    let key = app.api_key(&ws, "KNOWLEDGE_WRITE").await;
+    app.data(
+        Some(&key),
+        UPSERT,
+        input(Some(&id), "Export a post to PDF from its menu."),
+    )
+    .await;
+    let edited = revisions_of(&app, &ws.admin_token, &id).await;
+    let revisions = edited["revisions"].as_array().expect("revisions");
+    assert_eq!(revisions.len(), 2);
+    assert_eq!(revisions[0]["revision"], 2, "newest first");
+    assert_eq!(revisions[0]["body"], "Export a post to PDF from its menu.");
+    assert_eq!(revisions[1]["body"], "Download posts as CSV.");
+    assert_eq!(revisions[0]["editedBy"]["__typename"], "ApiKey");
+    assert_eq!(revisions[0]["editedBy"]["name"], "key");
+    assert_ne!(edited["updatedAt"], first["updatedAt"]);
+
+    // Nobody else edits the docs.
+    let reader = app.api_key(&ws, "INSIGHTS_READ").await;
+    let (_, agent) = app.agent(&ws, "Sam", "AGENT").await;
+    for token in [&reader, &agent] {
+        let refused = app
+            .gql(Some(token), UPSERT, input(Some(&id), "Vandalised."))
+            .await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused:#}");
+    }
+    assert_eq!(
+        revisions_of(&app, &ws.admin_token, &id).await["revisions"]
+            .as_array()
+            .expect("revisions")
+            .len(),
+        2
+    );
+    let deleted = app
+        .data(
+            Some(&key),
+            "mutation($id: ID!) { deleteArticle(id: $id) }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(deleted["deleteArticle"], id.as_str());
+}
+
+const IMPACT: &str = "query($f: DateTime!, $t: DateTime!) { insights(from: $f, to: $t) { \
+    articleImpact { articleId title revision editedAt windowSeconds conversationsBefore handoffsBefore handoffRateBefore conversationsAfter handoffsAfter handoffRateAfter } \
+    docsGaps { question count nowAnswered answeredBy { url } answeredSince } } }";
+
+#[tokio::test]
+async fn article_impact_shows_the_handoffs_an_edit_stopped_and_the_gap_it_closed() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace_with_ai("Acme").await;
+    // No patience for unsure answers: a question the docs do not answer is handed off.
+    app.data(
+        Some(&ws.admin_token),
+        "mutation { updateHandoffPolicy(input: {maxLowConfidenceAnswers: 0}) { maxLowConfidenceAnswers } }",
+        json!({}),
+    )
+    .await;
+    let input = |id: Option<&str>, body: &str| json!({ "i": { "id": id, "title": "Exporting posts", "url": "https://docs.test/export", "body": body } });
+    let created = app
+        .data(
+            Some(&ws.admin_token),
+            UPSERT,
+            input(None, "Download your posts as a CSV file from Settings."),
+        )
+        .await;
+    let id = created["upsertArticle"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let question = "How do I export a post to PDF?";
+    for _ in 0..2 {
+        let (conversation, _) = app.start_conversation(&ws, Some(question)).await;
+        app.settle().await;
+        assert_eq!(
+            status_of(&app, &ws.admin_token, &conversation).await,
+            "QUEUED"
+        );
+    }
+    let range = json!({ "f": "2020-01-01T00:00:00Z", "t": "2100-01-01T00:00:00Z" });
+    let before = app.data(Some(&ws.admin_token), IMPACT, range.clone()).await;
+    assert_eq!(
+        before["insights"]["articleImpact"],
+        json!([]),
+        "creating is no edit"
+    );
+    let gap = &before["insights"]["docsGaps"][0];
+    assert_eq!(gap["count"], 2, "{before:#}");
+    assert_eq!(gap["nowAnswered"], false);
+
+    // The fix.
+    app.data(
+        Some(&ws.admin_token),
+        UPSERT,
+        input(
+            Some(&id),
+            "To export a post to PDF, open the post and click Export PDF.",
+        ),
+    )
+    .await;
+    let (conversation, _) = app.start_conversation(&ws, Some(question)).await;
+    app.settle().await;
+    assert_eq!(
+        status_of(&app, &ws.admin_token, &conversation).await,
+        "AI",
+        "answered now"
+    );
+
+    // Each side is as long as the time since the edit: once it covers the first
+    // conversations, the comparison is whole.
+    let impact = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            let read = app.data(Some(&ws.admin_token), IMPACT, range.clone()).await;
+            let impact = read["insights"]["articleImpact"][0].clone();
+            if impact["conversationsBefore"] == 2 {
+                return (impact, read["insights"]["docsGaps"][0].clone());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the window grows to cover the conversations before the edit");
+    let (impact, gap) = impact;
+    assert_eq!(impact["articleId"], id.as_str());
+    assert_eq!(impact["revision"], 2);
+    assert_eq!(impact["handoffsBefore"], 2);
+    assert_eq!(impact["handoffRateBefore"], 1.0);
+    assert_eq!(impact["conversationsAfter"], 1);
+    assert_eq!(impact["handoffsAfter"], 0);
+    assert_eq!(impact["handoffRateAfter"], 0.0);
+    assert_eq!(gap["nowAnswered"], true, "{gap:#}");
+    assert_eq!(gap["answeredBy"]["url"], "https://docs.test/export");
+    assert_eq!(gap["answeredSince"], impact["editedAt"]);
+
+    // Outside the period of the edit, there is no edit to show.
+    let later = app
+        .data(
+            Some(&ws.admin_token),
+            IMPACT,
+            json!({ "f": "2099-01-01T00:00:00Z", "t": "2100-01-01T00:00:00Z" }),
+        )
+        .await;
+    assert_eq!(later["insights"]["articleImpact"], json!([]));
 }

@@ -246,7 +246,7 @@ async fn the_eval_command_scores_a_question_file_as_json_and_as_a_table() {
     // Four questions expect an article; the last is ranked below scheduling.
     let hit1 = totals["hit1"].as_f64().expect("hit1");
     let hit3 = totals["hit3"].as_f64().expect("hit3");
-    assert!(hit1 < 1.0 && hit1 >= 0.5, "{totals:#}");
+    assert!((0.5..1.0).contains(&hit1), "{totals:#}");
     assert!(hit3 >= hit1, "{totals:#}");
     // Handed off: 2, both expected to be; expected: 3, of which 2 were.
     assert_eq!(totals["handoffPrecision"], 1.0);

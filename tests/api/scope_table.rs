@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 use crate::helpers::{TIMEOUT, TestApp, Workspace};
 use crate::ws_client::{TRANSPORT_WS, WsClient};
 
-const SCOPES: [&str; 5] = [
+const SCOPES: [&str; 6] = [
     "INSIGHTS_READ",
     "LEADS_READ",
     "CONVERSATIONS_READ",
     "AI_WRITE",
     "EVENTS_READ",
+    "KNOWLEDGE_WRITE",
 ];
 
 /// What a root field is called with: the document and its variables.
@@ -87,6 +88,10 @@ const QUERIES: &[Call] = &[
     Call {
         field: "articles",
         document: "{ articles { totalCount } }",
+    },
+    Call {
+        field: "previewAnswer",
+        document: "{ previewAnswer(question: \"How do I schedule a post?\") { outcome } }",
     },
     Call {
         field: "article",
@@ -438,7 +443,7 @@ async fn team(app: &TestApp, ws: &Workspace) -> String {
 fn readme_table() -> BTreeMap<String, Vec<bool>> {
     let readme = include_str!("../../README.md");
     let start = readme
-        .find("| root field | INSIGHTS_READ | LEADS_READ | CONVERSATIONS_READ | AI_WRITE | EVENTS_READ |")
+        .find("| root field | INSIGHTS_READ | LEADS_READ | CONVERSATIONS_READ | AI_WRITE | EVENTS_READ | KNOWLEDGE_WRITE |")
         .expect("the README has the scope table");
     readme[start..]
         .lines()

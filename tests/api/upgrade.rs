@@ -9,8 +9,8 @@ use serde_json::json;
 use crate::helpers::{TestApp, fresh_database, test_config};
 
 /// Migrations that came with conversation endings, business hours, presence,
-/// routing and the model's answers.
-const NEW: u32 = 5;
+/// routing, the model's answers and measured knowledge.
+const NEW: u32 = 6;
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
@@ -27,6 +27,14 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
     )
     .await;
     app.request_human(&visitor, &open).await;
+    let article = app
+        .data(
+            Some(&ws.admin_token),
+            "mutation { upsertArticle(input: {title: \"Roles\", url: \"https://docs.test/roles\", body: \"Editors publish.\"}) { id updatedAt } }",
+            json!({}),
+        )
+        .await["upsertArticle"]
+        .clone();
     app.running.shutdown().await.expect("stops");
 
     // Back to the schema before them, as a server of the previous release left it.
@@ -79,5 +87,17 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
         waiting["conversation"],
         json!({ "status": "QUEUED", "resolvedBy": null, "resolvedAt": null,
             "openHandoff": { "outOfHours": false, "offeredTo": null, "slaDueAt": null } })
+    );
+    // An article written before revisions began has its text as revision 1.
+    let revisions = app
+        .data(
+            Some(&ws.admin_token),
+            "query($id: ID!) { article(id: $id) { revisions { revision editedAt body editedBy { id } } } }",
+            json!({ "id": article["id"] }),
+        )
+        .await;
+    assert_eq!(
+        revisions["article"]["revisions"],
+        json!([{ "revision": 1, "editedAt": article["updatedAt"], "body": "Editors publish.", "editedBy": null }])
     );
 }

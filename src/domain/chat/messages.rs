@@ -189,6 +189,11 @@ pub async fn append(
     message::Entity::insert(active)
         .exec_without_returning(txn)
         .await?;
+    if message.author == Author::Ai && !message.internal {
+        let sources = message.sources()?;
+        let cited: Vec<&str> = sources.iter().map(|s| s.article_id.as_str()).collect();
+        super::article_uses::record(txn, workspace_id, conversation_id, &cited, true).await?;
+    }
     Ok(Appended {
         message,
         created: true,

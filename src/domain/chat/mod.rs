@@ -2,6 +2,7 @@
 //! messages with their gap-free `seq`, leads and their fields, ratings, and the
 //! message streams behind subscriptions.
 
+pub mod article_uses;
 pub mod conversations;
 pub mod leads;
 pub mod lists;

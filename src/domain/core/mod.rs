@@ -71,6 +71,8 @@ pub struct Shared {
     /// Password hashing runs behind this, one at a time per CPU: a burst of sign-ins
     /// queues instead of taking all memory (Argon2 uses 19 MiB per hash).
     pub hashing: tokio::sync::Semaphore,
+    /// Woken when passages wait for their embeddings (an article changed).
+    pub embeddings_wanted: tokio::sync::Notify,
 }
 
 /// A workspace's tags by id (each behind an `Arc`: a page of 50 conversations
@@ -161,6 +163,7 @@ impl Core {
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
+            embeddings_wanted: tokio::sync::Notify::new(),
         }));
         Ok(core)
     }

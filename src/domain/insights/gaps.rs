@@ -7,7 +7,8 @@ use super::{Cohort, int, rows};
 use crate::domain::Core;
 use crate::error::AppResult;
 
-use crate::domain::knowledge::text;
+use crate::domain::knowledge::responder::{self, Source};
+use crate::domain::knowledge::{articles, text};
 
 /// Unanswered questions read to find docs gaps, of each kind (unsure answers, and
 /// low-confidence handoffs): the most recent 500 of each, enough to rank the twenty
@@ -28,6 +29,12 @@ pub struct Gap {
     pub terms: Vec<String>,
     pub count: i64,
     pub conversation_ids: Vec<String>,
+    /// The article that answers the question now (with confidence at least the
+    /// threshold), if one does: the gap is closed.
+    pub answered_by: Option<Source>,
+    /// When that article last changed: the gap is answered since then, at the
+    /// latest.
+    pub answered_since: Option<i64>,
 }
 
 /// Group questions that share most of their content words with the first question
@@ -63,6 +70,8 @@ pub fn group_questions(questions: &[(String, String)]) -> Vec<Gap> {
                     terms,
                     count: 1,
                     conversation_ids: vec![conversation_id.clone()],
+                    answered_by: None,
+                    answered_since: None,
                 },
             )),
         }
@@ -130,7 +139,18 @@ pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResul
         .take(GAP_SAMPLE as usize)
         .map(|(_, conversation, _, body)| (conversation, body))
         .collect();
-    Ok(group_questions(&newest))
+    let mut gaps = group_questions(&newest);
+    for gap in &mut gaps {
+        let now = responder::retrieve(core, &cohort.workspace_id, &gap.question).await?;
+        if now.answer.confidence >= threshold
+            && let Some(source) = now.answer.sources.into_iter().next()
+        {
+            let revisions = articles::revisions(core, &source.article_id).await?;
+            gap.answered_since = revisions.first().map(|r| r.edited_at);
+            gap.answered_by = Some(source);
+        }
+    }
+    Ok(gaps)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use crate::db::stmt;
 mod feedback;
 mod gaps;
 mod handoffs;
+mod impact;
 mod usage;
 
 pub use feedback::{AnswerFeedback, ArticleFeedback, answer_feedback, article_feedback};
@@ -24,6 +25,7 @@ pub use gaps::{Gap, docs_gaps, group_questions};
 pub use handoffs::{
     HandedOff, HandoffStats, SlaBreaches, handoff_stats, out_of_hours_handoffs, sla_breaches,
 };
+pub use impact::{ArticleImpact, article_impact};
 pub use usage::{ModelUsage, model_usage};
 
 /// Which conversations a digest counts.

@@ -9,8 +9,9 @@ use sea_orm::{
     PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
+use crate::auth::Editor;
 use crate::domain::Core;
-use crate::entity::{article, now_ms};
+use crate::entity::{article, article_revision, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
 
@@ -61,11 +62,15 @@ async fn unindex(txn: &DatabaseTransaction, id: &str) -> AppResult<()> {
     Ok(())
 }
 
-/// Create an article, or replace the one with `input.id`.
+/// Create an article, or replace the one with `input.id`, as `editor` (`None`:
+/// an import). A new article, or a change of its title or body, is a new
+/// revision, and its passages are cut again (to be embedded again); saving the
+/// same text again changes nothing.
 pub async fn upsert(
     core: &Core,
     workspace_id: &str,
     input: ArticleInput<'_>,
+    editor: Option<&Editor>,
 ) -> AppResult<article::Model> {
     let title = validate::short("title", input.title)?;
     let url = validate::url("url", input.url)?;
@@ -82,17 +87,21 @@ pub async fn upsert(
         ),
         None => None,
     };
-    let model = match existing {
+    let (model, revised) = match existing {
+        Some(found) if found.title == title && found.body == body && found.url == url => {
+            return Ok(found);
+        }
         Some(found) => {
+            let revised = found.title != title || found.body != body;
             let mut active: article::ActiveModel = found.into();
             active.title = Set(title);
             active.url = Set(url);
             active.body = Set(body);
             active.updated_at = Set(now);
-            active.update(&txn).await?
+            (active.update(&txn).await?, revised)
         }
         None => {
-            article::ActiveModel {
+            let created = article::ActiveModel {
                 id: Set(new_id(Kind::Article)),
                 workspace_id: Set(workspace_id.to_owned()),
                 title: Set(title),
@@ -102,12 +111,66 @@ pub async fn upsert(
                 updated_at: Set(now),
             }
             .insert(&txn)
-            .await?
+            .await?;
+            (created, true)
         }
     };
     index(&txn, &model).await?;
+    if revised {
+        revise(&txn, &model, editor).await?;
+        super::passages::replace(&txn, &model).await?;
+    }
     txn.commit().await?;
+    if revised {
+        core.embeddings_wanted.notify_one();
+    }
     Ok(model)
+}
+
+/// Keep `article` as it is now as its next revision.
+async fn revise(
+    txn: &DatabaseTransaction,
+    article: &article::Model,
+    editor: Option<&Editor>,
+) -> AppResult<()> {
+    let last: Option<i32> = article_revision::Entity::find()
+        .select_only()
+        .column_as(article_revision::Column::Revision.max(), "revision")
+        .filter(article_revision::Column::ArticleId.eq(article.id.as_str()))
+        .into_tuple::<Option<i32>>()
+        .one(txn)
+        .await?
+        .flatten();
+    article_revision::ActiveModel {
+        id: Set(new_id(Kind::Revision)),
+        workspace_id: Set(article.workspace_id.clone()),
+        article_id: Set(article.id.clone()),
+        revision: Set(last.unwrap_or(0) + 1),
+        title: Set(article.title.clone()),
+        url: Set(article.url.clone()),
+        body: Set(article.body.clone()),
+        edited_at: Set(article.updated_at),
+        edited_by_agent_id: Set(match editor {
+            Some(Editor::Agent(id)) => Some(id.clone()),
+            _ => None,
+        }),
+        edited_by_api_key_id: Set(match editor {
+            Some(Editor::ApiKey(id)) => Some(id.clone()),
+            _ => None,
+        }),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// An article's revisions, newest first.
+pub async fn revisions(core: &Core, article_id: &str) -> AppResult<Vec<article_revision::Model>> {
+    Ok(article_revision::Entity::find()
+        .filter(article_revision::Column::ArticleId.eq(article_id))
+        .order_by_desc(article_revision::Column::Revision)
+        .all(&core.db.reader)
+        .await?)
 }
 
 pub async fn delete(core: &Core, workspace_id: &str, id: &str) -> AppResult<()> {
@@ -121,6 +184,7 @@ pub async fn delete(core: &Core, workspace_id: &str, id: &str) -> AppResult<()> 
         return Err(AppError::NotFound("article"));
     }
     unindex(&txn, id).await?;
+    super::passages::remove(&txn, id).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -411,6 +475,7 @@ pub async fn import_dir(
                 url: &url,
                 body: &parsed.body,
             },
+            None,
         )
         .await
         .map_err(|err| anyhow::anyhow!("{}: {}", path.display(), err.message()))?;

@@ -5,6 +5,7 @@
 pub mod articles;
 pub mod citations;
 pub mod model;
+pub mod passages;
 pub mod responder;
 pub mod retag;
 pub mod tagger;

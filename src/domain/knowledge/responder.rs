@@ -269,7 +269,8 @@ fn ranked_passages(question: &str, articles: &[article::Model]) -> Vec<Ranked> {
 /// passages in its own order.
 fn grounding(ranked: &[Ranked], articles: &[article::Model]) -> Vec<Grounding> {
     // (article, its best score, its passages chosen: (index, text))
-    let mut out: Vec<(usize, f64, Vec<(usize, &str)>)> = Vec::new();
+    type Chosen<'a> = (usize, f64, Vec<(usize, &'a str)>);
+    let mut out: Vec<Chosen<'_>> = Vec::new();
     for passage in ranked {
         let chosen = (passage.index, passage.text.as_str());
         match out.iter_mut().find(|(a, _, _)| *a == passage.article) {

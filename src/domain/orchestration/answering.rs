@@ -15,6 +15,7 @@
 use sea_orm::TransactionTrait;
 
 use crate::domain::Core;
+use crate::domain::chat::article_uses;
 use crate::domain::chat::messages::{self, Appended, NewMessage};
 use crate::domain::core::feed::{self, Event};
 use crate::domain::handoff::policy::{self, HandoffPolicy, Situation};
@@ -45,6 +46,21 @@ pub async fn answer(core: &Core, question: &Question<'_>) -> AppResult<()> {
     }
     let retrieval =
         responder::retrieve(core, &question.workspace.id, &question.message.body).await?;
+    let found: Vec<&str> = retrieval
+        .articles
+        .iter()
+        .filter(|a| a.score > 0.0)
+        .map(|a| a.article_id.as_str())
+        .collect();
+    let conversation = question.conversation;
+    article_uses::record(
+        &core.db.writer,
+        &conversation.workspace_id,
+        &conversation.id,
+        &found,
+        false,
+    )
+    .await?;
     if engine == AnswerEngine::Model
         && let Some(connector) = core.model.as_ref()
         && retrieval.answer.confidence >= question.policy.confidence_threshold

@@ -267,15 +267,16 @@ mod tests {
     #[test]
     fn a_bad_line_is_named_and_nothing_else_is_read() {
         let docs = [article("a1", "Scheduling")];
-        let err = parse("{\"question\": \"ok\"}\n{\"question\": 3}\n", &docs).unwrap_err();
+        let err = parse("{\"question\": \"ok\"}\n{\"question\": 3}\n", &docs).expect_err("refused");
         assert!(err.starts_with("line 2:"), "{err}");
-        let err = parse("{\"question\": \"ok\"}\nnot json\n", &docs).unwrap_err();
+        let err = parse("{\"question\": \"ok\"}\nnot json\n", &docs).expect_err("refused");
         assert!(err.starts_with("line 2:"), "{err}");
-        let err = parse("{\"question\": \"q\", \"expect\": 1}", &docs).unwrap_err();
+        let err = parse("{\"question\": \"q\", \"expect\": 1}", &docs).expect_err("refused");
         assert!(err.starts_with("line 1:"), "{err}");
-        let err = parse("{\"question\": \"q\", \"expectArticle\": \"nope\"}", &docs).unwrap_err();
+        let err = parse("{\"question\": \"q\", \"expectArticle\": \"nope\"}", &docs)
+            .expect_err("refused");
         assert!(err.contains("line 1: expectArticle \"nope\""), "{err}");
-        let err = parse("{\"question\": \"  \"}", &docs).unwrap_err();
+        let err = parse("{\"question\": \"  \"}", &docs).expect_err("refused");
         assert_eq!(err, "line 1: the question is empty");
         assert!(parse("\n\n", &docs).is_err());
     }

@@ -118,6 +118,14 @@ pub async fn revoke(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<
     Ok(key)
 }
 
+/// The workspace's key `id`, revoked or not.
+pub async fn get(core: &Core, workspace_id: &str, id: &str) -> AppResult<Option<api_key::Model>> {
+    Ok(api_key::Entity::find_by_id(id)
+        .filter(api_key::Column::WorkspaceId.eq(workspace_id))
+        .one(&core.db.reader)
+        .await?)
+}
+
 pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<api_key::Model>> {
     Ok(api_key::Entity::find()
         .filter(api_key::Column::WorkspaceId.eq(workspace_id))
