@@ -1,4 +1,7 @@
-//! The commands besides `serve`: `migrate`, `schema`, `workspace create`.
+//! The commands besides `serve`: `migrate`, `schema`, `workspace create`, `articles
+//! import`, `keys rotate`, `demo seed` and `eval` ([`eval`]).
+
+pub mod eval;
 
 use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
 use crate::domain::Core;
@@ -85,7 +88,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .map_err(|err| anyhow::anyhow!("seeding the demo: {}", err.message()))?;
             print!("{}", demo.describe(&format!("http://{listen}"), false));
         }
-        Command::Eval(args) => crate::eval::run(args).await?,
+        Command::Eval(args) => eval::run(args).await?,
     }
     Ok(())
 }
@@ -109,7 +112,7 @@ fn password(given: Option<String>, from_stdin: bool) -> anyhow::Result<String> {
     })
 }
 
-pub(crate) async fn open(config: Config) -> anyhow::Result<Core> {
+async fn open(config: Config) -> anyhow::Result<Core> {
     config.check().map_err(anyhow::Error::msg)?;
     Core::open(config)
         .await

@@ -5,6 +5,7 @@
 //! configured, Casefile serves on 127.0.0.1:8080 with a SQLite file `casefile.db` in
 //! the working directory.
 
+mod embeddings;
 mod model;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use embeddings::EmbeddingsConfig;
 pub use model::{BreakerConfig, ModelConfig, Secret};
 
 #[derive(Debug, Parser)]
@@ -102,6 +104,8 @@ pub struct EvalArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub model: ModelConfig,
+    #[command(flatten)]
+    pub embeddings: EmbeddingsConfig,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -325,6 +329,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub model: ModelConfig,
+
+    #[command(flatten)]
+    pub embeddings: EmbeddingsConfig,
 }
 
 /// Limits that keep hostile or broken clients from taking the server down. Each is
@@ -511,7 +518,8 @@ impl Config {
                 secret.len()
             ));
         }
-        self.model.check()
+        self.model.check()?;
+        self.embeddings.check()
     }
 
     /// A configuration for tests and embedding: the defaults, with this database.

@@ -8,7 +8,7 @@
 //! a circle (`tests/layers.rs` reads this list from here and holds `src/` to it):
 //!
 //! - transport: `app`, `state`, `ws`, `net`, `export`, `demo_pages`, `assets`, `cli`,
-//!   `eval`, `demo`
+//!   `demo`
 //! - graphql: `graphql`
 //! - domain: `domain` (its sub-folders, from the top: `orchestration` > `insights`,
 //!   `outbound` > `handoff` > `knowledge` > `chat` > `tenancy` > `core`)
@@ -23,7 +23,7 @@
 //! shutdown within its time-out). [`state`] is the transport's [`AppState`]: the
 //! domain's [`domain::Core`] with the GraphQL service, the sockets' hub and the
 //! connection counts. [`export`] streams CSV exports of rows the domain reads;
-//! [`cli`] runs the commands besides `serve` ([`eval`] the evaluation), [`demo`] seeds the demo workspace and
+//! [`cli`] runs the commands besides `serve` (`casefile eval` in [`cli::eval`]), [`demo`] seeds the demo workspace and
 //! [`demo_pages`] serves its pages; [`assets`] serves compiled-in files.
 //!
 //! **GraphQL.** [`graphql`] is the schema, one module per domain area, merged into
@@ -70,7 +70,6 @@ pub mod demo_pages;
 pub mod domain;
 pub mod entity;
 pub mod error;
-pub mod eval;
 pub mod events;
 pub mod export;
 pub mod graphql;
@@ -153,7 +152,8 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
 /// The domain's work beside the requests, until shutdown: SQLite's writer, the
 /// observer of the event log, retag jobs left running, signing keys rotated
 /// elsewhere (picked up within a minute), pruning the log, delivering webhooks,
-/// resolving silent conversations, and routing's offers and SLAs.
+/// resolving silent conversations, routing's offers and SLAs, and embedding
+/// articles' passages.
 async fn start_background(core: &domain::Core) -> anyhow::Result<()> {
     core.batch_writes();
     let weak = core.downgrade();
@@ -175,5 +175,6 @@ async fn start_background(core: &domain::Core) -> anyhow::Result<()> {
     domain::outbound::delivery::start_delivering(core);
     domain::orchestration::sweeper::start(core);
     domain::handoff::routing::start(core);
+    domain::knowledge::embeddings::start(core);
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! kinds, for one log line; the API key is sent and never shown.
 
 mod breaker;
+pub mod embeddings;
 mod sse;
 
 use std::collections::BTreeMap;
@@ -111,15 +112,7 @@ impl std::fmt::Display for Failure {
 impl Connector {
     /// The connector `config` describes; `None` without a URL.
     pub fn new(config: &ModelConfig) -> Option<Connector> {
-        let base = config.url.as_ref()?;
-        let mut endpoint = base.clone();
-        let path = format!("{}/chat/completions", base.path().trim_end_matches('/'));
-        endpoint.set_path(&path);
-        let host = match (base.host_str(), base.port_or_known_default()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_owned(),
-            (None, _) => base.to_string(),
-        };
+        let (endpoint, host) = endpoint(config.url.as_ref()?, "chat/completions");
         let http = reqwest::Client::builder()
             .connect_timeout(config.first_token_timeout)
             .build()
@@ -220,6 +213,18 @@ impl Connector {
             timeout: self.timeout,
         })
     }
+}
+
+/// `{base}/{path}`, and the server's `host:port` for log lines.
+fn endpoint(base: &url::Url, path: &str) -> (url::Url, String) {
+    let mut endpoint = base.clone();
+    endpoint.set_path(&format!("{}/{path}", base.path().trim_end_matches('/')));
+    let host = match (base.host_str(), base.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => base.to_string(),
+    };
+    (endpoint, host)
 }
 
 /// An answer being streamed.

@@ -71,6 +71,13 @@ async fn serve(config: casefile::Config) -> anyhow::Result<()> {
             model.host()
         );
     }
+    if let Some(embedder) = &running.state.embedder {
+        tracing::info!(
+            "retrieval by meaning with the embedding model {} at {} (full-text alone when it cannot)",
+            embedder.model(),
+            embedder.host()
+        );
+    }
     if demo {
         let seeded = casefile::demo::seed(&running.state)
             .await

@@ -114,12 +114,12 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-fn secret(value: &str) -> Result<Secret, String> {
+pub(super) fn secret(value: &str) -> Result<Secret, String> {
     Ok(Secret(value.trim().to_owned()))
 }
 
 /// An `http://` or `https://` URL with a host.
-fn model_url(value: &str) -> Result<url::Url, String> {
+pub(super) fn model_url(value: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(value.trim()).map_err(|err| {
         format!("not a URL ({err}): expected one like `http://127.0.0.1:8000/v1`")
     })?;
@@ -132,7 +132,7 @@ fn model_url(value: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-fn positive_duration(value: &str) -> Result<Duration, String> {
+pub(super) fn positive_duration(value: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(value.trim()).map_err(|err| err.to_string())?;
     if duration.is_zero() {
         return Err("must be longer than zero".to_owned());

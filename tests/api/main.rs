@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod clients;
 mod conversations;
+mod embeddings;
 mod ending;
 mod events;
 mod examples;

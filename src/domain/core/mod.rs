@@ -73,6 +73,11 @@ pub struct Shared {
     pub hashing: tokio::sync::Semaphore,
     /// Woken when passages wait for their embeddings (an article changed).
     pub embeddings_wanted: tokio::sync::Notify,
+    /// The embedding server, when one is configured (`CASEFILE_EMBEDDINGS_URL`).
+    pub embedder: Option<crate::llm::embeddings::Embedder>,
+    /// Each workspace's embedded passages, for retrieval by meaning (forgotten
+    /// when they change here; another process's changes show within seconds).
+    pub vectors: Recent<Arc<Vec<crate::llm::embeddings::Indexed>>>,
 }
 
 /// A workspace's tags by id (each behind an `Arc`: a page of 50 conversations
@@ -159,11 +164,13 @@ impl Core {
             faults: Default::default(),
             rate: crate::rate::RateLimits::new(&config.limits),
             model: crate::llm::Connector::new(&config.model),
+            embedder: crate::llm::embeddings::Embedder::new(&config.embeddings),
             config,
             hashing: tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, std::num::NonZero::get),
             ),
             embeddings_wanted: tokio::sync::Notify::new(),
+            vectors: Recent::with_ttl(std::time::Duration::from_secs(10)),
         }));
         Ok(core)
     }

@@ -122,6 +122,7 @@ pub async fn upsert(
     }
     txn.commit().await?;
     if revised {
+        core.vectors.forget(workspace_id);
         core.embeddings_wanted.notify_one();
     }
     Ok(model)
@@ -300,6 +301,22 @@ pub async fn page(
     Ok(select
         .order_by_desc(article::Column::Id)
         .limit(limit)
+        .all(&core.db.reader)
+        .await?)
+}
+
+/// The workspace's articles among `ids`, in no particular order.
+pub async fn by_ids(
+    core: &Core,
+    workspace_id: &str,
+    ids: &[&str],
+) -> AppResult<Vec<article::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(article::Entity::find()
+        .filter(article::Column::WorkspaceId.eq(workspace_id))
+        .filter(article::Column::Id.is_in(ids.iter().copied()))
         .all(&core.db.reader)
         .await?)
 }

@@ -4,6 +4,7 @@
 
 pub mod articles;
 pub mod citations;
+pub mod embeddings;
 pub mod model;
 pub mod passages;
 pub mod responder;

@@ -159,7 +159,8 @@ pub struct Retrieval {
     pub passages: Vec<RankedPassage>,
     /// The articles considered, best first: by their best passage's score, then
     /// in the full-text search's order (those that match no term of the question
-    /// last, scored 0).
+    /// last, scored 0); with embeddings, in the fused order (each with its best
+    /// passage's score all the same).
     pub articles: Vec<Source>,
 }
 
@@ -178,10 +179,41 @@ pub struct RankedPassage {
     pub text: String,
 }
 
-/// Search the workspace's articles for `question` and rank their passages.
+/// Search the workspace's articles for `question` and rank their passages. With
+/// embeddings, the articles full-text search ranks and those ranked by meaning
+/// are fused ([`super::embeddings::fuse`]), so an article that shares no word
+/// with the question (another language, other words) can still be found.
 pub async fn retrieve(core: &Core, workspace_id: &str, question: &str) -> AppResult<Retrieval> {
     let hits: Vec<Hit> = articles::search(core, workspace_id, question, CANDIDATES, 0).await?;
-    let articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
+    let mut articles: Vec<article::Model> = hits.into_iter().map(|h| h.article).collect();
+    let mut order = ranked_articles(question, &articles);
+    if let Some(meaning) = super::embeddings::rank(core, workspace_id, question).await {
+        let lexical: Vec<String> = order.iter().map(|a| a.article_id.clone()).collect();
+        let semantic: Vec<String> = meaning
+            .into_iter()
+            .take(CANDIDATES as usize)
+            .map(|(id, _)| id)
+            .collect();
+        let fused: Vec<String> = super::embeddings::fuse(&[lexical, semantic])
+            .into_iter()
+            .take(CANDIDATES as usize)
+            .collect();
+        let missing: Vec<&str> = fused
+            .iter()
+            .filter(|id| !articles.iter().any(|a| &a.id == *id))
+            .map(String::as_str)
+            .collect();
+        articles.extend(articles::by_ids(core, workspace_id, &missing).await?);
+        articles = fused
+            .iter()
+            .filter_map(|id| articles.iter().find(|a| &a.id == id).cloned())
+            .collect();
+        let scored = ranked_articles(question, &articles);
+        order = articles
+            .iter()
+            .filter_map(|a| scored.iter().find(|s| s.article_id == a.id).cloned())
+            .collect();
+    }
     let ranked = ranked_passages(question, &articles);
     Ok(Retrieval {
         answer: best_answer(question, &articles),
@@ -193,7 +225,7 @@ pub async fn retrieve(core: &Core, workspace_id: &str, question: &str) -> AppRes
                 text: p.text.clone(),
             })
             .collect(),
-        articles: ranked_articles(question, &articles),
+        articles: order,
     })
 }
 

@@ -29,6 +29,9 @@ use crate::entity::{AnswerEngine, Author, HandoffReason, conversation, message, 
 use crate::error::{AppError, AppResult};
 use crate::llm::Connector;
 
+/// The articles of a retrieval noted as used by the conversation, at most.
+const RETRIEVED: usize = 3;
+
 /// What a visitor message is being answered in.
 pub struct Question<'a> {
     pub workspace: &'a workspace::Model,
@@ -46,10 +49,13 @@ pub async fn answer(core: &Core, question: &Question<'_>) -> AppResult<()> {
     }
     let retrieval =
         responder::retrieve(core, &question.workspace.id, &question.message.body).await?;
+    // Retrieved: the best few it found (full-text matches with a passage that
+    // covers part of the question, or found by meaning).
     let found: Vec<&str> = retrieval
         .articles
         .iter()
-        .filter(|a| a.score > 0.0)
+        .take(RETRIEVED)
+        .filter(|a| a.score > 0.0 || core.embedder.is_some())
         .map(|a| a.article_id.as_str())
         .collect();
     let conversation = question.conversation;

@@ -23,12 +23,14 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
         engine,
         database,
         model,
+        embeddings,
     } = args;
     let text = std::fs::read_to_string(&questions)
         .with_context(|| format!("reading {}", questions.display()))?;
     let mut config = Config::for_command(database, None);
     config.model = model;
-    let core = crate::cli::open(config).await?;
+    config.embeddings = embeddings;
+    let core = super::open(config).await?;
     let found = match workspaces::get(&core, &workspace).await {
         Ok(found) => found,
         Err(AppError::NotFound(_)) => anyhow::bail!("no workspace {workspace}"),
@@ -43,6 +45,18 @@ pub async fn run(args: EvalArgs) -> anyhow::Result<()> {
         .map_err(|err| anyhow::anyhow!(err.detail()))?;
     let cases = evaluation::parse(&text, &known)
         .map_err(|err| anyhow::anyhow!("{}: {err}", questions.display()))?;
+    if core.embedder.is_some() {
+        eprintln!("embedding the articles' passages…");
+        let (embedded, left) = crate::domain::knowledge::embeddings::embed_all(&core)
+            .await
+            .map_err(|err| anyhow::anyhow!(err.detail()))?;
+        eprintln!("{embedded} passages embedded");
+        if left > 0 {
+            eprintln!(
+                "warning: {left} passages could not be embedded: retrieval by meaning misses them"
+            );
+        }
+    }
     let engine = engine.map(|e| match e {
         EvalEngine::Model => AnswerEngine::Model,
         EvalEngine::Extractive => AnswerEngine::Extractive,
