@@ -381,14 +381,16 @@ async fn websocket(
         Ok(principal) => principal,
         Err(err) => return transport_error(StatusCode::UNAUTHORIZED, err.code(), &err.message()),
     };
-    // Frames and messages over the body limit are refused before their declared
-    // size is allocated.
+    // A frame or message over the body limit is read whole (so its sender is not
+    // reset mid-write and learns why: 1009) and refused; one declaring more than
+    // the drain bound is refused before anything of it is read.
+    let bound = ws::drain_bound(config.max_body_bytes);
     let upgrade = upgrade
         .protocols(ws::PROTOCOLS)
         .read_buffer_size(ws::READ_BUFFER)
         .write_buffer_size(ws::WRITE_BUFFER)
-        .max_frame_size(config.max_body_bytes)
-        .max_message_size(config.max_body_bytes);
+        .max_frame_size(bound)
+        .max_message_size(bound);
     let protocol =
         ws::Protocol::from_header(upgrade.selected_protocol().and_then(|p| p.to_str().ok()));
     upgrade.on_upgrade(move |socket| {

@@ -15,6 +15,9 @@ pub mod code {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+    /// A document the server does not answer as a whole (introspection while it
+    /// is off), as Apollo Server names it.
+    pub const GRAPHQL_VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
     pub const CONFLICT: &str = "CONFLICT";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// The database (or another part the server needs) does not answer; retry later.

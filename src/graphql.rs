@@ -128,8 +128,12 @@ impl Api {
         read_only: bool,
         live: bool,
     ) -> Result<async_graphql::Request, async_graphql::ServerError> {
-        let limit = self.core().config.limits.max_query_cost;
-        let kind = self.0.documents.prepare(&mut request, read_only, limit)?;
+        let config = &self.core().config;
+        let (limit, introspection) = (config.limits.max_query_cost, config.introspection);
+        let kind = self
+            .0
+            .documents
+            .prepare(&mut request, read_only, introspection, limit)?;
         if kind.mutates
             && let Some(Err(err)) = principal.as_ref().map(Principal::may_write)
         {

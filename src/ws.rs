@@ -93,6 +93,19 @@ const REVOKED: Close = Close(4403, "Forbidden: access revoked");
 /// How long the closing frame may take to go out before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// How long, after its close frame, the server reads (and discards) what the
+/// client is still sending, waiting for the client's close frame (RFC 6455
+/// §7.1.1): dropping a connection with unread data resets it, and a client reset
+/// mid-write never reads why it was closed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most a socket reads of one frame or message, and after its close frame:
+/// what is over the body limit (`CASEFILE_MAX_BODY_BYTES`) but within this is read
+/// whole and then refused with 1009; what declares more is refused at its header.
+pub fn drain_bound(max_body_bytes: usize) -> usize {
+    max_body_bytes.saturating_mul(32).max(8 << 20)
+}
+
 /// What the sockets of one server share: the GraphQL service, the sockets that
 /// close when their principal's access is revoked, and the subscriptions executed
 /// once for many sockets.
@@ -209,6 +222,8 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, hub: Hub, client: Clie
     let (sink, mut incoming) = socket.split();
     let config = &hub.core().config;
     let send_timeout = config.limits.ws_send_timeout;
+    let max_body = config.max_body_bytes;
+    let drain_bound = drain_bound(max_body);
     // One timer: the init timeout until `connection_init`, then the token's expiry.
     let mut deadline: Option<Pin<Box<Sleep>>> =
         Some(Box::pin(tokio::time::sleep(config.ws_init_timeout)));
@@ -235,6 +250,7 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, hub: Hub, client: Clie
         tokio::select! {
             frame = incoming.next() => {
                 let text = match frame {
+                    Some(Ok(Message::Text(text))) if text.len() > max_body => break Some(TOO_BIG),
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -298,11 +314,31 @@ pub async fn serve(socket: WebSocket, protocol: Protocol, hub: Hub, client: Clie
                 code,
                 reason: Utf8Bytes::from_static(reason),
             };
-            let _ = conn.sink.send(Message::Close(Some(frame))).await;
+            conn.sink.send(Message::Close(Some(frame))).await.is_ok()
+        } else {
+            false
         }
-        let _ = conn.sink.close().await;
     };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, closing).await;
+    let sent = tokio::time::timeout(CLOSE_TIMEOUT, closing)
+        .await
+        .unwrap_or(false);
+    if sent {
+        // What the client still sends is read and dropped, up to its close frame.
+        let drain = async {
+            let mut read = 0usize;
+            while let Some(Ok(frame)) = incoming.next().await {
+                if matches!(frame, Message::Close(_)) {
+                    break;
+                }
+                read = read.saturating_add(frame.into_data().len());
+                if read > drain_bound {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, drain).await;
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.sink.close()).await;
 }
 
 /// One error, with its `extensions.code`.

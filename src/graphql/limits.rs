@@ -71,8 +71,13 @@ fn count_root_fields(
         .sum()
 }
 
-/// Check a parsed document; `read_only` when it arrived over `GET`.
-pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, ServerError> {
+/// Check a parsed document; `read_only` when it arrived over `GET`;
+/// `introspection` when the server answers `__schema` and `__type`.
+pub fn check(
+    doc: &ExecutableDocument,
+    read_only: bool,
+    introspection: bool,
+) -> Result<DocumentKind, ServerError> {
     let writes = doc
         .operations
         .iter()
@@ -107,6 +112,25 @@ pub fn check(doc: &ExecutableDocument, read_only: bool) -> Result<DocumentKind, 
         return Err(refused(
             "a document may contain one `signIn`: send one request per sign-in".into(),
         ));
+    }
+    if !introspection {
+        let asks = doc.operations.iter().any(|(_, op)| {
+            let root = &op.node.selection_set.node;
+            count_root_fields(doc, root, "__schema", 0) + count_root_fields(doc, root, "__type", 0)
+                > 0
+        });
+        if asks {
+            // As Apollo Server says it, and as scanners read it: an error, not data.
+            let mut err = ServerError::new(
+                "GraphQL introspection is off on this server (CASEFILE_INTROSPECTION=false): \
+                 the query asked for __schema or __type",
+                None,
+            );
+            err.extensions
+                .get_or_insert_with(Default::default)
+                .set("code", code::GRAPHQL_VALIDATION_FAILED);
+            return Err(err);
+        }
     }
     let mutates = doc
         .operations
@@ -192,6 +216,7 @@ impl DocumentCache {
         &self,
         request: &mut async_graphql::Request,
         read_only: bool,
+        introspection: bool,
         max_cost: usize,
     ) -> Result<DocumentKind, ServerError> {
         let cached = self
@@ -218,7 +243,7 @@ impl DocumentCache {
                 cached
             }
         };
-        let kind = check(&cached.doc, read_only)?;
+        let kind = check(&cached.doc, read_only, introspection)?;
         super::cost::within(cached.cost(request), max_cost)?;
         request.set_parsed_query(cached.doc.clone());
         Ok(kind)
@@ -237,11 +262,11 @@ mod tests {
     fn aliases_in_fragments_count_once() {
         let doc =
             parse("query { a: viewer { ...F } b: viewer { ...F } } fragment F on Agent { x: id }");
-        assert!(check(&doc, false).is_ok());
+        assert!(check(&doc, false, true).is_ok());
         let many: String = (0..=MAX_ALIASES)
             .map(|i| format!("a{i}: viewer {{ id }} "))
             .collect();
-        assert!(check(&parse(&format!("{{ {many} }}")), false).is_err());
+        assert!(check(&parse(&format!("{{ {many} }}")), false, true).is_err());
     }
 
     #[test]
@@ -253,29 +278,33 @@ mod tests {
                 serde_json::json!({ "n": n }),
             ))
         };
-        assert!(cache.prepare(&mut request(2), false, 20_000).is_ok());
-        assert!(cache.prepare(&mut request(200), false, 20_000).is_err());
-        assert!(cache.prepare(&mut request(2), false, 20_000).is_ok());
+        assert!(cache.prepare(&mut request(2), false, true, 20_000).is_ok());
+        assert!(
+            cache
+                .prepare(&mut request(200), false, true, 20_000)
+                .is_err()
+        );
+        assert!(cache.prepare(&mut request(2), false, true, 20_000).is_ok());
     }
 
     #[test]
     fn one_sign_in_per_document() {
         let one = parse("mutation { signIn(email: \"a\", password: \"b\") { token } }");
-        assert!(check(&one, false).is_ok());
+        assert!(check(&one, false, true).is_ok());
         let two = parse(
             "mutation { a: signIn(email: \"a\", password: \"b\") { token } b: signIn(email: \"a\", password: \"c\") { token } }",
         );
-        assert!(check(&two, false).is_err());
+        assert!(check(&two, false, true).is_err());
         let spread = parse(
             "mutation { ...S ...S } fragment S on Mutation { signIn(email: \"a\", password: \"b\") { token } }",
         );
-        assert!(check(&spread, false).is_err());
+        assert!(check(&spread, false, true).is_err());
     }
 
     #[test]
     fn writes_are_refused_when_read_only() {
         let doc = parse("mutation { signIn(email: \"a\", password: \"b\") { token } }");
-        assert!(check(&doc, true).is_err());
-        assert!(check(&doc, false).is_ok_and(|kind| kind.writes));
+        assert!(check(&doc, true, true).is_err());
+        assert!(check(&doc, false, true).is_ok_and(|kind| kind.writes));
     }
 }

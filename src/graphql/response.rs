@@ -44,9 +44,28 @@ pub fn panicked() -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![error])
 }
 
+/// Errors a response carries at most: the rest are summarised in one more.
+pub const MAX_ERRORS: usize = 100;
+
 /// Errors raised by the GraphQL layer itself (syntax, validation, limits, input
-/// coercion) carry no code; they are all the client's to fix.
-pub fn ensure_codes(errors: &mut [async_graphql::ServerError]) {
+/// coercion) carry no code; they are all the client's to fix. Past
+/// [`MAX_ERRORS`], the first 99 stay and one error says how many were left out (a
+/// 90 KB document of repeated unknown directives would otherwise be answered with
+/// megabytes of errors).
+pub fn ensure_codes(errors: &mut Vec<async_graphql::ServerError>) {
+    if errors.len() > MAX_ERRORS {
+        let omitted = errors.len() - (MAX_ERRORS - 1);
+        errors.truncate(MAX_ERRORS - 1);
+        let mut summary = async_graphql::ServerError::new(
+            format!("{omitted} more errors left out: fix these first"),
+            None,
+        );
+        let ext = summary.extensions.get_or_insert_with(Default::default);
+        ext.set("code", code::BAD_USER_INPUT);
+        ext.set("reason", "TOO_MANY_ERRORS");
+        ext.set("omitted", omitted as u64);
+        errors.push(summary);
+    }
     for err in errors {
         let ext = err.extensions.get_or_insert_with(Default::default);
         if ext.get("code").is_none() {

@@ -767,10 +767,25 @@ async fn answers_carry_security_headers_and_graphiql_and_introspection_can_be_tu
         .await
         .expect("sent");
     assert_eq!(page.status(), 404);
-    let body = closed
-        .gql(None, "{ __schema { queryType { name } } }", json!({}))
-        .await;
-    assert!(body["data"]["__schema"].is_null(), "{body:#}");
+    // Introspection off is an error that says so (as Apollo Server answers, and as
+    // scanners such as graphql-cop read it), not `{"__schema": null}`; through a
+    // fragment too, and over a socket; `__typename` still answers.
+    for document in [
+        "{ __schema { queryType { name } } }",
+        "query { ...F } fragment F on Query { __type(name: \"Agent\") { name } }",
+        "{ ... on Query { __schema { types { name } } } }",
+    ] {
+        let body = closed.gql(None, document, json!({})).await;
+        assert_eq!(body["data"], Value::Null, "{document}: {body:#}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "GRAPHQL_VALIDATION_FAILED",
+            "{document}: {body:#}"
+        );
+        let message = body["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains("introspection is off"), "{message}");
+    }
+    let typename = closed.data(None, "{ __typename }", json!({})).await;
+    assert_eq!(typename["__typename"], "Query");
 }
 
 #[tokio::test]
@@ -1083,4 +1098,119 @@ async fn a_costly_subscription_is_refused_per_event_and_the_socket_stays() {
         "QUERY_TOO_COSTLY"
     );
     client.ping_pong().await;
+}
+
+#[tokio::test]
+async fn a_response_carries_at_most_a_hundred_errors_the_rest_summarised() {
+    let app = TestApp::spawn().await;
+    // About 90 KB of duplicated directives: an error each, were they all answered.
+    let directives = " @unknown".repeat(9_000);
+    let document = format!("{{ articles{directives} {{ totalCount }} }}");
+    assert!(document.len() > 70_000);
+    let body = app.gql(None, &document, json!({})).await;
+    let errors = body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("errors: {:.500}", body.to_string()));
+    assert!(
+        errors.len() > 1 && errors.len() <= 100,
+        "{} errors",
+        errors.len()
+    );
+    let last = errors.last().expect("a last error");
+    assert_eq!(last["extensions"]["reason"], "TOO_MANY_ERRORS", "{last:#}");
+    let left_out = last["extensions"]["omitted"].as_u64().expect("omitted");
+    assert!(left_out > 1_000, "{last:#}");
+    assert!(
+        body.to_string().len() < 50_000,
+        "{} bytes of errors",
+        body.to_string().len()
+    );
+    // Every error still has its code.
+    assert!(errors.iter().all(|e| e["extensions"]["code"].is_string()));
+
+    // Over a socket too.
+    let (_, visitor) = {
+        let ws = app.workspace("Acme").await;
+        app.start_conversation(&ws, None).await
+    };
+    let mut socket = WsClient::ready(&app, TRANSPORT_WS, &visitor).await;
+    socket.subscribe("big", &document, json!({})).await;
+    let answer = socket.recv().await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    let errors = answer["payload"]
+        .as_array()
+        .expect("an error message's payload");
+    assert!(errors.len() <= 100, "{} errors", errors.len());
+    assert_eq!(
+        errors.last().expect("last")["extensions"]["reason"],
+        "TOO_MANY_ERRORS"
+    );
+}
+
+/// RFC 6455 §7.1.1: the server sends its close frame, then reads (and discards)
+/// what the client is still sending before it drops the connection, so the client
+/// is not reset mid-write and always learns why. The client here writes a 2 MiB
+/// frame in pieces, as a browser or Node's `ws` does, and only then reads.
+#[tokio::test]
+async fn an_oversized_frame_is_answered_with_1009_every_time() {
+    let app = TestApp::spawn().await;
+    let mut codes = Vec::new();
+    for _ in 0..20 {
+        codes.push(oversized_frame_close_code(&app).await);
+    }
+    assert!(codes.iter().all(|c| *c == 1009), "{codes:?}");
+}
+
+/// Send a masked 2 MiB text frame in 64 KiB pieces, then read until a close frame:
+/// its code, or 1006 when a write failed or the connection ended without one.
+async fn oversized_frame_close_code(app: &TestApp) -> u16 {
+    let mut stream = TcpStream::connect(app.running.addr).await.expect("connect");
+    let handshake = format!(
+        "GET /graphql HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
+        app.running.addr
+    );
+    stream
+        .write_all(handshake.as_bytes())
+        .await
+        .expect("handshake");
+    let mut buf = vec![0u8; 4096];
+    let n = stream.read(&mut buf).await.expect("upgrade answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    let size: u64 = 2 * 1024 * 1024;
+    let mut header = vec![0x81u8, 0x80 | 127];
+    header.extend_from_slice(&size.to_be_bytes());
+    header.extend_from_slice(&[0, 0, 0, 0]);
+    // A client whose write fails (the connection reset under it) reports 1006, as
+    // WebSocket libraries do: it never reads the close frame.
+    if stream.write_all(&header).await.is_err() {
+        return 1006;
+    }
+    let piece = vec![b'x'; 64 * 1024];
+    for _ in 0..(size / piece.len() as u64) {
+        if stream.write_all(&piece).await.is_err() {
+            return 1006;
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut received = Vec::new();
+    let read = tokio::time::timeout(TIMEOUT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+            if received.len() >= 4 {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server answers or closes in time");
+    if received.len() >= 4 && received[0] & 0x0f == 0x8 {
+        u16::from_be_bytes([received[2], received[3]])
+    } else {
+        1006
+    }
 }
