@@ -650,12 +650,22 @@ async fn a_panic_is_an_internal_error_of_its_operation_alone() {
     let mut two = WsClient::ready(&app, TRANSPORT_WS, &ws.admin_token).await;
     one.subscribe("i", inbox, json!({})).await;
     two.subscribe("i", inbox, json!({})).await;
-    app.send(&ws.admin_token, &conversation, "first").await;
+    // Both are live once each has seen a message sent after it subscribed: a
+    // message is sent again until each has (the subscriptions start in the
+    // background, a busy machine may take a while).
     for client in [&mut one, &mut two] {
-        until_event(client, |event| {
-            event["data"]["inbox"]["message"]["body"] == "first"
+        tokio::time::timeout(TIMEOUT, async {
+            loop {
+                app.send(&ws.admin_token, &conversation, "first").await;
+                while let Some(event) = client.recv_within(Duration::from_millis(500)).await {
+                    if event["payload"]["data"]["inbox"]["message"]["body"] == "first" {
+                        return;
+                    }
+                }
+            }
         })
-        .await;
+        .await
+        .expect("the subscription is live");
     }
     app.running.state.faults.arm_panics(1);
     app.send(&ws.admin_token, &conversation, "second").await;

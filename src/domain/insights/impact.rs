@@ -54,7 +54,7 @@ pub async fn article_impact(core: &Core, cohort: &Cohort) -> AppResult<Vec<Artic
     let edits = rows(
         core,
         "SELECT r.article_id AS article_id, a.title AS title, a.url AS url, \
-         r.revision AS revision, r.edited_at AS edited_at, \
+         CAST(r.revision AS BIGINT) AS revision, r.edited_at AS edited_at, \
          (SELECT MIN(n.edited_at) FROM article_revisions n \
           WHERE n.article_id = r.article_id AND n.revision > r.revision) AS next_at \
          FROM article_revisions r JOIN articles a ON a.id = r.article_id \
