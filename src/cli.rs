@@ -1,9 +1,10 @@
 //! The commands besides `serve`: `migrate`, `schema`, `workspace create`, `articles
-//! import`, `keys rotate`, `demo seed` and `eval` ([`eval`]).
+//! import`, `keys rotate`, `demo seed`, `backup`, `restore` and `eval` ([`eval`]).
 
 pub mod eval;
 
 use crate::config::{ArticlesCommand, Command, Config, DemoCommand, KeysCommand, WorkspaceCommand};
+use crate::db::Db;
 use crate::domain::Core;
 use crate::domain::tenancy::workspaces::{self, CreatedWorkspace};
 use crate::error::AppError;
@@ -89,6 +90,28 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             print!("{}", demo.describe(&format!("http://{listen}"), false));
         }
         Command::Eval(args) => eval::run(args).await?,
+        Command::Backup { to, database } => {
+            let url = Config::for_command(database, None).database_url();
+            let bytes = crate::db::backup::backup(&url, &to)
+                .await
+                .map_err(|err| anyhow::anyhow!(err.detail()))?;
+            println!(
+                "backed up {} to {} ({bytes} bytes)",
+                Db::describe(&url),
+                to.display()
+            );
+        }
+        Command::Restore { from, database } => {
+            let url = Config::for_command(database, None).database_url();
+            crate::db::backup::restore(&url, &from)
+                .await
+                .map_err(|err| anyhow::anyhow!(err.detail()))?;
+            println!(
+                "restored {} from {}: start the server (it migrates an older backup)",
+                Db::describe(&url),
+                from.display()
+            );
+        }
     }
     Ok(())
 }

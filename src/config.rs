@@ -82,6 +82,24 @@ pub enum Command {
     /// Ask the workspace's AI a file of questions without storing anything, and
     /// score what it would do against what each question expects.
     Eval(EvalArgs),
+    /// Copy a SQLite database while the server runs, consistent as of one moment
+    /// (PostgreSQL: use pg_dump).
+    Backup {
+        /// The new file to write (never overwritten).
+        #[arg(long)]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Put a SQLite backup in place of the database; refused while a server uses
+    /// it (PostgreSQL: use pg_restore).
+    Restore {
+        /// The backup made by `casefile backup`.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }
 
 /// `casefile eval`: the questions, where the workspace is, and how to answer.

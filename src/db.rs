@@ -5,6 +5,8 @@
 //! in WAL mode so readers never wait for the writer. `synchronous=FULL` makes a
 //! committed message survive power loss. PostgreSQL uses one pool for both roles.
 
+pub mod backup;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

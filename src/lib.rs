@@ -133,6 +133,9 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
             ),
             _ => anyhow::anyhow!("cannot listen on {listener_addr}: {err}"),
         })?;
+    // Held while this server runs, so a SQLite database is not restored under it.
+    let serving = db::backup::hold_while_serving(&config.database_url())
+        .map_err(|err| anyhow::Error::msg(err.detail()))?;
     let core = domain::Core::open(config)
         .await
         .map_err(|err| anyhow::Error::msg(err.detail()))?;
@@ -143,9 +146,13 @@ pub async fn spawn(config: Config, listener_addr: SocketAddr) -> anyhow::Result<
     domain::tenancy::presence::start(&state, move || sockets.open_agents());
     let addr = listener.local_addr()?;
     let shutdown = state.shutdown.clone();
-    let task = tokio::spawn(app::serve(listener, state.clone(), async move {
+    let served = app::serve(listener, state.clone(), async move {
         shutdown.cancelled().await;
-    }));
+    });
+    let task = tokio::spawn(async move {
+        let _serving = serving;
+        served.await
+    });
     Ok(Running { addr, state, task })
 }
 

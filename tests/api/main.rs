@@ -9,6 +9,7 @@ mod ws_client;
 mod abuse;
 mod access;
 mod auth;
+mod backups;
 mod clients;
 mod conversations;
 mod embeddings;
