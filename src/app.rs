@@ -406,7 +406,8 @@ async fn websocket(
 
 /// `200 ok` when the writer and the readers answer; otherwise 503 naming what is
 /// down. A model that keeps failing (its breaker open: answers go the extractive
-/// way meanwhile) is reported as degraded, still with 200: the service answers.
+/// way meanwhile) is reported as degraded, and secrets stored without a master key
+/// as not sealed, still with 200: the service answers.
 async fn healthz(State(state): State<AppState>) -> Response {
     let (writer, reader) = state.db.health().await;
     let mut down = Vec::new();
@@ -417,20 +418,21 @@ async fn healthz(State(state): State<AppState>) -> Response {
         }
     }
     if down.is_empty() {
+        let mut body = String::from("ok");
         let degraded = state
             .model
             .as_ref()
             .and_then(|model| model.breaker().open_for());
-        match degraded {
-            Some(left) => {
-                let body = format!(
-                    "ok; model degraded: it failed repeatedly, so it is not called for the next {}s (answers are extractive meanwhile)",
-                    left.as_secs().max(1)
-                );
-                (StatusCode::OK, body).into_response()
-            }
-            None => (StatusCode::OK, "ok").into_response(),
+        if let Some(left) = degraded {
+            body.push_str(&format!(
+                "; model degraded: it failed repeatedly, so it is not called for the next {}s (answers are extractive meanwhile)",
+                left.as_secs().max(1)
+            ));
         }
+        if !state.db.sealer.seals() {
+            body.push_str("; secrets not sealed (CASEFILE_MASTER_KEY is unset)");
+        }
+        (StatusCode::OK, body).into_response()
     } else {
         let body = format!("database unavailable: {}", down.join(", "));
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()

@@ -58,6 +58,23 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                     .await?;
             println!("imported {imported} articles into {workspace}");
         }
+        Command::Keys(KeysCommand::Seal {
+            database,
+            master_key,
+        }) => {
+            let mut config = Config::for_command(database, None);
+            config.master_key = master_key;
+            if config.master_key.is_none() {
+                anyhow::bail!(
+                    "set CASEFILE_MASTER_KEY (32 random bytes in base64: `openssl rand -base64 32`) to seal the secrets with; keep it: the server needs it from now on"
+                );
+            }
+            let core = open(config).await?;
+            let sealed = crate::db::seal::seal_all(&core.db, &crate::auth::keys::SEALED_SETTINGS)
+                .await
+                .map_err(|err| anyhow::anyhow!(err.detail()))?;
+            println!("sealed {sealed} secrets: start the server with the same CASEFILE_MASTER_KEY");
+        }
         Command::Keys(KeysCommand::Rotate {
             database,
             jwt_secret,

@@ -171,6 +171,15 @@ pub enum KeysCommand {
         #[arg(long, env = "CASEFILE_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
     },
+    /// Seal the secrets stored plain (identity and webhook secrets, signing keys)
+    /// with CASEFILE_MASTER_KEY; new ones are sealed as they are written.
+    Seal {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// The master key (32 random bytes in base64).
+        #[arg(long, env = "CASEFILE_MASTER_KEY", hide_env_values = true, value_parser = master_key)]
+        master_key: Option<Secret>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -350,6 +359,35 @@ pub struct Config {
 
     #[command(flatten)]
     pub embeddings: EmbeddingsConfig,
+
+    /// 32 random bytes in base64 (`openssl rand -base64 32`) that seal the secrets
+    /// the database keeps (identity and webhook secrets, signing keys); unset, they
+    /// are stored plain and `/healthz` says so. `casefile keys seal` seals the rows
+    /// written before.
+    #[arg(long, env = "CASEFILE_MASTER_KEY", hide_env_values = true, value_parser = master_key)]
+    pub master_key: Option<Secret>,
+}
+
+fn master_key(value: &str) -> Result<Secret, String> {
+    master_key_bytes(value)?;
+    Ok(Secret::new(value.trim()))
+}
+
+/// The master key in `value` (base64 of 32 bytes), or why it is not one.
+pub fn master_key_bytes(value: &str) -> Result<[u8; 32], String> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| {
+            "CASEFILE_MASTER_KEY is not base64: generate one with `openssl rand -base64 32`"
+                .to_owned()
+        })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "CASEFILE_MASTER_KEY has {} bytes, not the 32 a key needs: generate one with `openssl rand -base64 32`",
+            bytes.len()
+        )
+    })
 }
 
 /// Limits that keep hostile or broken clients from taking the server down. Each is

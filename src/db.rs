@@ -6,6 +6,7 @@
 //! committed message survive power loss. PostgreSQL uses one pool for both roles.
 
 pub mod backup;
+pub mod seal;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -123,6 +124,8 @@ pub struct Db {
     pub background: DatabaseConnection,
     /// The PostgreSQL pool, for LISTEN/NOTIFY; `None` on SQLite.
     pub pg_pool: Option<sqlx::PgPool>,
+    /// Seals the secrets it keeps (with `CASEFILE_MASTER_KEY`).
+    pub sealer: seal::Sealer,
     statements: Arc<AtomicU64>,
 }
 
@@ -226,6 +229,7 @@ impl Db {
                 &statements,
             ),
             pg_pool: None,
+            sealer: Default::default(),
             statements,
         })
     }
@@ -255,6 +259,7 @@ impl Db {
             reader: conn,
             background: SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
             pg_pool: Some(pool),
+            sealer: Default::default(),
             statements,
         })
     }

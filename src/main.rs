@@ -64,6 +64,11 @@ async fn serve(config: casefile::Config) -> anyhow::Result<()> {
         "casefile serving on http://{}/graphql; database {database}",
         running.addr
     );
+    if !running.state.db.sealer.seals() {
+        tracing::warn!(
+            "secrets are not sealed: set CASEFILE_MASTER_KEY (`openssl rand -base64 32`) and run `casefile keys seal`"
+        );
+    }
     if let Some(model) = &running.state.model {
         tracing::info!(
             "answers from the model {} at {} (the extractive responder when it cannot)",

@@ -52,16 +52,27 @@ pub async fn load(db: &Db, configured: Option<&str>) -> AppResult<Vec<Key>> {
         return Ok(vec![Key::configured(secret)]);
     }
     // Two processes may start at once: the first insert wins, both read it back.
+    // Stored sealed with a master key (`crate::db::seal`).
+    let sealer = &db.sealer;
     let legacy = db
-        .setting_or_insert(LEGACY_SETTING, &random_secret(48))
+        .setting_or_insert(
+            LEGACY_SETTING,
+            &sealer.seal(LEGACY_SETTING, &random_secret(48)),
+        )
         .await?;
     let first = serde_json::to_string(&[Key {
         kid: "k0".to_owned(),
-        secret: legacy,
+        secret: sealer.open(LEGACY_SETTING, &legacy)?,
     }])?;
-    let ring = db.setting_or_insert(RING_SETTING, &first).await?;
-    parse(&ring)
+    let ring = db
+        .setting_or_insert(RING_SETTING, &sealer.seal(RING_SETTING, &first))
+        .await?;
+    parse(&sealer.open(RING_SETTING, &ring)?)
 }
+
+/// The settings that hold key material, by name (each value sealed with that name
+/// as its purpose).
+pub const SEALED_SETTINGS: [&str; 2] = [LEGACY_SETTING, RING_SETTING];
 
 fn parse(ring: &str) -> AppResult<Vec<Key>> {
     let keys: Vec<Key> = serde_json::from_str(ring)
@@ -81,7 +92,8 @@ pub async fn rotate(db: &Db) -> AppResult<Key> {
         secret: random_secret(48),
     };
     keys.push(key.clone());
-    db.set_setting(RING_SETTING, &serde_json::to_string(&keys)?)
+    let ring = serde_json::to_string(&keys)?;
+    db.set_setting(RING_SETTING, &db.sealer.seal(RING_SETTING, &ring))
         .await?;
     Ok(key)
 }

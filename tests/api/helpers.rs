@@ -104,6 +104,18 @@ impl TestApp {
         }
     }
 
+    /// A test app around a server started some other way.
+    pub fn from_running(running: Running, dir: Option<tempfile::TempDir>) -> TestApp {
+        TestApp {
+            running,
+            client: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .expect("client"),
+            _dir: dir,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.running.addr, path)
     }

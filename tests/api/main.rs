@@ -35,6 +35,7 @@ mod readme;
 mod routing;
 mod scope_table;
 mod scopes;
+mod secrets;
 mod startup;
 mod storage;
 mod upgrade;

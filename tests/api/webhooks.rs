@@ -97,6 +97,9 @@ async fn serve(retry_base_ms: u64, retry_for_ms: u64) -> TestApp {
     let (url, dir) = fresh_database().await;
     let mut config = test_config(&url);
     config.webhook_allow_private = true;
+    // Secrets sealed at rest: every delivery here is signed with a secret the
+    // server opened from its sealed row.
+    config.master_key = Some(casefile::config::Secret::new(crate::secrets::MASTER_KEY));
     config.webhook_retry_base = Duration::from_millis(retry_base_ms);
     config.webhook_retry_for = Duration::from_millis(retry_for_ms);
     TestApp::spawn_with(config, dir).await

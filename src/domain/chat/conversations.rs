@@ -67,7 +67,11 @@ pub struct Started {
 pub async fn start(core: &Core, input: StartInput) -> AppResult<Started> {
     let ws = crate::domain::tenancy::workspaces::by_widget_key(core, &input.widget_key).await?;
     let identity = match input.identity_token.as_deref() {
-        Some(token) => Some(crate::domain::tenancy::identity::verify(&ws, token)?),
+        Some(token) => Some(crate::domain::tenancy::identity::verify(
+            &core.db.sealer,
+            &ws,
+            token,
+        )?),
         None if ws.require_verified_identity => {
             return Err(AppError::Unauthenticated(
                 "this workspace talks only with signed-in visitors: pass their identityToken",

@@ -24,7 +24,7 @@ use crate::cache::Recent;
 use crate::config::Config;
 use crate::db::Db;
 use crate::entity::{agent, insight_tag, team, workspace};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::events::Events;
 
 #[derive(Clone)]
@@ -142,7 +142,11 @@ impl Core {
         let pool_size = config
             .db_pool_size
             .unwrap_or_else(|| crate::db::default_pool_size(&url));
-        let db = Db::connect_with_timeout(&url, pool_size, config.db_timeout).await?;
+        let mut db = Db::connect_with_timeout(&url, pool_size, config.db_timeout).await?;
+        db.sealer = crate::db::seal::Sealer::new(config.master_key.as_ref())
+            .map_err(AppError::Unavailable)?;
+        // A wrong master key is said now, in one sentence, not at the first use.
+        crate::db::seal::check(&db, &crate::auth::keys::SEALED_SETTINGS).await?;
         let keys = crate::auth::keys::load(&db, config.jwt_secret.as_deref()).await?;
         let tokens = Tokens::with_keys(&keys, config.agent_token_ttl, config.visitor_token_ttl);
         let events = Events::start(&db, config.event_poll).await?;

@@ -15,6 +15,7 @@
 //! process killed mid-delivery, resumes (that event is delivered again: at least
 //! once). Each attempt is recorded in `webhook_deliveries`.
 
+use crate::db::seal::{Sealer, WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET};
 use std::time::Duration;
 
 use rand::Rng;
@@ -205,17 +206,17 @@ async fn wants(core: &Core, webhook: &webhook::Model, event: &Event) -> AppResul
 
 /// The secrets that sign now: the current one, and the one before a rotation
 /// for its overlap.
-fn live_secrets(webhook: &webhook::Model, now: i64) -> Vec<Secret> {
+fn live_secrets(sealer: &Sealer, webhook: &webhook::Model, now: i64) -> AppResult<Vec<Secret>> {
     let previous = webhook.previous_secret.as_deref().filter(|_| {
         webhook
             .previous_secret_expires_at
             .is_some_and(|at| at > now)
     });
-    [Some(webhook.secret.as_str()), previous]
-        .into_iter()
-        .flatten()
-        .filter_map(Secret::parse)
-        .collect()
+    let mut secrets = vec![sealer.open(WEBHOOK_SECRET, &webhook.secret)?];
+    if let Some(previous) = previous {
+        secrets.push(sealer.open(WEBHOOK_PREVIOUS_SECRET, previous)?);
+    }
+    Ok(secrets.iter().filter_map(|s| Secret::parse(s)).collect())
 }
 
 /// Deliver the events after `webhook`'s cursor, in order, until they run out or
@@ -292,7 +293,7 @@ async fn deliver_leased(
             }
             let body = serde_json::to_string(&crate::domain::outbound::events::envelope(&event)?)?;
             let now = now_ms();
-            let secrets = live_secrets(webhook, now);
+            let secrets = live_secrets(&core.db.sealer, webhook, now)?;
             let signing: Vec<&Secret> = secrets.iter().collect();
             let headers = headers(&signing, &event.id, now / 1000, body.as_bytes());
             let attempt = client.post(&url, &headers, body).await;

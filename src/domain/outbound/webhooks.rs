@@ -2,6 +2,7 @@
 //! tags they want, and a signing secret shown once (rotated with an overlap). What
 //! delivers them is `delivery`.
 
+use crate::db::seal::{WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET};
 use std::time::Duration;
 
 use sea_orm::{
@@ -79,7 +80,7 @@ pub async fn create(
         event_types: Set(json_list(&input.event_types.unwrap_or_default())?),
         team_ids: Set(json_list(&input.team_ids.unwrap_or_default())?),
         tag_ids: Set(json_list(&input.tag_ids.unwrap_or_default())?),
-        secret: Set(secret.clone()),
+        secret: Set(core.db.sealer.seal(WEBHOOK_SECRET, &secret)),
         previous_secret: Set(None),
         previous_secret_expires_at: Set(None),
         enabled: Set(input.enabled.unwrap_or(true)),
@@ -170,11 +171,12 @@ pub async fn rotate_secret(
 ) -> AppResult<(webhook::Model, String)> {
     let current = get(core, &admin.workspace_id, id).await?;
     let secret = Secret::generate().encoded();
-    let old = current.secret.clone();
+    let sealer = &core.db.sealer;
+    let old = sealer.open(WEBHOOK_SECRET, &current.secret)?;
     let mut active: webhook::ActiveModel = current.into();
-    active.previous_secret = Set(Some(old));
+    active.previous_secret = Set(Some(sealer.seal(WEBHOOK_PREVIOUS_SECRET, &old)));
     active.previous_secret_expires_at = Set(Some(now_ms() + ROTATION_OVERLAP.as_millis() as i64));
-    active.secret = Set(secret.clone());
+    active.secret = Set(sealer.seal(WEBHOOK_SECRET, &secret));
     active.updated_at = Set(now_ms());
     Ok((active.update(&core.db.writer).await?, secret))
 }

@@ -4,6 +4,7 @@
 //! the token to `startConversation`. A valid token binds the conversation to the lead
 //! of that `sub` on any device, with its email and name marked verified.
 
+use crate::db::seal::{IDENTITY_SECRET, Sealer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sea_orm::{ActiveModelTrait, Set};
 
@@ -37,12 +38,13 @@ impl Identity {
 
 /// The identity in `token`, signed with `workspace`'s secret and not expired;
 /// anything else is `UNAUTHENTICATED`.
-pub fn verify(workspace: &workspace::Model, token: &str) -> AppResult<Identity> {
-    let Some(secret) = workspace.identity_secret.as_deref() else {
+pub fn verify(sealer: &Sealer, workspace: &workspace::Model, token: &str) -> AppResult<Identity> {
+    let Some(sealed) = workspace.identity_secret.as_deref() else {
         return Err(AppError::Unauthenticated(
             "this workspace verifies no identities yet: an admin makes its secret with rotateIdentitySecret",
         ));
     };
+    let secret = sealer.open(IDENTITY_SECRET, sealed)?;
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp", "sub"]);
     validation.validate_aud = false;
@@ -85,7 +87,7 @@ pub async fn rotate_secret(core: &Core, admin: &AgentPrincipal) -> AppResult<Str
 pub async fn secret(core: &Core, workspace_id: &str) -> AppResult<String> {
     let workspace = super::workspaces::get(core, workspace_id).await?;
     match workspace.identity_secret {
-        Some(secret) => Ok(secret),
+        Some(sealed) => core.db.sealer.open(IDENTITY_SECRET, &sealed),
         None => new_secret(core, workspace_id).await,
     }
 }
@@ -113,7 +115,7 @@ async fn new_secret(core: &Core, workspace_id: &str) -> AppResult<String> {
     let workspace = super::workspaces::get(core, workspace_id).await?;
     let secret = random_secret(32);
     let mut active: workspace::ActiveModel = workspace.into();
-    active.identity_secret = Set(Some(secret.clone()));
+    active.identity_secret = Set(Some(core.db.sealer.seal(IDENTITY_SECRET, &secret)));
     let workspace = active.update(&core.db.writer).await?;
     core.workspaces.put(workspace.id.clone(), workspace);
     Ok(secret)
