@@ -161,6 +161,18 @@ impl Principal {
         }
     }
 
+    /// Who may export a person's data: an owner or admin, or an API key with both
+    /// `LEADS_READ` and `CONVERSATIONS_READ`; `FORBIDDEN` for anyone else.
+    pub fn exports_contacts(&self) -> AppResult<()> {
+        match self {
+            Principal::ApiKey(_) => {
+                self.require(Scope::LeadsRead)?;
+                self.require(Scope::ConversationsRead)
+            }
+            _ => self.admin().map(|_| ()),
+        }
+    }
+
     /// An owner or admin, or `FORBIDDEN`.
     pub fn admin(&self) -> AppResult<&AgentPrincipal> {
         let agent = self.agent()?;

@@ -143,6 +143,25 @@ pub struct LeadQuery;
 
 #[Object]
 impl LeadQuery {
+    /// Everything stored about one lead, as one JSON document (`format:
+    /// "casefile.contact.v1"`), for a person's access request: the lead with its
+    /// custom fields, and each of its conversations with every message the visitor
+    /// could see, the rating, the visitor's feedback on answers and the handoffs'
+    /// visitor-facing parts. Owners and admins, and API keys with both
+    /// `LEADS_READ` and `CONVERSATIONS_READ`.
+    async fn export_contact(
+        &self,
+        ctx: &Context<'_>,
+        lead_id: ID,
+    ) -> async_graphql::Result<async_graphql::Json<serde_json::Value>> {
+        let principal = ctx.principal()?;
+        principal.exports_contacts()?;
+        let document =
+            domain::outbound::contact::export(ctx.core(), principal.workspace_id(), &lead_id)
+                .await?;
+        Ok(async_graphql::Json(document))
+    }
+
     /// A lead by id. A visitor can read only its own.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Lead> {
         Ok(Lead::from(

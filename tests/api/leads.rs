@@ -149,3 +149,92 @@ async fn visitor_sees_lead_fields_to_build_the_form() {
         json!({ "key": "cms", "type": "SELECT", "options": ["WordPress", "Drupal", "Ghost"], "required": true })
     );
 }
+
+const EXPORT: &str = "query($l: ID!) { exportContact(leadId: $l) }";
+
+#[tokio::test]
+async fn a_contacts_data_exports_as_one_document_of_what_the_visitor_could_see() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    define_fields(&app, &ws).await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("my cms breaks")).await;
+    let lead = app
+        .data(
+            Some(&visitor),
+            CAPTURE,
+            json!({ "c": conversation, "i": { "name": "Kim", "email": "kim@example.com", "fields": { "cms": "Ghost" } } }),
+        )
+        .await["captureLead"]["id"]
+        .as_str()
+        .expect("lead")
+        .to_owned();
+    let send = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { id } }";
+    app.data(
+        Some(&ws.admin_token),
+        send,
+        json!({ "i": { "conversationId": conversation, "body": "internal: difficult customer", "internal": true } }),
+    )
+    .await;
+    app.data(
+        Some(&ws.admin_token),
+        send,
+        json!({ "i": { "conversationId": conversation, "body": "Hi Kim, which Ghost version?" } }),
+    )
+    .await;
+    app.data(
+        Some(&visitor),
+        "mutation($c: ID!) { rateConversation(conversationId: $c, score: 4, comment: \"quick\") { score } }",
+        json!({ "c": conversation }),
+    )
+    .await;
+
+    let document = app
+        .data(Some(&ws.admin_token), EXPORT, json!({ "l": lead }))
+        .await["exportContact"]
+        .clone();
+    assert_eq!(document["format"], "casefile.contact.v1");
+    assert_eq!(document["lead"]["email"], "kim@example.com");
+    assert_eq!(
+        document["lead"]["fields"]["cms"],
+        json!({ "label": "CMS", "value": "Ghost" })
+    );
+    let conversations = document["conversations"].as_array().expect("conversations");
+    assert_eq!(conversations.len(), 1);
+    let shown = conversations[0]["messages"].to_string();
+    assert!(shown.contains("my cms breaks"), "{shown}");
+    assert!(shown.contains("which Ghost version?"), "{shown}");
+    assert!(
+        !shown.contains("difficult customer"),
+        "an internal note: {shown}"
+    );
+    let reply = conversations[0]["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .find(|m| m["author"] == "AGENT")
+        .cloned()
+        .expect("the agent's reply");
+    assert!(reply["agent"].is_string(), "{reply}");
+    assert_eq!(conversations[0]["rating"]["score"], 4);
+    assert_eq!(conversations[0]["handoffs"][0]["reason"], "AGENT_TAKEOVER");
+    assert!(
+        !document.to_string().contains("\"note\""),
+        "the team's notes are not the visitor's"
+    );
+
+    // Keys need both scopes; agents that do not manage the workspace, none.
+    let both = app.api_key(&ws, "LEADS_READ, CONVERSATIONS_READ").await;
+    let exported = app.data(Some(&both), EXPORT, json!({ "l": lead })).await;
+    assert_eq!(exported["exportContact"]["lead"]["id"], lead.as_str());
+    let one = app.api_key(&ws, "LEADS_READ").await;
+    let (_, agent) = app.agent(&ws, "Sam", "AGENT").await;
+    for token in [&one, &agent, &visitor] {
+        let refused = app.gql(Some(token), EXPORT, json!({ "l": lead })).await;
+        assert_eq!(error_code(&refused), "FORBIDDEN", "{refused:#}");
+    }
+    let other = app.workspace("Other").await;
+    let hidden = app
+        .gql(Some(&other.admin_token), EXPORT, json!({ "l": lead }))
+        .await;
+    assert_eq!(error_code(&hidden), "NOT_FOUND", "{hidden:#}");
+}

@@ -62,6 +62,10 @@ const QUERIES: &[Call] = &[
         document: "query($l: ID!) { lead(id: $l) { id } }",
     },
     Call {
+        field: "exportContact",
+        document: "query($l: ID!) { exportContact(leadId: $l) }",
+    },
+    Call {
         field: "leads",
         document: "{ leads { totalCount } }",
     },

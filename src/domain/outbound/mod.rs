@@ -1,6 +1,7 @@
 //! What leaves the server: the event log as the `events` query pages it, signed
-//! webhooks carrying it, and the rows of the CSV exports.
+//! webhooks carrying it, the rows of the CSV exports, and a person's data.
 
+pub mod contact;
 pub mod delivery;
 pub mod events;
 pub mod exports;
