@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn model_urls_are_http_with_a_host() {
         assert!(model_url("http://127.0.0.1:8000/v1").is_ok());
-        assert!(model_url("https://api.openai.com/v1").is_ok());
+        assert!(model_url("https://models.example.com/v1").is_ok());
         assert!(model_url("ftp://example.com").is_err());
         assert!(model_url("127.0.0.1:8000").is_err());
     }

@@ -426,9 +426,8 @@ async fn an_oversized_frame_closes_the_socket_with_1009() {
     assert_eq!(client.closed().await, 1009);
 }
 
-#[tokio::test]
-async fn a_declared_giant_frame_is_refused_before_it_arrives() {
-    let app = TestApp::spawn().await;
+/// A raw TCP connection to `app`, upgraded to a graphql-transport-ws WebSocket.
+async fn upgraded(app: &TestApp) -> TcpStream {
     let mut stream = TcpStream::connect(app.running.addr).await.expect("connect");
     let handshake = format!(
         "GET /graphql HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -443,6 +442,14 @@ async fn a_declared_giant_frame_is_refused_before_it_arrives() {
     let mut buf = vec![0u8; 4096];
     let n = stream.read(&mut buf).await.expect("upgrade answer");
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
+    stream
+}
+
+#[tokio::test]
+async fn a_declared_giant_frame_is_refused_before_it_arrives() {
+    let app = TestApp::spawn().await;
+    let mut stream = upgraded(&app).await;
+    let mut buf = vec![0u8; 4096];
     // A masked text frame that declares 4 GiB and sends none of it.
     let mut header = vec![0x81u8, 0x80 | 127];
     header.extend_from_slice(&(4u64 << 30).to_be_bytes());
@@ -1174,20 +1181,8 @@ async fn an_oversized_frame_is_answered_with_1009_every_time() {
 /// Send a masked 2 MiB text frame in 64 KiB pieces, then read until a close frame:
 /// its code, or 1006 when a write failed or the connection ended without one.
 async fn oversized_frame_close_code(app: &TestApp) -> u16 {
-    let mut stream = TcpStream::connect(app.running.addr).await.expect("connect");
-    let handshake = format!(
-        "GET /graphql HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: graphql-transport-ws\r\n\r\n",
-        app.running.addr
-    );
-    stream
-        .write_all(handshake.as_bytes())
-        .await
-        .expect("handshake");
+    let mut stream = upgraded(app).await;
     let mut buf = vec![0u8; 4096];
-    let n = stream.read(&mut buf).await.expect("upgrade answer");
-    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 101"));
     let size: u64 = 2 * 1024 * 1024;
     let mut header = vec![0x81u8, 0x80 | 127];
     header.extend_from_slice(&size.to_be_bytes());

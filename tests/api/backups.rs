@@ -50,11 +50,17 @@ async fn seqs(url: &str, conversation: &str) -> Vec<i64> {
 
 #[tokio::test]
 async fn a_backup_while_messages_flow_holds_every_acknowledged_one_and_restores() {
-    if std::env::var("CASEFILE_TEST_DATABASE_URL").is_ok_and(|url| !url.is_empty()) {
-        // SQLite's tools; PostgreSQL's are the next test's.
-        return;
-    }
-    let (url, dir) = fresh_database().await;
+    // SQLite's own tools, on a SQLite file whichever database the suite runs on
+    // (PostgreSQL's are the next test's).
+    let dir = Some(tempfile::tempdir().expect("temp dir"));
+    let url = format!(
+        "sqlite://{}",
+        dir.as_ref()
+            .expect("dir")
+            .path()
+            .join("casefile.db")
+            .display()
+    );
     let app = TestApp::spawn_with(test_config(&url), None).await;
     let ws = app.workspace("Acme").await;
     let (conversation, _) = app.start_conversation(&ws, Some("hello")).await;

@@ -78,13 +78,7 @@ impl FakeEmbedder {
         let app = axum::Router::new()
             .route("/v1/embeddings", axum::routing::post(embeddings))
             .with_state(Arc::clone(&fake));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = crate::helpers::serve_router(app).await;
         FakeEmbedder {
             url: format!("http://{addr}/v1"),
             fake,

@@ -51,6 +51,19 @@ pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
     }
 }
 
+/// Serve `router` on an ephemeral port of `127.0.0.1` (the tests' stand-ins for
+/// model and embedding servers); its address.
+pub async fn serve_router(router: axum::Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    addr
+}
+
 /// Fail unless the tests run against PostgreSQL (`CASEFILE_TEST_DATABASE_URL`):
 /// for the tests, marked `#[ignore]`, of what only PostgreSQL does.
 pub fn require_postgres() {

@@ -90,6 +90,18 @@ async fn start(url: &str, key: Option<&str>) -> Result<casefile::Running, String
         .map_err(|err| err.to_string())
 }
 
+/// Whether a conversation started with identity `token` has a verified lead.
+async fn verified(app: &TestApp, ws: &Workspace, token: &str) -> bool {
+    let started = app
+        .data(
+            None,
+            "mutation($i: StartConversationInput!) { startConversation(input: $i) { conversation { lead { verified } } } }",
+            json!({ "i": { "widgetKey": ws.widget_key, "identityToken": token } }),
+        )
+        .await;
+    started["startConversation"]["conversation"]["lead"]["verified"] == true
+}
+
 async fn health(app: &TestApp) -> String {
     app.client
         .get(app.url("/healthz"))
@@ -118,17 +130,7 @@ async fn with_a_master_key_a_copy_of_the_database_reveals_no_secret() {
         std::time::Duration::from_secs(600),
     )
     .expect("signed");
-    let started = app
-        .data(
-            None,
-            "mutation($i: StartConversationInput!) { startConversation(input: $i) { conversation { lead { verified } } } }",
-            json!({ "i": { "widgetKey": ws.widget_key, "identityToken": token } }),
-        )
-        .await;
-    assert_eq!(
-        started["startConversation"]["conversation"]["lead"]["verified"],
-        true
-    );
+    assert!(verified(&app, &ws, &token).await);
 
     // What the database holds: sealed values, never the secrets.
     let db = &app.running.state.db;
@@ -241,17 +243,7 @@ async fn keys_seal_seals_what_was_plain_and_a_missing_or_wrong_key_is_one_senten
         std::time::Duration::from_secs(600),
     )
     .expect("signed");
-    let started = app
-        .data(
-            None,
-            "mutation($i: StartConversationInput!) { startConversation(input: $i) { conversation { lead { verified } } } }",
-            json!({ "i": { "widgetKey": ws.widget_key, "identityToken": token } }),
-        )
-        .await;
-    assert_eq!(
-        started["startConversation"]["conversation"]["lead"]["verified"],
-        true
-    );
+    assert!(verified(&app, &ws, &token).await);
     let viewer = app
         .data(Some(&ws.admin_token), "{ viewer { id } }", json!({}))
         .await;

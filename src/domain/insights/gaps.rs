@@ -145,8 +145,7 @@ pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResul
         if now.answer.confidence >= threshold
             && let Some(source) = now.answer.sources.into_iter().next()
         {
-            let revisions = articles::revisions(core, &source.article_id).await?;
-            gap.answered_since = revisions.first().map(|r| r.edited_at);
+            gap.answered_since = articles::last_revised(core, &source.article_id).await?;
             gap.answered_by = Some(source);
         }
     }

@@ -165,6 +165,18 @@ async fn revise(
     Ok(())
 }
 
+/// When the article's text last changed (its newest revision), if it exists.
+pub async fn last_revised(core: &Core, article_id: &str) -> AppResult<Option<i64>> {
+    Ok(article_revision::Entity::find()
+        .select_only()
+        .column_as(article_revision::Column::EditedAt.max(), "edited_at")
+        .filter(article_revision::Column::ArticleId.eq(article_id))
+        .into_tuple::<Option<i64>>()
+        .one(&core.db.reader)
+        .await?
+        .flatten())
+}
+
 /// An article's revisions, newest first.
 pub async fn revisions(core: &Core, article_id: &str) -> AppResult<Vec<article_revision::Model>> {
     Ok(article_revision::Entity::find()
