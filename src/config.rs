@@ -341,8 +341,9 @@ pub struct Config {
     #[arg(long, env = "CASEFILE_WEBHOOK_RETRY_FOR", default_value = "24h", value_parser = humantime::parse_duration)]
     pub webhook_retry_for: Duration,
 
-    /// How often a process looks for conversations to resolve on a clock: AI
-    /// conversations silent for the workspace's `autoResolveAfterSeconds`.
+    /// How often a process looks for conversations to resolve or erase on a clock:
+    /// AI conversations silent for the workspace's `autoResolveAfterSeconds`, and
+    /// conversations resolved longer ago than its `retentionDays`.
     #[arg(long, env = "CASEFILE_SWEEP_EVERY", default_value = "15s", value_parser = humantime::parse_duration)]
     pub sweep_every: Duration,
 

@@ -268,9 +268,11 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
         generation: 0,
         expires_at: i64::MAX,
     };
+    // The seed acts as the owner, from this machine (so the audit log says).
+    let here = std::net::IpAddr::from(std::net::Ipv4Addr::LOCALHOST);
     let mut teams = Vec::new();
     for name in ["Content Support", "Accounts & Billing"] {
-        teams.push(domain::tenancy::teams::create(core, &admin, name, &[]).await?);
+        teams.push(domain::tenancy::teams::create(core, &admin, here, name, &[]).await?);
     }
     // Content Support offers each handoff to its next available agent in turn.
     if let Some(content) = teams.iter_mut().find(|t| t.name == "Content Support") {
@@ -282,7 +284,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             accept_target_seconds: Some(Some(5 * 60)),
         };
         *content =
-            domain::tenancy::teams::update(core, &admin, &content.id.clone(), change).await?;
+            domain::tenancy::teams::update(core, &admin, here, &content.id.clone(), change).await?;
     }
     // Billing answers on weekdays, Berlin office hours, round robin too: a handoff
     // to it at night shows the visitor when the team is back, and is offered when
@@ -309,7 +311,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             accept_target_seconds: Some(Some(15 * 60)),
         };
         *billing =
-            domain::tenancy::teams::update(core, &admin, &billing.id.clone(), change).await?;
+            domain::tenancy::teams::update(core, &admin, here, &billing.id.clone(), change).await?;
     }
     let team_id = |name: &str| teams.iter().find(|t| t.name == name).map(|t| t.id.clone());
     for (name, email, team) in AGENTS {
@@ -321,7 +323,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             role: Role::Agent,
             team_ids: &team_ids,
         };
-        domain::tenancy::agents::create(core, &admin, new).await?;
+        domain::tenancy::agents::create(core, &admin, here, new).await?;
     }
     for (label, keywords, team, escalate, priority) in TAGS {
         let input = TagInput {
@@ -332,7 +334,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             priority: Some(*priority),
             ..TagInput::default()
         };
-        domain::knowledge::tags::create(core, &admin, &input).await?;
+        domain::knowledge::tags::create(core, &admin, here, &input).await?;
     }
     let fields: [(&str, &str, LeadFieldType, &[&str]); 4] = [
         (
@@ -367,7 +369,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
             options: &options,
             required: false,
         };
-        domain::chat::leads::define_field(core, &admin, def).await?;
+        domain::chat::leads::define_field(core, &admin, here, def).await?;
     }
     for (name, content) in DOCS {
         let parsed = parse_file(name, content);
@@ -387,8 +389,7 @@ async fn create(core: &Core, password: &str) -> AppResult<workspace::Model> {
         default_team_id: team_id("Content Support"),
         ..Default::default()
     };
-    let workspace =
-        domain::tenancy::workspaces::update(core, &created.workspace_id, change).await?;
+    let workspace = domain::tenancy::workspaces::update(core, &admin, here, change).await?;
     core.db.setting_or_insert(SETTING, &workspace.id).await?;
     Ok(workspace)
 }

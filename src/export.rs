@@ -5,7 +5,7 @@
 //! export of any size holds one page in memory.
 
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -104,10 +104,19 @@ fn csv_response(
         .into_response()
 }
 
+/// The client's address (see `crate::net::client_ip`), for the audit log.
+fn client(core: &Core, peer: std::net::SocketAddr, headers: &HeaderMap) -> std::net::IpAddr {
+    crate::net::client_ip(peer.ip(), headers, &core.config.limits.trusted_proxies)
+}
+
 /// `GET /export/leads.csv`.
-pub async fn leads(State(core): State<Core>, headers: HeaderMap) -> Response {
+pub async fn leads(
+    State(core): State<Core>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let rows = match authorize(&core, &headers).await {
-        Ok(principal) => exports::leads(&core, &principal).await,
+        Ok(principal) => exports::leads(&core, &principal, client(&core, peer, &headers)).await,
         Err(err) => Err(err),
     };
     match rows {
@@ -117,9 +126,16 @@ pub async fn leads(State(core): State<Core>, headers: HeaderMap) -> Response {
 }
 
 /// `GET /export/conversations.csv`.
-pub async fn conversations(State(core): State<Core>, headers: HeaderMap) -> Response {
+pub async fn conversations(
+    State(core): State<Core>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let rows = match authorize(&core, &headers).await {
-        Ok(principal) => exports::conversations(&core, &principal),
+        Ok(principal) => {
+            let address = client(&core, peer, &headers);
+            exports::conversations(&core, &principal, address).await
+        }
         Err(err) => Err(err),
     };
     match rows {

@@ -2,6 +2,7 @@
 //! here, with the request limits and the typed accessors resolvers use.
 
 pub mod agents;
+pub mod audit;
 pub mod conversation_events;
 pub mod conversations;
 pub mod cost;
@@ -49,6 +50,7 @@ pub struct Query(
     insights::InsightsQuery,
     events::EventQuery,
     webhooks::WebhookQuery,
+    audit::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -33,10 +33,11 @@ pub enum Kind {
     ModelCall,
     Revision,
     Passage,
+    Audit,
 }
 
 impl Kind {
-    const ALL: [Kind; 20] = [
+    const ALL: [Kind; 21] = [
         Kind::Workspace,
         Kind::Agent,
         Kind::Team,
@@ -57,6 +58,7 @@ impl Kind {
         Kind::ModelCall,
         Kind::Revision,
         Kind::Passage,
+        Kind::Audit,
     ];
 
     pub fn prefix(self) -> &'static str {
@@ -81,6 +83,7 @@ impl Kind {
             Kind::ModelCall => "mdl",
             Kind::Revision => "rev",
             Kind::Passage => "psg",
+            Kind::Audit => "aud",
         }
     }
 

@@ -181,6 +181,7 @@ async fn start_background(core: &domain::Core) -> anyhow::Result<()> {
     domain::outbound::events::start_pruning(core);
     domain::outbound::delivery::start_delivering(core);
     domain::orchestration::sweeper::start(core);
+    domain::outbound::erasure::start_retention(core);
     domain::handoff::routing::start(core);
     domain::knowledge::embeddings::start(core);
     Ok(())

@@ -21,6 +21,7 @@ mod m20261130_000012_agent_presence;
 mod m20261201_000013_routing;
 mod m20261206_000014_model_answers;
 mod m20261206_000015_knowledge_measured;
+mod m20261206_000016_trust;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000013_routing::Migration),
             Box::new(m20261206_000014_model_answers::Migration),
             Box::new(m20261206_000015_knowledge_measured::Migration),
+            Box::new(m20261206_000016_trust::Migration),
         ]
     }
 }

@@ -26,6 +26,10 @@ pub struct Model {
     pub resolved_by: Option<super::ResolvedBy>,
     #[serde(default)]
     pub resolved_at: Option<i64>,
+    /// When its visitor's data was erased (`eraseContact`, or the workspace's
+    /// retention): bodies, context and notes are gone, the counts stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub erased_at: Option<i64>,
 }
 
 impl Model {

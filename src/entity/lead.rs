@@ -17,6 +17,10 @@ pub struct Model {
     /// Its email and name came in an identity token the site signed.
     #[serde(deserialize_with = "super::bool_or_int")]
     pub verified: bool,
+    /// When the person's data was erased (`eraseContact`, or the workspace's
+    /// retention): every detail is gone, the row stays for the counts.
+    #[serde(default)]
+    pub erased_at: Option<i64>,
 }
 
 impl Model {

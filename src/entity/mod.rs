@@ -16,6 +16,7 @@ pub mod api_key;
 pub mod article;
 pub mod article_passage;
 pub mod article_revision;
+pub mod audit_entry;
 pub mod conversation;
 pub mod conversation_tag;
 pub mod handoff;

@@ -28,6 +28,9 @@ pub struct Model {
     pub answer_instructions: String,
     /// Model tokens the workspace may use per UTC day; `None`: no limit.
     pub model_daily_token_limit: Option<i64>,
+    /// Conversations resolved more than this many days ago are erased by the
+    /// retention sweep; `None`: kept until erased by hand.
+    pub retention_days: Option<i32>,
 }
 
 impl Model {
@@ -155,6 +158,7 @@ mod tests {
             answer_engine: None,
             answer_instructions: String::new(),
             model_daily_token_limit: None,
+            retention_days: None,
         }
         .handoff_policy()
     }

@@ -298,6 +298,7 @@ impl AgentMutation {
         let agent = domain::tenancy::agents::create(
             ctx.core(),
             admin,
+            ctx.client_ip(),
             NewAgent {
                 email: &input.email,
                 name: &input.name,
@@ -328,8 +329,14 @@ impl AgentMutation {
             team_ids: team_ids.as_deref(),
             max_concurrent: input.max_concurrent,
         };
-        let agent =
-            domain::tenancy::lifecycle::update(ctx.core(), admin, &input.agent_id, change).await?;
+        let agent = domain::tenancy::lifecycle::update(
+            ctx.core(),
+            admin,
+            ctx.client_ip(),
+            &input.agent_id,
+            change,
+        )
+        .await?;
         Ok(Agent::from(agent))
     }
 
@@ -343,7 +350,13 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::handoff::deactivation::deactivate(ctx.core(), admin, &agent_id).await?;
+        let agent = domain::handoff::deactivation::deactivate(
+            ctx.core(),
+            admin,
+            ctx.client_ip(),
+            &agent_id,
+        )
+        .await?;
         Ok(Agent::from(agent))
     }
 
@@ -354,7 +367,9 @@ impl AgentMutation {
         agent_id: ID,
     ) -> async_graphql::Result<Agent> {
         let admin = ctx.principal()?.admin()?;
-        let agent = domain::tenancy::lifecycle::reactivate(ctx.core(), admin, &agent_id).await?;
+        let agent =
+            domain::tenancy::lifecycle::reactivate(ctx.core(), admin, ctx.client_ip(), &agent_id)
+                .await?;
         Ok(Agent::from(agent))
     }
 
@@ -387,6 +402,7 @@ impl AgentMutation {
         let (agent, token) = domain::tenancy::lifecycle::change_password(
             ctx.core(),
             me,
+            ctx.client_ip(),
             &current_password,
             &new_password,
         )
@@ -416,8 +432,14 @@ impl AgentMutation {
             offer_timeout_seconds: input.offer_timeout_seconds,
             accept_target_seconds: input.accept_target_seconds.into(),
         };
-        let team =
-            domain::tenancy::teams::update(ctx.core(), admin, &input.team_id, change).await?;
+        let team = domain::tenancy::teams::update(
+            ctx.core(),
+            admin,
+            ctx.client_ip(),
+            &input.team_id,
+            change,
+        )
+        .await?;
         Ok(Team::from(team))
     }
 
@@ -428,9 +450,14 @@ impl AgentMutation {
         input: CreateTeamInput,
     ) -> async_graphql::Result<Team> {
         let admin = ctx.principal()?.admin()?;
-        let team =
-            domain::tenancy::teams::create(ctx.core(), admin, &input.name, &ids(input.member_ids))
-                .await?;
+        let team = domain::tenancy::teams::create(
+            ctx.core(),
+            admin,
+            ctx.client_ip(),
+            &input.name,
+            &ids(input.member_ids),
+        )
+        .await?;
         Ok(Team::from(team))
     }
 }

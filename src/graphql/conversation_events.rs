@@ -260,7 +260,8 @@ impl ConversationEvent {
             })),
             EventKind::MessageCreated { .. }
             | EventKind::AccessRevoked { .. }
-            | EventKind::AgentAvailabilityChanged { .. } => None,
+            | EventKind::AgentAvailabilityChanged { .. }
+            | EventKind::ContactErased { .. } => None,
         }
     }
 }

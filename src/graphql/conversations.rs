@@ -221,6 +221,12 @@ impl Conversation {
     async fn resolved_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
         self.0.resolved_at.map(timestamp)
     }
+
+    /// When its visitor's data was erased (`eraseContact`, or the workspace's
+    /// `retentionDays`): every message reads `[erased]`; `null` if not.
+    async fn erased_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.erased_at.map(timestamp)
+    }
 }
 
 /// Which conversations to list. Every condition given must hold.

@@ -48,6 +48,10 @@ pub enum EventType {
     HandoffOffered,
     /// A handoff's accept target (`slaDueAt`) passed while it still waited.
     SlaBreached,
+    /// A person's data was erased (`erasure`: the lead and conversations, by id);
+    /// erase your copies. Delivered to every webhook that takes this type,
+    /// whatever its teams and tags.
+    ContactErased,
 }
 
 impl EventType {
@@ -137,6 +141,28 @@ impl EventNode {
             .await?
             .map(InsightTag))
     }
+
+    /// For `CONTACT_ERASED`: what was erased.
+    async fn erasure(&self) -> Option<Erasure> {
+        match &self.0.kind {
+            EventKind::ContactErased {
+                lead_id,
+                conversation_ids,
+            } => Some(Erasure {
+                lead_id: ID(lead_id.clone()),
+                conversation_ids: conversation_ids.iter().cloned().map(ID).collect(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The ids of a lead and conversations whose personal data was erased: their
+/// messages now read as erased, the lead has no details.
+#[derive(async_graphql::SimpleObject)]
+pub struct Erasure {
+    pub lead_id: ID,
+    pub conversation_ids: Vec<ID>,
 }
 
 #[derive(Default)]

@@ -191,7 +191,8 @@ pub(super) async fn inbox_event(
         EventKind::Typing { .. }
         | EventKind::AnswerDelta { .. }
         | EventKind::AccessRevoked { .. }
-        | EventKind::AgentAvailabilityChanged { .. } => {
+        | EventKind::AgentAvailabilityChanged { .. }
+        | EventKind::ContactErased { .. } => {
             return Ok(None);
         }
     };

@@ -69,15 +69,13 @@ impl ArticleRevision {
     /// imports (`casefile articles import`, the demo) and for the revision an
     /// article had when revisions began.
     async fn edited_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Editor>> {
-        if let Some(id) = &self.0.edited_by_agent_id {
-            let agent = ctx.loaders().load_one(AgentKey(id.clone())).await?;
-            return Ok(agent.map(|a| Editor::Agent(Agent(a))));
-        }
-        if let Some(id) = &self.0.edited_by_api_key_id {
-            let key = domain::tenancy::api_keys::get(ctx.core(), &self.0.workspace_id, id).await?;
-            return Ok(key.map(|k| Editor::ApiKey(ApiKey(k))));
-        }
-        Ok(None)
+        Editor::of(
+            ctx,
+            &self.0.workspace_id,
+            self.0.edited_by_agent_id.as_deref(),
+            self.0.edited_by_api_key_id.as_deref(),
+        )
+        .await
     }
 
     pub async fn title(&self) -> &str {
@@ -99,6 +97,27 @@ impl ArticleRevision {
 pub enum Editor {
     Agent(Agent),
     ApiKey(ApiKey),
+}
+
+impl Editor {
+    /// The agent `agent_id`, else the API key `key_id` of `workspace_id`, if either
+    /// still exists.
+    pub async fn of(
+        ctx: &Context<'_>,
+        workspace_id: &str,
+        agent_id: Option<&str>,
+        key_id: Option<&str>,
+    ) -> async_graphql::Result<Option<Editor>> {
+        if let Some(id) = agent_id {
+            let agent = ctx.loaders().load_one(AgentKey(id.to_owned())).await?;
+            return Ok(agent.map(|a| Editor::Agent(Agent(a))));
+        }
+        if let Some(id) = key_id {
+            let key = domain::tenancy::api_keys::get(ctx.core(), workspace_id, id).await?;
+            return Ok(key.map(|k| Editor::ApiKey(ApiKey(k))));
+        }
+        Ok(None)
+    }
 }
 
 #[derive(InputObject)]

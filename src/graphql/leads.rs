@@ -58,6 +58,12 @@ impl Lead {
     async fn updated_at(&self) -> chrono::DateTime<chrono::Utc> {
         timestamp(self.0.updated_at)
     }
+
+    /// When this person's data was erased (`eraseContact`, or the workspace's
+    /// `retentionDays`): name, email, company and fields are gone; `null` if not.
+    async fn erased_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.0.erased_at.map(timestamp)
+    }
 }
 
 /// A custom lead field the workspace defined; captured values are validated by it.
@@ -154,11 +160,13 @@ impl LeadQuery {
         ctx: &Context<'_>,
         lead_id: ID,
     ) -> async_graphql::Result<async_graphql::Json<serde_json::Value>> {
-        let principal = ctx.principal()?;
-        principal.exports_contacts()?;
-        let document =
-            domain::outbound::contact::export(ctx.core(), principal.workspace_id(), &lead_id)
-                .await?;
+        let document = domain::outbound::contact::export(
+            ctx.core(),
+            ctx.principal()?,
+            ctx.client_ip(),
+            &lead_id,
+        )
+        .await?;
         Ok(async_graphql::Json(document))
     }
 
@@ -208,6 +216,17 @@ impl LeadQuery {
     }
 }
 
+/// What `eraseContact` erased.
+#[derive(async_graphql::SimpleObject)]
+pub struct EraseContactPayload {
+    /// The lead, now without details (`erasedAt` set).
+    pub lead: Lead,
+    /// Conversations erased: the lead's and its visitor's.
+    pub conversations: i32,
+    /// Messages whose text is now `[erased]`.
+    pub messages: i32,
+}
+
 #[derive(Default)]
 pub struct LeadMutation;
 
@@ -229,6 +248,34 @@ impl LeadMutation {
         Ok(Lead::from(lead))
     }
 
+    /// Erase everything stored about one person (a GDPR erasure request), in one
+    /// transaction: the lead's name, email, company, custom fields and identity
+    /// binding; in each of its conversations every message's text (visitor's,
+    /// agents' and the AI's) becomes `[erased]`, and the widget's context, rating
+    /// and feedback comments, answer flags' reasons, handoff notes and tag
+    /// evidence go; the event log's copies are rewritten the same way. Counts,
+    /// statuses, tags and handoff times stay for insights. Emits `CONTACT_ERASED`
+    /// (ids only) for webhooks, and is recorded in the audit log. Owners and admins
+    /// only; it cannot be undone.
+    async fn erase_contact(
+        &self,
+        ctx: &Context<'_>,
+        lead_id: ID,
+    ) -> async_graphql::Result<EraseContactPayload> {
+        let erased = domain::outbound::erasure::erase_contact(
+            ctx.core(),
+            ctx.principal()?,
+            ctx.client_ip(),
+            &lead_id,
+        )
+        .await?;
+        Ok(EraseContactPayload {
+            lead: Lead::from(erased.lead),
+            conversations: i32::try_from(erased.conversations).unwrap_or(i32::MAX),
+            messages: i32::try_from(erased.messages).unwrap_or(i32::MAX),
+        })
+    }
+
     /// Define a lead field, or redefine the one with the same key. Owners and
     /// admins only.
     async fn define_lead_field(
@@ -240,6 +287,7 @@ impl LeadMutation {
         let field = domain::chat::leads::define_field(
             ctx.core(),
             admin,
+            ctx.client_ip(),
             LeadFieldDefinition {
                 key: &input.key,
                 label: &input.label,

@@ -151,7 +151,8 @@ async fn find(ctx: &Context<'_>, id: ID) -> async_graphql::Result<Node> {
         | Kind::Flag
         | Kind::ModelCall
         | Kind::Revision
-        | Kind::Passage => {
+        | Kind::Passage
+        | Kind::Audit => {
             return Err(not_found.into());
         }
     };

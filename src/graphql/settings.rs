@@ -100,6 +100,10 @@ pub struct UpdateWorkspaceInput {
     /// Talk only with signed-in visitors: `startConversation` needs a valid
     /// `identityToken`.
     pub require_verified_identity: Option<bool>,
+    /// Erase conversations resolved more than this many days ago (1 to 3,650), the
+    /// way `eraseContact` does, and their leads once none of their conversations
+    /// is left; `null`: keep them until erased by hand (the default).
+    pub retention_days: MaybeUndefined<i32>,
 }
 
 /// An integrator's API key. Its secret is shown once, when created.
@@ -176,7 +180,8 @@ impl SettingsMutation {
                 MaybeUndefined::Value(seconds) => Some(Some(seconds)),
             },
         };
-        let policy = domain::handoff::policy::update(ctx.core(), admin, change).await?;
+        let policy =
+            domain::handoff::policy::update(ctx.core(), admin, ctx.client_ip(), change).await?;
         Ok(HandoffPolicyView(policy))
     }
 
@@ -199,9 +204,14 @@ impl SettingsMutation {
             },
             default_team_id: input.default_team_id.map(|id| id.0),
             require_verified_identity: input.require_verified_identity,
+            retention_days: match input.retention_days {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(days) => Some(Some(days)),
+            },
         };
         let workspace =
-            domain::tenancy::workspaces::update(ctx.core(), &admin.workspace_id, change).await?;
+            domain::tenancy::workspaces::update(ctx.core(), admin, ctx.client_ip(), change).await?;
         Ok(Workspace(workspace))
     }
 
@@ -210,7 +220,7 @@ impl SettingsMutation {
     /// see `StartConversationInput.identityToken`. Owners and admins only.
     async fn rotate_identity_secret(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         let admin = ctx.principal()?.admin()?;
-        Ok(domain::tenancy::identity::rotate_secret(ctx.core(), admin).await?)
+        Ok(domain::tenancy::identity::rotate_secret(ctx.core(), admin, ctx.client_ip()).await?)
     }
 
     /// Create an API key with the given scopes. Owners and admins only.
@@ -222,7 +232,8 @@ impl SettingsMutation {
     ) -> async_graphql::Result<CreateApiKeyPayload> {
         let admin = ctx.principal()?.admin()?;
         let (key, secret) =
-            domain::tenancy::api_keys::create(ctx.core(), admin, &name, &scopes).await?;
+            domain::tenancy::api_keys::create(ctx.core(), admin, ctx.client_ip(), &name, &scopes)
+                .await?;
         Ok(CreateApiKeyPayload {
             api_key: ApiKey(key),
             secret,
@@ -233,7 +244,7 @@ impl SettingsMutation {
     async fn revoke_api_key(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiKey> {
         let admin = ctx.principal()?.admin()?;
         Ok(ApiKey(
-            domain::tenancy::api_keys::revoke(ctx.core(), admin, &id).await?,
+            domain::tenancy::api_keys::revoke(ctx.core(), admin, ctx.client_ip(), &id).await?,
         ))
     }
 }

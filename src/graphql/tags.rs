@@ -211,7 +211,7 @@ impl TagMutation {
             article_ids: Some(input.article_ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::knowledge::tags::create(ctx.core(), admin, &input)
+            domain::knowledge::tags::create(ctx.core(), admin, ctx.client_ip(), &input)
                 .await?
                 .into(),
         ))
@@ -244,7 +244,7 @@ impl TagMutation {
                 .map(|ids| ids.into_iter().map(|id| id.0).collect()),
         };
         Ok(InsightTag(
-            domain::knowledge::tags::update(ctx.core(), admin, &id, &input)
+            domain::knowledge::tags::update(ctx.core(), admin, ctx.client_ip(), &id, &input)
                 .await?
                 .into(),
         ))
@@ -253,7 +253,7 @@ impl TagMutation {
     /// Delete an insight tag and take it off every conversation. Returns its id.
     async fn delete_tag(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let admin = ctx.principal()?.admin()?;
-        domain::knowledge::tags::delete(ctx.core(), admin, &id).await?;
+        domain::knowledge::tags::delete(ctx.core(), admin, ctx.client_ip(), &id).await?;
         Ok(id)
     }
 }

@@ -220,6 +220,7 @@ impl WebhookMutation {
         let (webhook, secret) = domain::outbound::webhooks::create(
             ctx.core(),
             admin,
+            ctx.client_ip(),
             WebhookInput {
                 url: Some(input.url),
                 description: input.description,
@@ -245,6 +246,7 @@ impl WebhookMutation {
         let webhook = domain::outbound::webhooks::update(
             ctx.core(),
             admin,
+            ctx.client_ip(),
             &input.webhook_id,
             WebhookInput {
                 url: input.url,
@@ -265,7 +267,7 @@ impl WebhookMutation {
         webhook_id: ID,
     ) -> async_graphql::Result<bool> {
         let admin = ctx.principal()?.admin()?;
-        domain::outbound::webhooks::delete(ctx.core(), admin, &webhook_id).await?;
+        domain::outbound::webhooks::delete(ctx.core(), admin, ctx.client_ip(), &webhook_id).await?;
         Ok(true)
     }
 
@@ -277,8 +279,13 @@ impl WebhookMutation {
         webhook_id: ID,
     ) -> async_graphql::Result<WebhookWithSecret> {
         let admin = ctx.principal()?.admin()?;
-        let (webhook, secret) =
-            domain::outbound::webhooks::rotate_secret(ctx.core(), admin, &webhook_id).await?;
+        let (webhook, secret) = domain::outbound::webhooks::rotate_secret(
+            ctx.core(),
+            admin,
+            ctx.client_ip(),
+            &webhook_id,
+        )
+        .await?;
         Ok(WebhookWithSecret {
             webhook: Webhook(webhook),
             secret,

@@ -58,6 +58,12 @@ impl Workspace {
         self.0.model_daily_token_limit
     }
 
+    /// Conversations resolved more than this many days ago are erased; `null`:
+    /// kept until erased by hand.
+    async fn retention_days(&self) -> Option<i32> {
+        self.0.retention_days
+    }
+
     /// Conversations need a valid `identityToken` (signed-in visitors only).
     async fn require_verified_identity(&self) -> bool {
         self.0.require_verified_identity

@@ -8,12 +8,14 @@ mod ws_client;
 
 mod abuse;
 mod access;
+mod audit;
 mod auth;
 mod backups;
 mod clients;
 mod conversations;
 mod embeddings;
 mod ending;
+mod erasure;
 mod events;
 mod examples;
 mod handoffs;

@@ -62,6 +62,10 @@ const QUERIES: &[Call] = &[
         document: "query($l: ID!) { lead(id: $l) { id } }",
     },
     Call {
+        field: "auditLog",
+        document: "{ auditLog(first: 1) { nodes { id } } }",
+    },
+    Call {
         field: "exportContact",
         document: "query($l: ID!) { exportContact(leadId: $l) }",
     },
@@ -283,6 +287,10 @@ const MUTATIONS: &[Call] = &[
     Call {
         field: "createApiKey",
         document: "mutation { createApiKey(name: \"\", scopes: []) { secret } }",
+    },
+    Call {
+        field: "eraseContact",
+        document: "mutation($l: ID!) { eraseContact(leadId: $l) { conversations } }",
     },
     Call {
         field: "revokeApiKey",

@@ -1,6 +1,7 @@
-//! Upgrading a database that holds data: the migrations of issue 15 (010 to 013)
-//! and the model's answers (014) roll back and forward on a file written by the
-//! server, and what they fill in for existing rows is right.
+//! Upgrading a database that holds data: the migrations of issue 15 (010 to 013),
+//! the model's answers (014), measured knowledge (015) and trust (016) roll back
+//! and forward on a file written by the server, and what they fill in for existing
+//! rows is right.
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
@@ -9,8 +10,9 @@ use serde_json::json;
 use crate::helpers::{TestApp, fresh_database, test_config};
 
 /// Migrations that came with conversation endings, business hours, presence,
-/// routing, the model's answers and measured knowledge.
-const NEW: u32 = 6;
+/// routing, the model's answers, measured knowledge and trust (erasures, retention,
+/// the audit log).
+const NEW: u32 = 7;
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
@@ -61,13 +63,13 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
     let settings = app
         .data(
             Some(&ws.admin_token),
-            "{ workspace { answerEngine responderEnabled answerInstructions modelDailyTokenLimit } }",
+            "{ workspace { answerEngine responderEnabled answerInstructions modelDailyTokenLimit retentionDays } }",
             json!({}),
         )
         .await;
     assert_eq!(
         settings["workspace"],
-        json!({ "answerEngine": "OFF", "responderEnabled": false, "answerInstructions": "", "modelDailyTokenLimit": null }),
+        json!({ "answerEngine": "OFF", "responderEnabled": false, "answerInstructions": "", "modelDailyTokenLimit": null, "retentionDays": null }),
         "a workspace whose responder was off keeps it off"
     );
     let read = "query($c: ID!) { conversation(id: $c) { status resolvedBy resolvedAt openHandoff { outOfHours offeredTo { id } slaDueAt } } }";

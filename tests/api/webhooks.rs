@@ -14,15 +14,15 @@ use crate::helpers::{TIMEOUT, TestApp, Workspace, error_code, fresh_database, te
 
 /// What a receiver got: headers and body.
 #[derive(Clone)]
-struct Received {
-    headers: HeaderMap,
-    body: String,
+pub struct Received {
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 /// A local receiver that records every request and answers `status`.
-struct Receiver {
-    url: String,
-    status: Arc<AtomicU16>,
+pub struct Receiver {
+    pub url: String,
+    pub status: Arc<AtomicU16>,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -42,7 +42,7 @@ async fn receive(State(shared): State<Shared>, headers: HeaderMap, body: String)
 }
 
 impl Receiver {
-    async fn start(status: u16) -> Receiver {
+    pub async fn start(status: u16) -> Receiver {
         let shared = Shared {
             status: Arc::new(AtomicU16::new(status)),
             got: Arc::default(),
@@ -67,7 +67,7 @@ impl Receiver {
     }
 
     /// Wait until `done` holds of what arrived.
-    async fn until(&self, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn until(&self, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         tokio::time::timeout(TIMEOUT, async {
             loop {
                 let got = self.got();
@@ -82,7 +82,7 @@ impl Receiver {
     }
 }
 
-fn body(received: &Received) -> Value {
+pub fn body(received: &Received) -> Value {
     serde_json::from_str(&received.body).expect("JSON body")
 }
 
@@ -93,7 +93,7 @@ fn messages(got: &[Received]) -> Vec<String> {
         .collect()
 }
 
-async fn serve(retry_base_ms: u64, retry_for_ms: u64) -> TestApp {
+pub async fn serve(retry_base_ms: u64, retry_for_ms: u64) -> TestApp {
     let (url, dir) = fresh_database().await;
     let mut config = test_config(&url);
     config.webhook_allow_private = true;
@@ -105,7 +105,7 @@ async fn serve(retry_base_ms: u64, retry_for_ms: u64) -> TestApp {
     TestApp::spawn_with(config, dir).await
 }
 
-const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id enabled } } }";
+pub const CREATE: &str = "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { secret webhook { id enabled } } }";
 
 /// A webhook of `ws` to `url` for message events; its id and secret.
 async fn create(app: &TestApp, ws: &Workspace, url: &str) -> (String, String) {

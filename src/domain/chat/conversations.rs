@@ -121,6 +121,7 @@ pub async fn start(core: &Core, input: StartInput) -> AppResult<Started> {
         updated_at: Set(now),
         resolved_by: Set(None),
         resolved_at: Set(None),
+        erased_at: Set(None),
     }
     .insert(&txn)
     .await?;

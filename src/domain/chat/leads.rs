@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use crate::auth::{AgentPrincipal, Principal};
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Change, Event};
+use crate::domain::tenancy::audit::{self, Act, By};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{LeadFieldType, conversation, lead, lead_field, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -27,10 +29,12 @@ pub struct LeadFieldDefinition<'a> {
     pub required: bool,
 }
 
-/// Define a lead field, or redefine the one with the same key.
+/// Define a lead field, or redefine the one with the same key (`admin` at
+/// `address`).
 pub async fn define_field(
     core: &Core,
     admin: &AgentPrincipal,
+    address: std::net::IpAddr,
     def: LeadFieldDefinition<'_>,
 ) -> AppResult<lead_field::Model> {
     let key = validate::identifier("key", def.key)?;
@@ -47,10 +51,11 @@ pub async fn define_field(
         ));
     }
     let options = serde_json::to_string(&options)?;
+    let txn = core.db.writer.begin().await?;
     let existing = lead_field::Entity::find()
         .filter(lead_field::Column::WorkspaceId.eq(&admin.workspace_id))
         .filter(lead_field::Column::Key.eq(&key))
-        .one(&core.db.writer)
+        .one(&txn)
         .await?;
     let model = match existing {
         Some(field) => {
@@ -59,7 +64,7 @@ pub async fn define_field(
             active.kind = Set(def.kind);
             active.options = Set(options);
             active.required = Set(def.required);
-            active.update(&core.db.writer).await?
+            active.update(&txn).await?
         }
         None => {
             lead_field::ActiveModel {
@@ -72,10 +77,13 @@ pub async fn define_field(
                 required: Set(def.required),
                 created_at: Set(now_ms()),
             }
-            .insert(&core.db.writer)
+            .insert(&txn)
             .await?
         }
     };
+    let act = Act::on(AuditAction::LeadFieldDefined, "LeadField", &model.id);
+    audit::record(&txn, &By::agent(admin, address), act).await?;
+    txn.commit().await?;
     Ok(model)
 }
 
@@ -224,6 +232,7 @@ fn apply(
             created_at: Set(now),
             updated_at: Set(now),
             verified: Set(false),
+            erased_at: Set(None),
         },
     };
     if let Some(name) = &input.name {
@@ -383,8 +392,12 @@ pub struct LeadFilter {
 }
 
 impl LeadFilter {
+    /// The workspace's leads that match, erased ones left out (nothing of them is
+    /// left to list).
     fn apply(&self, workspace_id: &str) -> sea_orm::Select<lead::Entity> {
-        let mut select = lead::Entity::find().filter(lead::Column::WorkspaceId.eq(workspace_id));
+        let mut select = lead::Entity::find()
+            .filter(lead::Column::WorkspaceId.eq(workspace_id))
+            .filter(lead::Column::ErasedAt.is_null());
         if let Some(email) = &self.email {
             select = select.filter(lead::Column::Email.eq(email.trim().to_lowercase()));
         }

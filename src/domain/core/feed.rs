@@ -87,6 +87,57 @@ pub enum EventKind {
         agent_id: String,
         availability: Availability,
     },
+    /// A person's data was erased (`eraseContact`): the lead and its
+    /// conversations, by id only, so that integrations erase their copies.
+    ContactErased {
+        lead_id: String,
+        conversation_ids: Vec<String>,
+    },
+}
+
+impl EventKind {
+    /// This event as it reads once its conversation's visitor data is erased at
+    /// `at`: message bodies become `text`, the conversation loses its context and
+    /// its visitor id, a handoff its note.
+    pub fn erase(&mut self, at: i64, text: &str) {
+        let conversation = match self {
+            EventKind::MessageCreated {
+                message,
+                conversation,
+            } => {
+                let message = Arc::make_mut(message);
+                message.body = text.to_owned();
+                message.client_message_id = None;
+                conversation
+            }
+            EventKind::HandoffChanged {
+                handoff,
+                conversation,
+                ..
+            } => {
+                Arc::make_mut(handoff).note = None;
+                conversation
+            }
+            EventKind::ConversationChanged { conversation, .. } => conversation,
+            EventKind::Typing { .. }
+            | EventKind::AnswerDelta { .. }
+            | EventKind::AccessRevoked { .. }
+            | EventKind::AgentAvailabilityChanged { .. }
+            | EventKind::ContactErased { .. } => return,
+        };
+        let conversation = Arc::make_mut(conversation);
+        conversation.context = "{}".to_owned();
+        conversation.visitor_id = erased_visitor(&conversation.id);
+        conversation.erased_at = Some(at);
+    }
+}
+
+/// What an erased conversation's visitor id starts with; its own id follows, tied
+/// to no one.
+pub const ERASED_VISITOR: &str = "erased:";
+
+fn erased_visitor(conversation_id: &str) -> String {
+    format!("{ERASED_VISITOR}{conversation_id}")
 }
 
 /// What the subscribers of one handoff event look up about it: loaded once, by the
@@ -135,6 +186,9 @@ pub const ACCESS_REVOKED: &str = "ACCESS_REVOKED";
 /// The type of an availability change: on `inbox` only (not in `events` or
 /// webhooks, which are about conversations).
 pub const AGENT_AVAILABILITY_CHANGED: &str = "AGENT_AVAILABILITY_CHANGED";
+
+/// The type of an erasure: in `events` and webhooks, not on any subscription.
+pub const CONTACT_ERASED: &str = "CONTACT_ERASED";
 
 impl Event {
     fn new(workspace_id: String, conversation_id: String, kind: EventKind) -> Event {
@@ -266,6 +320,22 @@ impl Event {
         )
     }
 
+    /// `lead_id`'s data, and that of `conversation_ids`, was erased.
+    pub fn contact_erased(
+        workspace_id: &str,
+        lead_id: &str,
+        conversation_ids: Vec<String>,
+    ) -> Event {
+        Event::new(
+            workspace_id.to_owned(),
+            String::new(),
+            EventKind::ContactErased {
+                lead_id: lead_id.to_owned(),
+                conversation_ids,
+            },
+        )
+    }
+
     /// The conversation as of this event, when the event carries it.
     pub fn conversation(&self) -> Option<&Arc<conversation::Model>> {
         match &self.kind {
@@ -275,7 +345,8 @@ impl Event {
             EventKind::Typing { .. }
             | EventKind::AnswerDelta { .. }
             | EventKind::AccessRevoked { .. }
-            | EventKind::AgentAvailabilityChanged { .. } => None,
+            | EventKind::AgentAvailabilityChanged { .. }
+            | EventKind::ContactErased { .. } => None,
         }
     }
 
@@ -305,6 +376,7 @@ impl Event {
             EventKind::AnswerDelta { .. } => "ANSWER_DELTA",
             EventKind::AccessRevoked { .. } => ACCESS_REVOKED,
             EventKind::AgentAvailabilityChanged { .. } => AGENT_AVAILABILITY_CHANGED,
+            EventKind::ContactErased { .. } => CONTACT_ERASED,
         }
     }
 
@@ -322,6 +394,7 @@ impl Event {
             EventKind::AnswerDelta { .. } => None,
             EventKind::AccessRevoked { subject, .. } => Some(subject.clone()),
             EventKind::AgentAvailabilityChanged { agent_id, .. } => Some(agent_id.clone()),
+            EventKind::ContactErased { lead_id, .. } => Some(lead_id.clone()),
         }
     }
 
@@ -427,7 +500,7 @@ pub fn ephemeral(core: &Core, event: &Event) -> AppResult<()> {
 }
 
 /// The event types clients see, in the order the schema lists them.
-pub const PUBLIC_TYPES: [&str; 13] = [
+pub const PUBLIC_TYPES: [&str; 14] = [
     "MESSAGE_CREATED",
     "CONVERSATION_OPENED",
     "CONVERSATION_STATUS_CHANGED",
@@ -441,6 +514,7 @@ pub const PUBLIC_TYPES: [&str; 13] = [
     "HANDOFF_CANCELLED",
     "HANDOFF_OFFERED",
     "SLA_BREACHED",
+    CONTACT_ERASED,
 ];
 
 /// Whether `principal` may see `event` in the `events` query: never revocations,
@@ -452,6 +526,8 @@ pub fn visible_to(event: &Event, principal: &crate::auth::Principal) -> bool {
         | EventKind::AnswerDelta { .. }
         | EventKind::AgentAvailabilityChanged { .. } => false,
         EventKind::MessageCreated { message, .. } => !message.internal || principal.sees_internal(),
-        EventKind::ConversationChanged { .. } | EventKind::HandoffChanged { .. } => true,
+        EventKind::ConversationChanged { .. }
+        | EventKind::HandoffChanged { .. }
+        | EventKind::ContactErased { .. } => true,
     }
 }

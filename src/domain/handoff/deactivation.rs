@@ -3,20 +3,30 @@
 //! (accepted handoffs wait again) and the offers it held pass on. A deactivated
 //! agent stays on past messages and in insights.
 
+use std::net::IpAddr;
+
 use sea_orm::{ActiveModelTrait, ConnectionTrait, FromQueryResult, Set, TransactionTrait};
 
 use crate::auth::AgentPrincipal;
 use crate::db::stmt;
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Change, Event};
+use crate::domain::tenancy::audit::{self, Act, By};
 use crate::domain::tenancy::lifecycle::{keeps_an_owner, managed};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::handoff_offer::OfferOutcome;
 use crate::entity::{agent, conversation, handoff, now_ms};
 use crate::error::AppResult;
 
 /// Deactivate an agent: it cannot sign in, its tokens and sockets end, and its open
-/// conversations go back to their team's queue (accepted handoffs wait again).
-pub async fn deactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+/// conversations go back to their team's queue (accepted handoffs wait again). By
+/// `admin` at `address`.
+pub async fn deactivate(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: IpAddr,
+    id: &str,
+) -> AppResult<agent::Model> {
     let current = managed(core, admin, id).await?;
     if !current.active {
         return Ok(current);
@@ -72,6 +82,12 @@ pub async fn deactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppRes
         }
     }
     events.push(Event::access_revoked(&agent.workspace_id, &agent.id, None));
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::AgentDeactivated, "Agent", id),
+    )
+    .await?;
     feed::commit(core, txn, &events).await?;
     core.agents.put(agent.id.clone(), agent.clone());
     for handoff in &handoffs {

@@ -16,6 +16,7 @@ use crate::auth::AgentPrincipal;
 use crate::domain::Core;
 use crate::domain::core::validate;
 use crate::domain::knowledge::tags;
+use crate::domain::tenancy::audit::{self, By};
 use crate::domain::tenancy::workspaces;
 use crate::error::{AppError, AppResult};
 
@@ -87,13 +88,37 @@ pub struct PolicyChange {
     pub auto_resolve_after_seconds: Option<Option<i32>>,
 }
 
+impl PolicyChange {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("confidenceThreshold", self.confidence_threshold.is_some()),
+            (
+                "maxLowConfidenceAnswers",
+                self.max_low_confidence_answers.is_some(),
+            ),
+            ("maxAiAttempts", self.max_ai_attempts.is_some()),
+            ("handoffPhrases", self.handoff_phrases.is_some()),
+            ("escalateTagIds", self.escalate_tag_ids.is_some()),
+            ("askForEmail", self.ask_for_email.is_some()),
+            ("maxUnhelpfulAnswers", self.max_unhelpful_answers.is_some()),
+            (
+                "autoResolveAfterSeconds",
+                self.auto_resolve_after_seconds.is_some(),
+            ),
+        ])
+    }
+}
+
 /// Change `admin`'s workspace's handoff policy: each value checked, the tags it
-/// escalates tags of the workspace. The policy as stored.
+/// escalates tags of the workspace. The policy as stored. By `admin` at `address`.
 pub async fn update(
     core: &Core,
     admin: &AgentPrincipal,
+    address: std::net::IpAddr,
     change: PolicyChange,
 ) -> AppResult<HandoffPolicy> {
+    let fields = change.fields();
     let workspace = workspaces::get(core, &admin.workspace_id).await?;
     let mut policy = workspace.handoff_policy()?;
     if let Some(threshold) = change.confidence_threshold {
@@ -158,7 +183,8 @@ pub async fn update(
             policy.auto_resolve_after_seconds = Some(seconds);
         }
     }
-    workspaces::set_policy(core, &admin.workspace_id, &policy).await?;
+    let by = By::agent(admin, address);
+    workspaces::set_policy(core, &admin.workspace_id, &policy, &by, fields).await?;
     Ok(policy)
 }
 

@@ -96,7 +96,7 @@ pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResul
          q.body AS body FROM messages a \
          JOIN conversations c ON c.id = a.conversation_id \
          JOIN messages q ON q.conversation_id = a.conversation_id AND q.seq = a.reply_to_seq \
-         WHERE a.workspace_id = ? AND a.author = 'AI' \
+         WHERE a.workspace_id = ? AND a.author = 'AI' AND c.erased_at IS NULL \
          AND (a.confidence IS NULL OR a.confidence < ?) AND {condition} \
          ORDER BY a.created_at DESC LIMIT {GAP_SAMPLE}"
     );
@@ -107,7 +107,8 @@ pub async fn docs_gaps(core: &Core, cohort: &Cohort, threshold: f64) -> AppResul
          JOIN messages q ON q.conversation_id = h.conversation_id AND q.seq = ( \
            SELECT MAX(m.seq) FROM messages m WHERE m.conversation_id = h.conversation_id \
            AND m.author = 'VISITOR' AND m.seq <= h.trigger_seq) \
-         WHERE h.workspace_id = ? AND h.reason = 'LOW_CONFIDENCE' AND {condition} \
+         WHERE h.workspace_id = ? AND h.reason = 'LOW_CONFIDENCE' AND c.erased_at IS NULL \
+         AND {condition} \
          ORDER BY h.requested_at DESC LIMIT {GAP_SAMPLE}"
     );
     let workspace: Value = cohort.workspace_id.as_str().into();

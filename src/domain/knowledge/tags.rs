@@ -12,6 +12,8 @@ use crate::auth::AgentPrincipal;
 use crate::domain::Core;
 use crate::domain::core::TagsById;
 use crate::domain::core::feed::{self, Change, Event};
+use crate::domain::tenancy::audit::{self, Act, By};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{conversation, conversation_tag, insight_tag, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -38,6 +40,23 @@ pub struct TagInput {
     pub patterns: Option<Vec<String>>,
     /// Knowledge articles the topic covers: an AI answer citing one applies it.
     pub article_ids: Option<Vec<String>>,
+}
+
+impl TagInput {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("slug", self.slug.is_some()),
+            ("label", self.label.is_some()),
+            ("description", self.description.is_some()),
+            ("keywords", self.keywords.is_some()),
+            ("teamId", self.team_id.is_some()),
+            ("escalate", self.escalate.is_some()),
+            ("priority", self.priority.is_some()),
+            ("patterns", self.patterns.is_some()),
+            ("articleIds", self.article_ids.is_some()),
+        ])
+    }
 }
 
 fn keywords(values: &[String]) -> AppResult<String> {
@@ -135,9 +154,11 @@ fn duplicate_slug(err: sea_orm::DbErr) -> AppError {
     }
 }
 
+/// Create a tag (`admin` at `address`).
 pub async fn create(
     core: &Core,
     admin: &AgentPrincipal,
+    address: std::net::IpAddr,
     input: &TagInput,
 ) -> AppResult<insight_tag::Model> {
     let label = input
@@ -161,33 +182,43 @@ pub async fn create(
         updated_at: Set(now),
     };
     apply(core, admin, &mut active, input).await?;
-    let tag = active
-        .insert(&core.db.writer)
-        .await
-        .map_err(duplicate_slug)?;
+    let txn = core.db.writer.begin().await?;
+    let tag = active.insert(&txn).await.map_err(duplicate_slug)?;
+    let act = Act::on(AuditAction::TagCreated, "InsightTag", &tag.id).changing(input.fields());
+    audit::record(&txn, &By::agent(admin, address), act).await?;
+    txn.commit().await?;
     core.workspace_tags.forget(&admin.workspace_id);
     Ok(tag)
 }
 
+/// Change a tag (`admin` at `address`).
 pub async fn update(
     core: &Core,
     admin: &AgentPrincipal,
+    address: std::net::IpAddr,
     id: &str,
     input: &TagInput,
 ) -> AppResult<insight_tag::Model> {
     let tag = get(core, &admin.workspace_id, id).await?;
     let mut active: insight_tag::ActiveModel = tag.into();
     apply(core, admin, &mut active, input).await?;
-    let tag = active
-        .update(&core.db.writer)
-        .await
-        .map_err(duplicate_slug)?;
+    let txn = core.db.writer.begin().await?;
+    let tag = active.update(&txn).await.map_err(duplicate_slug)?;
+    let act = Act::on(AuditAction::TagUpdated, "InsightTag", id).changing(input.fields());
+    audit::record(&txn, &By::agent(admin, address), act).await?;
+    txn.commit().await?;
     core.workspace_tags.forget(&admin.workspace_id);
     Ok(tag)
 }
 
-/// Delete a tag, and with it every application of it to a conversation.
-pub async fn delete(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+/// Delete a tag, and with it every application of it to a conversation (`admin`
+/// at `address`).
+pub async fn delete(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: std::net::IpAddr,
+    id: &str,
+) -> AppResult<()> {
     let tag = get(core, &admin.workspace_id, id).await?;
     let txn = core.db.writer.begin().await?;
     conversation_tag::Entity::delete_many()
@@ -197,6 +228,8 @@ pub async fn delete(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<
     insight_tag::Entity::delete_by_id(tag.id.as_str())
         .exec(&txn)
         .await?;
+    let act = Act::on(AuditAction::TagDeleted, "InsightTag", id);
+    audit::record(&txn, &By::agent(admin, address), act).await?;
     txn.commit().await?;
     core.workspace_tags.forget(&admin.workspace_id);
     // Lists filtered by the tag change without an event.

@@ -9,7 +9,12 @@
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
+use std::net::IpAddr;
+
+use crate::auth::Principal;
 use crate::domain::Core;
+use crate::domain::tenancy::audit::{self, Act, By};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{
     agent, answer_feedback, conversation, handoff, lead, lead_field, message, rating,
 };
@@ -24,8 +29,17 @@ fn at(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Everything stored about lead `lead_id` of the workspace.
-pub async fn export(core: &Core, workspace_id: &str, lead_id: &str) -> AppResult<Value> {
+/// Everything stored about lead `lead_id` of `principal`'s workspace, for an owner
+/// or admin or a key with `LEADS_READ` and `CONVERSATIONS_READ`, at `address`;
+/// recorded in the audit log before it is handed over.
+pub async fn export(
+    core: &Core,
+    principal: &Principal,
+    address: IpAddr,
+    lead_id: &str,
+) -> AppResult<Value> {
+    principal.exports_contacts()?;
+    let workspace_id = principal.workspace_id();
     let db = &core.db.reader;
     let lead = lead::Entity::find_by_id(lead_id)
         .filter(lead::Column::WorkspaceId.eq(workspace_id))
@@ -126,6 +140,12 @@ pub async fn export(core: &Core, workspace_id: &str, lead_id: &str) -> AppResult
             })
         })
         .collect();
+    audit::record(
+        &core.db.writer,
+        &By::principal(principal, address),
+        Act::on(AuditAction::ContactExported, "Lead", lead_id),
+    )
+    .await?;
     Ok(json!({
         "format": FORMAT,
         "exportedAt": at(crate::entity::now_ms()),

@@ -188,7 +188,8 @@ async fn wants(core: &Core, webhook: &webhook::Model, event: &Event) -> AppResul
         return Ok(false);
     }
     let (teams, tags) = (webhook.team_ids()?, webhook.tag_ids()?);
-    if teams.is_empty() && tags.is_empty() {
+    // An erasure concerns whoever kept a copy, whatever the teams and tags.
+    if teams.is_empty() && tags.is_empty() || kind == feed::CONTACT_ERASED {
         return Ok(true);
     }
     let Some(conversation) = event.conversation() else {

@@ -158,6 +158,13 @@ pub fn envelope(event: &Event) -> AppResult<serde_json::Value> {
         } => Some(json!({ "id": tag_id })),
         _ => None,
     };
+    let erasure = match &event.kind {
+        EventKind::ContactErased {
+            lead_id,
+            conversation_ids,
+        } => Some(json!({ "leadId": lead_id, "conversationIds": conversation_ids })),
+        _ => None,
+    };
     Ok(json!({
         "id": event.id,
         "cursor": event.cursor.map(|c| c.encode()),
@@ -167,6 +174,7 @@ pub fn envelope(event: &Event) -> AppResult<serde_json::Value> {
         "message": message,
         "handoff": handoff,
         "tag": tag,
+        "erasure": erasure,
     }))
 }
 

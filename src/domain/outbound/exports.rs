@@ -4,12 +4,15 @@
 //! in memory. The transport writes them as CSV.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use futures_util::Stream;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::auth::{Principal, Scope};
 use crate::domain::Core;
+use crate::domain::tenancy::audit::{self, Act, By};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{agent, conversation, handoff, lead, rating, team};
 use crate::error::AppResult;
 
@@ -18,6 +21,17 @@ pub type Row = Vec<String>;
 
 /// Rows read per page.
 const PAGE: u64 = 500;
+
+/// Record in the audit log that `principal` at `address` exported the `kind`s.
+async fn exported(
+    core: &Core,
+    principal: &Principal,
+    address: IpAddr,
+    kind: &'static str,
+) -> AppResult<()> {
+    let act = Act::on_all(AuditAction::DataExported, kind);
+    audit::record(&core.db.writer, &By::principal(principal, address), act).await
+}
 
 /// A time as the exports write it: RFC 3339, in UTC, to the millisecond.
 fn iso(ms: i64) -> String {
@@ -32,8 +46,10 @@ fn iso(ms: i64) -> String {
 pub async fn leads(
     core: &Core,
     principal: &Principal,
+    address: IpAddr,
 ) -> AppResult<impl Stream<Item = AppResult<Vec<Row>>> + Send + 'static> {
     principal.require(Scope::LeadsRead)?;
+    exported(core, principal, address, "Lead").await?;
     let ws = principal.workspace_id().to_owned();
     let fields = crate::domain::chat::leads::fields(&core.db.reader, &ws).await?;
     let core = core.clone();
@@ -44,7 +60,9 @@ pub async fn leads(
         yield vec![header];
         let mut after: Option<String> = None;
         loop {
-            let mut select = lead::Entity::find().filter(lead::Column::WorkspaceId.eq(ws.as_str()));
+            let mut select = lead::Entity::find()
+                .filter(lead::Column::WorkspaceId.eq(ws.as_str()))
+                .filter(lead::Column::ErasedAt.is_null());
             if let Some(after) = &after {
                 select = select.filter(lead::Column::Id.gt(after.as_str()));
             }
@@ -98,11 +116,13 @@ where
 /// The conversations of `principal`'s workspace, oldest first: status, times,
 /// visitor, lead (empty for readers that do not see leads), assignee, team, tags,
 /// message count, the latest handoff's reason and status, and the rating.
-pub fn conversations(
+pub async fn conversations(
     core: &Core,
     principal: &Principal,
+    address: IpAddr,
 ) -> AppResult<impl Stream<Item = AppResult<Vec<Row>>> + Send + 'static> {
     principal.require(Scope::ConversationsRead)?;
+    exported(core, principal, address, "Conversation").await?;
     let ws = principal.workspace_id().to_owned();
     let sees_leads = principal.sees_leads();
     let core = core.clone();

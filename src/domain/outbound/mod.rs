@@ -3,6 +3,7 @@
 
 pub mod contact;
 pub mod delivery;
+pub mod erasure;
 pub mod events;
 pub mod exports;
 pub mod filters;

@@ -3,14 +3,18 @@
 //! delivers them is `delivery`.
 
 use crate::db::seal::{WEBHOOK_PREVIOUS_SECRET, WEBHOOK_SECRET};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 
 use crate::auth::AgentPrincipal;
 use crate::domain::Core;
+use crate::domain::tenancy::audit::{self, Act, By};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{now_ms, webhook, webhook_delivery};
 use crate::error::{AppError, AppResult};
 use crate::events::{self};
@@ -29,6 +33,32 @@ pub struct WebhookInput {
     pub team_ids: Option<Vec<String>>,
     pub tag_ids: Option<Vec<String>>,
     pub enabled: Option<bool>,
+}
+
+impl WebhookInput {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("url", self.url.is_some()),
+            ("description", self.description.is_some()),
+            ("eventTypes", self.event_types.is_some()),
+            ("teamIds", self.team_ids.is_some()),
+            ("tagIds", self.tag_ids.is_some()),
+            ("enabled", self.enabled.is_some()),
+        ])
+    }
+}
+
+/// Record `act` by `admin` at `address` in `txn`, and commit it.
+async fn audited(
+    txn: DatabaseTransaction,
+    admin: &AgentPrincipal,
+    address: IpAddr,
+    act: Act<'_>,
+) -> AppResult<()> {
+    audit::record(&txn, &By::agent(admin, address), act).await?;
+    txn.commit().await?;
+    Ok(())
 }
 
 fn json_list(list: &[String]) -> AppResult<String> {
@@ -61,13 +91,15 @@ async fn checked_url(core: &Core, url: &str) -> AppResult<String> {
     Ok(parsed.to_string())
 }
 
-/// Register a webhook; it and its signing secret, shown this once. It receives
-/// what happens from now on.
+/// Register a webhook (`admin` at `address`); it and its signing secret, shown
+/// this once. It receives what happens from now on.
 pub async fn create(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     input: WebhookInput,
 ) -> AppResult<(webhook::Model, String)> {
+    let fields = input.fields();
     let url = checked_url(core, input.url.as_deref().unwrap_or_default()).await?;
     let secret = Secret::generate().encoded();
     let start = events::newest(&core.db).await?;
@@ -94,9 +126,11 @@ pub async fn create(
         lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    }
-    .insert(&core.db.writer)
-    .await?;
+    };
+    let txn = core.db.writer.begin().await?;
+    let model = model.insert(&txn).await?;
+    let act = Act::on(AuditAction::WebhookCreated, "Webhook", &model.id).changing(fields);
+    audited(txn, admin, address, act).await?;
     Ok((model, secret))
 }
 
@@ -116,13 +150,16 @@ pub async fn list(core: &Core, workspace_id: &str) -> AppResult<Vec<webhook::Mod
         .await?)
 }
 
-/// Change a webhook. Enabling a disabled one resumes delivery where it stopped.
+/// Change a webhook (`admin` at `address`). Enabling a disabled one resumes
+/// delivery where it stopped.
 pub async fn update(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     id: &str,
     input: WebhookInput,
 ) -> AppResult<webhook::Model> {
+    let fields = input.fields();
     let current = get(core, &admin.workspace_id, id).await?;
     let was_enabled = current.enabled;
     let mut active: webhook::ActiveModel = current.into();
@@ -151,22 +188,39 @@ pub async fn update(
         }
     }
     active.updated_at = Set(now_ms());
-    Ok(active.update(&core.db.writer).await?)
+    let txn = core.db.writer.begin().await?;
+    let webhook = active.update(&txn).await?;
+    let act = Act::on(AuditAction::WebhookUpdated, "Webhook", id).changing(fields);
+    audited(txn, admin, address, act).await?;
+    Ok(webhook)
 }
 
-pub async fn delete(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<()> {
+/// Remove a webhook and its deliveries' record (`admin` at `address`).
+pub async fn delete(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: IpAddr,
+    id: &str,
+) -> AppResult<()> {
     let webhook = get(core, &admin.workspace_id, id).await?;
-    webhook::Entity::delete_by_id(webhook.id)
-        .exec(&core.db.writer)
-        .await?;
-    Ok(())
+    let txn = core.db.writer.begin().await?;
+    webhook::Entity::delete_by_id(webhook.id).exec(&txn).await?;
+    audited(
+        txn,
+        admin,
+        address,
+        Act::on(AuditAction::WebhookDeleted, "Webhook", id),
+    )
+    .await
 }
 
 /// A new signing secret; the old one keeps signing beside it for
-/// [`ROTATION_OVERLAP`], so receivers can switch without losing a delivery.
+/// [`ROTATION_OVERLAP`], so receivers can switch without losing a delivery. By
+/// `admin` at `address`.
 pub async fn rotate_secret(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     id: &str,
 ) -> AppResult<(webhook::Model, String)> {
     let current = get(core, &admin.workspace_id, id).await?;
@@ -178,7 +232,11 @@ pub async fn rotate_secret(
     active.previous_secret_expires_at = Set(Some(now_ms() + ROTATION_OVERLAP.as_millis() as i64));
     active.secret = Set(sealer.seal(WEBHOOK_SECRET, &secret));
     active.updated_at = Set(now_ms());
-    Ok((active.update(&core.db.writer).await?, secret))
+    let txn = core.db.writer.begin().await?;
+    let webhook = active.update(&txn).await?;
+    let act = Act::on(AuditAction::WebhookSecretRotated, "Webhook", id);
+    audited(txn, admin, address, act).await?;
+    Ok((webhook, secret))
 }
 
 /// Up to `first` (1 to 100) attempts of a webhook, newest first, before `before`

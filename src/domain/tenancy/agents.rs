@@ -1,11 +1,15 @@
 //! Agents: the human team, their sign-in and their roles.
 
+use std::net::IpAddr;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
+use super::audit::{self, Act, By};
 use crate::auth::{AgentPrincipal, IssuedToken, Principal, hash_password, verify_password};
 use crate::domain::Core;
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{Role, agent, now_ms, team_member};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id};
@@ -42,10 +46,12 @@ pub struct NewAgent<'a> {
     pub team_ids: &'a [String],
 }
 
-/// Add an agent to the admin's workspace. Only an owner may create another owner.
+/// Add an agent to the admin's workspace (the admin at `address`). Only an owner
+/// may create another owner.
 pub async fn create(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     new: NewAgent<'_>,
 ) -> AppResult<agent::Model> {
     if new.role == Role::Owner && admin.role != Role::Owner {
@@ -87,6 +93,12 @@ pub async fn create(
         Err(err) => return Err(err.into()),
     };
     join_teams(&txn, &agent.id, teams).await?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::AgentCreated, "Agent", &agent.id),
+    )
+    .await?;
     txn.commit().await?;
     core.agents.put(agent.id.clone(), agent.clone());
     core.agent_teams.clear();
@@ -141,13 +153,16 @@ pub async fn sign_in(
     let _permit = hashing_turn(core).await?;
     if candidates.is_empty() {
         verify_password(password.to_owned(), dummy_hash().await).await;
+        tracing::warn!(client = %client, "a sign-in named no agent");
         return Err(INVALID);
     }
-    for candidate in candidates {
+    for candidate in &candidates {
         if verify_password(password.to_owned(), candidate.password_hash.clone()).await {
             if !candidate.active {
+                failed(core, client, std::slice::from_ref(candidate)).await?;
                 return Err(AppError::Unauthenticated("this account is deactivated"));
             }
+            let candidate = candidate.clone();
             core.rate.signin_email.give_back(&email);
             let token = core.tokens.issue_agent(
                 &candidate.id,
@@ -162,6 +177,12 @@ pub async fn sign_in(
                 generation: candidate.token_generation,
                 expires_at: token.expires_at.timestamp(),
             });
+            audit::record(
+                &core.db.writer,
+                &By::principal(&principal, client),
+                Act::on(AuditAction::SignIn, "Agent", &candidate.id),
+            )
+            .await?;
             return Ok(SignedIn {
                 agent: candidate,
                 token,
@@ -169,7 +190,23 @@ pub async fn sign_in(
             });
         }
     }
+    failed(core, client, &candidates).await?;
     Err(INVALID)
+}
+
+/// Record a failed sign-in from `client` to each of `agents` (in its workspace's
+/// audit log). One that named no agent is in no workspace's log: only in the
+/// server's (a warning without the email, which may be a mistyped password).
+async fn failed(core: &Core, client: IpAddr, agents: &[agent::Model]) -> AppResult<()> {
+    for agent in agents {
+        audit::record(
+            &core.db.writer,
+            &By::anonymous(&agent.workspace_id, client),
+            Act::on(AuditAction::SignInFailed, "Agent", &agent.id),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// An agent signed in.

@@ -6,8 +6,10 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
+use super::audit::{self, Act, By};
 use crate::auth::{AgentPrincipal, ApiKeyPrincipal, Principal, Scope, bearer};
 use crate::domain::Core;
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{api_key, now_ms};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
@@ -67,10 +69,12 @@ pub async fn reload_keys(core: &Core) -> AppResult<()> {
     Ok(())
 }
 
-/// Create a key; the secret is returned here and never again.
+/// Create a key (`admin` at `address`); the secret is returned here and never
+/// again.
 pub async fn create(
     core: &Core,
     admin: &AgentPrincipal,
+    address: std::net::IpAddr,
     name: &str,
     scopes: &[Scope],
 ) -> AppResult<(api_key::Model, String)> {
@@ -91,14 +95,26 @@ pub async fn create(
         created_at: Set(now_ms()),
         last_used_at: Set(None),
         revoked_at: Set(None),
-    }
-    .insert(&core.db.writer)
+    };
+    let txn = core.db.writer.begin().await?;
+    let key = key.insert(&txn).await?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::ApiKeyCreated, "ApiKey", &key.id).changing(vec!["scopes"]),
+    )
     .await?;
+    txn.commit().await?;
     Ok((key, secret))
 }
 
-/// Revoke a key: it stops working at once.
-pub async fn revoke(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<api_key::Model> {
+/// Revoke a key (`admin` at `address`): it stops working at once.
+pub async fn revoke(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: std::net::IpAddr,
+    id: &str,
+) -> AppResult<api_key::Model> {
     let key = api_key::Entity::find_by_id(id)
         .filter(api_key::Column::WorkspaceId.eq(&admin.workspace_id))
         .one(&core.db.writer)
@@ -111,6 +127,12 @@ pub async fn revoke(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<
     active.revoked_at = Set(Some(now_ms()));
     let txn = core.db.writer.begin().await?;
     let key = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::ApiKeyRevoked, "ApiKey", id),
+    )
+    .await?;
     // Its open sockets close, on every process.
     let revoked =
         crate::domain::core::feed::Event::access_revoked(&key.workspace_id, &key.id, None);

@@ -6,10 +6,12 @@
 
 use crate::db::seal::{IDENTITY_SECRET, Sealer};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use sea_orm::{ActiveModelTrait, Set};
+use sea_orm::{ActiveModelTrait, Set, TransactionTrait};
 
+use super::audit::{self, Act, By};
 use crate::auth::AgentPrincipal;
 use crate::domain::Core;
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::workspace;
 use crate::error::{AppError, AppResult};
 use crate::ids::random_secret;
@@ -77,9 +79,13 @@ pub fn verify(sealer: &Sealer, workspace: &workspace::Model, token: &str) -> App
 }
 
 /// Make a new identity secret for the workspace (the old one stops verifying); it
-/// is returned this once.
-pub async fn rotate_secret(core: &Core, admin: &AgentPrincipal) -> AppResult<String> {
-    new_secret(core, &admin.workspace_id).await
+/// is returned this once. By `admin` at `address`.
+pub async fn rotate_secret(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: std::net::IpAddr,
+) -> AppResult<String> {
+    new_secret(core, &admin.workspace_id, &By::agent(admin, address)).await
 }
 
 /// The workspace's identity secret, made if it has none (for the demo's stand-in of
@@ -88,7 +94,7 @@ pub async fn secret(core: &Core, workspace_id: &str) -> AppResult<String> {
     let workspace = super::workspaces::get(core, workspace_id).await?;
     match workspace.identity_secret {
         Some(sealed) => core.db.sealer.open(IDENTITY_SECRET, &sealed),
-        None => new_secret(core, workspace_id).await,
+        None => new_secret(core, workspace_id, &By::server(workspace_id)).await,
     }
 }
 
@@ -111,12 +117,24 @@ pub fn sign(
     .map_err(|err| AppError::internal(format!("signing an identity: {err}")))
 }
 
-async fn new_secret(core: &Core, workspace_id: &str) -> AppResult<String> {
+async fn new_secret(core: &Core, workspace_id: &str, by: &By) -> AppResult<String> {
     let workspace = super::workspaces::get(core, workspace_id).await?;
     let secret = random_secret(32);
     let mut active: workspace::ActiveModel = workspace.into();
     active.identity_secret = Set(Some(core.db.sealer.seal(IDENTITY_SECRET, &secret)));
-    let workspace = active.update(&core.db.writer).await?;
+    let txn = core.db.writer.begin().await?;
+    let workspace = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        by,
+        Act::on(
+            AuditAction::IdentitySecretRotated,
+            "Workspace",
+            workspace_id,
+        ),
+    )
+    .await?;
+    txn.commit().await?;
     core.workspaces.put(workspace.id.clone(), workspace);
     Ok(secret)
 }

@@ -7,13 +7,17 @@
 //! Deactivation, which also hands back what the agent held, is
 //! `handoff::deactivation`.
 
+use std::net::IpAddr;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
 };
 
+use super::audit::{self, Act, By};
 use crate::auth::{AgentPrincipal, IssuedToken, hash_password, verify_password};
 use crate::domain::Core;
 use crate::domain::core::feed::{self, Event};
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{Role, agent, team_member};
 use crate::error::{AppError, AppResult};
 
@@ -78,14 +82,28 @@ pub async fn keeps_an_owner<C: ConnectionTrait>(conn: &C, agent: &agent::Model) 
     Ok(())
 }
 
-/// Change an agent's name, role or teams.
+impl AgentUpdate<'_> {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("name", self.name.is_some()),
+            ("role", self.role.is_some()),
+            ("teamIds", self.team_ids.is_some()),
+            ("maxConcurrent", self.max_concurrent.is_some()),
+        ])
+    }
+}
+
+/// Change an agent's name, role or teams, for `admin` at `address`.
 pub async fn update(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     id: &str,
     change: AgentUpdate<'_>,
 ) -> AppResult<agent::Model> {
     let current = managed(core, admin, id).await?;
+    let fields = change.fields();
     if change.role == Some(Role::Owner) && admin.role != Role::Owner {
         return Err(AppError::forbidden("only an owner can make another owner"));
     }
@@ -131,15 +149,26 @@ pub async fn update(
             .await?;
         super::agents::join_teams(&txn, id, teams).await?;
     }
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::AgentUpdated, "Agent", id).changing(fields),
+    )
+    .await?;
     txn.commit().await?;
     core.agents.put(agent.id.clone(), agent.clone());
     core.agent_teams.clear();
     Ok(agent)
 }
 
-/// Let a deactivated agent back in. Its tokens from before stay ended: it signs in
-/// again.
-pub async fn reactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppResult<agent::Model> {
+/// Let a deactivated agent back in (`admin` at `address`). Its tokens from before
+/// stay ended: it signs in again.
+pub async fn reactivate(
+    core: &Core,
+    admin: &AgentPrincipal,
+    address: IpAddr,
+    id: &str,
+) -> AppResult<agent::Model> {
     let current = managed(core, admin, id).await?;
     if current.active {
         return Ok(current);
@@ -148,16 +177,25 @@ pub async fn reactivate(core: &Core, admin: &AgentPrincipal, id: &str) -> AppRes
     let mut model: agent::ActiveModel = current.into();
     model.active = Set(true);
     model.token_generation = Set(generation);
-    let agent = model.update(&core.db.writer).await?;
+    let txn = core.db.writer.begin().await?;
+    let agent = model.update(&txn).await?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::AgentReactivated, "Agent", id),
+    )
+    .await?;
+    txn.commit().await?;
     core.agents.put(agent.id.clone(), agent.clone());
     Ok(agent)
 }
 
-/// Change the signed-in agent's password: every other token of the agent ends (and
-/// its sockets close); the answer is a new token.
+/// Change the signed-in agent's password (at `address`): every other token of the
+/// agent ends (and its sockets close); the answer is a new token.
 pub async fn change_password(
     core: &Core,
     me: &AgentPrincipal,
+    address: IpAddr,
     current_password: &str,
     new_password: &str,
 ) -> AppResult<(agent::Model, IssuedToken)> {
@@ -179,6 +217,12 @@ pub async fn change_password(
     model.token_generation = Set(generation);
     let txn = core.db.writer.begin().await?;
     let agent = model.update(&txn).await?;
+    audit::record(
+        &txn,
+        &By::agent(me, address),
+        Act::on(AuditAction::PasswordChanged, "Agent", &agent.id).changing(vec!["password"]),
+    )
+    .await?;
     let revoked = Event::access_revoked(&agent.workspace_id, &agent.id, Some(generation));
     feed::commit(core, txn, &[revoked]).await?;
     core.agents.put(agent.id.clone(), agent.clone());

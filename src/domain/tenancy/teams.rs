@@ -1,11 +1,15 @@
 //! Teams: groups of agents that handoffs are routed to.
 
+use std::net::IpAddr;
+
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
+use super::audit::{self, Act, By};
 use crate::auth::AgentPrincipal;
 use crate::domain::Core;
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::team::BusinessHours;
 use crate::entity::{TeamRouting, agent, now_ms, team, team_member};
 use crate::error::{AppError, AppResult};
@@ -14,10 +18,11 @@ use crate::ids::{Kind, new_id};
 use crate::db::is_unique_violation;
 use crate::domain::core::validate;
 
-/// Create a team with its first members.
+/// Create a team with its first members (`admin` at `address`).
 pub async fn create(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     name: &str,
     member_ids: &[String],
 ) -> AppResult<team::Model> {
@@ -66,6 +71,12 @@ pub async fn create(
         .insert(&txn)
         .await?;
     }
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::TeamCreated, "Team", &team.id),
+    )
+    .await?;
     txn.commit().await?;
     core.agent_teams.clear();
     Ok(team)
@@ -104,6 +115,19 @@ pub struct TeamUpdate<'a> {
     pub accept_target_seconds: Option<Option<i32>>,
 }
 
+impl TeamUpdate<'_> {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("name", self.name.is_some()),
+            ("businessHours", self.business_hours.is_some()),
+            ("routing", self.routing.is_some()),
+            ("offerTimeoutSeconds", self.offer_timeout_seconds.is_some()),
+            ("acceptTargetSeconds", self.accept_target_seconds.is_some()),
+        ])
+    }
+}
+
 /// How long an offer stands unless the team says otherwise.
 pub const DEFAULT_OFFER_TIMEOUT_SECONDS: i32 = 60;
 
@@ -127,15 +151,17 @@ fn within(field: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> AppR
     }
 }
 
-/// Change a team's name, business hours or routing. Owners and admins only (the caller
-/// checks the role).
+/// Change a team's name, business hours or routing, by `admin` at `address`. Owners
+/// and admins only (the caller checks the role).
 pub async fn update(
     core: &Core,
     admin: &AgentPrincipal,
+    address: IpAddr,
     id: &str,
     change: TeamUpdate<'_>,
 ) -> AppResult<team::Model> {
     let current = get(core, &admin.workspace_id, id).await?;
+    let fields = change.fields();
     let mut model: team::ActiveModel = current.into();
     if let Some(name) = change.name {
         model.name = Set(validate::short("name", name)?);
@@ -158,13 +184,21 @@ pub async fn update(
             .map(|s| within("acceptTargetSeconds", s, ACCEPT_TARGET_SECONDS))
             .transpose()?);
     }
-    let team = model.update(&core.db.writer).await.map_err(|err| {
+    let txn = core.db.writer.begin().await?;
+    let team = model.update(&txn).await.map_err(|err| {
         if is_unique_violation(&err) {
             AppError::conflict("a team with this name already exists")
         } else {
             err.into()
         }
     })?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::TeamUpdated, "Team", id).changing(fields),
+    )
+    .await?;
+    txn.commit().await?;
     core.teams.put(team.id.clone(), team.clone());
     core.agent_teams.clear();
     Ok(team)

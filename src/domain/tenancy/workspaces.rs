@@ -1,10 +1,14 @@
 //! Workspaces: the tenants. Created with their owner by the CLI (and the demo seed).
 
+use std::net::IpAddr;
+
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use serde::Serialize;
 
-use crate::auth::hash_password;
+use super::audit::{self, Act, By};
+use crate::auth::{AgentPrincipal, hash_password};
 use crate::domain::Core;
+use crate::entity::audit_entry::AuditAction;
 use crate::entity::{AnswerEngine, Role, agent, now_ms, workspace};
 use crate::error::{AppError, AppResult};
 use crate::ids::{Kind, new_id, random_secret};
@@ -52,6 +56,7 @@ pub async fn create(
         answer_engine: Set(None),
         answer_instructions: Set(String::new()),
         model_daily_token_limit: Set(None),
+        retention_days: Set(None),
     };
     let owner_id = new_id(Kind::Agent);
     let txn = core.db.writer.begin().await?;
@@ -110,12 +115,26 @@ pub async fn by_widget_key(core: &Core, widget_key: &str) -> AppResult<workspace
         .ok_or(AppError::Unauthenticated("unknown widget key"))
 }
 
-/// Store a workspace's handoff policy.
-pub async fn set_policy(core: &Core, workspace_id: &str, policy: &HandoffPolicy) -> AppResult<()> {
+/// Store a workspace's handoff policy, changed by `by` in `fields`.
+pub async fn set_policy(
+    core: &Core,
+    workspace_id: &str,
+    policy: &HandoffPolicy,
+    by: &By,
+    fields: Vec<&'static str>,
+) -> AppResult<()> {
     let workspace = get(core, workspace_id).await?;
     let mut active: workspace::ActiveModel = workspace.into();
     active.handoff_policy = Set(crate::entity::encode(policy)?);
-    let workspace = active.update(&core.db.writer).await?;
+    let txn = core.db.writer.begin().await?;
+    let workspace = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        by,
+        Act::on(AuditAction::HandoffPolicyUpdated, "Workspace", workspace_id).changing(fields),
+    )
+    .await?;
+    txn.commit().await?;
     core.workspaces.put(workspace.id.clone(), workspace);
     Ok(())
 }
@@ -136,6 +155,33 @@ pub struct WorkspaceChange {
     pub model_daily_token_limit: Option<Option<i64>>,
     pub default_team_id: Option<String>,
     pub require_verified_identity: Option<bool>,
+    /// `Some(None)`: keep conversations until erased by hand.
+    pub retention_days: Option<Option<i32>>,
+}
+
+/// Longest retention, in days (ten years).
+pub const MAX_RETENTION_DAYS: i32 = 3_650;
+
+impl WorkspaceChange {
+    /// The names of the fields it changes, as the schema spells them.
+    fn fields(&self) -> Vec<&'static str> {
+        audit::given(&[
+            ("name", self.name.is_some()),
+            ("answerEngine", self.answer_engine.is_some()),
+            ("responderEnabled", self.responder_enabled.is_some()),
+            ("answerInstructions", self.answer_instructions.is_some()),
+            (
+                "modelDailyTokenLimit",
+                self.model_daily_token_limit.is_some(),
+            ),
+            ("defaultTeamId", self.default_team_id.is_some()),
+            (
+                "requireVerifiedIdentity",
+                self.require_verified_identity.is_some(),
+            ),
+            ("retentionDays", self.retention_days.is_some()),
+        ])
+    }
 }
 
 /// The engine that answers a workspace's visitors: its own choice, else `MODEL`
@@ -148,12 +194,15 @@ pub fn answer_engine(workspace: &workspace::Model, model_configured: bool) -> An
     })
 }
 
-/// Change a workspace's settings.
+/// Change a workspace's settings, for the owner or admin `admin` at `address`.
 pub async fn update(
     core: &Core,
-    workspace_id: &str,
+    admin: &AgentPrincipal,
+    address: IpAddr,
     change: WorkspaceChange,
 ) -> AppResult<workspace::Model> {
+    let workspace_id = admin.workspace_id.as_str();
+    let fields = change.fields();
     let WorkspaceChange {
         name,
         answer_engine,
@@ -162,7 +211,18 @@ pub async fn update(
         model_daily_token_limit,
         default_team_id,
         require_verified_identity,
+        retention_days,
     } = change;
+    if let Some(Some(days)) = retention_days
+        && !(1..=MAX_RETENTION_DAYS).contains(&days)
+    {
+        return Err(AppError::bad_input(
+            "retentionDays",
+            format!(
+                "must be between 1 and {MAX_RETENTION_DAYS} days, or null to keep conversations"
+            ),
+        ));
+    }
     if answer_engine == Some(AnswerEngine::Model) && core.model.is_none() {
         return Err(AppError::bad_input(
             "answerEngine",
@@ -215,7 +275,18 @@ pub async fn update(
     if let Some(required) = require_verified_identity {
         active.require_verified_identity = Set(required);
     }
-    let workspace = active.update(&core.db.writer).await?;
+    if let Some(days) = retention_days {
+        active.retention_days = Set(days);
+    }
+    let txn = core.db.writer.begin().await?;
+    let workspace = active.update(&txn).await?;
+    audit::record(
+        &txn,
+        &By::agent(admin, address),
+        Act::on(AuditAction::WorkspaceUpdated, "Workspace", workspace_id).changing(fields),
+    )
+    .await?;
+    txn.commit().await?;
     core.workspaces.put(workspace.id.clone(), workspace.clone());
     Ok(workspace)
 }
