@@ -16,6 +16,7 @@ mod embeddings;
 mod ending;
 mod events;
 mod examples;
+mod fuzz;
 mod handoffs;
 mod holes;
 mod identity;
