@@ -615,6 +615,10 @@ pub mod limits {
     pub const MAX_DEPTH: usize = 15;
     /// Most aliases in one document.
     pub const MAX_ALIASES: usize = 30;
+    /// Deepest nesting of brackets (`{`, `[`, `(`) in a document's text, values
+    /// included: the parser recurses once per level, and a list nested a few hundred
+    /// deep overflowed a thread's stack. The parser's own bound on selection sets.
+    pub const MAX_NESTING: usize = 64;
     /// Longest message body, in characters.
     pub const MAX_MESSAGE_CHARS: usize = 10_000;
     /// Longest short text (names, labels, keywords), in characters.

@@ -1,7 +1,8 @@
 //! Per-document checks that async-graphql does not make: aliases per document, no
 //! mutations over `GET` (a link or an `<img>` must never change anything), one
 //! `signIn` per document (aliases would otherwise try many passwords in one request),
-//! and the document's cost ([`super::cost`]). Depth is limited by the schema builder.
+//! and the document's cost ([`super::cost`]). Depth is limited by the schema builder;
+//! the nesting of brackets is counted on the text, before it is parsed.
 //!
 //! These run on the document the handler parses once and hands to the executor; an
 //! async-graphql extension would do the same but costs a hook on every field.
@@ -9,7 +10,7 @@
 use async_graphql::ServerError;
 use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 
-use crate::config::limits::MAX_ALIASES;
+use crate::config::limits::{MAX_ALIASES, MAX_NESTING};
 use crate::error::code;
 
 /// What the checked document asks for.
@@ -41,6 +42,51 @@ fn count_aliases(set: &SelectionSet) -> usize {
             Selection::FragmentSpread(_) => 0,
         })
         .sum()
+}
+
+/// How deep the brackets (`{`, `[`, `(`) of `query` nest outside strings and
+/// comments, read as GraphQL's lexer reads them. Counted before parsing, since the
+/// parser recurses once per level of a list or object value without a bound.
+fn nesting(query: &str) -> usize {
+    let bytes = query.as_bytes();
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0);
+    while at < bytes.len() {
+        let rest = &bytes[at..];
+        if rest.starts_with(b"\"\"\"") {
+            // A block string ends at the next `"""` that is not `\"""`.
+            at += 3;
+            while at < bytes.len() && !bytes[at..].starts_with(b"\"\"\"") {
+                at += if bytes[at..].starts_with(b"\\\"\"\"") {
+                    4
+                } else {
+                    1
+                };
+            }
+            at += 3;
+            continue;
+        }
+        match rest[0] {
+            b'#' => {
+                while at < bytes.len() && !matches!(bytes[at], b'\n' | b'\r') {
+                    at += 1;
+                }
+            }
+            b'"' => {
+                at += 1;
+                while at < bytes.len() && !matches!(bytes[at], b'"' | b'\n' | b'\r') {
+                    at += if bytes[at] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'[' | b'(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    deepest
 }
 
 /// Root fields named `name` in `set`, through inline fragments and fragment spreads
@@ -228,6 +274,12 @@ impl DocumentCache {
         let cached = match cached {
             Some(cached) => cached,
             None => {
+                let deepest = nesting(&request.query);
+                if deepest > MAX_NESTING {
+                    return Err(refused(format!(
+                        "the document nests brackets {deepest} deep, more than {MAX_NESTING}"
+                    )));
+                }
                 let doc = async_graphql::parser::parse_query(&request.query)?;
                 let cached = std::sync::Arc::new(Cached::new(doc));
                 if request.query.len() <= CACHED_QUERY_BYTES {
@@ -256,6 +308,15 @@ mod tests {
 
     fn parse(query: &str) -> ExecutableDocument {
         async_graphql::parser::parse_query(query).expect("valid query")
+    }
+
+    #[test]
+    fn nesting_counts_brackets_outside_strings_and_comments() {
+        assert_eq!(nesting("{ a(x: [[1]], y: {z: 2}) { b } }"), 4);
+        assert_eq!(nesting(r#"{ a(x: "[[[[\"{{{") }"#), 2);
+        assert_eq!(nesting("{ a # [[[[{{{{\n b }"), 1);
+        assert_eq!(nesting(r#"{ a(x: """ [[[ \""" {{{ """) }"#), 2);
+        assert_eq!(nesting("{ a(x: \"open\n[[[ ) }"), 5);
     }
 
     #[test]

@@ -45,6 +45,39 @@ async fn too_deep_query_is_refused() {
     assert!(body["data"].is_null());
 }
 
+/// Found by the fuzz test (seed 26, document 769): a list or object value nested
+/// 500 deep in an argument overflowed the parser's stack and aborted the whole
+/// process (the parser bounds the nesting of selections, not of values).
+#[tokio::test]
+async fn values_nested_hundreds_deep_are_refused_not_a_crash() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    for depth in [500, 600] {
+        let lists = format!(
+            "{{ articles(query: {}\"x\"{}) {{ totalCount }} }}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let objects = format!(
+            "{{ leads(filter: {}1{}) {{ totalCount }} }}",
+            "{a: ".repeat(depth),
+            "}".repeat(depth)
+        );
+        for query in [lists, objects] {
+            let body = app.gql(Some(&ws.admin_token), &query, json!({})).await;
+            assert_eq!(error_code(&body), "BAD_USER_INPUT", "depth {depth}");
+            assert!(
+                body["errors"][0]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("deep")),
+                "{body:#}"
+            );
+        }
+    }
+    let body = app.gql(None, "{ __typename }", json!({})).await;
+    assert_eq!(body["data"]["__typename"], "Query");
+}
+
 #[tokio::test]
 async fn too_many_aliases_are_refused() {
     let app = TestApp::spawn().await;

@@ -18,6 +18,7 @@ mod ending;
 mod erasure;
 mod events;
 mod examples;
+mod fuzz;
 mod handoffs;
 mod holes;
 mod identity;
