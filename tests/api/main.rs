@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod backups;
 mod clients;
+mod cluster;
 mod conversations;
 mod embeddings;
 mod ending;
