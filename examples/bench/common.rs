@@ -730,6 +730,17 @@ impl ServerChild {
             .with_context(|| format!("no statement count in {answer}"))
     }
 
+    /// `kill -9` the child (SIGKILL: no shutdown of any kind), and wait until it
+    /// is gone.
+    pub async fn kill(mut self) -> anyhow::Result<()> {
+        self.child.start_kill().context("sending SIGKILL")?;
+        tokio::time::timeout(STEP_TIMEOUT, self.child.wait())
+            .await
+            .context("the killed child did not end in time")?
+            .context("waiting for the killed child")?;
+        Ok(())
+    }
+
     /// Stop the child: close its stdin, then kill it if it lingers.
     pub async fn stop(mut self) {
         drop(self.child.stdin.take());

@@ -30,6 +30,7 @@ mod s2_idle_memory;
 mod seed;
 mod w1_webhooks;
 mod x1_cross_process;
+mod x2_failover;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,7 @@ const SCENARIOS: &[Scenario] = &[
     h1_handoff_storm::SCENARIO,
     i1_insights::SCENARIO,
     x1_cross_process::SCENARIO,
+    x2_failover::SCENARIO,
     w1_webhooks::SCENARIO,
     a1_answers::SCENARIO,
 ];

@@ -64,9 +64,16 @@ async fn npm_graphql_ws_client_subscribes_and_sees_errors() {
 
 /// A `casefile serve` process on `database_url`, and the address it serves on.
 pub async fn serve_process(database_url: &str) -> (Child, String) {
+    serve_process_with(database_url, &[]).await
+}
+
+/// A `casefile serve` process on `database_url` with `env` set besides, and the
+/// address it serves on, once it said so.
+pub async fn serve_process_with(database_url: &str, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_casefile"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("DATABASE_URL", database_url)
+        .envs(env.iter().copied())
         .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")

@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod backups;
 mod clients;
+mod cluster;
 mod conversations;
 mod embeddings;
 mod ending;

@@ -65,6 +65,66 @@ impl WsClient {
         client
     }
 
+    /// Connect and initialise with `token`, or `None` when the server at `addr`
+    /// cannot be reached or goes away before its ack (a process that died): for
+    /// clients that fail over to another server.
+    pub async fn try_ready_at(addr: &str, protocol: &'static str, token: &str) -> Option<WsClient> {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .expect("request");
+        request
+            .headers_mut()
+            .insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        let (socket, _) = tokio::time::timeout(TIMEOUT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("connect or refuse in time")
+            .ok()?;
+        let mut client = WsClient {
+            socket,
+            protocol,
+            pending: Default::default(),
+        };
+        let init = json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } });
+        client.try_send(init).await?;
+        let ack = client.recv_or_gone().await?;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        Some(client)
+    }
+
+    /// Send `message`, or `None` when the socket is gone.
+    pub async fn try_send(&mut self, message: Value) -> Option<()> {
+        self.socket
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .ok()
+    }
+
+    /// The next protocol message, skipping keep-alives; `None` once the server
+    /// closed the socket or the connection broke (a process that died). Panics
+    /// when neither happens within [`TIMEOUT`].
+    pub async fn recv_or_gone(&mut self) -> Option<Value> {
+        if let Some(message) = self.pending.pop_front() {
+            return Some(message);
+        }
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .expect("a message or a close in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if matches!(value["type"].as_str(), Some("ping" | "pong" | "ka")) {
+                        continue;
+                    }
+                    return Some(value);
+                }
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     pub async fn send(&mut self, message: Value) {
         self.socket
             .send(Message::Text(message.to_string().into()))
