@@ -2,7 +2,9 @@
 //! mutations over `GET` (a link or an `<img>` must never change anything), one
 //! `signIn` per document (aliases would otherwise try many passwords in one request),
 //! and the document's cost ([`super::cost`]). Depth is limited by the schema builder;
-//! the nesting of brackets is counted on the text, before it is parsed.
+//! the nesting of brackets is counted on the text, before it is parsed. Text holding
+//! the NUL character (U+0000), which PostgreSQL cannot store, is refused here too,
+//! whether it comes as a literal or in the variables, on every database alike.
 //!
 //! These run on the document the handler parses once and hands to the executor; an
 //! async-graphql extension would do the same but costs a hook on every field.
@@ -87,6 +89,30 @@ fn nesting(query: &str) -> usize {
         at += 1;
     }
     deepest
+}
+
+/// Whether a string anywhere in `value` (keys included) holds the NUL character.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+/// Refuse `what` if it holds the NUL character anywhere.
+fn refuse_nul(what: &impl serde::Serialize, place: &str) -> Result<(), ServerError> {
+    let value = serde_json::to_value(what)
+        .map_err(|err| refused(format!("the {place} cannot be read: {err}")))?;
+    if holds_nul(&value) {
+        return Err(refused(format!(
+            "the {place} hold the NUL character (U+0000), which no text may contain"
+        )));
+    }
+    Ok(())
 }
 
 /// Root fields named `name` in `set`, through inline fragments and fragment spreads
@@ -281,6 +307,7 @@ impl DocumentCache {
                     )));
                 }
                 let doc = async_graphql::parser::parse_query(&request.query)?;
+                refuse_nul(&doc, "document's strings")?;
                 let cached = std::sync::Arc::new(Cached::new(doc));
                 if request.query.len() <= CACHED_QUERY_BYTES {
                     let mut cache = self
@@ -295,6 +322,7 @@ impl DocumentCache {
                 cached
             }
         };
+        refuse_nul(&request.variables, "variables")?;
         let kind = check(&cached.doc, read_only, introspection)?;
         super::cost::within(cached.cost(request), max_cost)?;
         request.set_parsed_query(cached.doc.clone());
@@ -317,6 +345,26 @@ mod tests {
         assert_eq!(nesting("{ a # [[[[{{{{\n b }"), 1);
         assert_eq!(nesting(r#"{ a(x: """ [[[ \""" {{{ """) }"#), 2);
         assert_eq!(nesting("{ a(x: \"open\n[[[ ) }"), 5);
+    }
+
+    #[test]
+    fn the_nul_character_is_found_wherever_it_is() {
+        let nul = |query: &str| refuse_nul(&parse(query), "document's strings").is_err();
+        assert!(nul(r#"{ articles(query: "a\u0000b") { totalCount } }"#));
+        assert!(nul(
+            r#"{ leads(filter: { query: ["x", {a: "\u0000"}] }) { totalCount } }"#
+        ));
+        assert!(nul(r#"{ a @include(if: "\u0000") }"#));
+        assert!(
+            !nul(r#"{ articles(query: "a\\u0000b") { totalCount } }"#),
+            "an escaped backslash"
+        );
+        let variables = async_graphql::Variables::from_json(
+            serde_json::json!({ "v": { "k": ["ok", "no\u{0}"] } }),
+        );
+        assert!(refuse_nul(&variables, "variables").is_err());
+        let fine = async_graphql::Variables::from_json(serde_json::json!({ "v": "fine" }));
+        assert!(refuse_nul(&fine, "variables").is_ok());
     }
 
     #[test]

@@ -262,8 +262,8 @@ fn check(
         let mut codes = Vec::new();
         error_codes(&value, &mut codes);
         for code in codes {
-            if code == "INTERNAL" {
-                return Err(format!("an INTERNAL error: {answer}"));
+            if code == "INTERNAL" || code == "SERVICE_UNAVAILABLE" {
+                return Err(format!("an {code} error: {answer}"));
             }
             *tally.codes.entry(code).or_default() += 1;
         }

@@ -78,6 +78,43 @@ async fn values_nested_hundreds_deep_are_refused_not_a_crash() {
     assert_eq!(body["data"]["__typename"], "Query");
 }
 
+/// PostgreSQL cannot store U+0000, and answered such text as an outage
+/// (`SERVICE_UNAVAILABLE`, "try again") before: found by the fuzz test.
+#[tokio::test]
+async fn the_nul_character_is_bad_input_on_every_database() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, _) = app.start_conversation(&ws, Some("hi")).await;
+    let in_variables = app
+        .gql(
+            Some(&ws.admin_token),
+            "query($f: LeadFilterInput) { leads(filter: $f) { totalCount } }",
+            json!({ "f": { "query": "\u{0}\u{0}" } }),
+        )
+        .await;
+    let in_a_literal = app
+        .gql(
+            Some(&ws.admin_token),
+            &format!(
+                "mutation {{ sendMessage(input: {{ conversationId: \"{conversation}\", body: \"a\\u0000b\" }}) {{ id }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    for body in [in_variables, in_a_literal] {
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert!(body.to_string().contains("U+0000"), "{body}");
+    }
+    let stored = app
+        .data(
+            Some(&ws.admin_token),
+            "query($c: ID!) { conversation(id: $c) { messages(first: 10) { totalCount } } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    assert_eq!(stored["conversation"]["messages"]["totalCount"], 1);
+}
+
 #[tokio::test]
 async fn too_many_aliases_are_refused() {
     let app = TestApp::spawn().await;
