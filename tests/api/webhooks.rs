@@ -363,6 +363,29 @@ async fn private_urls_and_non_admins_are_refused() {
             .await;
         assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{url}: {refused}");
     }
+    // Another workspace's teams and tags are nothing here (found by the fuzz test).
+    let other = app.workspace("Other").await;
+    let theirs = app
+        .data(
+            Some(&other.admin_token),
+            "mutation { createTeam(input: { name: \"Theirs\" }) { id } createTag(input: { label: \"Theirs\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    for (field, id) in [
+        ("teamIds", &theirs["createTeam"]["id"]),
+        ("tagIds", &theirs["createTag"]["id"]),
+    ] {
+        let refused = app
+            .gql(
+                Some(&ws.admin_token),
+                CREATE,
+                json!({ "input": { "url": "https://example.com/hook", field: [id] } }),
+            )
+            .await;
+        assert_eq!(error_code(&refused), "BAD_USER_INPUT", "{field}: {refused}");
+        assert_eq!(refused["errors"][0]["extensions"]["field"], field);
+    }
     let (_, agent) = app.agent(&ws, "Sam", "AGENT").await;
     let refused = app
         .gql(

@@ -49,6 +49,21 @@ impl WebhookInput {
     }
 }
 
+/// Refuse teams and tags that are not the workspace's (they would match nothing).
+async fn check_filters(core: &Core, workspace_id: &str, input: &WebhookInput) -> AppResult<()> {
+    if let Some(teams) = &input.team_ids {
+        crate::domain::tenancy::teams::existing(core, workspace_id, teams, "teamIds").await?;
+    }
+    for tag in input.tag_ids.iter().flatten() {
+        crate::domain::core::validate::existing(
+            crate::domain::knowledge::tags::get(core, workspace_id, tag).await,
+            "tagIds",
+            || format!("no tag {tag}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// Record `act` by `admin` at `address` in `txn`, and commit it.
 async fn audited(
     txn: DatabaseTransaction,
@@ -100,6 +115,7 @@ pub async fn create(
     input: WebhookInput,
 ) -> AppResult<(webhook::Model, String)> {
     let fields = input.fields();
+    check_filters(core, &admin.workspace_id, &input).await?;
     let url = checked_url(core, input.url.as_deref().unwrap_or_default()).await?;
     let secret = Secret::generate().encoded();
     let start = events::newest(&core.db).await?;
@@ -161,6 +177,7 @@ pub async fn update(
 ) -> AppResult<webhook::Model> {
     let fields = input.fields();
     let current = get(core, &admin.workspace_id, id).await?;
+    check_filters(core, &admin.workspace_id, &input).await?;
     let was_enabled = current.enabled;
     let mut active: webhook::ActiveModel = current.into();
     if let Some(url) = &input.url {
