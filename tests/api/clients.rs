@@ -98,12 +98,10 @@ pub async fn serve_process_with(database_url: &str, env: &[(&str, &str)]) -> (Ch
     (child, addr)
 }
 
-#[tokio::test]
-#[ignore = "needs PostgreSQL: set CASEFILE_TEST_DATABASE_URL and run with --ignored"]
-async fn two_processes_on_one_postgres_database_share_events() {
-    crate::helpers::require_postgres();
-    let (url, _) = fresh_database().await;
-    let created = crate::startup::create_workspace(&url, "owner@acme.test")
+/// A workspace made by `casefile workspace create` on the database `url` (owner
+/// `owner@acme.test`, signed with the tests' secret): what the CLI printed.
+pub async fn workspace_by_cli(url: &str) -> Value {
+    let created = crate::startup::create_workspace(url, "owner@acme.test")
         .args(["--admin-password", "correct horse battery"])
         .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
         .output()
@@ -114,7 +112,15 @@ async fn two_processes_on_one_postgres_database_share_events() {
         "{}",
         String::from_utf8_lossy(&created.stderr)
     );
-    let created: Value = serde_json::from_slice(&created.stdout).expect("exactly one JSON object");
+    serde_json::from_slice(&created.stdout).expect("exactly one JSON object")
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: set CASEFILE_TEST_DATABASE_URL and run with --ignored"]
+async fn two_processes_on_one_postgres_database_share_events() {
+    crate::helpers::require_postgres();
+    let (url, _) = fresh_database().await;
+    let created = workspace_by_cli(&url).await;
     let token = created["adminToken"].as_str().expect("token");
 
     let (_a, addr_a) = serve_process(&url).await;

@@ -373,18 +373,7 @@ async fn when_one_of_three_processes_is_killed_every_acknowledged_message_reache
 
     // Arrange: a workspace on a fresh database, three processes serving it.
     let (url, _) = fresh_database().await;
-    let created = crate::startup::create_workspace(&url, "owner@acme.test")
-        .args(["--admin-password", "correct horse battery"])
-        .env("CASEFILE_JWT_SECRET", crate::helpers::TEST_SECRET)
-        .output()
-        .await
-        .expect("the CLI runs");
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let created: Value = serde_json::from_slice(&created.stdout).expect("one JSON object");
+    let created = crate::clients::workspace_by_cli(&url).await;
     let owner = created["adminToken"].as_str().expect("token").to_owned();
     let widget_key = created["widgetKey"]
         .as_str()

@@ -270,24 +270,33 @@ pub async fn retention_sweep(core: &Core) -> AppResult<usize> {
 }
 
 /// Erase the conversations `due` (with their leads) of `workspace_id`, in one
-/// transaction that checks again that each is still resolved (a visitor may have
-/// written since): how many it erased.
+/// transaction that first claims those still resolved and not yet erased (a visitor
+/// may have written since; another process may be sweeping too: its claim waits
+/// for this one and finds nothing left): how many it erased.
 async fn erase_due(
     core: &Core,
     workspace_id: &str,
     due: &[(String, Option<String>)],
 ) -> AppResult<usize> {
     let txn = core.db.writer.begin().await?;
-    let ids: Vec<String> = conversation::Entity::find()
-        .select_only()
-        .column(conversation::Column::Id)
-        .filter(conversation::Column::Id.is_in(due.iter().map(|(id, _)| id.as_str())))
-        .filter(conversation::Column::Status.eq(ConversationStatus::Resolved))
-        .filter(conversation::Column::ErasedAt.is_null())
-        .into_tuple()
-        .all(&txn)
-        .await?;
     let now = now_ms();
+    let marks = vec!["?"; due.len()].join(", ");
+    let mut values: Vec<Value> = vec![now.into()];
+    values.extend(due.iter().map(|(id, _)| Value::from(id.as_str())));
+    let claimed = txn
+        .query_all_raw(stmt(
+            txn.get_database_backend(),
+            &format!(
+                "UPDATE conversations SET erased_at = ? WHERE id IN ({marks}) \
+                 AND status = 'RESOLVED' AND erased_at IS NULL RETURNING id"
+            ),
+            values,
+        ))
+        .await?;
+    let ids = claimed
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<Vec<_>, _>>()?;
     erase_conversations(&txn, &ids, now).await?;
     let mut leads: Vec<String> = due
         .iter()
