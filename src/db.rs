@@ -126,7 +126,16 @@ pub struct Db {
     pub pg_pool: Option<sqlx::PgPool>,
     /// Seals the secrets it keeps (with `CASEFILE_MASTER_KEY`).
     pub sealer: seal::Sealer,
-    statements: Arc<AtomicU64>,
+    statements: Arc<Statements>,
+}
+
+/// What the counted connections run: how many statements, and, while a test
+/// records them, their text.
+#[derive(Default)]
+struct Statements {
+    count: AtomicU64,
+    recording: std::sync::atomic::AtomicBool,
+    recorded: std::sync::Mutex<Vec<String>>,
 }
 
 impl Db {
@@ -213,7 +222,7 @@ impl Db {
                     .pragma("mmap_size", ANALYTICS_MMAP_BYTES.to_string()),
             )
             .await?;
-        let statements = Arc::new(AtomicU64::new(0));
+        let statements = Arc::<Statements>::default();
         Ok(Db {
             analytics: counted(
                 SqlxSqliteConnector::from_sqlx_sqlite_pool(analytics),
@@ -248,7 +257,7 @@ impl Db {
             .max_connections(pool_size.max(2) * 2)
             .connect_with(options)
             .await?;
-        let statements = Arc::new(AtomicU64::new(0));
+        let statements = Arc::<Statements>::default();
         let conn = counted(
             SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone()),
             &statements,
@@ -295,7 +304,25 @@ impl Db {
     /// How many SQL statements this server has executed through sea-orm. Tests use
     /// it to prove that a query is batched (no N+1).
     pub fn statement_count(&self) -> u64 {
-        self.statements.load(Ordering::Relaxed)
+        self.statements.count.load(Ordering::Relaxed)
+    }
+
+    /// Keep the text of every statement counted from now on, until
+    /// [`Db::recorded`] (tests use it to see what a request reads).
+    pub fn record_statements(&self) {
+        self.statements.recording.store(true, Ordering::Relaxed);
+    }
+
+    /// The statements kept since [`Db::record_statements`]; keeping stops.
+    pub fn recorded(&self) -> Vec<String> {
+        self.statements.recording.store(false, Ordering::Relaxed);
+        std::mem::take(
+            &mut self
+                .statements
+                .recorded
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     /// The value of a setting, storing `value` first when there is none (the first
@@ -360,10 +387,17 @@ async fn within(check: impl std::future::Future<Output = AppResult<()>>) -> AppR
         .unwrap_or_else(|_| Err(AppError::Unavailable("no answer in time".into())))
 }
 
-fn counted(mut conn: DatabaseConnection, counter: &Arc<AtomicU64>) -> DatabaseConnection {
+fn counted(mut conn: DatabaseConnection, counter: &Arc<Statements>) -> DatabaseConnection {
     let counter = Arc::clone(counter);
     conn.set_metric_callback(move |info| {
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.count.fetch_add(1, Ordering::Relaxed);
+        if counter.recording.load(Ordering::Relaxed) {
+            counter
+                .recorded
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(info.statement.sql.clone());
+        }
         tracing::trace!(target: "casefile::sql", elapsed = ?info.elapsed, sql = %info.statement.sql);
     });
     conn

@@ -165,6 +165,7 @@ impl Role {
 #[derive(
     Clone,
     Copy,
+    Default,
     Debug,
     PartialEq,
     Eq,
@@ -179,6 +180,7 @@ impl Role {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ConversationStatus {
     /// The AI is answering.
+    #[default]
     #[sea_orm(string_value = "AI")]
     Ai,
     /// Waiting for a human to accept the handoff.
@@ -322,6 +324,7 @@ impl From<chrono::Weekday> for Weekday {
 #[derive(
     Clone,
     Copy,
+    Default,
     Debug,
     PartialEq,
     Eq,
@@ -335,6 +338,7 @@ impl From<chrono::Weekday> for Weekday {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Author {
     /// The person chatting on the website.
+    #[default]
     #[sea_orm(string_value = "VISITOR")]
     Visitor,
     /// The AI agent (built-in responder or an integrator's model).

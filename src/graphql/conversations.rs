@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SelectionField, SimpleObject};
 
 use crate::domain;
 use crate::domain::chat::conversations::StartInput;
-use crate::domain::chat::lists::{ConversationFilter, Joined, Order, PageQuery, Position};
+use crate::domain::chat::lists::{Columns, ConversationFilter, Joined, Order, PageQuery, Position};
 use crate::domain::handoff::handoffs::HandoffFilter;
 
 use crate::entity::{ConversationStatus, ResolvedBy, conversation};
 use crate::error::AppError;
 use crate::graphql::loaders::{
-    AgentKey, AppliedTagsKey, LastMessageKey, LeadKey, OpenHandoffKey, TeamKey, load_now,
+    AgentKey, AppliedTagsKey, LastMessagePartKey, LeadPartKey, OpenHandoffKey, TeamKey, load_now,
 };
 
 use super::agents::{Agent, Team};
@@ -55,9 +55,14 @@ impl Conversation {
         if !ctx.principal()?.sees_leads() {
             return Ok(None);
         }
+        let columns = signature(&selected_columns(
+            ctx.field().selection_set(),
+            LEAD_ALWAYS,
+            lead_columns,
+        ));
         Ok(ctx
             .loaders()
-            .load_one(LeadKey(id.clone()))
+            .load_one(LeadPartKey(id.clone(), columns))
             .await?
             .map(|lead| Inline(Lead(lead))))
     }
@@ -131,9 +136,14 @@ impl Conversation {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<Inline<Message>>> {
+        let columns = signature(&selected_columns(
+            ctx.field().selection_set(),
+            MESSAGE_ALWAYS,
+            message_columns,
+        ));
         Ok(ctx
             .loaders()
-            .load_one(LastMessageKey(self.0.id.clone()))
+            .load_one(LastMessagePartKey(self.0.id.clone(), columns))
             .await?
             .flatten()
             .map(|message| Inline(Message(message))))
@@ -282,6 +292,7 @@ pub async fn prefetch(
     ctx: &Context<'_>,
     rows: &[conversation::Model],
     read: Joined,
+    columns: &PageColumns,
 ) -> Result<(), AppError> {
     let look = ctx.look_ahead();
     let selected = |name: &str| {
@@ -319,10 +330,21 @@ pub async fn prefetch(
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
     let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
-        load_now(batcher, leads.into_iter().map(LeadKey).collect()),
+        load_now(
+            batcher,
+            leads
+                .into_iter()
+                .map(|id| LeadPartKey(id, columns.lead.clone()))
+                .collect()
+        ),
         load_now(batcher, assignees.into_iter().map(AgentKey).collect()),
         load_now(batcher, teams.into_iter().map(TeamKey).collect()),
-        load_now(batcher, last.into_iter().map(LastMessageKey).collect()),
+        load_now(
+            batcher,
+            last.into_iter()
+                .map(|id| LastMessagePartKey(id, columns.last_message.clone()))
+                .collect()
+        ),
         load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
         load_now(batcher, open.into_iter().map(OpenHandoffKey).collect()),
     )?;
@@ -333,6 +355,149 @@ pub async fn prefetch(
     loaders.feed_many(tags).await;
     loaders.feed_many(open).await;
     Ok(())
+}
+
+/// What a page reads of its rows' columns, and the names the loaders know those
+/// reads by (see [`signature`]).
+pub struct PageColumns {
+    pub read: Columns,
+    pub lead: Arc<str>,
+    pub last_message: Arc<str>,
+}
+
+impl PageColumns {
+    /// The columns the node selections of the page field of `ctx` read (its
+    /// `edges { node }` and `nodes`, through fragments).
+    fn of(ctx: &Context<'_>) -> PageColumns {
+        let nodes: Vec<SelectionField<'_>> = ctx
+            .field()
+            .selection_set()
+            .flat_map(|field| match field.name() {
+                "nodes" => field.selection_set().collect(),
+                "edges" => field
+                    .selection_set()
+                    .filter(|edge| edge.name() == "node")
+                    .flat_map(|node| node.selection_set().collect::<Vec<_>>())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        let under = |name: &str| -> Vec<SelectionField<'_>> {
+            nodes
+                .iter()
+                .filter(|field| field.name() == name)
+                .flat_map(|field| field.selection_set().collect::<Vec<_>>())
+                .collect()
+        };
+        let read = Columns {
+            conversation: selected_columns(
+                nodes.iter().copied(),
+                CONVERSATION_ALWAYS,
+                conversation_columns,
+            ),
+            last_message: selected_columns(
+                under("lastMessage").into_iter(),
+                MESSAGE_ALWAYS,
+                message_columns,
+            ),
+            lead: selected_columns(under("lead").into_iter(), LEAD_ALWAYS, lead_columns),
+        };
+        PageColumns {
+            lead: signature(&read.lead),
+            last_message: signature(&read.last_message),
+            read,
+        }
+    }
+}
+
+/// The columns `fields` read: `always`, and each field's (by `of`); `None` (every
+/// column) as soon as a field is not known to `of`.
+fn selected_columns<'a>(
+    fields: impl Iterator<Item = SelectionField<'a>>,
+    always: &[&'static str],
+    of: fn(&str) -> Option<&'static [&'static str]>,
+) -> Option<Vec<&'static str>> {
+    let mut columns = always.to_vec();
+    for field in fields {
+        columns.extend_from_slice(of(field.name())?);
+    }
+    columns.sort_unstable();
+    columns.dedup();
+    Some(columns)
+}
+
+/// How the loaders name a read of `columns`: the columns, comma-separated; `*`
+/// for every column.
+pub fn signature(columns: &Option<Vec<&'static str>>) -> Arc<str> {
+    match columns {
+        Some(columns) => columns.join(",").into(),
+        None => "*".into(),
+    }
+}
+
+/// What a page always reads of a conversation: its id and workspace, and what its
+/// cursor and order read.
+const CONVERSATION_ALWAYS: &[&str] = &["id", "workspace_id", "updated_at"];
+
+/// The columns each field of `Conversation` reads beyond [`CONVERSATION_ALWAYS`];
+/// `None` for a field not listed, which makes a page read every column. A field
+/// added to `Conversation` that reads a column must be listed here (or read
+/// every column).
+fn conversation_columns(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "__typename" | "id" | "messages" | "rating" | "handoffs" | "tags" | "updatedAt" => &[],
+        // `openHandoff` is looked for only while the conversation waits or is held.
+        "status" | "openHandoff" => &["status"],
+        "visitorId" => &["visitor_id"],
+        "lead" => &["lead_id"],
+        "assignee" => &["assignee_id"],
+        "team" => &["team_id"],
+        "context" => &["context"],
+        "lastMessage" | "lastSeq" => &["last_seq"],
+        "createdAt" => &["created_at"],
+        "resolvedBy" => &["resolved_by"],
+        "resolvedAt" => &["resolved_at"],
+        "erasedAt" => &["erased_at"],
+        _ => return None,
+    })
+}
+
+const MESSAGE_ALWAYS: &[&str] = &["id", "workspace_id", "conversation_id", "seq", "internal"];
+
+/// The columns each field of `Message` reads beyond [`MESSAGE_ALWAYS`] (`None`:
+/// not listed, every column).
+fn message_columns(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "__typename" | "id" | "conversationId" | "seq" | "internal" | "feedback" | "flags" => &[],
+        "author" => &["author"],
+        "agent" => &["agent_id"],
+        "body" => &["body"],
+        "confidence" => &["confidence"],
+        "replyToSeq" => &["reply_to_seq"],
+        "sources" => &["sources"],
+        "clientMessageId" => &["client_message_id"],
+        "createdAt" => &["created_at"],
+        _ => return None,
+    })
+}
+
+const LEAD_ALWAYS: &[&str] = &["id", "workspace_id"];
+
+/// The columns each field of `Lead` reads beyond [`LEAD_ALWAYS`] (`None`: not
+/// listed, every column).
+fn lead_columns(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "__typename" | "id" => &[],
+        "verified" => &["verified"],
+        "name" => &["name"],
+        "email" => &["email"],
+        "company" => &["company"],
+        "fields" => &["fields"],
+        "createdAt" => &["created_at"],
+        "updatedAt" => &["updated_at"],
+        "erasedAt" => &["erased_at"],
+        _ => return None,
+    })
 }
 
 fn position(conv: &conversation::Model) -> String {
@@ -397,6 +562,7 @@ impl ConversationQuery {
             last_message: selected("lastMessage") && principal.sees_internal(),
             lead: selected("lead"),
         };
+        let columns = PageColumns::of(ctx);
         let query = PageQuery {
             workspace_id: &ws,
             filter: &filter,
@@ -404,6 +570,7 @@ impl ConversationQuery {
             after: after.as_ref(),
             limit: limit + 1,
             joined,
+            columns: &columns.read,
         };
         let rows = domain::chat::lists::page_joined(&core, &query).await?;
         // Rows past `limit` only tell whether there is a next page.
@@ -414,15 +581,19 @@ impl ConversationQuery {
             let c = &row.conversation;
             if i < shown {
                 if joined.last_message {
-                    last.push((LastMessageKey(c.id.clone()), row.last_message.map(Arc::new)));
+                    let key = LastMessagePartKey(c.id.clone(), columns.last_message.clone());
+                    last.push((key, row.last_message.map(Arc::new)));
                 }
                 if let (Some(id), Some(lead)) = (&c.lead_id, row.lead) {
-                    leads.push((LeadKey(id.clone()), Arc::new(lead)));
+                    leads.push((
+                        LeadPartKey(id.clone(), columns.lead.clone()),
+                        Arc::new(lead),
+                    ));
                 }
             }
             conversations.push(row.conversation);
         }
-        prefetch(ctx, &conversations[..shown], joined).await?;
+        prefetch(ctx, &conversations[..shown], joined, &columns).await?;
         let loaders = ctx.loaders();
         loaders.feed_many(last).await;
         loaders.feed_many(leads).await;

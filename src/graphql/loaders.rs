@@ -172,6 +172,53 @@ impl Loader<LastMessageKey> for Batcher {
     }
 }
 
+/// A lead, or a conversation's newest message, as an inbox page read it: only the
+/// columns of the selection that asked (named by `graphql::conversations::
+/// signature`), so a selection that asks for more never gets it from there.
+/// Loaded whole when no page read it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LeadPartKey(pub String, pub Arc<str>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LastMessagePartKey(pub String, pub Arc<str>);
+
+impl Loader<LeadPartKey> for Batcher {
+    type Value = Arc<lead::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[LeadPartKey],
+    ) -> Result<HashMap<LeadPartKey, Arc<lead::Model>>, AppError> {
+        let whole: Vec<LeadKey> = keys.iter().map(|k| LeadKey(k.0.clone())).collect();
+        let found = Loader::<LeadKey>::load(self, &whole).await?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| Some((k.clone(), found.get(&LeadKey(k.0.clone()))?.clone())))
+            .collect())
+    }
+}
+
+impl Loader<LastMessagePartKey> for Batcher {
+    type Value = Option<Arc<message::Model>>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[LastMessagePartKey],
+    ) -> Result<HashMap<LastMessagePartKey, Option<Arc<message::Model>>>, AppError> {
+        let whole: Vec<LastMessageKey> = keys.iter().map(|k| LastMessageKey(k.0.clone())).collect();
+        let found = Loader::<LastMessageKey>::load(self, &whole).await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let message = found.get(&LastMessageKey(k.0.clone())).cloned().flatten();
+                (k.clone(), message)
+            })
+            .collect())
+    }
+}
+
 /// The visitor's feedback on an AI answer, by message id (`None` without one).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FeedbackKey(pub String);

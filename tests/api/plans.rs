@@ -7,10 +7,12 @@
 //! index can give the order).
 
 use casefile::domain::chat::lists::{
-    ConversationFilter, Joined, Order, PageQuery, Position, count_statement, page_statement,
+    Columns, ConversationFilter, Joined, Order, PageQuery, Position, count_statement,
+    page_statement,
 };
 use casefile::entity::ConversationStatus;
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use serde_json::json;
 
 use crate::helpers::TestApp;
 
@@ -122,9 +124,20 @@ async fn no_inbox_statement_sorts_the_workspace() {
         last_message: true,
         lead: true,
     };
+    // Every column, and what `{ id status }` reads.
+    let narrow = Columns {
+        conversation: Some(vec!["id", "workspace_id", "updated_at", "status"]),
+        last_message: Some(vec!["id", "seq"]),
+        lead: Some(vec!["id"]),
+    };
     let mut failures = Vec::new();
     for (name, filter) in filters() {
-        for order in [Order::Newest, Order::RecentlyUpdated] {
+        for (order, columns) in [
+            (Order::Newest, &Columns::default()),
+            (Order::RecentlyUpdated, &Columns::default()),
+            (Order::Newest, &narrow),
+            (Order::RecentlyUpdated, &narrow),
+        ] {
             for after in [None, Some(&after)] {
                 let query = PageQuery {
                     workspace_id: &ws.id,
@@ -133,6 +146,7 @@ async fn no_inbox_statement_sorts_the_workspace() {
                     after,
                     limit: 51,
                     joined: inbox_row,
+                    columns,
                 };
                 let statement = page_statement(backend, &query);
                 let steps = plan(&app, statement).await;
@@ -155,4 +169,99 @@ async fn no_inbox_statement_sorts_the_workspace() {
         "inbox statements that sort or scan the workspace:\n{}",
         failures.join("\n")
     );
+}
+
+/// An inbox page reads what its document selects: `{ id }` alone reads no lead,
+/// tag, handoff or message rows and no column it does not show; the `InboxRow`
+/// fragment reads its relations but not the conversation's context nor the
+/// lead's custom fields; and a page that asks for those gets them whole.
+#[tokio::test]
+async fn a_page_reads_only_what_its_document_selects() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Selections").await;
+    app.data(
+        Some(&ws.admin_token),
+        "mutation { createTag(input: { label: \"Refunds\", keywords: [\"refund\"] }) { id } }",
+        json!({}),
+    )
+    .await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("I want a refund")).await;
+    app.data(
+        Some(&visitor),
+        "mutation($c: ID!) { captureLead(conversationId: $c, input: { name: \"Kim\", email: \"kim@example.org\", fields: {} }) { id } }",
+        json!({ "c": conversation }),
+    )
+    .await;
+    app.request_human(&visitor, &conversation).await;
+    app.settle().await;
+    let db = &app.running.state.db;
+    let read = |query: &'static str| {
+        let app = &app;
+        let token = ws.admin_token.clone();
+        async move {
+            db.record_statements();
+            let answer = app.data(Some(&token), query, json!({})).await;
+            (answer, db.recorded().join("\n"))
+        }
+    };
+
+    let (answer, sql) = read("{ conversations(first: 10) { nodes { id } } }").await;
+    assert_eq!(answer["conversations"]["nodes"][0]["id"], conversation);
+    for table in ["leads", "conversation_tags", "handoffs", "messages"] {
+        assert!(
+            !sql.contains(&format!("\"{table}\"")),
+            "{table} read for {{ id }}:\n{sql}"
+        );
+    }
+    for column in ["context", "visitor_id", "lead_id", "status"] {
+        assert!(
+            !sql.contains(&format!("\"{column}\"")),
+            "{column} read for {{ id }}:\n{sql}"
+        );
+    }
+
+    let (answer, sql) = read(
+        "{ conversations(first: 10) { edges { node { ...Row } } } }
+         fragment Row on Conversation {
+           id status updatedAt lead { name email } lastMessage { seq author body createdAt }
+           tags { tag { label } source } openHandoff { id reason status }
+         }",
+    )
+    .await;
+    let row = &answer["conversations"]["edges"][0]["node"];
+    assert_eq!(
+        row["lead"],
+        json!({ "name": "Kim", "email": "kim@example.org" })
+    );
+    assert_eq!(row["status"], "QUEUED");
+    assert_eq!(row["tags"][0]["tag"]["label"], "Refunds");
+    assert_eq!(row["openHandoff"]["status"], "REQUESTED");
+    assert!(row["lastMessage"]["body"].is_string(), "{row}");
+    for table in ["leads", "conversation_tags", "handoffs", "messages"] {
+        assert!(
+            sql.contains(&format!("\"{table}\"")),
+            "{table} not read:\n{sql}"
+        );
+    }
+    for column in ["context", "fields", "sources"] {
+        assert!(
+            !sql.contains(&format!("'{column}'")),
+            "{column} read for InboxRow:\n{sql}"
+        );
+    }
+
+    // Asked for, they come whole: what a narrow page read is never served to it.
+    let (answer, _) = read(
+        "{ conversations(first: 10) { nodes { context visitorId lead { fields verified } lastMessage { sources { title } internal } } } }",
+    )
+    .await;
+    let row = &answer["conversations"]["nodes"][0];
+    assert_eq!(row["context"]["pageUrl"], "https://example.com/docs");
+    assert!(
+        row["visitorId"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("vis_"))
+    );
+    assert_eq!(row["lead"], json!({ "fields": {}, "verified": false }));
+    assert_eq!(row["lastMessage"]["internal"], false);
 }

@@ -127,7 +127,7 @@ fn ordered(
 }
 
 /// A page of conversations to read: `limit` of those `filter` lists in `order`,
-/// after `after`, with the relations `joined`.
+/// after `after`, with the relations `joined`, reading the `columns` of each.
 #[derive(Clone, Copy, Debug)]
 pub struct PageQuery<'a> {
     pub workspace_id: &'a str,
@@ -136,6 +136,28 @@ pub struct PageQuery<'a> {
     pub after: Option<&'a Position>,
     pub limit: u64,
     pub joined: Joined,
+    pub columns: &'a Columns,
+}
+
+/// The columns a page reads of each part, those its document selects (`None`:
+/// every column). What is not read decodes as the column type's default, so a
+/// part is read with every column its readers use: the conversation's `id`,
+/// `workspace_id` and `updated_at` (its cursor) always, a joined part's `id`.
+#[derive(Clone, Debug, Default)]
+pub struct Columns {
+    pub conversation: Option<Vec<&'static str>>,
+    pub last_message: Option<Vec<&'static str>>,
+    pub lead: Option<Vec<&'static str>>,
+}
+
+/// The columns of `E` to read: `wanted`, in the entity's order (every one when
+/// `None`).
+fn chosen<E: EntityTrait>(wanted: Option<&[&'static str]>) -> Vec<&'static str> {
+    use sea_orm::{IdenStatic, Iterable};
+    E::Column::iter()
+        .map(|column| column.as_str())
+        .filter(|column| wanted.is_none_or(|wanted| wanted.contains(column)))
+        .collect()
 }
 
 /// The to-one relations of an inbox row to read with its page.
@@ -197,9 +219,28 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
         after,
         limit,
         joined,
+        columns,
     } = *query;
     use conversation::Column as C;
-    let mut select = ordered(workspace_id, filter, order, after).limit(limit);
+    let conversation = chosen::<conversation::Entity>(columns.conversation.as_deref());
+    let mut select = ordered(workspace_id, filter, order, after)
+        .limit(limit)
+        .select_only();
+    for column in &conversation {
+        select = select.expr_as(
+            Expr::col((
+                conversation::Entity,
+                sea_orm::sea_query::Alias::new(*column),
+            )),
+            *column,
+        );
+    }
+    let mut parts = vec![JsonPart {
+        key: "c",
+        prefix: "",
+        columns: conversation,
+        nullable: false,
+    }];
     if joined.last_message {
         let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
             .from(C::Id)
@@ -210,46 +251,43 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
                     .into_condition()
             })
             .into();
-        select = with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_");
+        let wanted = chosen::<message::Entity>(columns.last_message.as_deref());
+        select =
+            with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_", &wanted);
+        parts.push(JsonPart {
+            key: "m",
+            prefix: "m_",
+            columns: wanted,
+            nullable: true,
+        });
     }
     if joined.lead {
-        select = by_id::<lead::Entity>(select, C::LeadId, lead::Column::Id, "l_");
-    }
-    let mut parts = vec![JsonPart::of::<conversation::Entity>("c", "")];
-    if joined.last_message {
-        parts.push(JsonPart::of::<message::Entity>("m", "m_"));
-    }
-    if joined.lead {
-        parts.push(JsonPart::of::<lead::Entity>("l", "l_"));
+        let rel = conversation::Entity::belongs_to(lead::Entity)
+            .from(C::LeadId)
+            .to(lead::Column::Id)
+            .into();
+        let wanted = chosen::<lead::Entity>(columns.lead.as_deref());
+        select = with_columns::<lead::Entity>(select.join(JoinType::LeftJoin, rel), "l_", &wanted);
+        parts.push(JsonPart {
+            key: "l",
+            prefix: "l_",
+            columns: wanted,
+            nullable: true,
+        });
     }
     json_statement(sea_orm::QueryTrait::build(&select, backend), &parts)
 }
 
-/// `select` joined with the `E` whose `id` is the conversation's `from` (if any),
-/// reading its columns with `prefix`.
-fn by_id<E: EntityTrait>(
-    select: sea_orm::Select<conversation::Entity>,
-    from: conversation::Column,
-    id: E::Column,
-    prefix: &str,
-) -> sea_orm::Select<conversation::Entity> {
-    let rel = conversation::Entity::belongs_to(E::default())
-        .from(from)
-        .to(id)
-        .into();
-    with_columns::<E>(select.join(JoinType::LeftJoin, rel), prefix)
-}
-
-/// `select` also reading every column of the joined `E`, named with `prefix`.
+/// `select` also reading the `columns` of the joined `E`, named with `prefix`.
 fn with_columns<E: EntityTrait>(
     mut select: sea_orm::Select<conversation::Entity>,
     prefix: &str,
+    columns: &[&'static str],
 ) -> sea_orm::Select<conversation::Entity> {
-    use sea_orm::{IdenStatic, Iterable};
-    for column in E::Column::iter() {
+    for column in columns {
         select = select.expr_as(
-            Expr::col((E::default(), column)),
-            format!("{prefix}{}", column.as_str()),
+            Expr::col((E::default(), sea_orm::sea_query::Alias::new(*column))),
+            format!("{prefix}{column}"),
         );
     }
     select

@@ -12,7 +12,7 @@ use crate::events::Record;
 /// once, and for a new handoff request read its case file and team now, in the
 /// background, so that no subscriber of escalations waits for the first one to
 /// get to the event (they deliver in order, and a storm of requests would otherwise
-/// queue behind each one's case file).
+/// queue behind each one's case file). Only while a subscription listens here.
 pub fn observe(core: &Core, record: &Arc<Record>) {
     // Other processes' changes too (this process's own were counted at commit);
     // typing is not stored and changes no list.
@@ -28,7 +28,9 @@ pub fn observe(core: &Core, record: &Arc<Record>) {
     else {
         return;
     };
-    if handoff.status != HandoffStatus::Requested {
+    // With no subscription listening on this process, nobody waits for it: one
+    // that starts later reads it when it gets to the event.
+    if handoff.status != HandoffStatus::Requested || core.events.streams_listening() == 0 {
         return;
     }
     let (core, handoff, resolved) = (core.clone(), Arc::clone(handoff), Arc::clone(resolved));
