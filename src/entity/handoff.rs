@@ -1,7 +1,12 @@
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize,
+)]
 #[sea_orm(table_name = "handoffs")]
+/// Decoded with defaults for the columns a read left out: an inbox page reads only
+/// what its document selects (`graphql::conversations::prefetch`).
+#[serde(default)]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,

@@ -356,6 +356,7 @@ pub enum Author {
 #[derive(
     Clone,
     Copy,
+    Default,
     Debug,
     PartialEq,
     Eq,
@@ -368,6 +369,7 @@ pub enum Author {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TagSource {
     /// Applied by the tag's matching rules.
+    #[default]
     #[sea_orm(string_value = "AUTO")]
     Auto,
     /// Applied by an agent.
@@ -398,6 +400,7 @@ pub enum LeadFieldType {
 #[derive(
     Clone,
     Copy,
+    Default,
     Debug,
     PartialEq,
     Eq,
@@ -411,6 +414,7 @@ pub enum LeadFieldType {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HandoffReason {
     /// The visitor asked for a person (a phrase, or the widget's button).
+    #[default]
     #[sea_orm(string_value = "VISITOR_REQUESTED")]
     VisitorRequested,
     /// The AI's answers were below the confidence threshold.
@@ -467,6 +471,7 @@ pub enum AnswerEngine {
 #[derive(
     Clone,
     Copy,
+    Default,
     Debug,
     PartialEq,
     Eq,
@@ -479,6 +484,7 @@ pub enum AnswerEngine {
 #[sea_orm(rs_type = "String", db_type = "Text")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HandoffStatus {
+    #[default]
     #[sea_orm(string_value = "REQUESTED")]
     Requested,
     /// Offered to one agent of its team, who may accept or decline it

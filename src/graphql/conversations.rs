@@ -1,19 +1,24 @@
 //! Conversations: the widget starts them, the inbox lists, filters, assigns,
 //! tags and resolves them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SelectionField, SimpleObject};
 
 use crate::domain;
+use crate::domain::Core;
 use crate::domain::chat::conversations::StartInput;
 use crate::domain::chat::lists::{Columns, ConversationFilter, Joined, Order, PageQuery, Position};
 use crate::domain::handoff::handoffs::HandoffFilter;
+use crate::domain::knowledge::tags::APPLIED_ALWAYS;
+use crate::graphql::loaders::Applied;
 
-use crate::entity::{ConversationStatus, ResolvedBy, conversation};
+use crate::entity::{ConversationStatus, ResolvedBy, conversation, handoff};
 use crate::error::AppError;
 use crate::graphql::loaders::{
-    AgentKey, AppliedTagsKey, LastMessagePartKey, LeadPartKey, OpenHandoffKey, TeamKey, load_now,
+    AgentKey, AppliedTagsPartKey, LastMessagePartKey, LeadPartKey, OpenHandoffPartKey, TeamKey,
+    load_now, open_handoffs,
 };
 
 use super::agents::{Agent, Team};
@@ -188,9 +193,14 @@ impl Conversation {
         ) {
             return Ok(None);
         }
+        let columns = signature(&selected_columns(
+            ctx.field().selection_set(),
+            HANDOFF_ALWAYS,
+            handoff_columns,
+        ));
         let open = ctx
             .loaders()
-            .load_one(OpenHandoffKey(self.0.id.clone()))
+            .load_one(OpenHandoffPartKey(self.0.id.clone(), columns))
             .await?
             .flatten();
         Ok(open.map(|handoff| Inline(Handoff::new(handoff))))
@@ -201,9 +211,14 @@ impl Conversation {
         if ctx.principal()?.reads_conversations().is_err() {
             return Ok(Vec::new());
         }
+        let columns = signature(&selected_columns(
+            ctx.field().selection_set(),
+            APPLIED_ALWAYS,
+            applied_tag_columns,
+        ));
         let applied = ctx
             .loaders()
-            .load_one(AppliedTagsKey(self.0.id.clone()))
+            .load_one(AppliedTagsPartKey(self.0.id.clone(), columns))
             .await?;
         Ok(applied
             .unwrap_or_default()
@@ -329,6 +344,7 @@ pub async fn prefetch(
 
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
+    let core = ctx.core();
     let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
         load_now(
             batcher,
@@ -345,8 +361,8 @@ pub async fn prefetch(
                 .map(|id| LastMessagePartKey(id, columns.last_message.clone()))
                 .collect()
         ),
-        load_now(batcher, tags.into_iter().map(AppliedTagsKey).collect()),
-        load_now(batcher, open.into_iter().map(OpenHandoffKey).collect()),
+        applied_tags(core, tags, &columns.tags),
+        open_handoffs_of(core, open, &columns.open_handoff),
     )?;
     loaders.feed_many(leads).await;
     loaders.feed_many(assignees).await;
@@ -363,6 +379,9 @@ pub struct PageColumns {
     pub read: Columns,
     pub lead: Arc<str>,
     pub last_message: Arc<str>,
+    /// What the tags and open handoffs of the page read, and their names.
+    pub tags: (Option<Vec<&'static str>>, Arc<str>),
+    pub open_handoff: (Option<Vec<&'static str>>, Arc<str>),
 }
 
 impl PageColumns {
@@ -402,9 +421,21 @@ impl PageColumns {
             ),
             lead: selected_columns(under("lead").into_iter(), LEAD_ALWAYS, lead_columns),
         };
+        let tags = selected_columns(
+            under("tags").into_iter(),
+            APPLIED_ALWAYS,
+            applied_tag_columns,
+        );
+        let open_handoff = selected_columns(
+            under("openHandoff").into_iter(),
+            HANDOFF_ALWAYS,
+            handoff_columns,
+        );
         PageColumns {
             lead: signature(&read.lead),
             last_message: signature(&read.last_message),
+            tags: (tags.clone(), signature(&tags)),
+            open_handoff: (open_handoff.clone(), signature(&open_handoff)),
             read,
         }
     }
@@ -433,6 +464,56 @@ pub fn signature(columns: &Option<Vec<&'static str>>) -> Arc<str> {
         Some(columns) => columns.join(",").into(),
         None => "*".into(),
     }
+}
+
+/// The applied tags of `ids`, reading `columns`, keyed as the page's selection
+/// asks for them.
+async fn applied_tags(
+    core: &Core,
+    ids: Vec<String>,
+    (columns, name): &(Option<Vec<&'static str>>, Arc<str>),
+) -> Result<Vec<(AppliedTagsPartKey, Vec<Applied>)>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut by_conversation: HashMap<String, Vec<Applied>> =
+        ids.iter().map(|id| (id.clone(), Vec::new())).collect();
+    for row in domain::knowledge::tags::applied_reading(core, &ids, columns.as_deref()).await? {
+        if let Some(list) = by_conversation.get_mut(&row.0.conversation_id) {
+            list.push(row);
+        }
+    }
+    Ok(by_conversation
+        .into_iter()
+        .map(|(id, applied)| (AppliedTagsPartKey(id, Arc::clone(name)), applied))
+        .collect())
+}
+
+/// The open handoffs of `ids`, reading `columns`, keyed as the page's selection
+/// asks for them (`None` for a conversation without one).
+async fn open_handoffs_of(
+    core: &Core,
+    ids: Vec<String>,
+    (columns, name): &(Option<Vec<&'static str>>, Arc<str>),
+) -> Result<Vec<(OpenHandoffPartKey, Option<handoff::Model>)>, AppError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut open: HashMap<String, Option<handoff::Model>> =
+        ids.into_iter().map(|id| (id, None)).collect();
+    for row in open_handoffs(
+        core,
+        &open.keys().cloned().collect::<Vec<_>>(),
+        columns.as_deref(),
+    )
+    .await?
+    {
+        open.insert(row.conversation_id.clone(), Some(row));
+    }
+    Ok(open
+        .into_iter()
+        .map(|(id, handoff)| (OpenHandoffPartKey(id, Arc::clone(name)), handoff))
+        .collect())
 }
 
 /// What a page always reads of a conversation: its id and workspace, and what its
@@ -477,6 +558,44 @@ fn message_columns(field: &str) -> Option<&'static [&'static str]> {
         "sources" => &["sources"],
         "clientMessageId" => &["client_message_id"],
         "createdAt" => &["created_at"],
+        _ => return None,
+    })
+}
+
+const HANDOFF_ALWAYS: &[&str] = &["id", "workspace_id", "conversation_id", "status"];
+
+/// The columns each field of `Handoff` reads beyond [`HANDOFF_ALWAYS`] (`None`: not
+/// listed, every column: the case file, the cursor).
+fn handoff_columns(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "__typename" | "id" | "status" | "conversation" | "offers" => &[],
+        "reason" => &["reason"],
+        "outOfHours" => &["out_of_hours"],
+        "team" => &["team_id"],
+        "acceptedBy" => &["accepted_by"],
+        "offeredTo" => &["offered_to"],
+        "offerExpiresAt" => &["offer_expires_at"],
+        "slaDueAt" => &["sla_due_at"],
+        "slaBreachedAt" => &["sla_breached_at"],
+        "note" => &["note"],
+        "requestedAt" => &["requested_at"],
+        "acceptedAt" => &["accepted_at"],
+        "resolvedAt" => &["resolved_at"],
+        "cancelledAt" => &["cancelled_at"],
+        _ => return None,
+    })
+}
+
+/// The columns each field of `AppliedTag` reads beyond `APPLIED_ALWAYS` (`None`:
+/// not listed, every column).
+fn applied_tag_columns(field: &str) -> Option<&'static [&'static str]> {
+    Some(match field {
+        "__typename" | "tag" | "appliedAt" => &[],
+        "source" => &["source"],
+        "evidence" => &["evidence"],
+        "confidence" => &["confidence"],
+        "appliedBy" => &["applied_by"],
+        "messageId" => &["message_id"],
         _ => return None,
     })
 }

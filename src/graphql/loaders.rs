@@ -320,18 +320,78 @@ impl Loader<OpenHandoffKey> for Batcher {
     ) -> Result<HashMap<OpenHandoffKey, Option<handoff::Model>>, AppError> {
         let mut out: HashMap<OpenHandoffKey, Option<handoff::Model>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        let select = handoff::Entity::find()
-            .filter(handoff::Column::ConversationId.is_in(keys.iter().map(|k| k.0.clone())))
-            .filter(handoff::Column::Status.is_in([
-                HandoffStatus::Requested,
-                HandoffStatus::Offered,
-                HandoffStatus::Accepted,
-            ]));
-        let open = crate::db::json_models(&self.core.db.reader, select).await?;
-        for row in open {
+        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        for row in open_handoffs(&self.core, &ids, None).await? {
             out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));
         }
         Ok(out)
+    }
+}
+
+/// The open handoffs of `conversation_ids`, reading only `columns` (every column
+/// when `None`).
+pub async fn open_handoffs(
+    core: &Core,
+    conversation_ids: &[String],
+    columns: Option<&[&'static str]>,
+) -> Result<Vec<handoff::Model>, AppError> {
+    let select = handoff::Entity::find()
+        .filter(handoff::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
+        .filter(handoff::Column::Status.is_in([
+            HandoffStatus::Requested,
+            HandoffStatus::Offered,
+            HandoffStatus::Accepted,
+        ]));
+    crate::db::json_models_reading(&core.db.reader, select, columns).await
+}
+
+/// A conversation's open handoff, or its applied tags, as an inbox page read them:
+/// only the columns of the selection that asked (see [`LeadPartKey`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OpenHandoffPartKey(pub String, pub Arc<str>);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AppliedTagsPartKey(pub String, pub Arc<str>);
+
+impl Loader<OpenHandoffPartKey> for Batcher {
+    type Value = Option<handoff::Model>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[OpenHandoffPartKey],
+    ) -> Result<HashMap<OpenHandoffPartKey, Option<handoff::Model>>, AppError> {
+        let whole: Vec<OpenHandoffKey> = keys.iter().map(|k| OpenHandoffKey(k.0.clone())).collect();
+        let found = Loader::<OpenHandoffKey>::load(self, &whole).await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                (
+                    k.clone(),
+                    found.get(&OpenHandoffKey(k.0.clone())).cloned().flatten(),
+                )
+            })
+            .collect())
+    }
+}
+
+impl Loader<AppliedTagsPartKey> for Batcher {
+    type Value = Vec<Applied>;
+    type Error = AppError;
+
+    async fn load(
+        &self,
+        keys: &[AppliedTagsPartKey],
+    ) -> Result<HashMap<AppliedTagsPartKey, Vec<Applied>>, AppError> {
+        let whole: Vec<AppliedTagsKey> = keys.iter().map(|k| AppliedTagsKey(k.0.clone())).collect();
+        let found = Loader::<AppliedTagsKey>::load(self, &whole).await?;
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let applied = found.get(&AppliedTagsKey(k.0.clone())).cloned();
+                (k.clone(), applied.unwrap_or_default())
+            })
+            .collect())
     }
 }
 

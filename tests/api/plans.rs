@@ -173,8 +173,9 @@ async fn no_inbox_statement_sorts_the_workspace() {
 
 /// An inbox page reads what its document selects: `{ id }` alone reads no lead,
 /// tag, handoff or message rows and no column it does not show; the `InboxRow`
-/// fragment reads its relations but not the conversation's context nor the
-/// lead's custom fields; and a page that asks for those gets them whole.
+/// fragment reads its relations but not the conversation's context, the lead's
+/// custom fields, the message's sources, the tags' evidence or the handoff's note;
+/// and a page that asks for those gets them whole.
 #[tokio::test]
 async fn a_page_reads_only_what_its_document_selects() {
     let app = TestApp::spawn().await;
@@ -243,7 +244,14 @@ async fn a_page_reads_only_what_its_document_selects() {
             "{table} not read:\n{sql}"
         );
     }
-    for column in ["context", "fields", "sources"] {
+    for column in [
+        "context",
+        "fields",
+        "sources",
+        "evidence",
+        "note",
+        "trigger_seq",
+    ] {
         assert!(
             !sql.contains(&format!("'{column}'")),
             "{column} read for InboxRow:\n{sql}"
@@ -252,7 +260,7 @@ async fn a_page_reads_only_what_its_document_selects() {
 
     // Asked for, they come whole: what a narrow page read is never served to it.
     let (answer, _) = read(
-        "{ conversations(first: 10) { nodes { context visitorId lead { fields verified } lastMessage { sources { title } internal } } } }",
+        "{ conversations(first: 10) { nodes { context visitorId lead { fields verified } lastMessage { sources { title } internal } tags { evidence } openHandoff { note reason } } } }",
     )
     .await;
     let row = &answer["conversations"]["nodes"][0];
@@ -264,4 +272,6 @@ async fn a_page_reads_only_what_its_document_selects() {
     );
     assert_eq!(row["lead"], json!({ "fields": {}, "verified": false }));
     assert_eq!(row["lastMessage"]["internal"], false);
+    assert_eq!(row["tags"][0]["evidence"], "refund");
+    assert_eq!(row["openHandoff"]["reason"], "VISITOR_REQUESTED");
 }

@@ -376,10 +376,24 @@ pub async fn applied(
     core: &Core,
     conversation_ids: &[String],
 ) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
+    applied_reading(core, conversation_ids, None).await
+}
+
+/// What a reader of applied tags always reads: whose they are, which tag, and the
+/// order they were applied in.
+pub const APPLIED_ALWAYS: &[&str] = &["conversation_id", "tag_id", "workspace_id", "applied_at"];
+
+/// [`applied`], reading only `columns` of each application (with
+/// [`APPLIED_ALWAYS`]; every column when `None`).
+pub async fn applied_reading(
+    core: &Core,
+    conversation_ids: &[String],
+    columns: Option<&[&'static str]>,
+) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
     let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null());
-    let mut rows = crate::db::json_models(&core.db.reader, select).await?;
+    let mut rows = crate::db::json_models_reading(&core.db.reader, select, columns).await?;
     rows.sort_by_key(|row| row.applied_at);
     let mut out = Vec::with_capacity(rows.len());
     // By workspace (one, in practice).
