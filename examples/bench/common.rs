@@ -82,6 +82,8 @@ pub struct Ctx {
     /// A PostgreSQL server to create fresh databases on (`--database-url`); SQLite
     /// temp files otherwise.
     pub database_url: Option<String>,
+    /// Conversations in Q1's workspace (`--conversations`).
+    pub conversations: Option<usize>,
     /// This binary, re-executed for child servers.
     pub exe: PathBuf,
     /// The open-files limit of this process.

@@ -79,6 +79,11 @@ struct Args {
     #[arg(long)]
     quick: bool,
 
+    /// Conversations in Q1's workspace (250 by default): the inbox page over a
+    /// larger workspace.
+    #[arg(long, value_name = "N")]
+    conversations: Option<usize>,
+
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
@@ -167,6 +172,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ctx = Ctx {
         quick: args.quick,
         database_url: args.database_url.clone(),
+        conversations: args.conversations,
         exe: std::env::current_exe()?,
         nofile,
     };

@@ -38,7 +38,8 @@ fn start(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Vec<Row>>> {
     Box::pin(run(ctx))
 }
 
-/// Conversations in the workspace (more than the largest page).
+/// Conversations in the workspace (more than the largest page), unless
+/// `--conversations` says.
 const CONVERSATIONS: usize = 250;
 const CONNECTIONS: usize = 64;
 /// The fixed rate of the latency measurement.
@@ -124,7 +125,12 @@ async fn measure(
     let mut seeder = Seeder::connect(&db.url, &workspace.workspace_id).await?;
     let catalog = seeder.catalog(3, 10, 8).await?;
     let (conversations, counts) = seeder
-        .conversations(&catalog, Profile::Inbox, CONVERSATIONS, 2 * DAY)
+        .conversations(
+            &catalog,
+            Profile::Inbox,
+            ctx.conversations.unwrap_or(CONVERSATIONS),
+            2 * DAY,
+        )
         .await?;
     seeder.settle().await?;
     eprintln!("Q1: seeded {}", counts.describe());
@@ -179,6 +185,12 @@ async fn measure(
     let clients = (0..CONNECTIONS)
         .map(|_| common::load_client())
         .collect::<anyhow::Result<Vec<_>>>()?;
+    // PostgreSQL's own CPU: the ceiling never reads it, so all it used meanwhile is
+    // ours (and what the database does by itself, idle, which is little).
+    let db_before = match ctx.database_url {
+        Some(_) => Some(common::postgres_cpu_seconds()?),
+        None => None,
+    };
     let (ours_loads, ceiling_loads) = common::throughput_pairs(
         "Q1",
         ours.pid,
@@ -189,6 +201,10 @@ async fn measure(
     )
     .await?;
     drop(clients);
+    let db_cpu = match db_before {
+        Some(before) => Some(common::postgres_cpu_seconds()? - before),
+        None => None,
+    };
     let rate = |loads: &[common::Load]| {
         loads
             .iter()
@@ -227,18 +243,46 @@ async fn measure(
         ))),
     );
 
+    let server_ms = common::cpu_per_request_us(&ours_loads) / 1000.0;
     rows.push(
         Row::alone(
             "Q1",
             "inbox server CPU per page (first=50)",
             "ms",
-            common::cpu_per_request_us(&ours_loads) / 1000.0,
-            Goal::at_most(1.0),
+            server_ms,
+            Goal::at_most(2.0),
         )
         .with_note(Some(
             "the casefile child's user + system CPU (/proc/PID/stat) over the throughput rounds, per page answered".to_owned(),
         )),
     );
+    if let Some(db_cpu) = db_cpu {
+        let pages: u64 = ours_loads.iter().map(|l| l.ok).sum();
+        let db_ms = db_cpu / pages.max(1) as f64 * 1000.0;
+        rows.push(
+            Row::alone(
+                "Q1",
+                "inbox PostgreSQL CPU per page (first=50)",
+                "ms",
+                db_ms,
+                Goal::at_most(1.0),
+            )
+            .with_note(Some(format!(
+                "PostgreSQL's processes' user + system CPU (/proc/PID/stat of every postgres process) over the throughput rounds (the ceiling's rounds read no database), per page answered; {} seeded",
+                counts.describe()
+            ))),
+        );
+        rows.push(
+            Row::alone(
+                "Q1",
+                "inbox server + PostgreSQL CPU per page (first=50)",
+                "ms",
+                server_ms + db_ms,
+                Goal::at_most(2.4),
+            )
+            .with_note(Some("the two rows above, added".to_owned())),
+        );
+    }
 
     // Latency at a fixed rate.
     let period = Duration::from_secs(1) / RATE;
