@@ -449,6 +449,44 @@ pub struct JsonPart {
     /// `null` when the inner row's `{prefix}id` is NULL (a LEFT JOIN that found
     /// nothing).
     pub nullable: bool,
+    /// Instead of columns: an SQL expression of the inner row `p` that is JSON
+    /// already (a correlated subquery's [`json_array_of`] or [`json_object_of`]).
+    pub json: Option<String>,
+}
+
+/// A JSON array of an object of `columns` for each row of `from` (`FROM …
+/// WHERE …`, its rows named `t`): an expression for [`JsonPart::json`].
+pub fn json_array_of(backend: DbBackend, columns: &[&'static str], from: &str) -> String {
+    let object = json_fields(backend, columns, "t");
+    match backend {
+        DbBackend::Postgres => {
+            format!("(SELECT COALESCE(json_agg({object}), '[]'::json) {from})")
+        }
+        _ => format!("json((SELECT json_group_array({object}) {from}))"),
+    }
+}
+
+/// An object of `columns` of the first row of `from` (its rows named `t`), or
+/// `null`: an expression for [`JsonPart::json`].
+pub fn json_object_of(backend: DbBackend, columns: &[&'static str], from: &str) -> String {
+    let object = json_fields(backend, columns, "t");
+    match backend {
+        DbBackend::Postgres => format!("(SELECT {object} {from} LIMIT 1)"),
+        _ => format!("json((SELECT {object} {from} LIMIT 1))"),
+    }
+}
+
+/// A JSON object of `columns` of the row `alias`.
+fn json_fields(backend: DbBackend, columns: &[&'static str], alias: &str) -> String {
+    let function = match backend {
+        DbBackend::Postgres => "json_build_object",
+        _ => "json_object",
+    };
+    let fields: Vec<String> = columns
+        .iter()
+        .map(|column| format!("'{column}', {alias}.\"{column}\""))
+        .collect();
+    format!("{function}({})", fields.join(", "))
 }
 
 impl JsonPart {
@@ -460,6 +498,7 @@ impl JsonPart {
             prefix,
             columns: E::Column::iter().map(|c| c.as_str()).collect(),
             nullable: !prefix.is_empty(),
+            json: None,
         }
     }
 }
@@ -483,6 +522,10 @@ pub fn json_statement(inner: Statement, parts: &[JsonPart]) -> Statement {
     };
     let mut objects = Vec::with_capacity(parts.len());
     for part in parts {
+        if let Some(json) = &part.json {
+            objects.push(format!("'{}', {json}", part.key));
+            continue;
+        }
         let fields: Vec<String> = part
             .columns
             .iter()

@@ -333,8 +333,10 @@ pub async fn prefetch(
     let is_agent = ctx
         .principal()
         .is_ok_and(|p| p.reads_conversations().is_ok());
-    let tags = keys(selected("tags") && is_agent, &|c| Some(c.id.clone()));
-    let open = keys(selected("openHandoff"), &|c| {
+    let tags = keys(selected("tags") && is_agent && !read.tags, &|c| {
+        Some(c.id.clone())
+    });
+    let open = keys(selected("openHandoff") && !read.open_handoff, &|c| {
         matches!(
             c.status,
             ConversationStatus::Queued | ConversationStatus::Human
@@ -361,8 +363,13 @@ pub async fn prefetch(
                 .map(|id| LastMessagePartKey(id, columns.last_message.clone()))
                 .collect()
         ),
-        applied_tags(core, tags, &columns.tags),
-        open_handoffs_of(core, open, &columns.open_handoff),
+        applied_tags(core, tags, &columns.read.tags, &columns.tags),
+        open_handoffs_of(
+            core,
+            open,
+            &columns.read.open_handoff,
+            &columns.open_handoff
+        ),
     )?;
     loaders.feed_many(leads).await;
     loaders.feed_many(assignees).await;
@@ -379,9 +386,8 @@ pub struct PageColumns {
     pub read: Columns,
     pub lead: Arc<str>,
     pub last_message: Arc<str>,
-    /// What the tags and open handoffs of the page read, and their names.
-    pub tags: (Option<Vec<&'static str>>, Arc<str>),
-    pub open_handoff: (Option<Vec<&'static str>>, Arc<str>),
+    pub tags: Arc<str>,
+    pub open_handoff: Arc<str>,
 }
 
 impl PageColumns {
@@ -420,22 +426,22 @@ impl PageColumns {
                 message_columns,
             ),
             lead: selected_columns(under("lead").into_iter(), LEAD_ALWAYS, lead_columns),
+            tags: selected_columns(
+                under("tags").into_iter(),
+                APPLIED_ALWAYS,
+                applied_tag_columns,
+            ),
+            open_handoff: selected_columns(
+                under("openHandoff").into_iter(),
+                HANDOFF_ALWAYS,
+                handoff_columns,
+            ),
         };
-        let tags = selected_columns(
-            under("tags").into_iter(),
-            APPLIED_ALWAYS,
-            applied_tag_columns,
-        );
-        let open_handoff = selected_columns(
-            under("openHandoff").into_iter(),
-            HANDOFF_ALWAYS,
-            handoff_columns,
-        );
         PageColumns {
             lead: signature(&read.lead),
             last_message: signature(&read.last_message),
-            tags: (tags.clone(), signature(&tags)),
-            open_handoff: (open_handoff.clone(), signature(&open_handoff)),
+            tags: signature(&read.tags),
+            open_handoff: signature(&read.open_handoff),
             read,
         }
     }
@@ -471,7 +477,8 @@ pub fn signature(columns: &Option<Vec<&'static str>>) -> Arc<str> {
 async fn applied_tags(
     core: &Core,
     ids: Vec<String>,
-    (columns, name): &(Option<Vec<&'static str>>, Arc<str>),
+    columns: &Option<Vec<&'static str>>,
+    name: &Arc<str>,
 ) -> Result<Vec<(AppliedTagsPartKey, Vec<Applied>)>, AppError> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -494,7 +501,8 @@ async fn applied_tags(
 async fn open_handoffs_of(
     core: &Core,
     ids: Vec<String>,
-    (columns, name): &(Option<Vec<&'static str>>, Arc<str>),
+    columns: &Option<Vec<&'static str>>,
+    name: &Arc<str>,
 ) -> Result<Vec<(OpenHandoffPartKey, Option<handoff::Model>)>, AppError> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -680,6 +688,8 @@ impl ConversationQuery {
             // includes internal notes: only for readers who may see them.
             last_message: selected("lastMessage") && principal.sees_internal(),
             lead: selected("lead"),
+            tags: selected("tags") && principal.reads_conversations().is_ok(),
+            open_handoff: selected("openHandoff"),
         };
         let columns = PageColumns::of(ctx);
         let query = PageQuery {
@@ -695,10 +705,18 @@ impl ConversationQuery {
         // Rows past `limit` only tell whether there is a next page.
         let shown = rows.len().min(limit as usize);
         let mut conversations = Vec::with_capacity(rows.len());
-        let (mut last, mut leads) = (Vec::new(), Vec::new());
+        let (mut last, mut leads, mut open) = (Vec::new(), Vec::new(), Vec::new());
+        let mut applied = Vec::new();
         for (i, row) in rows.into_iter().enumerate() {
             let c = &row.conversation;
             if i < shown {
+                if joined.tags {
+                    applied.extend(row.tags);
+                }
+                if joined.open_handoff {
+                    let key = OpenHandoffPartKey(c.id.clone(), columns.open_handoff.clone());
+                    open.push((key, row.open_handoff));
+                }
                 if joined.last_message {
                     let key = LastMessagePartKey(c.id.clone(), columns.last_message.clone());
                     last.push((key, row.last_message.map(Arc::new)));
@@ -716,6 +734,22 @@ impl ConversationQuery {
         let loaders = ctx.loaders();
         loaders.feed_many(last).await;
         loaders.feed_many(leads).await;
+        loaders.feed_many(open).await;
+        if joined.tags {
+            let mut by_conversation: HashMap<String, Vec<Applied>> = conversations[..shown]
+                .iter()
+                .map(|c| (c.id.clone(), Vec::new()))
+                .collect();
+            for row in domain::knowledge::tags::with_tags(&core, applied).await? {
+                if let Some(list) = by_conversation.get_mut(&row.0.conversation_id) {
+                    list.push(row);
+                }
+            }
+            let tags = by_conversation
+                .into_iter()
+                .map(|(id, list)| (AppliedTagsPartKey(id, columns.tags.clone()), list));
+            loaders.feed_many(tags).await;
+        }
         let rows = conversations;
         let total = TotalCount::new(move || {
             let (core, ws, filter) = (core.clone(), ws.clone(), filter.clone());

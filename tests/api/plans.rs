@@ -123,12 +123,16 @@ async fn no_inbox_statement_sorts_the_workspace() {
     let inbox_row = Joined {
         last_message: true,
         lead: true,
+        tags: true,
+        open_handoff: true,
     };
     // Every column, and what `{ id status }` reads.
     let narrow = Columns {
         conversation: Some(vec!["id", "workspace_id", "updated_at", "status"]),
         last_message: Some(vec!["id", "seq"]),
         lead: Some(vec!["id"]),
+        tags: Some(vec!["conversation_id", "tag_id"]),
+        open_handoff: Some(vec!["id", "status"]),
     };
     let mut failures = Vec::new();
     for (name, filter) in filters() {

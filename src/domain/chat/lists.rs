@@ -7,9 +7,9 @@ use sea_orm::{
     RelationDef,
 };
 
-use crate::db::{JsonPart, json_rows, json_statement};
+use crate::db::{JsonPart, json_array_of, json_object_of, json_rows, json_statement};
 use crate::domain::Core;
-use crate::entity::{ConversationStatus, conversation, conversation_tag, lead, message};
+use crate::entity::{ConversationStatus, conversation, conversation_tag, handoff, lead, message};
 use crate::error::AppResult;
 
 /// How a conversation list is ordered.
@@ -148,6 +148,8 @@ pub struct Columns {
     pub conversation: Option<Vec<&'static str>>,
     pub last_message: Option<Vec<&'static str>>,
     pub lead: Option<Vec<&'static str>>,
+    pub tags: Option<Vec<&'static str>>,
+    pub open_handoff: Option<Vec<&'static str>>,
 }
 
 /// The columns of `E` to read: `wanted`, in the entity's order (every one when
@@ -160,20 +162,26 @@ fn chosen<E: EntityTrait>(wanted: Option<&[&'static str]>) -> Vec<&'static str> 
         .collect()
 }
 
-/// The to-one relations of an inbox row to read with its page.
+/// The relations of an inbox row to read with its page.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Joined {
     /// The newest message, internal notes included.
     pub last_message: bool,
     pub lead: bool,
+    /// The tags applied now.
+    pub tags: bool,
+    /// The handoff requested, offered or accepted, if any.
+    pub open_handoff: bool,
 }
 
-/// A conversation of a page with the relations asked for in [`Joined`] (`None` when
-/// not asked for, or when the conversation has none).
+/// A conversation of a page with the relations asked for in [`Joined`] (`None` or
+/// empty when not asked for, or when the conversation has none).
 pub struct Row {
     pub conversation: conversation::Model,
     pub last_message: Option<message::Model>,
     pub lead: Option<lead::Model>,
+    pub tags: Vec<conversation_tag::Model>,
+    pub open_handoff: Option<handoff::Model>,
 }
 
 /// One page of conversations with their newest message and lead (those asked
@@ -196,6 +204,8 @@ pub async fn page_joined(core: &Core, query: &PageQuery<'_>) -> AppResult<Vec<Ro
             conversation: row.c,
             last_message: row.m,
             lead: row.l,
+            tags: row.t.unwrap_or_default(),
+            open_handoff: row.h,
         })
         .collect())
 }
@@ -208,6 +218,10 @@ struct JsonRow {
     m: Option<message::Model>,
     #[serde(default)]
     l: Option<lead::Model>,
+    #[serde(default)]
+    t: Option<Vec<conversation_tag::Model>>,
+    #[serde(default)]
+    h: Option<handoff::Model>,
 }
 
 /// The statement [`page_joined`] runs (public for the test that reads its plan).
@@ -240,6 +254,7 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
         prefix: "",
         columns: conversation,
         nullable: false,
+        json: None,
     }];
     if joined.last_message {
         let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
@@ -259,6 +274,7 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             prefix: "m_",
             columns: wanted,
             nullable: true,
+            json: None,
         });
     }
     if joined.lead {
@@ -273,6 +289,39 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             prefix: "l_",
             columns: wanted,
             nullable: true,
+            json: None,
+        });
+    }
+    // Read per row by the primary key (tags) and the open handoffs' unique index:
+    // correlated subqueries, so the page stays one statement.
+    if joined.tags {
+        let wanted = chosen::<conversation_tag::Entity>(columns.tags.as_deref());
+        parts.push(JsonPart {
+            key: "t",
+            prefix: "",
+            columns: Vec::new(),
+            nullable: false,
+            json: Some(json_array_of(
+                backend,
+                &wanted,
+                "FROM \"conversation_tags\" t WHERE t.\"conversation_id\" = p.\"id\" \
+                 AND t.\"removed_at\" IS NULL",
+            )),
+        });
+    }
+    if joined.open_handoff {
+        let wanted = chosen::<handoff::Entity>(columns.open_handoff.as_deref());
+        parts.push(JsonPart {
+            key: "h",
+            prefix: "",
+            columns: Vec::new(),
+            nullable: false,
+            json: Some(json_object_of(
+                backend,
+                &wanted,
+                "FROM \"handoffs\" t WHERE t.\"conversation_id\" = p.\"id\" \
+                 AND t.\"status\" IN ('REQUESTED', 'OFFERED', 'ACCEPTED')",
+            )),
         });
     }
     json_statement(sea_orm::QueryTrait::build(&select, backend), &parts)

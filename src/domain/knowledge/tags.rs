@@ -393,7 +393,16 @@ pub async fn applied_reading(
     let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null());
-    let mut rows = crate::db::json_models_reading(&core.db.reader, select, columns).await?;
+    let rows = crate::db::json_models_reading(&core.db.reader, select, columns).await?;
+    with_tags(core, rows).await
+}
+
+/// Applications of tags, each with its tag, in the order they were applied (those
+/// whose tag was deleted meanwhile left out).
+pub async fn with_tags(
+    core: &Core,
+    mut rows: Vec<conversation_tag::Model>,
+) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
     rows.sort_by_key(|row| row.applied_at);
     let mut out = Vec::with_capacity(rows.len());
     // By workspace (one, in practice).
