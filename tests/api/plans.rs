@@ -257,7 +257,7 @@ async fn a_page_reads_only_what_its_document_selects() {
         "trigger_seq",
     ] {
         assert!(
-            !sql.contains(&format!("'{column}'")),
+            !sql.contains(&format!("\"{column}\"")),
             "{column} read for InboxRow:\n{sql}"
         );
     }

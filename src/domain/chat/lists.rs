@@ -1,13 +1,13 @@
 //! Conversation lists for the inbox: filters, the two orders and their cursors, a
 //! page read with its rows' newest message and lead in one statement, and counts.
 
-use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, JoinType, QueryFilter, QueryOrder, QuerySelect,
     RelationDef,
 };
 
-use crate::db::{JsonPart, json_array_of, json_object_of, json_rows, json_statement};
+use crate::db::{json_array_of, json_flat_statement, json_object_of, json_rows};
 use crate::domain::Core;
 use crate::entity::{ConversationStatus, conversation, conversation_tag, handoff, lead, message};
 use crate::error::AppResult;
@@ -184,44 +184,69 @@ pub struct Row {
     pub open_handoff: Option<handoff::Model>,
 }
 
-/// One page of conversations with their newest message and lead (those asked
-/// for), in one statement of `LEFT JOIN`s: an inbox row shows them, and a query
+/// One page of conversations with the relations asked for, in one statement: the
+/// newest message and the lead by `LEFT JOIN`, the tags and the open handoff by
+/// correlated subqueries along their indexes; an inbox row shows them, and a query
 /// per relation would cost more than the page. (Assignees and teams, a handful
 /// per workspace, come from the core's caches instead, through the request's
 /// loaders.)
 pub async fn page_joined(core: &Core, query: &PageQuery<'_>) -> AppResult<Vec<Row>> {
     let statement = page_statement(core.db.backend(), query);
-    let mut rows: Vec<JsonRow> = json_rows(&core.db.reader, statement).await?;
-    match query.order {
-        Order::Newest => rows.sort_unstable_by(|a, b| b.c.id.cmp(&a.c.id)),
-        Order::RecentlyUpdated => {
-            rows.sort_unstable_by(|a, b| (b.c.updated_at, &b.c.id).cmp(&(a.c.updated_at, &a.c.id)))
-        }
-    }
-    Ok(rows
+    let flat: Vec<serde_json::Map<String, serde_json::Value>> =
+        json_rows(&core.db.reader, statement).await?;
+    let mut rows = flat
         .into_iter()
-        .map(|row| Row {
-            conversation: row.c,
-            last_message: row.m,
-            lead: row.l,
-            tags: row.t.unwrap_or_default(),
-            open_handoff: row.h,
-        })
-        .collect())
+        .map(Row::of)
+        .collect::<AppResult<Vec<_>>>()?;
+    match query.order {
+        Order::Newest => rows.sort_unstable_by(|a, b| b.conversation.id.cmp(&a.conversation.id)),
+        Order::RecentlyUpdated => rows.sort_unstable_by(|a, b| {
+            (b.conversation.updated_at, &b.conversation.id)
+                .cmp(&(a.conversation.updated_at, &a.conversation.id))
+        }),
+    }
+    Ok(rows)
 }
 
-/// A row of [`page_joined`] as the database wrote it.
-#[derive(serde::Deserialize)]
-struct JsonRow {
-    c: conversation::Model,
-    #[serde(default)]
-    m: Option<message::Model>,
-    #[serde(default)]
-    l: Option<lead::Model>,
-    #[serde(default)]
-    t: Option<Vec<conversation_tag::Model>>,
-    #[serde(default)]
-    h: Option<handoff::Model>,
+impl Row {
+    /// A row as [`page_statement`] writes it: one flat object, the message's
+    /// columns named `m_…`, the lead's `l_…`, the tags `t`, the open handoff `h`.
+    fn of(flat: serde_json::Map<String, serde_json::Value>) -> AppResult<Row> {
+        use serde_json::{Map, Value};
+        let (mut c, mut m, mut l) = (Map::new(), Map::new(), Map::new());
+        let (mut t, mut h) = (Value::Null, Value::Null);
+        for (key, value) in flat {
+            if let Some(column) = key.strip_prefix("m_") {
+                m.insert(column.to_owned(), value);
+            } else if let Some(column) = key.strip_prefix("l_") {
+                l.insert(column.to_owned(), value);
+            } else if key == "t" {
+                t = value;
+            } else if key == "h" {
+                h = value;
+            } else {
+                c.insert(key, value);
+            }
+        }
+        // A LEFT JOIN that found nothing reads a NULL id.
+        let joined = |part: Map<String, Value>| match part.get("id") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(Value::Object(part)),
+        };
+        Ok(Row {
+            conversation: serde_json::from_value(Value::Object(c))?,
+            last_message: joined(m).map(serde_json::from_value).transpose()?,
+            lead: joined(l).map(serde_json::from_value).transpose()?,
+            tags: match t {
+                Value::Null => Vec::new(),
+                tags => serde_json::from_value(tags)?,
+            },
+            open_handoff: match h {
+                Value::Null => None,
+                handoff => Some(serde_json::from_value(handoff)?),
+            },
+        })
+    }
 }
 
 /// The statement [`page_joined`] runs (public for the test that reads its plan).
@@ -236,26 +261,17 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
         columns,
     } = *query;
     use conversation::Column as C;
-    let conversation = chosen::<conversation::Entity>(columns.conversation.as_deref());
+    let mut names: Vec<String> = Vec::new();
     let mut select = ordered(workspace_id, filter, order, after)
         .limit(limit)
         .select_only();
-    for column in &conversation {
+    for column in chosen::<conversation::Entity>(columns.conversation.as_deref()) {
         select = select.expr_as(
-            Expr::col((
-                conversation::Entity,
-                sea_orm::sea_query::Alias::new(*column),
-            )),
-            *column,
+            Expr::col((conversation::Entity, Alias::new(column))),
+            column,
         );
+        names.push(column.to_owned());
     }
-    let mut parts = vec![JsonPart {
-        key: "c",
-        prefix: "",
-        columns: conversation,
-        nullable: false,
-        json: None,
-    }];
     if joined.last_message {
         let newest: RelationDef = conversation::Entity::belongs_to(message::Entity)
             .from(C::Id)
@@ -267,15 +283,12 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             })
             .into();
         let wanted = chosen::<message::Entity>(columns.last_message.as_deref());
-        select =
-            with_columns::<message::Entity>(select.join(JoinType::LeftJoin, newest), "m_", &wanted);
-        parts.push(JsonPart {
-            key: "m",
-            prefix: "m_",
-            columns: wanted,
-            nullable: true,
-            json: None,
-        });
+        select = with_columns::<message::Entity>(
+            select.join(JoinType::LeftJoin, newest),
+            "m_",
+            &wanted,
+            &mut names,
+        );
     }
     if joined.lead {
         let rel = conversation::Entity::belongs_to(lead::Entity)
@@ -283,61 +296,62 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             .to(lead::Column::Id)
             .into();
         let wanted = chosen::<lead::Entity>(columns.lead.as_deref());
-        select = with_columns::<lead::Entity>(select.join(JoinType::LeftJoin, rel), "l_", &wanted);
-        parts.push(JsonPart {
-            key: "l",
-            prefix: "l_",
-            columns: wanted,
-            nullable: true,
-            json: None,
-        });
+        select = with_columns::<lead::Entity>(
+            select.join(JoinType::LeftJoin, rel),
+            "l_",
+            &wanted,
+            &mut names,
+        );
     }
-    // Read per row by the primary key (tags) and the open handoffs' unique index:
-    // correlated subqueries, so the page stays one statement.
+    // Read per row along conversation_tags' primary key and the open handoffs'
+    // index: correlated subqueries, so the page stays one statement.
+    let mut nested = Vec::new();
     if joined.tags {
         let wanted = chosen::<conversation_tag::Entity>(columns.tags.as_deref());
-        parts.push(JsonPart {
-            key: "t",
-            prefix: "",
-            columns: Vec::new(),
-            nullable: false,
-            json: Some(json_array_of(
-                backend,
-                &wanted,
-                "FROM \"conversation_tags\" t WHERE t.\"conversation_id\" = p.\"id\" \
-                 AND t.\"removed_at\" IS NULL",
-            )),
-        });
+        let tags = json_array_of(
+            backend,
+            &wanted,
+            "FROM \"conversation_tags\" t WHERE t.\"conversation_id\" = \"conversations\".\"id\" \
+             AND t.\"removed_at\" IS NULL",
+        );
+        select = select.expr_as(Expr::cust(tags), "t");
+        names.push("t".to_owned());
+        nested.push("t");
     }
     if joined.open_handoff {
         let wanted = chosen::<handoff::Entity>(columns.open_handoff.as_deref());
-        parts.push(JsonPart {
-            key: "h",
-            prefix: "",
-            columns: Vec::new(),
-            nullable: false,
-            json: Some(json_object_of(
-                backend,
-                &wanted,
-                "FROM \"handoffs\" t WHERE t.\"conversation_id\" = p.\"id\" \
-                 AND t.\"status\" IN ('REQUESTED', 'OFFERED', 'ACCEPTED')",
-            )),
-        });
+        let open = json_object_of(
+            backend,
+            &wanted,
+            "FROM \"handoffs\" t WHERE t.\"conversation_id\" = \"conversations\".\"id\" \
+             AND t.\"status\" IN ('REQUESTED', 'OFFERED', 'ACCEPTED')",
+        );
+        select = select.expr_as(Expr::cust(open), "h");
+        names.push("h".to_owned());
+        nested.push("h");
     }
-    json_statement(sea_orm::QueryTrait::build(&select, backend), &parts)
+    json_flat_statement(
+        sea_orm::QueryTrait::build(&select, backend),
+        &names,
+        &nested,
+    )
 }
 
-/// `select` also reading the `columns` of the joined `E`, named with `prefix`.
+/// `select` also reading the `columns` of the joined `E`, named with `prefix`
+/// (their names added to `names`).
 fn with_columns<E: EntityTrait>(
     mut select: sea_orm::Select<conversation::Entity>,
     prefix: &str,
     columns: &[&'static str],
+    names: &mut Vec<String>,
 ) -> sea_orm::Select<conversation::Entity> {
     for column in columns {
+        let name = format!("{prefix}{column}");
         select = select.expr_as(
-            Expr::col((E::default(), sea_orm::sea_query::Alias::new(*column))),
-            format!("{prefix}{column}"),
+            Expr::col((E::default(), Alias::new(*column))),
+            name.as_str(),
         );
+        names.push(name);
     }
     select
 }
