@@ -250,6 +250,8 @@ impl Events {
         let mut retry = RETRY;
         loop {
             while let Some(record) = self.next_committed(last) {
+                // Typing sent before this commit goes before it.
+                self.publish_ephemeral(last, false);
                 last = record.cursor.unwrap_or(last);
                 self.publish(&record, last);
             }
@@ -261,6 +263,7 @@ impl Events {
             let batch = log::read(&self.db.background, last, &Scope::default(), BATCH).await?;
             let full = batch.len() as u64 == BATCH;
             for record in batch {
+                self.publish_ephemeral(last, false);
                 let record = self.known(record);
                 last = record.cursor.unwrap_or(last);
                 self.publish(&record, last);
