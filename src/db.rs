@@ -618,45 +618,12 @@ where
     E: EntityTrait,
     E::Model: serde::de::DeserializeOwned,
 {
-    json_models_reading(conn, select, None).await
-}
-
-/// The models `select` reads, reading only `columns` of them (every column when
-/// `None`; what is left out decodes as its default, so the models must allow it).
-pub async fn json_models_reading<E>(
-    conn: &impl ConnectionTrait,
-    select: sea_orm::Select<E>,
-    columns: Option<&[&'static str]>,
-) -> AppResult<Vec<E::Model>>
-where
-    E: EntityTrait,
-    E::Model: serde::de::DeserializeOwned,
-{
     #[derive(serde::Deserialize)]
     struct One<M> {
         r: M,
     }
-    let mut part = JsonPart::of::<E>("r", "");
-    let select = match columns {
-        None => select,
-        Some(columns) => {
-            use sea_orm::QuerySelect;
-            part.columns.retain(|column| columns.contains(column));
-            let mut narrow = select.select_only();
-            for column in &part.columns {
-                narrow = narrow.expr_as(
-                    sea_orm::sea_query::Expr::col((
-                        E::default(),
-                        sea_orm::sea_query::Alias::new(*column),
-                    )),
-                    *column,
-                );
-            }
-            narrow
-        }
-    };
     let inner = sea_orm::QueryTrait::build(&select, conn.get_database_backend());
-    let statement = json_statement(inner, &[part]);
+    let statement = json_statement(inner, &[JsonPart::of::<E>("r", "")]);
     let rows: Vec<One<E::Model>> = json_rows(conn, statement).await?;
     Ok(rows.into_iter().map(|one| one.r).collect())
 }

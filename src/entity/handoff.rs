@@ -5,7 +5,7 @@ use sea_orm::entity::prelude::*;
 )]
 #[sea_orm(table_name = "handoffs")]
 /// Decoded with defaults for the columns a read left out: an inbox page reads only
-/// what its document selects (`graphql::conversations::prefetch`).
+/// what its document selects (`chat::lists`).
 #[serde(default)]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

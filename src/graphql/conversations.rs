@@ -7,18 +7,16 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Json, Object, SelectionField, SimpleObject};
 
 use crate::domain;
-use crate::domain::Core;
 use crate::domain::chat::conversations::StartInput;
 use crate::domain::chat::lists::{Columns, ConversationFilter, Joined, Order, PageQuery, Position};
 use crate::domain::handoff::handoffs::HandoffFilter;
-use crate::domain::knowledge::tags::APPLIED_ALWAYS;
 use crate::graphql::loaders::Applied;
 
-use crate::entity::{ConversationStatus, ResolvedBy, conversation, handoff};
+use crate::entity::{ConversationStatus, ResolvedBy, conversation};
 use crate::error::AppError;
 use crate::graphql::loaders::{
     AgentKey, AppliedTagsPartKey, LastMessagePartKey, LeadPartKey, OpenHandoffPartKey, TeamKey,
-    load_now, open_handoffs,
+    load_now,
 };
 
 use super::agents::{Agent, Team};
@@ -298,11 +296,12 @@ pub enum ConversationOrder {
     RecentlyUpdated,
 }
 
-/// Load the relations a client selected on a page of conversations now, except
-/// those already read with the page (`read`): one batch query per relation, run
-/// concurrently, into the request's loader cache. Field resolution then finds them
-/// at once instead of waiting for a batching window, and the statement count does
-/// not depend on timing.
+/// Load the relations a client selected on a page of conversations now that the
+/// page statement does not read (the assignees and teams, from the core's caches;
+/// the newest message for readers the page could not read it for): one batch
+/// query per relation, run concurrently, into the request's loader cache. Field
+/// resolution then finds them at once instead of waiting for a batching window,
+/// and the statement count does not depend on timing.
 pub async fn prefetch(
     ctx: &Context<'_>,
     rows: &[conversation::Model],
@@ -324,37 +323,14 @@ pub async fn prefetch(
             keys.dedup();
             keys
         };
-    let leads = keys(selected("lead") && !read.lead, &|c| c.lead_id.clone());
     let assignees = keys(selected("assignee"), &|c| c.assignee_id.clone());
     let teams = keys(selected("team"), &|c| c.team_id.clone());
     let last = keys(selected("lastMessage") && !read.last_message, &|c| {
         Some(c.id.clone())
     });
-    let is_agent = ctx
-        .principal()
-        .is_ok_and(|p| p.reads_conversations().is_ok());
-    let tags = keys(selected("tags") && is_agent && !read.tags, &|c| {
-        Some(c.id.clone())
-    });
-    let open = keys(selected("openHandoff") && !read.open_handoff, &|c| {
-        matches!(
-            c.status,
-            ConversationStatus::Queued | ConversationStatus::Human
-        )
-        .then(|| c.id.clone())
-    });
-
     let loaders = ctx.loaders();
     let batcher = loaders.loader();
-    let core = ctx.core();
-    let (leads, assignees, teams, last, tags, open) = tokio::try_join!(
-        load_now(
-            batcher,
-            leads
-                .into_iter()
-                .map(|id| LeadPartKey(id, columns.lead.clone()))
-                .collect()
-        ),
+    let (assignees, teams, last) = tokio::try_join!(
         load_now(batcher, assignees.into_iter().map(AgentKey).collect()),
         load_now(batcher, teams.into_iter().map(TeamKey).collect()),
         load_now(
@@ -363,20 +339,10 @@ pub async fn prefetch(
                 .map(|id| LastMessagePartKey(id, columns.last_message.clone()))
                 .collect()
         ),
-        applied_tags(core, tags, &columns.read.tags, &columns.tags),
-        open_handoffs_of(
-            core,
-            open,
-            &columns.read.open_handoff,
-            &columns.open_handoff
-        ),
     )?;
-    loaders.feed_many(leads).await;
     loaders.feed_many(assignees).await;
     loaders.feed_many(teams).await;
     loaders.feed_many(last).await;
-    loaders.feed_many(tags).await;
-    loaders.feed_many(open).await;
     Ok(())
 }
 
@@ -472,58 +438,6 @@ pub fn signature(columns: &Option<Vec<&'static str>>) -> Arc<str> {
     }
 }
 
-/// The applied tags of `ids`, reading `columns`, keyed as the page's selection
-/// asks for them.
-async fn applied_tags(
-    core: &Core,
-    ids: Vec<String>,
-    columns: &Option<Vec<&'static str>>,
-    name: &Arc<str>,
-) -> Result<Vec<(AppliedTagsPartKey, Vec<Applied>)>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut by_conversation: HashMap<String, Vec<Applied>> =
-        ids.iter().map(|id| (id.clone(), Vec::new())).collect();
-    for row in domain::knowledge::tags::applied_reading(core, &ids, columns.as_deref()).await? {
-        if let Some(list) = by_conversation.get_mut(&row.0.conversation_id) {
-            list.push(row);
-        }
-    }
-    Ok(by_conversation
-        .into_iter()
-        .map(|(id, applied)| (AppliedTagsPartKey(id, Arc::clone(name)), applied))
-        .collect())
-}
-
-/// The open handoffs of `ids`, reading `columns`, keyed as the page's selection
-/// asks for them (`None` for a conversation without one).
-async fn open_handoffs_of(
-    core: &Core,
-    ids: Vec<String>,
-    columns: &Option<Vec<&'static str>>,
-    name: &Arc<str>,
-) -> Result<Vec<(OpenHandoffPartKey, Option<handoff::Model>)>, AppError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut open: HashMap<String, Option<handoff::Model>> =
-        ids.into_iter().map(|id| (id, None)).collect();
-    for row in open_handoffs(
-        core,
-        &open.keys().cloned().collect::<Vec<_>>(),
-        columns.as_deref(),
-    )
-    .await?
-    {
-        open.insert(row.conversation_id.clone(), Some(row));
-    }
-    Ok(open
-        .into_iter()
-        .map(|(id, handoff)| (OpenHandoffPartKey(id, Arc::clone(name)), handoff))
-        .collect())
-}
-
 /// What a page always reads of a conversation: its id and workspace, and what its
 /// cursor and order read.
 const CONVERSATION_ALWAYS: &[&str] = &["id", "workspace_id", "updated_at"];
@@ -607,6 +521,10 @@ fn applied_tag_columns(field: &str) -> Option<&'static [&'static str]> {
         _ => return None,
     })
 }
+
+/// What a reader of applied tags always reads: whose they are, which tag, and the
+/// order they were applied in.
+const APPLIED_ALWAYS: &[&str] = &["conversation_id", "tag_id", "workspace_id", "applied_at"];
 
 const LEAD_ALWAYS: &[&str] = &["id", "workspace_id"];
 

@@ -320,29 +320,18 @@ impl Loader<OpenHandoffKey> for Batcher {
     ) -> Result<HashMap<OpenHandoffKey, Option<handoff::Model>>, AppError> {
         let mut out: HashMap<OpenHandoffKey, Option<handoff::Model>> =
             keys.iter().map(|k| (k.clone(), None)).collect();
-        let ids: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        for row in open_handoffs(&self.core, &ids, None).await? {
+        let select = handoff::Entity::find()
+            .filter(handoff::Column::ConversationId.is_in(keys.iter().map(|k| k.0.clone())))
+            .filter(handoff::Column::Status.is_in([
+                HandoffStatus::Requested,
+                HandoffStatus::Offered,
+                HandoffStatus::Accepted,
+            ]));
+        for row in crate::db::json_models(&self.core.db.reader, select).await? {
             out.insert(OpenHandoffKey(row.conversation_id.clone()), Some(row));
         }
         Ok(out)
     }
-}
-
-/// The open handoffs of `conversation_ids`, reading only `columns` (every column
-/// when `None`).
-pub async fn open_handoffs(
-    core: &Core,
-    conversation_ids: &[String],
-    columns: Option<&[&'static str]>,
-) -> Result<Vec<handoff::Model>, AppError> {
-    let select = handoff::Entity::find()
-        .filter(handoff::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
-        .filter(handoff::Column::Status.is_in([
-            HandoffStatus::Requested,
-            HandoffStatus::Offered,
-            HandoffStatus::Accepted,
-        ]));
-    crate::db::json_models_reading(&core.db.reader, select, columns).await
 }
 
 /// A conversation's open handoff, or its applied tags, as an inbox page read them:

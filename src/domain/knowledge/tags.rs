@@ -376,24 +376,10 @@ pub async fn applied(
     core: &Core,
     conversation_ids: &[String],
 ) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
-    applied_reading(core, conversation_ids, None).await
-}
-
-/// What a reader of applied tags always reads: whose they are, which tag, and the
-/// order they were applied in.
-pub const APPLIED_ALWAYS: &[&str] = &["conversation_id", "tag_id", "workspace_id", "applied_at"];
-
-/// [`applied`], reading only `columns` of each application (with
-/// [`APPLIED_ALWAYS`]; every column when `None`).
-pub async fn applied_reading(
-    core: &Core,
-    conversation_ids: &[String],
-    columns: Option<&[&'static str]>,
-) -> AppResult<Vec<(conversation_tag::Model, Arc<insight_tag::Model>)>> {
     let select = conversation_tag::Entity::find()
         .filter(conversation_tag::Column::ConversationId.is_in(conversation_ids.iter().cloned()))
         .filter(conversation_tag::Column::RemovedAt.is_null());
-    let rows = crate::db::json_models_reading(&core.db.reader, select, columns).await?;
+    let rows = crate::db::json_models(&core.db.reader, select).await?;
     with_tags(core, rows).await
 }
 

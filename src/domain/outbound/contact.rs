@@ -96,21 +96,21 @@ pub async fn export(
         .order_by_asc(handoff::Column::RequestedAt)
         .all(db)
         .await?;
-    let conversations: Vec<Value> = conversations
+    let conversations = conversations
         .iter()
-        .map(|c| {
+        .map(|c| -> AppResult<Value> {
             let seq_of = |message_id: &str| {
                 messages
                     .iter()
                     .find(|m| m.id == message_id)
                     .map(|m| m.seq)
             };
-            json!({
+            Ok(json!({
                 "id": c.id,
                 "status": c.status,
                 "startedAt": at(c.created_at),
                 "resolvedAt": c.resolved_at.map(at),
-                "context": c.context().unwrap_or_default(),
+                "context": c.context()?,
                 "messages": messages.iter().filter(|m| m.conversation_id == c.id).map(|m| json!({
                     "seq": m.seq,
                     "author": m.author,
@@ -137,9 +137,9 @@ pub async fn export(
                     "resolvedAt": h.resolved_at.map(at),
                     "cancelledAt": h.cancelled_at.map(at),
                 })).collect::<Vec<_>>(),
-            })
+            }))
         })
-        .collect();
+        .collect::<AppResult<Vec<Value>>>()?;
     audit::record(
         &core.db.writer,
         &By::principal(principal, address),
