@@ -443,7 +443,9 @@ pub fn median_ratio(ours: &[f64], ceiling: &[f64]) -> f64 {
 // Databases
 
 /// A fresh database for one scenario: a SQLite file in a temp dir, or a new
-/// PostgreSQL database on the server of `--database-url`, dropped by `cleanup`.
+/// PostgreSQL database on the server of `--database-url`, dropped by `cleanup`
+/// (both kept, for profiling queries afterwards, when `CASEFILE_BENCH_KEEP_DB`
+/// is set).
 pub struct Database {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
@@ -505,6 +507,10 @@ impl Database {
         let Some((base, name)) = &self.pg else {
             return;
         };
+        if std::env::var_os("CASEFILE_BENCH_KEEP_DB").is_some() {
+            eprintln!("keeping database {name}");
+            return;
+        }
         use sqlx::Connection;
         let dropped = async {
             let mut conn = sqlx::PgConnection::connect(base).await?;

@@ -22,6 +22,7 @@ mod m20261201_000013_routing;
 mod m20261206_000014_model_answers;
 mod m20261206_000015_knowledge_measured;
 mod m20261206_000016_trust;
+mod m20261206_000017_message_lookups;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_model_answers::Migration),
             Box::new(m20261206_000015_knowledge_measured::Migration),
             Box::new(m20261206_000016_trust::Migration),
+            Box::new(m20261206_000017_message_lookups::Migration),
         ]
     }
 }
