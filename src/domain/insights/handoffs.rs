@@ -37,7 +37,9 @@ pub struct HandedOff {
 /// Everything about the cohort's handoffs, in one statement: they are joined with
 /// their conversations once, into a materialised CTE; each duration is ranked by a
 /// window function that keeps only the rows at the ranks wanted (both middles,
-/// and ⌈0.9·n⌉); reasons and per-bucket counts are grouped from the same rows.
+/// and ⌈0.9·n⌉); reasons and per-bucket counts are grouped from the same rows,
+/// the buckets' through one row per conversation (a conversation is in one
+/// bucket), which costs less than counting distinct conversations per bucket.
 pub async fn handoff_stats(
     core: &Core,
     cohort: &Cohort,
@@ -60,9 +62,11 @@ pub async fn handoff_stats(
          SELECT 'accept' AS part, NULL AS reason, ms, k, n, CAST(NULL AS BIGINT) AS x FROM {accept} WHERE {wanted} \
          UNION ALL SELECT 'resolve', NULL, ms, k, n, NULL FROM {resolve} WHERE {wanted} \
          UNION ALL SELECT 'reason', reason, NULL, NULL, COUNT(*), NULL FROM d GROUP BY reason \
-         UNION ALL SELECT 'bucket', NULL, bucket, COUNT(DISTINCT conversation_id), COUNT(*), \
-           COUNT(DISTINCT CASE WHEN resolved_by IN ('AI', 'AUTO') THEN conversation_id END) \
-           FROM d GROUP BY bucket",
+         UNION ALL SELECT 'bucket', NULL, bucket, COUNT(*), CAST(SUM(n) AS BIGINT), \
+           SUM(CASE WHEN resolved_by IN ('AI', 'AUTO') THEN 1 ELSE 0 END) \
+           FROM (SELECT bucket, resolved_by, COUNT(*) AS n FROM d \
+                 GROUP BY conversation_id, bucket, resolved_by) per_conversation \
+           GROUP BY bucket",
         accept = ranked("accept_ms"),
         resolve = ranked("resolve_ms"),
     );

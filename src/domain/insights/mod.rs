@@ -158,14 +158,16 @@ pub struct Topic {
 
 async fn topic_counts(core: &Core, cohort: &Cohort) -> AppResult<Vec<(String, i64, i64)>> {
     let (condition, values) = cohort.condition();
-    // The handed-off conversations are joined as one set: probed per applied tag
-    // (`EXISTS`), they cost PostgreSQL 250 ms at 100,000 conversations, 110 ms so.
+    // The handed-off conversations are read once, as a set each row is looked up
+    // in (a hashed subplan on PostgreSQL, an ephemeral index on SQLite): probed per
+    // applied tag with `EXISTS`, they cost PostgreSQL 22 ms at 10,000
+    // conversations, 10 ms so; joined as a `DISTINCT` subquery, SQLite scanned it
+    // per row (1.9 s).
     let sql = format!(
         "SELECT ct.tag_id AS tag_id, COUNT(*) AS conversations, \
-         COUNT(handed.conversation_id) AS handoffs \
+         SUM(CASE WHEN c.id IN (SELECT h.conversation_id FROM handoffs h \
+           WHERE h.workspace_id = ?) THEN 1 ELSE 0 END) AS handoffs \
          FROM conversation_tags ct JOIN conversations c ON c.id = ct.conversation_id \
-         LEFT JOIN (SELECT DISTINCT conversation_id FROM handoffs WHERE workspace_id = ?) handed \
-           ON handed.conversation_id = c.id \
          WHERE ct.removed_at IS NULL AND {condition} GROUP BY ct.tag_id"
     );
     let mut all: Vec<Value> = vec![cohort.workspace_id.as_str().into()];
