@@ -1,7 +1,7 @@
 //! Upgrading a database that holds data: the migrations of issue 15 (010 to 013),
-//! the model's answers (014), measured knowledge (015) and trust (016) roll back
-//! and forward on a file written by the server, and what they fill in for existing
-//! rows is right.
+//! the model's answers (014), measured knowledge (015), trust (016) and the
+//! partial `clientMessageId` index (017) roll back and forward on a file written by
+//! the server, and what they fill in for existing rows is right.
 
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Database};
@@ -10,9 +10,12 @@ use serde_json::json;
 use crate::helpers::{TestApp, fresh_database, test_config};
 
 /// Migrations that came with conversation endings, business hours, presence,
-/// routing, the model's answers, measured knowledge and trust (erasures, retention,
-/// the audit log).
-const NEW: u32 = 7;
+/// routing, the model's answers, measured knowledge, trust (erasures, retention,
+/// the audit log) and the partial `clientMessageId` index.
+const NEW: u32 = 8;
+
+const SEND: &str =
+    "mutation($input: SendMessageInput!) { sendMessage(input: $input) { id seq body } }";
 
 #[tokio::test]
 async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
@@ -29,6 +32,8 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
     )
     .await;
     app.request_human(&visitor, &open).await;
+    let keyed = json!({ "input": { "conversationId": open, "body": "sent once", "clientMessageId": "k-1" } });
+    let sent = app.data(Some(&visitor), SEND, keyed.clone()).await["sendMessage"].clone();
     let article = app
         .data(
             Some(&ws.admin_token),
@@ -90,6 +95,21 @@ async fn a_database_with_data_upgrades_and_keeps_who_resolved_what() {
         json!({ "status": "QUEUED", "resolvedBy": null, "resolvedAt": null,
             "openHandoff": { "outOfHours": false, "offeredTo": null, "slaDueAt": null } })
     );
+    // A send retried after the upgrade still finds its key (017 made its index
+    // partial): the same message, and another body under it is a conflict.
+    let retried = app.data(Some(&visitor), SEND, keyed).await;
+    assert_eq!(
+        retried["sendMessage"], sent,
+        "the retry returns what was stored"
+    );
+    let reused = app
+        .gql(
+            Some(&visitor),
+            SEND,
+            json!({ "input": { "conversationId": open, "body": "another", "clientMessageId": "k-1" } }),
+        )
+        .await;
+    assert_eq!(crate::helpers::error_code(&reused), "CONFLICT");
     // An article written before revisions began has its text as revision 1.
     let revisions = app
         .data(
