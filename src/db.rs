@@ -447,18 +447,6 @@ pub fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// One object of each row of a [`json_rows`] read: its columns, read from the
-/// inner statement's columns named `prefix` + column.
-pub struct JsonPart {
-    /// The object's key in the row.
-    pub key: &'static str,
-    pub prefix: &'static str,
-    pub columns: Vec<&'static str>,
-    /// `null` when the inner row's `{prefix}id` is NULL (a LEFT JOIN that found
-    /// nothing).
-    pub nullable: bool,
-}
-
 /// A JSON array of an object of `columns` for each row of `from` (`FROM …
 /// WHERE …`, its rows named `t`): a column of a [`json_flat_statement`]'s inner
 /// statement, named in its `nested`.
@@ -506,9 +494,17 @@ fn sqlite_object(columns: &[&str], alias: &str) -> String {
 /// A statement that reads every row of `inner` (a SELECT whose columns are
 /// `columns`) in one row, as one JSON array of flat objects keyed by column, the
 /// columns named in `nested` holding JSON themselves; [`json_rows`] runs it.
-/// Cheaper for the database than [`json_statement`]'s objects built key by key:
+///
+/// Why a hot path leaves the ORM's row decoding here: sqlx hands each row of a
+/// SQLite result from its connection thread to the async side on its own (a
+/// channel send and, often, a thread wake-up), copies every column value, and
+/// sea-orm finds each column by a name it formats per value. For an inbox page of
+/// 50 rows of 35 columns that was a third of the page's CPU; built by the database
+/// as one JSON document, the page crosses threads once and decodes with serde.
 /// PostgreSQL writes each row as a whole (`json_agg` of the row: about a third less
-/// of its CPU for an inbox page than `json_build_object`).
+/// of its CPU for an inbox page than `json_build_object` key by key). The array's
+/// order is not guaranteed: callers sort. Tested on both databases through every
+/// inbox test.
 pub fn json_flat_statement(inner: Statement, columns: &[String], nested: &[&str]) -> Statement {
     let backend = inner.db_backend;
     let sql = match backend {
@@ -541,71 +537,7 @@ pub fn json_flat_statement(inner: Statement, columns: &[String], nested: &[&str]
     }
 }
 
-impl JsonPart {
-    /// The columns of entity `E`.
-    pub fn of<E: sea_orm::EntityTrait>(key: &'static str, prefix: &'static str) -> JsonPart {
-        use sea_orm::{IdenStatic, Iterable};
-        JsonPart {
-            key,
-            prefix,
-            columns: E::Column::iter().map(|c| c.as_str()).collect(),
-            nullable: !prefix.is_empty(),
-        }
-    }
-}
-
-/// A statement that reads every row of `inner` (a SELECT) in one row, as one JSON
-/// array of objects made of `parts`; [`json_rows`] runs it.
-///
-/// Why a hot path leaves the ORM's row decoding here: sqlx hands each row of a
-/// SQLite result from its connection thread to the async side on its own (a
-/// channel send and, often, a thread wake-up), copies every column value, and
-/// sea-orm finds each column by a name it formats per value. For an inbox page of
-/// 50 rows of 35 columns that was a third of the page's CPU; built by the database
-/// as one JSON document, the page crosses threads once and decodes with serde.
-/// The array's order is not guaranteed: callers sort. Tested on both databases
-/// through every inbox test.
-pub fn json_statement(inner: Statement, parts: &[JsonPart]) -> Statement {
-    let backend = inner.db_backend;
-    let (object, array) = match backend {
-        DbBackend::Postgres => ("json_build_object", "COALESCE(json_agg"),
-        _ => ("json_object", "(json_group_array"),
-    };
-    let mut objects = Vec::with_capacity(parts.len());
-    for part in parts {
-        let fields: Vec<String> = part
-            .columns
-            .iter()
-            .map(|column| format!("'{column}', p.\"{}{column}\"", part.prefix))
-            .collect();
-        let built = format!("{object}({})", fields.join(", "));
-        let value = if part.nullable {
-            format!(
-                "CASE WHEN p.\"{}id\" IS NULL THEN NULL ELSE {built} END",
-                part.prefix
-            )
-        } else {
-            built
-        };
-        objects.push(format!("'{}', {value}", part.key));
-    }
-    let tail = match backend {
-        DbBackend::Postgres => ", '[]'::json)::text",
-        _ => ")",
-    };
-    let sql = format!(
-        "SELECT {array}({object}({})){tail} AS page FROM ({}) AS p",
-        objects.join(", "),
-        inner.sql
-    );
-    Statement {
-        sql,
-        values: inner.values,
-        db_backend: backend,
-    }
-}
-
-/// The rows a [`json_statement`] read, decoded into `T`.
+/// The rows a [`json_flat_statement`] read, decoded into `T`.
 pub async fn json_rows<T: serde::de::DeserializeOwned>(
     conn: &impl ConnectionTrait,
     statement: Statement,
@@ -617,7 +549,7 @@ pub async fn json_rows<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_str(&text)?)
 }
 
-/// Every model `select` reads, through [`json_statement`] (see there why).
+/// Every model `select` reads, through [`json_flat_statement`] (see there why).
 pub async fn json_models<E>(
     conn: &impl ConnectionTrait,
     select: sea_orm::Select<E>,
@@ -626,14 +558,12 @@ where
     E: EntityTrait,
     E::Model: serde::de::DeserializeOwned,
 {
-    #[derive(serde::Deserialize)]
-    struct One<M> {
-        r: M,
-    }
+    use sea_orm::{IdenStatic, Iterable};
+    let columns: Vec<String> = E::Column::iter()
+        .map(|column| column.as_str().to_owned())
+        .collect();
     let inner = sea_orm::QueryTrait::build(&select, conn.get_database_backend());
-    let statement = json_statement(inner, &[JsonPart::of::<E>("r", "")]);
-    let rows: Vec<One<E::Model>> = json_rows(conn, statement).await?;
-    Ok(rows.into_iter().map(|one| one.r).collect())
+    json_rows(conn, json_flat_statement(inner, &columns, &[])).await
 }
 
 /// Whether a database error is a unique-constraint violation (a duplicate).

@@ -349,9 +349,7 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             "FROM \"conversation_tags\" t WHERE t.\"conversation_id\" = \"conversations\".\"id\" \
              AND t.\"removed_at\" IS NULL",
         );
-        select = select.expr_as(Expr::cust(tags), "t");
-        names.push("t".to_owned());
-        nested.push("t");
+        select = with_nested(select, tags, "t", &mut names, &mut nested);
     }
     if joined.open_handoff {
         let wanted = joined_columns::<handoff::Entity>(columns.open_handoff.as_deref());
@@ -361,15 +359,27 @@ pub fn page_statement(backend: sea_orm::DbBackend, query: &PageQuery<'_>) -> sea
             "FROM \"handoffs\" t WHERE t.\"conversation_id\" = \"conversations\".\"id\" \
              AND t.\"status\" IN ('REQUESTED', 'OFFERED', 'ACCEPTED')",
         );
-        select = select.expr_as(Expr::cust(open), "h");
-        names.push("h".to_owned());
-        nested.push("h");
+        select = with_nested(select, open, "h", &mut names, &mut nested);
     }
     json_flat_statement(
         sea_orm::QueryTrait::build(&select, backend),
         &names,
         &nested,
     )
+}
+
+/// `select` also reading the JSON subquery `sql` as column `name`, one of the
+/// `nested` columns of [`json_flat_statement`].
+fn with_nested(
+    select: sea_orm::Select<conversation::Entity>,
+    sql: String,
+    name: &'static str,
+    names: &mut Vec<String>,
+    nested: &mut Vec<&'static str>,
+) -> sea_orm::Select<conversation::Entity> {
+    names.push(name.to_owned());
+    nested.push(name);
+    select.expr_as(Expr::cust(sql), name)
 }
 
 /// `select` also reading the `columns` of the joined `E`, named with `prefix`
