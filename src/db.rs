@@ -164,7 +164,17 @@ impl Db {
                 "the database URL scheme \"{scheme}\" is not supported: use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
             )));
         };
+        let pending = Migrator::get_pending_migrations(&db.writer).await?.len();
         Migrator::up(&db.writer, None).await?;
+        // One line for them all: sea-orm-migration's line per migration is left
+        // to `RUST_LOG=sea_orm_migration=info`.
+        match pending {
+            0 => tracing::info!(
+                "database ready: up to date ({} migrations)",
+                Migrator::migrations().len()
+            ),
+            n => tracing::info!("database ready: {n} migrations applied"),
+        }
         Ok(db)
     }
 

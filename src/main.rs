@@ -9,9 +9,10 @@ use tracing_subscriber::EnvFilter;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What is logged unless `RUST_LOG` says otherwise: PostgreSQL's notices (such
-/// as "relation seaql_migrations already exists, skipping" on every start) only
-/// when they warn.
-const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn";
+/// as "relation seaql_migrations already exists, skipping" on every start) and
+/// the migrator's line per migration only when they warn (the database's one
+/// "database ready" line says what the migrations did).
+const DEFAULT_LOG: &str = "info,sqlx::postgres::notice=warn,sea_orm_migration=warn";
 
 /// Every failure ends here: one sentence on stderr, exit status 1.
 #[tokio::main]

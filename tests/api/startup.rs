@@ -163,6 +163,7 @@ async fn start_up_names_the_database_and_the_address_without_colours() {
         .spawn()
         .expect("casefile starts");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut before = Vec::new();
     let line = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let line = lines
@@ -174,10 +175,26 @@ async fn start_up_names_the_database_and_the_address_without_colours() {
             if line.contains("serving on") {
                 return line;
             }
+            before.push(line);
         }
     })
     .await
     .expect("the start-up line in time");
+    // A first start is quiet: the migrations in one line, no line per migration.
+    assert!(before.len() <= 5, "{before:#?}");
+    let ready = before
+        .iter()
+        .find_map(|l| l.split_once("database ready: ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no \"database ready\" line in {before:#?}"));
+    let applied: usize = ready
+        .strip_suffix(" migrations applied")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{ready}"));
+    assert!(applied >= 17, "{ready}");
+    assert!(
+        !before.iter().any(|l| l.contains("Migration '")),
+        "{before:#?}"
+    );
     let path = std::fs::canonicalize(dir.path().join("casefile.db")).expect("the file");
     assert!(
         line.ends_with(&format!("; database sqlite://{}", path.display())),
