@@ -392,7 +392,7 @@ pub fn master_key_bytes(value: &str) -> Result<[u8; 32], String> {
 }
 
 /// Limits that keep hostile or broken clients from taking the server down. Each is
-/// listed, with its default, in the README's "Limits and abuse".
+/// listed, with its default, in the book's reference/limits-and-codes.md.
 #[derive(Clone, Debug, Args)]
 pub struct Limits {
     /// `off` turns every rate limit off at once (benchmarks and test suites only).
@@ -646,17 +646,17 @@ mod tests {
         assert!("10/1m,burst=0".parse::<Rate>().is_err());
     }
 
-    /// Every flag of `serve` is a row of the README's configuration table, with its
+    /// Every flag of `serve` is a row of the book's configuration table, with its
     /// variable: the table is where operators look.
     #[test]
-    fn every_serve_flag_is_in_the_readmes_configuration_table() {
+    fn every_serve_flag_is_in_the_books_configuration_table() {
         use clap::CommandFactory;
-        let readme = include_str!("../README.md");
-        let table = readme
+        let page = include_str!("../docs/src/reference/configuration.md");
+        let table = page
             .split("## Configuration")
             .nth(1)
             .and_then(|rest| rest.split("\n## ").next())
-            .expect("the README has a Configuration section");
+            .expect("the book has a Configuration section");
         let command = ServeDefaults::command();
         let mut missing = Vec::new();
         for arg in command.get_arguments() {
@@ -668,6 +668,6 @@ mod tests {
                 missing.push(row);
             }
         }
-        assert!(missing.is_empty(), "not in the README's table: {missing:?}");
+        assert!(missing.is_empty(), "not in the book's table: {missing:?}");
     }
 }

@@ -134,7 +134,7 @@ impl Limiter {
     }
 }
 
-/// Every rate limit of the server (see the README's "Limits and abuse").
+/// Every rate limit of the server (see the book's reference/limits-and-codes.md).
 pub struct RateLimits {
     pub signin_email: Limiter,
     pub signin_ip: Limiter,

@@ -11,7 +11,7 @@
 //!   syncs it, removes the old write-ahead log and shared-memory files, and renames
 //!   the copy into place. The next start migrates it if it is older.
 //!
-//! PostgreSQL has its own tools: `pg_dump` and `pg_restore` (see the README).
+//! PostgreSQL has its own tools: `pg_dump` and `pg_restore` (see the book's guides/backups.md).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -25,7 +25,7 @@ use crate::error::{AppError, AppResult};
 /// What PostgreSQL users run instead.
 const ON_POSTGRES: &str = "on PostgreSQL, back up with `pg_dump --format=custom --file=casefile.dump \
      DATABASE_URL` and restore into an empty database with `pg_restore --no-owner --dbname \
-     DATABASE_URL casefile.dump` (see the README's Backups)";
+     DATABASE_URL casefile.dump` (see docs/src/guides/backups.md)";
 
 /// The file of a `sqlite://` URL; `None` for another database.
 pub fn sqlite_path(url: &str) -> Option<PathBuf> {

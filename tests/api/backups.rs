@@ -1,5 +1,5 @@
 //! Backups: `casefile backup` while messages flow and `casefile restore` on
-//! SQLite; `pg_dump` and `pg_restore` as the README gives them on PostgreSQL.
+//! SQLite; `pg_dump` and `pg_restore` as the book (guides/backups.md) gives them on PostgreSQL.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

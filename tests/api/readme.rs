@@ -1,8 +1,11 @@
-//! The README's snippets marked `runnable` (```sh runnable, ```js runnable) run as
-//! written against a live server: the shell ones with bash and curl, the
-//! JavaScript ones with Node.js and the npm packages of `tests/node`. Only the
-//! address (`127.0.0.1:8080`) and the placeholder lines that set a variable to
-//! what `workspace create` printed (`WIDGET_KEY=wk_…`) are replaced.
+//! The snippets marked `runnable` (```sh runnable, ```js runnable) in the README
+//! and in the book (`docs/src`, its chapters in `SUMMARY.md` order) run as written
+//! against a live server: the shell ones with bash and curl, the JavaScript ones
+//! with Node.js and the npm packages of `tests/node`. Only the address
+//! (`127.0.0.1:8080`) and the placeholder lines that set a variable to what
+//! `workspace create` printed (`WIDGET_KEY=wk_…`) are replaced. A snippet the book
+//! repeats from the README runs once, so a copy that drifts shows up as a snippet
+//! of its own.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -13,14 +16,48 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{TIMEOUT, TestApp, fresh_database, test_config};
 
-const README: &str = include_str!("../../README.md");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const NODE_CLIENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node");
 
-/// The README's runnable snippets, in order: (language, text).
+/// The README, then the book's chapters in the order of its `SUMMARY.md`.
+fn documents() -> Vec<(String, String)> {
+    let read = |path: &str| {
+        std::fs::read_to_string(format!("{ROOT}/{path}"))
+            .unwrap_or_else(|err| panic!("{path}: {err}"))
+    };
+    let summary = read("docs/src/SUMMARY.md");
+    let chapters = summary.lines().filter_map(|line| {
+        let target = line.split_once("](")?.1.split_once(')')?.0;
+        Some(format!("docs/src/{target}"))
+    });
+    std::iter::once("README.md".to_owned())
+        .chain(chapters)
+        .map(|path| {
+            let text = read(&path);
+            (path, text)
+        })
+        .collect()
+}
+
+/// The runnable snippets of the README and the book, in order, each once:
+/// (language, text).
 fn runnable() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (_, text) in documents() {
+        for snippet in runnable_in(&text) {
+            if !out.contains(&snippet) {
+                out.push(snippet);
+            }
+        }
+    }
+    out
+}
+
+/// The runnable snippets of one document, in order.
+fn runnable_in(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut current: Option<(String, String)> = None;
-    for line in README.lines() {
+    for line in text.lines() {
         match &mut current {
             Some((_, body)) if line == "```" => {
                 let (lang, body) = current.take().expect("a snippet");
@@ -140,7 +177,7 @@ async fn npm_readme_snippets_run_as_written() {
     assert_eq!(
         kinds,
         ["sh", "sh", "js", "js"],
-        "the README's runnable snippets"
+        "the runnable snippets of the README and the book"
     );
     let (url, dir) = fresh_database().await;
     let mut config = test_config(&url);
@@ -225,4 +262,99 @@ async fn npm_readme_snippets_run_as_written() {
     let seen = line_with(&mut lines, "handoff ").await;
     assert_eq!(seen, format!("handoff {handoff} in {conversation}"));
     receiver.kill().await.expect("stopped");
+}
+
+/// mdBook's id for a heading: lower case, spaces to `-`, only letters, digits,
+/// `-` and `_` kept.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The relative link targets of a markdown line (`[text](target)`).
+fn relative_links(line: &str) -> impl Iterator<Item = &str> {
+    line.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .filter(|target| !target.contains("://") && !target.starts_with("mailto:"))
+}
+
+/// The headings of a markdown text, outside its fenced blocks.
+fn headings(text: &str) -> Vec<String> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        } else if !fenced && line.starts_with('#') {
+            out.push(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+/// Every relative link of the README and the book leads to a file that exists,
+/// and to a heading of it when it names one; every page of the book is in its
+/// `SUMMARY.md` (CI's `mdbook build docs` checks the book's links too, with
+/// mdbook-linkcheck2).
+#[test]
+fn the_docs_links_lead_somewhere() {
+    let documents = documents();
+    let mut broken = Vec::new();
+    for (path, text) in &documents {
+        let folder = std::path::Path::new(path).parent().expect("a folder");
+        let mut fenced = false;
+        for line in text.lines() {
+            if line.starts_with("```") {
+                fenced = !fenced;
+            }
+            for target in relative_links(line).filter(|_| !fenced) {
+                let (file, heading) = target.split_once('#').unwrap_or((target, ""));
+                let file = match file {
+                    "" => std::path::Path::new(ROOT).join(path),
+                    file => std::path::Path::new(ROOT).join(folder).join(file),
+                };
+                if !file.exists() {
+                    broken.push(format!("{path}: {target} (no such file)"));
+                } else if !heading.is_empty() {
+                    let linked = std::fs::read_to_string(&file).unwrap_or_default();
+                    if !headings(&linked).iter().any(|h| h == heading) {
+                        broken.push(format!("{path}: {target} (no such heading)"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+
+    let listed: Vec<&str> = documents.iter().map(|(path, _)| path.as_str()).collect();
+    let mut unlisted = Vec::new();
+    let mut folders = vec![std::path::Path::new(ROOT).join("docs/src")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("the book's folder") {
+            let entry = entry.expect("an entry").path();
+            let relative = entry.strip_prefix(ROOT).expect("inside the project");
+            let relative = relative.to_string_lossy();
+            if entry.is_dir() {
+                folders.push(entry.clone());
+            } else if relative.ends_with(".md")
+                && !relative.ends_with("SUMMARY.md")
+                && !listed.contains(&relative.as_ref())
+            {
+                unlisted.push(relative.into_owned());
+            }
+        }
+    }
+    assert!(
+        unlisted.is_empty(),
+        "not in docs/src/SUMMARY.md: {unlisted:?}"
+    );
 }

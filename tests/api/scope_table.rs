@@ -1,4 +1,5 @@
-//! Every scope through every root field, against the table in the README ("Scopes,
+//! Every scope through every root field, against the table in the book's
+//! `docs/src/concepts/principals-and-scopes.md` ("Scopes,
 //! field by field"): the table is the contract, and this test keeps it true.
 
 use std::collections::BTreeMap;
@@ -451,12 +452,12 @@ async fn team(app: &TestApp, ws: &Workspace) -> String {
         .to_owned()
 }
 
-/// The README's table: field → the scopes that reach it.
-fn readme_table() -> BTreeMap<String, Vec<bool>> {
-    let readme = include_str!("../../README.md");
+/// The book's table: field → the scopes that reach it.
+fn book_table() -> BTreeMap<String, Vec<bool>> {
+    let readme = include_str!("../../docs/src/concepts/principals-and-scopes.md");
     let start = readme
         .find("| root field | INSIGHTS_READ | LEADS_READ | CONVERSATIONS_READ | AI_WRITE | EVENTS_READ | KNOWLEDGE_WRITE |")
-        .expect("the README has the scope table");
+        .expect("the book has the scope table");
     readme[start..]
         .lines()
         .skip(2)
@@ -471,7 +472,7 @@ fn readme_table() -> BTreeMap<String, Vec<bool>> {
 }
 
 #[tokio::test]
-async fn every_scope_reaches_exactly_what_the_readme_table_says() {
+async fn every_scope_reaches_exactly_what_the_book_table_says() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
     let fixture = fixture(&app, &ws).await;
@@ -498,7 +499,7 @@ async fn every_scope_reaches_exactly_what_the_readme_table_says() {
         }
         seen.insert(call.field.to_owned(), reach);
     }
-    let table = readme_table();
+    let table = book_table();
     let mut differences = Vec::new();
     for (field, reach) in &seen {
         let mark = |r: &Vec<bool>| {
@@ -514,7 +515,7 @@ async fn every_scope_reaches_exactly_what_the_readme_table_says() {
     }
     assert!(
         differences.is_empty() && table.len() == seen.len(),
-        "the README's scope table differs; what the server does:\n{}",
+        "the book's scope table differs; what the server does:\n{}",
         differences.join("\n")
     );
 }
