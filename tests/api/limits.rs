@@ -1,13 +1,10 @@
 //! Request limits and transport rules.
 
-use std::collections::HashMap;
-
 use async_graphql::Variables;
 use async_graphql::parser::parse_query;
 use async_graphql::parser::types::OperationType;
 use casefile::config::limits::MAX_PAGE;
 use casefile::graphql::cost;
-use regex::Regex;
 use serde_json::json;
 
 use crate::helpers::{TestApp, error_code};
@@ -17,11 +14,15 @@ const MAX_QUERY_COST: usize = 20_000;
 
 const OPERATIONS: &str = include_str!("../../examples/operations.graphql");
 
+/// The operations of the demo pages (`examples/web`), one file per page.
 const DEMO_PAGES: [(&str, &str); 2] = [
-    ("inbox.js", include_str!("../../examples/web/src/inbox.js")),
     (
-        "widget.js",
-        include_str!("../../examples/web/src/widget.js"),
+        "inbox",
+        include_str!("../../examples/web/src/operations/inbox.graphql"),
+    ),
+    (
+        "widget",
+        include_str!("../../examples/web/src/operations/widget.graphql"),
     ),
 ];
 
@@ -257,38 +258,24 @@ async fn costly_document_is_refused_before_it_runs() {
     assert!(body["data"].is_null());
 }
 
-/// The GraphQL documents of a demo page: the literals it hands to `gql`, `call` and
-/// `act`, or as a subscription's `query`, with its `${ROW}`-style constants filled in.
-fn demo_documents(source: &str) -> Vec<String> {
-    let constants: HashMap<&str, &str> = Regex::new(r"const (\w+) = `([^`]*)`;")
-        .expect("regex")
-        .captures_iter(source)
-        .filter_map(|c| Some((c.get(1)?.as_str(), c.get(2)?.as_str())))
-        .collect();
-    let literal =
-        Regex::new(r"(?:\b(?:gql|call|act)\(\s*|query:\s*)(?:`([^`]*)`|'([^']*)')").expect("regex");
-    let documents: Vec<String> = literal
-        .captures_iter(source)
-        .filter_map(|c| c.get(1).or(c.get(2)))
-        .map(|document| {
-            constants
-                .iter()
-                .fold(document.as_str().to_owned(), |document, (name, value)| {
-                    document.replace(&format!("${{{name}}}"), value)
-                })
+/// Each operation of a page's file: (its name, whether it is a query that runs
+/// without variables, its cost with none).
+fn demo_operations(page: &str, source: &str) -> Vec<(String, bool, usize)> {
+    let doc = parse_query(source).unwrap_or_else(|err| panic!("{page}: {err}"));
+    doc.operations
+        .iter()
+        .map(|(name, operation)| {
+            let name = name
+                .expect("every operation of a page is named")
+                .to_string();
+            let cost = cost::cost(&doc, Some(&name), &Variables::default());
+            let plain = operation.node.ty == OperationType::Query
+                && operation.node.variable_definitions.iter().all(|variable| {
+                    variable.node.var_type.node.nullable || variable.node.default_value.is_some()
+                });
+            (name, plain, cost)
         })
-        .collect();
-    // Every operation keyword of the page sits in one of them.
-    let keyword = Regex::new(r"\b(?:query|mutation|subscription)\s*[({]").expect("regex");
-    assert_eq!(
-        keyword.find_iter(source).count(),
-        documents
-            .iter()
-            .map(|d| keyword.find_iter(d).count())
-            .sum::<usize>(),
-        "a document of the page was missed: {documents:#?}"
-    );
-    documents
+        .collect()
 }
 
 #[test]
@@ -312,15 +299,10 @@ fn documented_operations_cost_well_under_the_limit() {
 #[test]
 fn demo_page_documents_cost_well_under_the_limit() {
     for (page, source) in DEMO_PAGES {
-        let documents = demo_documents(source);
-        assert!(documents.len() >= 5, "{page}: {documents:#?}");
-        for document in documents {
-            let doc =
-                parse_query(&document).unwrap_or_else(|err| panic!("{page}: {err} in {document}"));
-
-            let cost = cost::cost(&doc, None, &Variables::default());
-
-            assert!(cost < MAX_QUERY_COST / 4, "{page}: {cost} for {document}");
+        let operations = demo_operations(page, source);
+        assert!(operations.len() >= 5, "{page}: {operations:#?}");
+        for (name, _, cost) in operations {
+            assert!(cost < MAX_QUERY_COST / 4, "{page}: {cost} for {name}");
         }
     }
 }
@@ -329,21 +311,26 @@ fn demo_page_documents_cost_well_under_the_limit() {
 async fn the_heaviest_documented_queries_run() {
     let app = TestApp::spawn().await;
     let ws = app.workspace("Acme").await;
-    let heaviest_demo_query = DEMO_PAGES
+    let (_, name, source) = DEMO_PAGES
         .iter()
-        .flat_map(|(_, source)| demo_documents(source))
-        .filter_map(|document| {
-            let doc = parse_query(&document).expect("parses");
-            let (_, operation) = doc.operations.iter().next()?;
-            (operation.node.ty == OperationType::Query)
-                .then(|| (cost::cost(&doc, None, &Variables::default()), document))
+        .flat_map(|(page, source)| {
+            demo_operations(page, source)
+                .into_iter()
+                .filter(|(_, plain, _)| *plain)
+                .map(|(name, _, cost)| (cost, name, *source))
         })
         .max()
-        .map(|(_, document)| document)
         .expect("the demo pages query");
-
-    app.data(Some(&ws.admin_token), &heaviest_demo_query, json!({}))
-        .await;
+    let heaviest = app
+        .client
+        .post(app.url("/graphql"))
+        .bearer_auth(&ws.admin_token)
+        .json(&json!({ "query": source, "operationName": name }))
+        .send()
+        .await
+        .expect("sent");
+    let body: serde_json::Value = heaviest.json().await.expect("json");
+    assert!(body.get("errors").is_none(), "{name}: {body:#}");
     let handoffs = app
         .client
         .post(app.url("/graphql"))

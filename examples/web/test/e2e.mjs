@@ -8,11 +8,14 @@
 // the AI in the inbox. Along the way: the escalation queue names each handoff's
 // team, shows the agent's teams with all teams one click away, and says when no one
 // is waiting; "Take over" shows only on conversations the agent does not hold; the
-// widget's "Talk to a person" is disabled once a person has joined. Any failed step
-// saves a screenshot in test-results/ and exits non-zero.
+// widget's "Talk to a person" is disabled once a person has joined. Last, a widget
+// whose WebSocket is cut says so, and once it is back shows what was said meanwhile
+// exactly once, its client having resubscribed after the last message shown. Any
+// failed step saves a screenshot in test-results/ and exits non-zero.
 // On success it refreshes the README's screenshots in docs/screenshots/.
 //
-// Run: npm run build && node test/e2e.mjs   (CASEFILE_BIN picks the server binary;
+// Run: npm run build, `cargo build` (the server compiles dist/ in), then
+// node test/e2e.mjs   (CASEFILE_BIN picks the server binary;
 // default ../../target/debug/casefile)
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -269,6 +272,63 @@ try {
     await agent.locator('.row', { has: agent.locator('.status.human') }).first().click();
     await agent.waitForTimeout(300);
     await agent.screenshot({ path: join(root, 'docs/screenshots/inbox.png') });
+  });
+
+  // After the screenshots, so that the conversation it starts is not in them.
+  await step('after a dropped connection the widget resumes from the last message shown: nothing lost, nothing twice', async () => {
+    // The page's WebSocket goes through this route, which can cut it and refuse it.
+    const context = await browser.newContext();
+    let up = true;
+    const open = [];
+    const resumedFrom = []; // `afterSeq` of each `messages` subscription the page sent
+    await context.routeWebSocket(/\/graphql$/, (socket) => {
+      if (!up) { socket.close({ code: 1001 }); return; }
+      const server = socket.connectToServer();
+      open.push({ socket, server });
+      socket.onMessage((frame) => {
+        const message = JSON.parse(frame);
+        if (message.type === 'subscribe' && message.payload.operationName === 'WidgetMessages') {
+          resumedFrom.push(message.payload.variables.afterSeq ?? null);
+        }
+        server.send(frame);
+      });
+    });
+    const page = await context.newPage();
+    page.on('pageerror', (error) => console.error(`resume page error: ${error.message}`));
+    const seqs = () => page.locator('.message:not(.streaming)').evaluateAll((items) => items.map((i) => Number(i.dataset.seq)));
+    await page.goto(widgetUrl);
+    await page.fill('#input', 'How do I schedule a draft to publish later?');
+    await page.click('#composer button[type=submit]');
+    await page.locator('.message.ai:not(.streaming)').waitFor({ timeout: 15_000 });
+    const before = await seqs();
+
+    up = false;
+    for (const { socket, server } of open.splice(0)) {
+      await server.close({ code: 1001 });
+      await socket.close({ code: 1001 });
+    }
+    await page.locator('#banner', { hasText: "Can't reach the server. Reconnecting…" }).waitFor({ timeout: 15_000 });
+    // Said while the socket is down: stored over HTTP, shown only once it is back.
+    await page.fill('#input', 'Can I change the time later?');
+    await page.click('#composer button[type=submit]');
+    await page.waitForTimeout(1_500);
+    if (await page.locator('.message.visitor', { hasText: 'change the time' }).count()) {
+      throw new Error('a message arrived with the socket down');
+    }
+    up = true;
+
+    await page.locator('.message.visitor', { hasText: 'change the time' }).waitFor({ timeout: 20_000 });
+    await page.locator('.message.ai:not(.streaming)').nth(1).waitFor({ timeout: 15_000 });
+    await page.locator('#banner').waitFor({ state: 'hidden', timeout: 15_000 });
+    const after = await seqs();
+    const expected = Array.from({ length: after.length }, (_, i) => i + 1);
+    if (JSON.stringify(after) !== JSON.stringify(expected) || after.length < before.length + 2) {
+      throw new Error(`thread after the reconnect ${JSON.stringify(after)}, before ${JSON.stringify(before)}`);
+    }
+    if (resumedFrom.length < 2 || resumedFrom[0] !== null || resumedFrom.at(-1) !== Math.max(...before)) {
+      throw new Error(`messages subscribed with afterSeq ${JSON.stringify(resumedFrom)}, expected null then ${Math.max(...before)}`);
+    }
+    await context.close();
   });
   console.log(`browser: ${passed} passed, 0 failed`);
 } catch (error) {
