@@ -24,6 +24,7 @@ pub mod preview;
 pub mod response;
 pub mod settings;
 pub mod tags;
+pub mod variables;
 pub mod webhooks;
 pub mod workspaces;
 

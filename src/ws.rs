@@ -546,16 +546,21 @@ impl Connection {
                     .chain(done)
                     .boxed()
             }
-            // A panic ends this operation alone, with an `INTERNAL` error.
-            None => AssertUnwindSafe(api.schema().execute_stream(request))
-                .catch_unwind()
-                .map(|response| {
-                    Outgoing::Own(Box::new(
-                        response.unwrap_or_else(|_| crate::graphql::response::panicked()),
-                    ))
-                })
-                .chain(done)
-                .boxed(),
+            // A panic ends this operation alone, with an `INTERNAL` error. Its
+            // variables go into its document: kept as async-graphql keeps them, they
+            // would cost ~1 KiB for as long as it runs.
+            None => {
+                crate::graphql::variables::inline(&mut request);
+                AssertUnwindSafe(api.schema().execute_stream(request))
+                    .catch_unwind()
+                    .map(|response| {
+                        Outgoing::Own(Box::new(
+                            response.unwrap_or_else(|_| crate::graphql::response::panicked()),
+                        ))
+                    })
+                    .chain(done)
+                    .boxed()
+            }
         };
         self.operations.insert(id.to_owned(), operation);
         self.fresh.push(id.to_owned());
