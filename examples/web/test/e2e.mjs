@@ -308,10 +308,13 @@ try {
       await socket.close({ code: 1001 });
     }
     await page.locator('#banner', { hasText: "Can't reach the server. Reconnecting…" }).waitFor({ timeout: 15_000 });
-    // Said while the socket is down: stored over HTTP, shown only once it is back.
+    // Said while the socket is down: stored over HTTP (the mutation's answer is the
+    // acknowledgement), shown only once the socket is back.
     await page.fill('#input', 'Can I change the time later?');
+    const stored = page.waitForResponse((response) =>
+      response.url().endsWith('/graphql') && (response.request().postData() ?? '').includes('SendMessage'));
     await page.click('#composer button[type=submit]');
-    await page.waitForTimeout(1_500);
+    if (!(await stored).ok()) throw new Error('the message was not stored');
     if (await page.locator('.message.visitor', { hasText: 'change the time' }).count()) {
       throw new Error('a message arrived with the socket down');
     }
