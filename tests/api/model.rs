@@ -1065,6 +1065,10 @@ async fn llama_a_real_model_streams_an_answer_that_is_stored_as_sent() {
         config.model.model = Some("smollm2-135m".to_owned());
         config.model.first_token_timeout = Duration::from_secs(60);
         config.model.timeout = Duration::from_secs(120);
+        // The visitor's socket is read only once the answer is in, so it answers
+        // no ping meanwhile: the keep-alive must outlast a slow CPU's answer (on a
+        // machine that took 30 s, the default closed it with 1008).
+        config.ws_keepalive = Duration::from_secs(300);
     })
     .await;
     let ws = workspace(&app).await;
