@@ -9,9 +9,9 @@
 //!
 //! Only where the literal means exactly what the variable meant: every variable of
 //! the operation is of a built-in scalar type (`ID`, `String`, `Int`, `Float`,
-//! `Boolean`, or lists of them), so no enum or input object needs coercing, and
-//! every non-null one has a value. Anything else runs as sent, and async-graphql
-//! reports its errors as it always does.
+//! `Boolean`, or lists of them), so no enum or input object needs coercing; every
+//! non-null one has a value; and the document holds this one operation. Anything
+//! else runs as sent, and async-graphql reports its errors as it always does.
 
 use async_graphql::parser::types::{
     BaseType, Directive, DocumentOperations, ExecutableDocument, OperationDefinition, Selection,
@@ -29,10 +29,9 @@ pub fn inline(request: &mut async_graphql::Request) {
     if request.variables.is_empty() {
         return;
     }
-    let name = request.operation_name.clone();
     let variables = std::mem::take(&mut request.variables);
     let inlined = match request.parsed_query() {
-        Ok(doc) => inlined(doc, name.as_deref(), &variables),
+        Ok(doc) => inlined(doc, &variables),
         Err(_) => None,
     };
     match inlined {
@@ -41,29 +40,26 @@ pub fn inline(request: &mut async_graphql::Request) {
     }
 }
 
-/// `doc` holding only the operation `name` selects, its variables written in.
-fn inlined(
-    doc: &ExecutableDocument,
-    name: Option<&str>,
-    variables: &Variables,
-) -> Option<ExecutableDocument> {
-    let (key, operation) = match (&doc.operations, name) {
-        (DocumentOperations::Single(operation), _) => (None, operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => {
-            let (key, operation) = operations.get_key_value(name)?;
-            (Some(key.clone()), operation)
+/// `doc`, its one operation's variables written in. A document of several
+/// operations is left as it is: written for one, the others' fragments and
+/// variables could be left unused, which async-graphql refuses.
+fn inlined(doc: &ExecutableDocument, variables: &Variables) -> Option<ExecutableDocument> {
+    let definitions = match &doc.operations {
+        DocumentOperations::Single(operation) => &operation.node.variable_definitions,
+        DocumentOperations::Multiple(operations) if operations.len() == 1 => {
+            &operations.values().next()?.node.variable_definitions
         }
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            let (key, operation) = operations.iter().next()?;
-            (Some(key.clone()), operation)
-        }
-        _ => return None,
+        DocumentOperations::Multiple(_) => return None,
     };
     let values = Values {
-        values: values(&operation.node.variable_definitions, variables)?,
+        values: values(definitions, variables)?,
         undefined: std::cell::Cell::new(false),
     };
-    let mut operation = operation.clone();
+    let mut doc = doc.clone();
+    let operation = match &mut doc.operations {
+        DocumentOperations::Single(operation) => operation,
+        DocumentOperations::Multiple(operations) => operations.values_mut().next()?,
+    };
     let OperationDefinition {
         variable_definitions,
         directives,
@@ -73,23 +69,12 @@ fn inlined(
     variable_definitions.clear();
     write_directives(directives, &values);
     write_selection(&mut selection_set.node, &values);
-    let mut fragments = doc.fragments.clone();
-    for fragment in fragments.values_mut() {
+    for fragment in doc.fragments.values_mut() {
         write_directives(&mut fragment.node.directives, &values);
         write_selection(&mut fragment.node.selection_set.node, &values);
     }
     // A variable the operation does not define is an error async-graphql reports.
-    if values.undefined.get() {
-        return None;
-    }
-    let operations = match key {
-        None => DocumentOperations::Single(operation),
-        Some(key) => DocumentOperations::Multiple([(key, operation)].into_iter().collect()),
-    };
-    Some(ExecutableDocument {
-        operations,
-        fragments,
-    })
+    (!values.undefined.get()).then_some(doc)
 }
 
 /// Each variable's value (`None`: not given and no default, so an argument set to
@@ -117,13 +102,6 @@ fn values(
             return None;
         }
         values.push((name, value));
-    }
-    // A variable the operation does not define is an error async-graphql reports.
-    if given
-        .keys()
-        .any(|name| !values.iter().any(|(n, _)| n == name))
-    {
-        return None;
     }
     Some(values)
 }
@@ -273,28 +251,47 @@ mod tests {
     }
 
     #[test]
-    fn fragments_and_the_chosen_operation_alone() {
+    fn fragments_are_written_too_in_a_document_of_one_operation() {
         let mut r = request(
-            "query A($id: ID!) { a: node(id: $id) { ...F } } query B { b } fragment F on Node { id @include(if: $on) }",
+            "query A($id: ID!) { a: node(id: $id) { ...F } } fragment F on Node { id @include(if: $on) }",
             serde_json::json!({ "id": "x" }),
-        )
-        .operation_name("A");
+        );
         // `$on` is not A's variable: left for async-graphql to refuse.
         inline(&mut r);
         assert!(!r.variables.is_empty());
 
         let mut r = request(
-            "query A($id: ID!, $on: Boolean!) { a: node(id: $id) { ...F } } query B { b } fragment F on Node { id @include(if: $on) }",
+            "query A($id: ID!, $on: Boolean!) { a: node(id: $id) { ...F } } fragment F on Node { id @include(if: $on) }",
             serde_json::json!({ "id": "x", "on": true }),
         )
         .operation_name("A");
         inline(&mut r);
         assert!(r.variables.is_empty());
         let doc = r.parsed_query().expect("parses");
-        assert_eq!(doc.operations.iter().count(), 1);
         let fragment = format!("{:?}", doc.fragments.values().next().expect("F").node);
         assert!(fragment.contains("Boolean(true)"), "{fragment}");
         assert!(!fragment.contains("Variable"), "{fragment}");
+    }
+
+    #[test]
+    fn a_document_of_several_operations_runs_as_sent() {
+        // Written for A, B's fragment and variable would be left unused.
+        let mut r = request(
+            "query A($id: ID!) { a: node(id: $id) { ...F } } query B($id: ID!) { b: node(id: $id) { ...G } } \
+             fragment F on Node { id } fragment G on Node { id }",
+            serde_json::json!({ "id": "x" }),
+        )
+        .operation_name("A");
+        let before = format!("{:?}", r.parsed_query().expect("parses").operations);
+        inline(&mut r);
+        assert_eq!(
+            r.variables,
+            Variables::from_json(serde_json::json!({ "id": "x" }))
+        );
+        assert_eq!(
+            format!("{:?}", r.parsed_query().expect("parses").operations),
+            before
+        );
     }
 
     #[test]

@@ -582,3 +582,25 @@ async fn a_shared_subscription_that_fails_at_start_fails_for_every_subscriber() 
         assert_eq!(message["payload"][0]["extensions"]["code"], "NOT_FOUND");
     }
 }
+
+/// A document holding several operations, each with fragments of its own, runs the
+/// one named: a visitor's subscription has its variables written into its document
+/// (`graphql::variables`), which must not leave the other operation's fragment
+/// unused (async-graphql refuses a document with an unused fragment or variable).
+#[tokio::test]
+async fn a_subscription_named_in_a_document_of_several_runs_with_its_variables() {
+    let app = TestApp::spawn().await;
+    let ws = app.workspace("Acme").await;
+    let (conversation, visitor) = app.start_conversation(&ws, Some("first")).await;
+    let document = "subscription Thread($c: ID!, $after: Int) { messages(conversationId: $c, afterSeq: $after) { ...Seq } } \
+         subscription Bodies($c: ID!) { messages(conversationId: $c) { ...Body } } \
+         fragment Seq on Message { seq } fragment Body on Message { body }";
+    let mut client = WsClient::ready(&app, TRANSPORT_WS, &visitor).await;
+    client
+        .send(json!({ "type": "subscribe", "id": "1", "payload": {
+            "query": document, "operationName": "Thread",
+            "variables": { "c": conversation, "after": 0 } } }))
+        .await;
+    let first = client.next_data("1").await;
+    assert_eq!(first, json!({ "data": { "messages": { "seq": 1 } } }));
+}
